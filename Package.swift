@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Switchboard: a WebSocket gateway cluster. No package dependencies: the Swift 6 toolchain
+// plus two C libraries from Debian (OpenSSL 3 and hiredis 0.14), wrapped as system libraries.
+let package = Package(
+    name: "switchboard",
+    products: [
+        .executable(name: "switchboard", targets: ["switchboard"]),
+        .executable(name: "switchboard-bench", targets: ["switchboard-bench"]),
+        .library(name: "Protocol", targets: ["Protocol"]),
+        .library(name: "ClusterBus", targets: ["ClusterBus"]),
+        .library(name: "Gateway", targets: ["Gateway"]),
+    ],
+    targets: [
+        // Linux headers Glibc's module does not re-export (epoll, eventfd, uio, TCP options).
+        .systemLibrary(name: "CLinux"),
+        // OpenSSL 3 (libssl, libcrypto): SHA-1 for Sec-WebSocket-Accept, HMAC/RSA/ECDSA for JWT.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // hiredis 0.14.1 (async API). pkg-config name "hiredis"; it is not passed to SwiftPM
+        // because its .pc carries `-D_FILE_OFFSET_BITS=64`, which SwiftPM drops with a warning.
+        // The headers live in /usr/include/hiredis and the module map links -lhiredis.
+        .systemLibrary(
+            name: "CHiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .target(name: "Protocol", dependencies: ["COpenSSL"]),
+        .target(name: "ClusterBus", dependencies: ["Protocol", "CHiredis", "CLinux"]),
+        .target(name: "Gateway", dependencies: ["Protocol", "ClusterBus", "CLinux", "COpenSSL"]),
+        .executableTarget(name: "switchboard", dependencies: ["Gateway"]),
+        .executableTarget(name: "switchboard-bench", dependencies: ["Protocol", "Gateway", "CLinux"]),
+        .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Protocol", "ClusterBus", "Gateway", "CLinux", "switchboard"]),
+    ]
+)

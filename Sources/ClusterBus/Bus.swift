@@ -1,0 +1,87 @@
+import Protocol
+
+/// A room message as the bus hands it to a node: decoded once per node, then framed once and fanned out.
+public struct BusMessage: Sendable {
+    /// Room name (validated by `Envelope.isValidRoomName`).
+    public let room: String
+    /// Opaque, totally ordered per room: see `StreamOffset`.
+    public let offset: StreamOffset
+    /// The published `data` value as compact JSON text.
+    public let data: JSONFragment
+    /// Wall-clock ms when the bus accepted the publish (for cross-node latency histograms).
+    public let publishedAtMilliseconds: UInt64
+
+    public init(room: String, offset: StreamOffset, data: JSONFragment, publishedAtMilliseconds: UInt64) {
+        self.room = room
+        self.offset = offset
+        self.data = data
+        self.publishedAtMilliseconds = publishedAtMilliseconds
+    }
+}
+
+/// Whether the bus can currently carry messages.
+public enum BusState: String, Sendable {
+    /// Connected and subscribed: publishes succeed.
+    case up
+    /// Connecting or backing off after a failure: publishes fail with `BusError.unavailable`.
+    case down
+}
+
+/// Why a bus operation failed.
+public enum BusError: Error, Equatable, Sendable {
+    /// The bus is down (Redis unreachable, reconnecting); the client gets `error {code: "unavailable"}`.
+    case unavailable(String)
+    /// The request itself is wrong (e.g. a malformed offset).
+    case invalid(String)
+}
+
+/// What a join learned from the room's history (RFC-free: Switchboard's resume contract, DESIGN.md).
+public struct JoinResult: Sendable {
+    /// The room's latest offset at join time (the client resumes from here if it has nothing newer).
+    public let offset: StreamOffset
+    /// True when `since` was given and every message after it is in `replay` (no gap).
+    public let recovered: Bool
+    /// Messages after `since`, oldest first (empty without `since`).
+    public let replay: [BusMessage]
+
+    public init(offset: StreamOffset, recovered: Bool, replay: [BusMessage]) {
+        self.offset = offset
+        self.recovered = recovered
+        self.replay = replay
+    }
+}
+
+/// Receives what the bus delivers. Implemented by the gateway's hub.
+public protocol BusDelegate: AnyObject, Sendable {
+    /// A message for a room this node subscribed to. Called from any thread, one call at a time per bus,
+    /// in offset order per room; must not block and must not call back into the bus synchronously.
+    func busDeliver(_ message: BusMessage)
+    /// The bus went up or down.
+    func busStateChanged(_ state: BusState)
+}
+
+/// The cluster bus seam: the in-process `LocalBus` (single node) and `RedisBus` (many nodes) implement it.
+///
+/// Subscriptions are node-level: the hub calls `subscribe` when a room gets its first local member on this
+/// node and `unsubscribe` after its last one leaves; calls for one room arrive in order.
+public protocol Bus: AnyObject, Sendable {
+    /// Starts the bus; deliveries and state changes go to `delegate` (held strongly).
+    func start(delegate: BusDelegate)
+    /// Stops the bus and calls `completion` (from any thread) once it released its resources.
+    func shutdown(completion: @escaping @Sendable () -> Void)
+    /// Current state (thread-safe).
+    var state: BusState { get }
+    /// This node wants the room's messages.
+    func subscribe(room: String)
+    /// This node no longer wants the room's messages.
+    func unsubscribe(room: String)
+    /// Appends `data` to the room's history and delivers it to every subscribed node (this one included).
+    /// `completion` runs on any thread with the message's offset, or `.unavailable` while the bus is down.
+    func publish(room: String, data: JSONFragment, completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void)
+    /// The room's latest offset and, with `since`, the messages after it (resume, DESIGN.md).
+    func join(room: String, since: StreamOffset?, completion: @escaping @Sendable (Result<JoinResult, BusError>) -> Void)
+    /// Records this node's member count for `room` (0 removes the entry).
+    func setPresence(room: String, localCount: Int)
+    /// Cluster-wide member count of `room`.
+    func presence(room: String, completion: @escaping @Sendable (Result<Int, BusError>) -> Void)
+}

@@ -1,0 +1,153 @@
+import ClusterBus
+import Foundation
+import Glibc
+import Protocol
+
+/// One HTTP/1.1 request on the admin port (`/health`, `/ready`, `/metrics`, `POST /api/publish`), answered
+/// and closed (`Connection: close`). The admin port is separate so metrics and the publish API are never
+/// reachable on the public WebSocket port.
+final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
+    private var parser = HTTPHeadParser(maxHeadBytes: 8192, maxHeaderCount: 100)
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var expectedBody = 0
+    private var answered = false
+    private(set) var timerGeneration: UInt32 = 0
+    /// Largest accepted request body (the publish API).
+    static let maxBody = 1 << 20
+
+    func start() {
+        guard register() else { return }
+        loop.loop.schedule(self, generation: timerGeneration, deadline: loop.loop.now + 10_000)
+    }
+
+    func timerFired(now: UInt64) { resetSocket() }
+
+    override func received(_ bytes: UnsafeMutableRawBufferPointer) {
+        guard !answered else { return }
+        var rest = UnsafeRawBufferPointer(bytes)
+        if head == nil {
+            do {
+                switch try parser.feed(rest) {
+                case .needMore: return
+                case .complete(let h, let consumed):
+                    head = h
+                    rest = UnsafeRawBufferPointer(rebasing: rest[consumed...])
+                    if let cl = h.headers["Content-Length"] {
+                        guard let n = Int(cl), n >= 0 else { return respond(HTTPResponse(error: HTTPError(status: .badRequest, reason: "bad Content-Length", headers: []))) }
+                        guard n <= AdminConnection.maxBody else { return respond(HTTPResponse(error: HTTPError(status: .payloadTooLarge, reason: "body over 1 MiB", headers: []))) }
+                        expectedBody = n
+                    } else if h.headers["Transfer-Encoding"] != nil {
+                        return respond(HTTPResponse(error: HTTPError(status: .badRequest, reason: "chunked bodies are not supported; send Content-Length", headers: [])))
+                    }
+                }
+            } catch {
+                return respond(HTTPResponse(error: error))
+            }
+        }
+        body.append(contentsOf: rest.prefix(expectedBody - body.count))
+        if body.count >= expectedBody, let h = head {
+            route(h)
+        }
+    }
+
+    private func route(_ h: HTTPRequestHead) {
+        let node = loop.node
+        switch (h.method, h.path) {
+        case ("GET", "/health"), ("HEAD", "/health"):
+            let (ok, json) = node.healthReport()
+            respond(.json(ok ? .ok : .serviceUnavailable, json))
+        case ("GET", "/ready"), ("HEAD", "/ready"):
+            let (ok, json) = node.readinessReport()
+            respond(.json(ok ? .ok : .serviceUnavailable, json))
+        case ("GET", "/metrics"):
+            respond(HTTPResponse(status: .ok, headers: [HTTPHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                                 body: Array(node.metricsText().utf8)))
+        case ("POST", "/api/publish"):
+            publishAPI(h)
+        case (_, "/health"), (_, "/ready"), (_, "/metrics"), (_, "/api/publish"):
+            respond(HTTPResponse(error: HTTPError(status: .methodNotAllowed, reason: "method not allowed", headers: [])))
+        default:
+            respond(HTTPResponse(error: HTTPError(status: .notFound, reason: "not found", headers: [])))
+        }
+    }
+
+    /// `POST /api/publish` with `Authorization: Bearer <--api-key>` and `{"room": "...", "data": ...}`:
+    /// 202 `{"offset": "..."}`; 401 without the right key; 400 with a reason for a malformed body;
+    /// 503 while the bus is down.
+    private func publishAPI(_ h: HTTPRequestHead) {
+        let node = loop.node
+        guard let key = node.config.apiKey else {
+            return respond(HTTPResponse(error: HTTPError(status: .notFound, reason: "the publish API is off (set --api-key)", headers: [])))
+        }
+        let auth = h.headers["Authorization"] ?? ""
+        guard auth.hasPrefix("Bearer "), constantTimeEquals(String(auth.dropFirst(7)), key) else {
+            return respond(HTTPResponse(error: HTTPError(status: .unauthorized, reason: "missing or wrong API key",
+                                                         headers: [HTTPHeader("WWW-Authenticate", "Bearer")])))
+        }
+        let request: ClientRequest
+        do {
+            request = try APIBody.decode(body)
+        } catch {
+            return respond(.json(.badRequest, Envelope.error(error.code, message: error.message)))
+        }
+        guard case .publish(let room, let data, _) = request else {
+            return respond(.json(.badRequest, Envelope.error(.badRequest, message: "expected {\"room\": ..., \"data\": ...}")))
+        }
+        node.apiPublishes.add()
+        let gl = loop
+        node.bus.publish(room: room, data: data) { result in
+            gl.onLoop {
+                switch result {
+                case .success(let offset):
+                    self.respond(.json(.accepted, Array("{\"offset\":\"\(offset.description)\"}".utf8)))
+                case .failure:
+                    self.respond(.json(.serviceUnavailable, Envelope.error(.unavailable, message: "the bus is down"),
+                                       headers: [HTTPHeader("Retry-After", "1")]))
+                }
+            }
+        }
+    }
+
+    private func respond(_ response: HTTPResponse) {
+        guard !answered else { return }
+        answered = true
+        var r = response
+        if head?.method == "HEAD" { r.body = [] }
+        enqueueRaw(Bytes(r.serialize()))
+        shutdownWriteAfterFlush()
+    }
+
+    override func didClose() { timerGeneration &+= 1 }
+}
+
+/// Decodes the publish API body by handing it to the client envelope decoder as a `publish` op, so the API
+/// and the WebSocket `publish` share one set of validation rules and error messages.
+enum APIBody {
+    static func decode(_ body: [UInt8]) throws(EnvelopeError) -> ClientRequest {
+        let trimmed = body.drop(while: { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 })
+        guard trimmed.first == UInt8(ascii: "{") else {
+            throw EnvelopeError(code: .badRequest, message: "body must be a JSON object {\"room\": ..., \"data\": ...}", id: nil)
+        }
+        var wrapped: [UInt8] = Array("{\"op\":\"publish\",".utf8)
+        wrapped.append(contentsOf: trimmed.dropFirst())
+        // An empty object "{}" becomes {"op":"publish",} which is malformed; give it the proper message.
+        if trimmed.dropFirst().drop(while: { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }).first == UInt8(ascii: "}") {
+            throw EnvelopeError(code: .badRequest, message: "field 'room' is required", id: nil)
+        }
+        let result: Result<ClientRequest, EnvelopeError> = wrapped.withUnsafeBytes { p in
+            do throws(EnvelopeError) { return .success(try Envelope.decode(p)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+}
+
+/// Compares secrets in time independent of where they differ.
+func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+    let x = Array(a.utf8), y = Array(b.utf8)
+    var diff = UInt8(x.count == y.count ? 0 : 1)
+    for i in 0..<max(x.count, y.count) {
+        diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+    }
+    return diff == 0
+}

@@ -1,0 +1,234 @@
+import Foundation
+import Glibc
+
+/// The effective configuration of one gateway node: every flag, with its environment-variable twin
+/// (`--ws-path` / `SWITCHBOARD_WS_PATH`). Flags win over the environment, the environment over defaults.
+///
+/// Durations take unit suffixes (`250ms`, `5s`, `2m`, `1h`; a bare number is seconds); sizes take
+/// `B`, `KiB`, `MiB`, `GiB` (a bare number is bytes). Invalid values exit non-zero with a one-line reason.
+public struct Config: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var wsPath = "/ws"
+    public var echoPath: String? = nil
+    public var adminHost = "127.0.0.1"
+    public var adminPort = 9090
+    public var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    public var redisURL: String? = nil
+    public var nodeID = Config.defaultNodeID()
+    public var prefix = "sb:"
+    public var apiKey: String? = nil
+    public var historySize = 1000
+    /// Bytes; RFC 6455 messages above it are closed with 1009.
+    public var maxMessageSize = 1 << 20
+    /// Bytes of the HTTP request head (431 above it).
+    public var maxHeadSize = 8192
+    /// Header lines in the HTTP request head (431 above it).
+    public var maxHeaderCount = 100
+    /// Bytes queued for one client before it is treated as a slow consumer (close 1008).
+    public var maxOutboundBytes = 1 << 20
+    /// Milliseconds from accept to a complete upgrade.
+    public var handshakeTimeoutMs = 5000
+    /// Milliseconds from our close frame to the peer's (then the socket is closed).
+    public var closeTimeoutMs = 5000
+    /// Milliseconds between server pings.
+    public var pingIntervalMs = 25_000
+    /// Milliseconds to wait for any frame after a ping.
+    public var pongTimeoutMs = 10_000
+    /// Milliseconds a drain (SIGTERM) may take before the process exits anyway.
+    public var shutdownTimeoutMs = 10_000
+    public var logLevel = LogLevel.info
+    public var subprotocols: [String] = []
+    public var pinCPU: Int? = nil
+
+    /// `hostname-pid`.
+    public static func defaultNodeID() -> String {
+        var buf = [UInt8](repeating: 0, count: 256)
+        gethostname(&buf, buf.count)
+        let name = String(decoding: buf.prefix { $0 != 0 }, as: UTF8.self)
+        return "\(name)-\(getpid())"
+    }
+
+    /// A configuration failure: the message is printed as one line and the process exits 2.
+    public struct Invalid: Error, CustomStringConvertible, Sendable {
+        public let description: String
+    }
+
+    private enum Kind { case string, int, duration, size, flag, list, level }
+
+    private struct Option {
+        let name: String
+        let kind: Kind
+        let help: String
+        let apply: @Sendable (inout Config, String) throws(Invalid) -> Void
+        let current: @Sendable (Config) -> String
+        var secret = false
+        var env: String { "SWITCHBOARD_" + name.uppercased().replacingOccurrences(of: "-", with: "_") }
+    }
+
+    private static let options: [Option] = [
+        Option(name: "host", kind: .string, help: "address the WebSocket listener binds (0.0.0.0 in containers)",
+               apply: { c, v in c.host = v }, current: { $0.host }),
+        Option(name: "port", kind: .int, help: "WebSocket listener port",
+               apply: { c, v throws(Invalid) in c.port = try port(v, "port") }, current: { "\($0.port)" }),
+        Option(name: "ws-path", kind: .string, help: "path of the room protocol endpoint",
+               apply: { c, v throws(Invalid) in c.wsPath = try path(v, "ws-path") }, current: { $0.wsPath }),
+        Option(name: "echo-path", kind: .string, help: "path that echoes every message verbatim, for conformance runs (unset = off)",
+               apply: { c, v throws(Invalid) in c.echoPath = v.isEmpty ? nil : try path(v, "echo-path") }, current: { $0.echoPath ?? "" }),
+        Option(name: "admin-host", kind: .string, help: "address the admin listener binds (/health, /ready, /metrics, /api/publish)",
+               apply: { c, v in c.adminHost = v }, current: { $0.adminHost }),
+        Option(name: "admin-port", kind: .int, help: "admin listener port (0 = off)",
+               apply: { c, v throws(Invalid) in c.adminPort = try port(v, "admin-port", allowZero: true) }, current: { "\($0.adminPort)" }),
+        Option(name: "threads", kind: .int, help: "event loops (one per core)",
+               apply: { c, v throws(Invalid) in c.threads = try int(v, "threads", 1...256) }, current: { "\($0.threads)" }),
+        Option(name: "redis-url", kind: .string, help: "redis://host:port/db for the cluster bus (unset = in-process bus, single node)",
+               apply: { c, v in c.redisURL = v.isEmpty ? nil : v }, current: { $0.redisURL ?? "" }),
+        Option(name: "node-id", kind: .string, help: "this node's id in the cluster (default hostname-pid)",
+               apply: { c, v in c.nodeID = v }, current: { $0.nodeID }),
+        Option(name: "prefix", kind: .string, help: "Redis key and channel prefix",
+               apply: { c, v in c.prefix = v }, current: { $0.prefix }),
+        Option(name: "api-key", kind: .string, help: "bearer key for POST /api/publish on the admin port (unset = API off)",
+               apply: { c, v in c.apiKey = v.isEmpty ? nil : v }, current: { $0.apiKey ?? "" }, secret: true),
+        Option(name: "history-size", kind: .int, help: "messages kept per room for resume (join since)",
+               apply: { c, v throws(Invalid) in c.historySize = try int(v, "history-size", 0...10_000_000) }, current: { "\($0.historySize)" }),
+        Option(name: "max-message-size", kind: .size, help: "largest message a client may send (close 1009 above it)",
+               apply: { c, v throws(Invalid) in c.maxMessageSize = try size(v, "max-message-size") }, current: { "\($0.maxMessageSize)B" }),
+        Option(name: "max-head-size", kind: .size, help: "largest HTTP request head (431 above it)",
+               apply: { c, v throws(Invalid) in c.maxHeadSize = try size(v, "max-head-size") }, current: { "\($0.maxHeadSize)B" }),
+        Option(name: "max-outbound-bytes", kind: .size, help: "bytes queued for one client before it is closed as a slow consumer (1008)",
+               apply: { c, v throws(Invalid) in c.maxOutboundBytes = try size(v, "max-outbound-bytes") }, current: { "\($0.maxOutboundBytes)B" }),
+        Option(name: "handshake-timeout", kind: .duration, help: "time from accept to a complete upgrade",
+               apply: { c, v throws(Invalid) in c.handshakeTimeoutMs = try duration(v, "handshake-timeout") }, current: { "\($0.handshakeTimeoutMs)ms" }),
+        Option(name: "close-timeout", kind: .duration, help: "time from our close frame to the peer's before the socket is closed",
+               apply: { c, v throws(Invalid) in c.closeTimeoutMs = try duration(v, "close-timeout") }, current: { "\($0.closeTimeoutMs)ms" }),
+        Option(name: "ping-interval", kind: .duration, help: "interval between server pings",
+               apply: { c, v throws(Invalid) in c.pingIntervalMs = try duration(v, "ping-interval") }, current: { "\($0.pingIntervalMs)ms" }),
+        Option(name: "pong-timeout", kind: .duration, help: "time to wait for any frame after a ping before the client is reaped",
+               apply: { c, v throws(Invalid) in c.pongTimeoutMs = try duration(v, "pong-timeout") }, current: { "\($0.pongTimeoutMs)ms" }),
+        Option(name: "shutdown-timeout", kind: .duration, help: "longest a SIGTERM shutdown may take before exiting anyway",
+               apply: { c, v throws(Invalid) in c.shutdownTimeoutMs = try duration(v, "shutdown-timeout") }, current: { "\($0.shutdownTimeoutMs)ms" }),
+        Option(name: "subprotocols", kind: .list, help: "comma list of Sec-WebSocket-Protocol values to accept",
+               apply: { c, v in c.subprotocols = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
+               current: { $0.subprotocols.joined(separator: ",") }),
+        Option(name: "log-level", kind: .level, help: "debug, info, warn or error",
+               apply: { c, v throws(Invalid) in
+                   guard let l = LogLevel(rawValue: v.lowercased()) else { throw Invalid(description: "--log-level: expected debug, info, warn or error, got '\(v)'") }
+                   c.logLevel = l
+               }, current: { $0.logLevel.rawValue }),
+        Option(name: "pin-cpu", kind: .int, help: "pin the process to this CPU (benchmarks; unset = no pinning)",
+               apply: { c, v throws(Invalid) in c.pinCPU = v.isEmpty ? nil : try int(v, "pin-cpu", 0...4096) }, current: { $0.pinCPU.map(String.init) ?? "" }),
+    ]
+
+    public init() {}
+
+    /// Parses `arguments` (without the program name) over the environment. `--help` is handled by the caller.
+    /// Errors: `Invalid` naming the flag and what it expected.
+    public static func parse(arguments: [String], environment: [String: String]) throws(Invalid) -> Config {
+        var config = Config()
+        for o in options {
+            if let v = environment[o.env] { try o.apply(&config, v) }
+        }
+        var i = 0
+        while i < arguments.count {
+            let arg = arguments[i]
+            guard arg.hasPrefix("--") else { throw Invalid(description: "unexpected argument '\(arg)' (see --help)") }
+            var name = String(arg.dropFirst(2))
+            var value: String? = nil
+            if let eq = name.firstIndex(of: "=") {
+                value = String(name[name.index(after: eq)...])
+                name = String(name[..<eq])
+            }
+            guard let o = options.first(where: { $0.name == name }) else { throw Invalid(description: "unknown flag --\(name) (see --help)") }
+            if value == nil {
+                i += 1
+                guard i < arguments.count else { throw Invalid(description: "--\(name) needs a value") }
+                value = arguments[i]
+            }
+            try o.apply(&config, value!)
+            i += 1
+        }
+        if config.echoPath == config.wsPath { throw Invalid(description: "--echo-path must differ from --ws-path") }
+        return config
+    }
+
+    /// `--help` text: every flag with its environment twin, default and unit.
+    public static var helpText: String {
+        let d = Config()
+        var s = """
+        switchboard: a WebSocket gateway node (RFC 6455) with rooms and a cluster bus.
+
+        Usage: switchboard [--flag value | --flag=value]...
+        Every flag has an environment twin (SWITCHBOARD_<FLAG>); flags win. Durations: 250ms, 5s, 2m, 1h.
+        Sizes: 512B, 64KiB, 1MiB, 1GiB.
+
+        """
+        for o in options {
+            let def = d.display(o)
+            s += "  --\(o.name)".padding(toLength: 24, withPad: " ", startingAt: 0)
+            s += "\(o.help) [env \(o.env)\(def.isEmpty ? "" : ", default \(def)")]\n"
+        }
+        return s
+    }
+
+    private func display(_ o: Option) -> String {
+        let v = o.current(self)
+        return o.secret && !v.isEmpty ? "***" : v
+    }
+
+    /// The effective configuration as JSON-ready pairs, secrets masked (for the startup log line).
+    public var loggable: [(String, String)] {
+        Config.options.map { ($0.name, display($0)) }
+    }
+
+    // MARK: - Value parsers
+
+    private static func int(_ v: String, _ flag: String, _ range: ClosedRange<Int>) throws(Invalid) -> Int {
+        guard let n = Int(v.trimmingCharacters(in: .whitespaces)), range.contains(n) else {
+            throw Invalid(description: "--\(flag): expected an integer in \(range.lowerBound)...\(range.upperBound), got '\(v)'")
+        }
+        return n
+    }
+
+    private static func port(_ v: String, _ flag: String, allowZero: Bool = false) throws(Invalid) -> Int {
+        try int(v, flag, (allowZero ? 0 : 1)...65535)
+    }
+
+    private static func path(_ v: String, _ flag: String) throws(Invalid) -> String {
+        guard v.hasPrefix("/"), !v.contains(" "), !v.contains("?") else { throw Invalid(description: "--\(flag): expected a path starting with '/', got '\(v)'") }
+        return v
+    }
+
+    /// Milliseconds from `250ms`, `5s`, `2m`, `1h` or a bare number of seconds.
+    public static func parseDuration(_ text: String) -> Int? {
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [(String, Double)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        for (suffix, scale) in units where t.hasSuffix(suffix) {
+            guard let n = Double(t.dropLast(suffix.count)), n >= 0, n.isFinite else { return nil }
+            return Int(n * scale)
+        }
+        guard let n = Double(t), n >= 0, n.isFinite else { return nil }
+        return Int(n * 1000)
+    }
+
+    /// Bytes from `512B`, `64KiB`, `1MiB`, `1GiB`, `1KB`/`1MB` (taken as binary units) or a bare number of bytes.
+    public static func parseSize(_ text: String) -> Int? {
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [(String, Int)] = [("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("kb", 1 << 10), ("mb", 1 << 20), ("gb", 1 << 30),
+                                      ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("b", 1)]
+        for (suffix, scale) in units where t.hasSuffix(suffix) {
+            guard let n = Double(t.dropLast(suffix.count)), n >= 0, n.isFinite else { return nil }
+            return Int(n * Double(scale))
+        }
+        return Int(t).flatMap { $0 >= 0 ? $0 : nil }
+    }
+
+    private static func duration(_ v: String, _ flag: String) throws(Invalid) -> Int {
+        guard let ms = parseDuration(v) else { throw Invalid(description: "--\(flag): expected a duration like 250ms, 5s or 2m, got '\(v)'") }
+        return ms
+    }
+
+    private static func size(_ v: String, _ flag: String) throws(Invalid) -> Int {
+        guard let b = parseSize(v), b > 0 else { throw Invalid(description: "--\(flag): expected a size like 64KiB or 1MiB, got '\(v)'") }
+        return b
+    }
+}

@@ -1,0 +1,480 @@
+import CLinux
+import ClusterBus
+import Foundation
+import Glibc
+import Protocol
+
+/// One client socket, from accept to close: HTTP upgrade, then RFC 6455 frames carrying the JSON room
+/// protocol (or verbatim echo on `--echo-path`).
+///
+/// Phases (each with a deadline on the loop's timer wheel, so no socket lives forever):
+/// `http` (handshake timeout) → `open` (ping interval, then pong timeout) → `closing` (close timeout) → closed.
+/// Loop-confined.
+final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
+    enum Phase: UInt8 { case http, open, closing, closed }
+    enum Kind: UInt8 { case rooms, echo }
+
+    let id: UInt64
+    private(set) var phase = Phase.http
+    private var kind = Kind.rooms
+    private var http: HTTPHeadParser?
+    private var reader: WebSocketReader
+    /// room → index in the loop room's member array.
+    var roomSlots: [String: Int] = [:]
+    var requestID = ""
+    private let acceptedAt: UInt64
+    private var bytesAtOpen = 0
+
+    // Liveness: any inbound frame counts (documented in docs/protocol.md).
+    private var lastFrameAt: UInt64 = 0
+    private var pingSentAt: UInt64 = 0
+    private var awaitingPong = false
+    private(set) var timerGeneration: UInt32 = 0
+    private var closeSent = false
+    /// Set once we failed the connection or saw the peer's close: later input is discarded (the reader
+    /// must not be fed after an error or a close).
+    private var stopReading = false
+    private var opened = false
+    private var closeCode: UInt16?
+    private var closeReason = ""
+
+    override init(loop: GatewayLoop, fd: CInt) {
+        self.id = loop.makeConnectionID()
+        self.acceptedAt = loop.loop.now
+        self.http = HTTPHeadParser(maxHeadBytes: loop.config.maxHeadSize, maxHeaderCount: loop.config.maxHeaderCount)
+        self.reader = WebSocketReader(role: .server, maxMessageSize: loop.config.maxMessageSize)
+        super.init(loop: loop, fd: fd)
+    }
+
+    /// Registers with the loop and arms the handshake deadline.
+    func start() {
+        guard register() else { return }
+        loop.register(self)
+        arm(deadline: acceptedAt + UInt64(loop.config.handshakeTimeoutMs))
+    }
+
+    private func arm(deadline: UInt64) {
+        timerGeneration &+= 1
+        loop.loop.schedule(self, generation: timerGeneration, deadline: deadline)
+    }
+
+    private func disarm() { timerGeneration &+= 1 }
+
+    // MARK: - Input
+
+    override func received(_ bytes: UnsafeMutableRawBufferPointer) {
+        switch phase {
+        case .http:
+            handleHTTP(bytes)
+        case .open, .closing:
+            if stopReading { return }   // lingering after a close: discard until EOF
+            feedFrames(bytes)
+        case .closed:
+            return
+        }
+    }
+
+    private func handleHTTP(_ bytes: UnsafeMutableRawBufferPointer) {
+        let result: HTTPHeadParser.Result
+        do {
+            result = try http!.feed(UnsafeRawBufferPointer(bytes))
+        } catch {
+            reject(error)
+            return
+        }
+        guard case .complete(let head, let consumed) = result else { return }
+        http = nil
+        upgrade(head)
+        if phase == .open && consumed < bytes.count {
+            // Frames pipelined right behind the request head.
+            feedFrames(UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...]))
+        }
+    }
+
+    private func upgrade(_ head: HTTPRequestHead) {
+        let config = loop.config
+        if head.path == config.wsPath {
+            kind = .rooms
+        } else if let echo = config.echoPath, head.path == echo {
+            kind = .echo
+        } else {
+            reject(HTTPError(status: .notFound, reason: "no WebSocket endpoint at this path", headers: []))
+            return
+        }
+        guard loop.node.isAccepting else {
+            reject(HTTPError(status: .serviceUnavailable, reason: "node is shutting down", headers: [HTTPHeader("Retry-After", "1")]))
+            return
+        }
+        let handshake: WebSocketHandshake
+        do {
+            handshake = try WebSocketHandshake.validate(head, supportedSubprotocols: config.subprotocols)
+        } catch {
+            reject(error)
+            return
+        }
+        requestID = RequestID.from(head.headers["X-Request-ID"]) ?? RequestID.generate()
+        enqueueRaw(Bytes(handshake.response(extraHeaders: [HTTPHeader("X-Request-ID", requestID)])))
+        phase = .open
+        opened = true
+        lastFrameAt = loop.loop.now
+        bytesAtOpen = 0
+        loop.metrics.handshakesCompleted.add()
+        loop.metrics.connectionsOpen.add()
+        loop.node.logger.debug("connection open", ["conn": .string(String(id, radix: 16)), "request_id": .string(requestID),
+                                                   "path": .string(head.path), "peer": .string(Socket.peerAddress(fd))])
+        arm(deadline: loop.loop.now + UInt64(config.pingIntervalMs))
+        if kind == .rooms {
+            send(Envelope.hello(node: loop.node.config.nodeID, session: String(id, radix: 16),
+                                heartbeatSeconds: max(1, config.pingIntervalMs / 1000), extra: [("loop", String(loop.loop.index))]))
+        }
+    }
+
+    /// Answers a failed handshake with its HTTP status and closes after the response is written.
+    private func reject(_ error: HTTPError) {
+        loop.metrics.countRejection(error.status.rawValue)
+        loop.node.logger.rateLimited(.info, "handshake rejected", ["status": .int(error.status.rawValue), "reason": .string(error.reason)])
+        http = nil
+        phase = .closing
+        enqueueRaw(Bytes(HTTPResponse(error: error).serialize()))
+        shutdownWriteAfterFlush()
+        arm(deadline: loop.loop.now + UInt64(min(loop.config.closeTimeoutMs, 2000)))
+    }
+
+    private func feedFrames(_ bytes: UnsafeMutableRawBufferPointer) {
+        do {
+            try reader.feed(bytes) { event in self.handle(event) }
+        } catch {
+            loop.metrics.protocolErrors.add()
+            loop.node.logger.rateLimited(.info, "protocol error", ["conn": .string(String(id, radix: 16)), "error": .string("\(error)"),
+                                                                   "close_code": .int(Int(error.closeCode.rawValue))])
+            fail(error.closeCode, reason: Connection.reason(for: error))
+        }
+    }
+
+    /// Handles one event; returns false to stop reading (after a close).
+    private func handle(_ event: WebSocketEvent) -> Bool {
+        lastFrameAt = loop.loop.now
+        switch event {
+        case .text(let payload):
+            loop.metrics.messagesIn.add()
+            guard phase == .open else { return true }
+            if kind == .echo {
+                enqueueFrame(Bytes(frame: .text, payload: payload))
+            } else {
+                handleRequest(payload)
+            }
+        case .binary(let payload):
+            loop.metrics.messagesIn.add()
+            guard phase == .open else { return true }
+            if kind == .echo {
+                enqueueFrame(Bytes(frame: .binary, payload: payload))
+            } else {
+                fail(.unsupportedData, reason: "binary frames are not part of the room protocol")
+                return false
+            }
+        case .ping(let payload):
+            if phase == .open { enqueueFrame(Bytes(frame: .pong, payload: payload)) }
+        case .pong:
+            break
+        case .close(let code, _):
+            peerSentClose(code)
+            return false
+        }
+        return !stopReading
+    }
+
+    // MARK: - Client protocol
+
+    private func handleRequest(_ payload: UnsafeRawBufferPointer) {
+        let request: ClientRequest
+        do {
+            request = try Envelope.decode(payload)
+        } catch {
+            loop.metrics.envelopeErrors.add()
+            send(Envelope.error(error.code, message: error.message, id: error.id))
+            return
+        }
+        switch request {
+        case .join(let room, let since):
+            join(room: room, since: since)
+        case .leave(let room):
+            if loop.leave(self, room: room) {
+                send(Envelope.left(room: room))
+            } else {
+                send(Envelope.error(.notJoined, message: "not a member of '\(room)'"))
+            }
+        case .publish(let room, let data, let id):
+            publish(room: room, data: data, id: id)
+        case .presence(let room):
+            let loopRef = loop
+            loop.node.bus.presence(room: room) { result in
+                loopRef.onLoop {
+                        switch result {
+                    case .success(let n): self.send(Envelope.presence(room: room, count: n))
+                    case .failure: self.send(Envelope.error(.unavailable, message: "presence is unavailable: the bus is down"))
+                    }
+                }
+            }
+        case .auth:
+            send(Envelope.error(.badRequest, message: "authentication is not configured on this node"))
+        case .analytics:
+            send(Envelope.error(.unavailable, message: "analytics are not enabled on this node"))
+        }
+    }
+
+    private func join(room: String, since: String?) {
+        let sinceOffset: StreamOffset?
+        if let since {
+            guard let o = StreamOffset(since) else {
+                send(Envelope.error(.badRequest, message: "field 'since' is not an offset this server issued"))
+                return
+            }
+            sinceOffset = o
+        } else {
+            sinceOffset = nil
+        }
+        let fresh = loop.join(self, room: room)
+        if !fresh && sinceOffset == nil {
+            // Idempotent: a repeated join is acknowledged again and changes nothing.
+            let loopRef = loop
+            loop.node.bus.join(room: room, since: nil) { result in
+                loopRef.onLoop {
+                    guard case .success(let r) = result else { return }
+                    self.send(Envelope.joined(room: room, offset: r.offset.description, recovered: false))
+                }
+            }
+            return
+        }
+        let loopRef = loop
+        loop.node.bus.join(room: room, since: sinceOffset) { result in
+            loopRef.onLoop {
+                guard self.phase == .open, self.roomSlots[room] != nil else { return }
+                switch result {
+                case .success(let r):
+                    self.send(Envelope.joined(room: room, offset: r.offset.description, recovered: r.recovered))
+                    for m in r.replay {
+                        self.enqueueFrame(Bytes.frame(.text, Envelope.message(room: m.room, offset: m.offset.description, data: m.data)))
+                    }
+                    if let last = r.replay.last?.offset ?? sinceOffset, r.recovered {
+                        self.loop.rooms[room]?.resumeFloors[ObjectIdentifier(self)] = last
+                    }
+                case .failure:
+                    self.loop.leave(self, room: room)
+                    self.send(Envelope.error(.unavailable, message: "cannot join '\(room)': the bus is down"))
+                }
+            }
+        }
+    }
+
+    private func publish(room: String, data: JSONFragment, id: JSONFragment?) {
+        loop.metrics.publishesClient.add()
+        let loopRef = loop
+        loop.node.bus.publish(room: room, data: data) { result in
+            loopRef.onLoop {
+                switch result {
+                case .success(let offset):
+                    if let id { self.send(Envelope.ack(id: id, offset: offset.description)) }
+                case .failure(let e):
+                    self.loop.metrics.publishErrors.add()
+                    let why: String
+                    switch e { case .unavailable(let s), .invalid(let s): why = s }
+                    self.send(Envelope.error(.unavailable, message: "publish failed: \(why)", id: id))
+                }
+            }
+        }
+    }
+
+    /// Sends one JSON text frame to this client.
+    func send(_ json: [UInt8]) {
+        guard phase == .open else { return }
+        enqueueFrame(Bytes.frame(.text, json))
+    }
+
+    /// Queues a frame (for room messages, the bytes shared by every member). A client whose queue passes
+    /// the high-water mark (`--max-outbound-bytes`) is a slow consumer: it is closed with 1008 and resumes
+    /// from its last offset; room messages are never silently dropped.
+    func enqueueFrame(_ frame: Bytes) {
+        guard phase == .open else { return }
+        if queuedBytes + frame.count > loop.config.maxOutboundBytes {
+            loop.metrics.slowConsumerCloses.add()
+            loop.node.logger.rateLimited(.info, "slow consumer closed", ["conn": .string(String(id, radix: 16)), "queued_bytes": .int(queuedBytes)])
+            discardUnsentQueue()
+            fail(.policyViolation, reason: "slow consumer")
+            return
+        }
+        loop.metrics.messagesOut.add()
+        enqueueRaw(frame)
+    }
+
+    // MARK: - Closing (RFC 6455 §5.5.1, §7)
+
+    /// The peer sent a close frame: answer with a close (echoing its code, §5.5.1), then the server closes
+    /// TCP first (§7.1.1) once the reply is written.
+    private func peerSentClose(_ code: CloseCode?) {
+        stopReading = true
+        if closeCode == nil { closeCode = code?.rawValue ?? 1005 }
+        if !closeSent {
+            closeSent = true
+            enqueueRaw(Bytes.frame(.close, FrameEncoder.closePayload(code: code)))
+        }
+        leaveAllRooms()
+        enterClosing(timeoutMs: min(loop.config.closeTimeoutMs, 2000))
+        shutdownWriteAfterFlush()
+    }
+
+    /// Fails the connection (§7.1.7): close frame with `code`, FIN, then wait briefly for the peer's EOF.
+    func fail(_ code: CloseCode, reason: String) {
+        stopReading = true
+        guard phase == .open else {
+            if phase == .closing { shutdownWriteAfterFlush() }
+            return
+        }
+        sendClose(code, reason: reason)
+        enterClosing(timeoutMs: min(loop.config.closeTimeoutMs, 2000))
+        shutdownWriteAfterFlush()
+    }
+
+    /// Starts a clean server-side close (shutdown, reaping): close frame, then wait up to the close timeout
+    /// for the peer's close before closing the socket.
+    func close(_ code: CloseCode, reason: String) {
+        guard phase == .open else {
+            if phase == .http { closeSocket() }
+            return
+        }
+        sendClose(code, reason: reason)
+        enterClosing(timeoutMs: loop.config.closeTimeoutMs)
+    }
+
+    private func sendClose(_ code: CloseCode, reason: String) {
+        closeCode = code.rawValue
+        closeReason = reason
+        if !closeSent {
+            closeSent = true
+            enqueueRaw(Bytes.frame(.close, FrameEncoder.closePayload(code: code, reason: reason)))
+        }
+        leaveAllRooms()
+    }
+
+    private func enterClosing(timeoutMs: Int) {
+        guard phase != .closing && phase != .closed else { return }
+        if phase == .open { loop.metrics.connectionsOpen.add(-1) }
+        phase = .closing
+        arm(deadline: loop.loop.now + UInt64(timeoutMs))
+    }
+
+    private func leaveAllRooms() {
+        for room in Array(roomSlots.keys) { loop.leave(self, room: room) }
+    }
+
+    override func peerClosed() {
+        if phase == .open {
+            closeCode = 1006
+            leaveAllRooms()
+            loop.metrics.connectionsOpen.add(-1)
+            phase = .closing
+        }
+        closeSocket()
+    }
+
+    override func didClose() {
+        disarm()
+        leaveAllRooms()
+        if phase == .open { loop.metrics.connectionsOpen.add(-1) }
+        phase = .closed
+        loop.unregister(self)
+        if opened {
+            loop.metrics.countClose(closeCode)
+            loop.node.logger.debug("connection closed", ["conn": .string(String(id, radix: 16)), "request_id": .string(requestID),
+                                                         "close_code": .int(Int(closeCode ?? 1006)), "reason": .string(closeReason),
+                                                         "duration_ms": .int(Int(loop.loop.now - acceptedAt))])
+        }
+    }
+
+    // MARK: - Deadlines
+
+    func timerFired(now: UInt64) {
+        switch phase {
+        case .http:
+            loop.metrics.reapedHandshakeTimeout.add()
+            loop.node.logger.rateLimited(.info, "handshake timeout", ["conn": .string(String(id, radix: 16))])
+            resetSocket()
+        case .open:
+            if awaitingPong {
+                if lastFrameAt < pingSentAt {
+                    loop.metrics.reapedPingTimeout.add()
+                    loop.node.logger.rateLimited(.info, "reaped: no frame after ping", ["conn": .string(String(id, radix: 16))])
+                    fail(.goingAway, reason: "ping timeout")
+                    return
+                }
+                awaitingPong = false
+                let next = pingSentAt + UInt64(loop.config.pingIntervalMs)
+                if next > now {
+                    arm(deadline: next)
+                    return
+                }
+            }
+            awaitingPong = true
+            pingSentAt = now
+            enqueueRaw(Bytes.frame(.ping, []))
+            arm(deadline: now + UInt64(loop.config.pongTimeoutMs))
+        case .closing:
+            loop.metrics.reapedCloseTimeout.add()
+            resetSocket()
+        case .closed:
+            break
+        }
+    }
+
+    override func readFailed(errno: CInt) {
+        if closeCode == nil { closeCode = 1006 }
+        closeSocket()
+    }
+
+    override func writeFailed(errno: CInt) {
+        if closeCode == nil { closeCode = 1006 }
+        closeSocket()
+    }
+
+    static func reason(for error: ProtocolError) -> String {
+        switch error {
+        case .unmaskedClientFrame: return "client frames must be masked"
+        case .maskedServerFrame: return "server frames must not be masked"
+        case .reservedBitsSet: return "RSV bits set without an extension"
+        case .reservedOpcode(let o): return "reserved opcode \(o)"
+        case .payloadLengthTopBitSet: return "64-bit length with the top bit set"
+        case .controlFrameTooLong: return "control frame over 125 bytes"
+        case .fragmentedControlFrame: return "fragmented control frame"
+        case .unexpectedContinuation: return "continuation without a message"
+        case .expectedContinuation: return "new message inside a fragmented one"
+        case .messageTooLarge(let limit): return "message over \(limit) bytes"
+        case .invalidUTF8: return "invalid UTF-8"
+        case .invalidCloseCode(let c): return "invalid close code \(c)"
+        case .invalidClosePayload: return "1-byte close payload"
+        }
+    }
+}
+
+extension GatewayLoop {
+    /// Runs `body` on this loop: inline when already there (bus completions from LocalBus), else queued.
+    func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if loop.inLoop { body() } else { loop.execute(body) }
+    }
+}
+
+/// Request IDs carried by every log line of a connection and echoed as `X-Request-ID` in the 101.
+enum RequestID {
+    /// A proxy-supplied ID if it is 1...128 safe characters, else nil.
+    static func from(_ value: String?) -> String? {
+        guard let v = value, !v.isEmpty, v.utf8.count <= 128,
+              v.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E })
+        else { return nil }
+        return v
+    }
+
+    /// 16 random hex characters.
+    static func generate() -> String {
+        let v = UInt64.random(in: 0...UInt64.max)
+        let s = String(v, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
+    }
+}

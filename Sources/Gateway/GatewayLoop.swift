@@ -1,0 +1,112 @@
+import CLinux
+import ClusterBus
+import Glibc
+import Protocol
+
+/// Everything one event loop owns: its epoll loop, its listener, the connections on it, the rooms of those
+/// connections, a shared read buffer (so an idle connection holds no buffer of its own), a scratch iovec
+/// array for `writev`, and its metrics. Loop-confined except for `metrics` and `loop.execute`.
+public final class GatewayLoop: @unchecked Sendable {
+    /// The event loop this state lives on.
+    public let loop: EventLoop
+    let node: GatewayNode
+    var config: Config { node.config }
+    /// Counters summed by `/metrics`.
+    public let metrics = LoopMetrics()
+    /// 64 KiB, reused by every connection on this loop for `read(2)`.
+    let readBuffer: UnsafeMutableRawBufferPointer
+    static let iovecCount = 64
+    let iovecs: UnsafeMutablePointer<iovec>
+    /// room → members on this loop.
+    var rooms: [String: LoopRoom] = [:]
+    /// Every open WebSocket connection on this loop (for shutdown), by connection id.
+    var connections: [UInt64: Connection] = [:]
+    var listener: Listener?
+    var adminListener: Listener?
+    private var nextConnectionNumber: UInt64 = 0
+
+    init(index: Int, node: GatewayNode) throws(SyscallError) {
+        self.loop = try EventLoop(index: index)
+        self.node = node
+        self.readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+        self.iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: GatewayLoop.iovecCount)
+    }
+
+    deinit {
+        readBuffer.deallocate()
+        iovecs.deallocate()
+    }
+
+    /// A node-unique connection id: loop index in the top byte.
+    func makeConnectionID() -> UInt64 {
+        nextConnectionNumber += 1
+        return (UInt64(loop.index) << 56) | nextConnectionNumber
+    }
+
+    // MARK: - Rooms (loop thread)
+
+    /// Adds `c` to `room`; returns false when it already was a member.
+    func join(_ c: Connection, room: String) -> Bool {
+        let r: LoopRoom
+        if let existing = rooms[room] {
+            r = existing
+        } else {
+            r = LoopRoom(name: room)
+            rooms[room] = r
+        }
+        guard c.roomSlots[room] == nil else { return false }
+        c.roomSlots[room] = r.members.count
+        r.members.append(c)
+        metrics.roomJoins.add()
+        node.hub.membersChanged(room: room, loop: loop.index, localCount: r.members.count)
+        return true
+    }
+
+    /// Removes `c` from `room`; returns false when it was not a member.
+    @discardableResult
+    func leave(_ c: Connection, room: String) -> Bool {
+        guard let slot = c.roomSlots.removeValue(forKey: room), let r = rooms[room] else { return false }
+        let last = r.members.count - 1
+        if slot != last {
+            let moved = r.members[last]
+            r.members[slot] = moved
+            moved.roomSlots[room] = slot
+        }
+        r.members.removeLast()
+        r.resumeFloors[ObjectIdentifier(c)] = nil
+        metrics.roomLeaves.add()
+        if r.members.isEmpty { rooms[room] = nil }
+        node.hub.membersChanged(room: room, loop: loop.index, localCount: r.members.count)
+        return true
+    }
+
+    /// Queues the same frame bytes on every member of `room` on this loop (the fan-out hot path).
+    func fanOut(room: String, frame: Bytes, offset: StreamOffset) {
+        guard let r = rooms[room] else { return }
+        if r.resumeFloors.isEmpty {
+            for m in r.members { m.enqueueFrame(frame) }
+        } else {
+            for m in r.members {
+                if let floor = r.resumeFloors[ObjectIdentifier(m)] {
+                    // A message already replayed from history to this member (resume seam): skip it.
+                    if floor.epoch == offset.epoch && !offset.isAfter(floor) { continue }
+                    r.resumeFloors[ObjectIdentifier(m)] = nil
+                }
+                m.enqueueFrame(frame)
+            }
+        }
+    }
+
+    func register(_ c: Connection) { connections[c.id] = c }
+    func unregister(_ c: Connection) { connections[c.id] = nil }
+}
+
+/// The members of one room on one loop. Members are an array (fast fan-out); each connection stores its
+/// slot so removal is O(1) by swapping the last member in.
+final class LoopRoom {
+    let name: String
+    var members: [Connection] = []
+    /// Members that resumed from history: live messages at or below the floor were already replayed.
+    var resumeFloors: [ObjectIdentifier: StreamOffset] = [:]
+    init(name: String) { self.name = name }
+}

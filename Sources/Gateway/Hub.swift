@@ -1,0 +1,76 @@
+import ClusterBus
+import Protocol
+import Synchronization
+
+/// The node-level room registry between the event loops and the bus.
+///
+/// - Knows, per room, which loops have members (a bitmask, so at most 64 loops) and the node's member count.
+/// - Subscribes the bus on a room's first member on this node and unsubscribes after its last one leaves;
+///   these calls are serialized (`interest` lock) so they reach the bus in the order the counts changed.
+/// - Receives bus messages, encodes each once into a WebSocket frame, and queues that same `Bytes` to every
+///   loop with members (`EventLoop.execute`: FIFO per loop, so a room's offset order is kept).
+///
+/// Lock order: `interest` → `rooms`; the bus may hold its own lock while calling `busDeliver`, which takes
+/// only `rooms`, and the hub never calls the bus while holding `rooms`.
+final class Hub: BusDelegate, @unchecked Sendable {
+    private struct RoomState {
+        var loopMask: UInt64 = 0
+        var perLoop: [Int]
+        var total: Int { perLoop.reduce(0, +) }
+    }
+
+    private let rooms = Mutex<[String: RoomState]>([:])
+    private let interest = Mutex<Void>(())
+    private unowned(unsafe) let node: GatewayNode
+    private let loopCount: Int
+    let busState = Atomic<Bool>(false)
+
+    init(node: GatewayNode, loopCount: Int) {
+        self.node = node
+        self.loopCount = loopCount
+    }
+
+    /// Number of rooms with at least one member on this node.
+    var roomCount: Int { rooms.withLock { $0.count } }
+
+    /// A loop's member count for `room` changed to `localCount` (called on that loop's thread).
+    func membersChanged(room: String, loop: Int, localCount: Int) {
+        interest.withLock { _ in
+            let (before, after) = rooms.withLock { map -> (Int, Int) in
+                var s = map[room] ?? RoomState(perLoop: Array(repeating: 0, count: loopCount))
+                let before = s.total
+                s.perLoop[loop] = localCount
+                if localCount > 0 { s.loopMask |= (1 << UInt64(loop)) } else { s.loopMask &= ~(1 << UInt64(loop)) }
+                let after = s.total
+                map[room] = after == 0 ? nil : s
+                return (before, after)
+            }
+            if before == 0 && after > 0 { node.bus.subscribe(room: room) }
+            if before > 0 && after == 0 { node.bus.unsubscribe(room: room) }
+            if before != after { node.bus.setPresence(room: room, localCount: after) }
+        }
+    }
+
+    // MARK: - BusDelegate
+
+    func busDeliver(_ message: BusMessage) {
+        let mask = rooms.withLock { $0[message.room]?.loopMask ?? 0 }
+        guard mask != 0 else { return }
+        // Encoded once per node: every member on every loop gets these same bytes.
+        let frame = Bytes.frame(.text, Envelope.message(room: message.room, offset: message.offset.description, data: message.data))
+        let room = message.room
+        let offset = message.offset
+        var m = mask
+        while m != 0 {
+            let i = m.trailingZeroBitCount
+            m &= m - 1
+            let gl = node.loops[i]
+            gl.loop.execute { gl.fanOut(room: room, frame: frame, offset: offset) }
+        }
+    }
+
+    func busStateChanged(_ state: BusState) {
+        busState.store(state == .up, ordering: .relaxed)
+        node.logger.info("bus state", ["state": .string(state.rawValue)])
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import Glibc
+import Synchronization
+
+/// Log severity, lowest first.
+public enum LogLevel: String, Sendable, Comparable {
+    case debug, info, warn, error
+    private var rank: Int { [.debug: 0, .info: 1, .warn: 2, .error: 3][self]! }
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rank < b.rank }
+}
+
+/// A JSON value for a log field.
+public enum LogValue: Sendable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
+    case string(String), int(Int), double(Double), bool(Bool)
+    public init(stringLiteral v: String) { self = .string(v) }
+    public init(integerLiteral v: Int) { self = .int(v) }
+}
+
+/// JSON-lines logger on stderr: `{"ts":"…","level":"info","msg":"…","node":"…", …fields}`.
+///
+/// One `write(2)` per line, so lines from different loops never interleave. Thread-safe.
+/// Repeats of a noisy message (same `msg`) are limited per second by `rateLimited(_:)`.
+public final class Logger: Sendable {
+    /// Lines below this level are dropped.
+    public let level: LogLevel
+    private let node: String
+    private let limiter = Mutex<[String: (second: Int, count: Int)]>([:])
+
+    public init(level: LogLevel, node: String) {
+        self.level = level
+        self.node = node
+    }
+
+    public func debug(_ msg: String, _ fields: KeyValuePairs<String, LogValue> = [:]) { log(.debug, msg, fields) }
+    public func info(_ msg: String, _ fields: KeyValuePairs<String, LogValue> = [:]) { log(.info, msg, fields) }
+    public func warn(_ msg: String, _ fields: KeyValuePairs<String, LogValue> = [:]) { log(.warn, msg, fields) }
+    public func error(_ msg: String, _ fields: KeyValuePairs<String, LogValue> = [:]) { log(.error, msg, fields) }
+
+    /// Logs at most `perSecond` lines with this `msg` each second; the first line after a suppressed
+    /// stretch carries `suppressed`.
+    public func rateLimited(_ lvl: LogLevel, _ msg: String, perSecond: Int = 10, _ fields: KeyValuePairs<String, LogValue> = [:]) {
+        guard lvl >= level else { return }
+        let sec = Int(monotonicMilliseconds() / 1000)
+        let (allowed, suppressed) = limiter.withLock { m -> (Bool, Int) in
+            var e = m[msg] ?? (sec, 0)
+            var suppressed = 0
+            if e.second != sec {
+                suppressed = max(0, e.count - perSecond)
+                e = (sec, 0)
+            }
+            e.count += 1
+            m[msg] = e
+            return (e.count <= perSecond, suppressed)
+        }
+        guard allowed else { return }
+        var line = header(lvl, msg)
+        for (k, v) in fields { append(&line, k, v) }
+        if suppressed > 0 { append(&line, "suppressed", .int(suppressed)) }
+        emit(&line)
+    }
+
+    public func log(_ lvl: LogLevel, _ msg: String, _ fields: KeyValuePairs<String, LogValue>) {
+        guard lvl >= level else { return }
+        var line = header(lvl, msg)
+        for (k, v) in fields { append(&line, k, v) }
+        emit(&line)
+    }
+
+    /// Logs with fields built at run time (e.g. the effective config).
+    public func log(_ lvl: LogLevel, _ msg: String, pairs: [(String, LogValue)]) {
+        guard lvl >= level else { return }
+        var line = header(lvl, msg)
+        for (k, v) in pairs { append(&line, k, v) }
+        emit(&line)
+    }
+
+    private func header(_ lvl: LogLevel, _ msg: String) -> String {
+        var line = "{\"ts\":\"\(Logger.timestamp())\",\"level\":\"\(lvl.rawValue)\",\"msg\":"
+        Logger.appendJSONString(&line, msg)
+        line += ",\"node\":"
+        Logger.appendJSONString(&line, node)
+        return line
+    }
+
+    private func append(_ line: inout String, _ key: String, _ value: LogValue) {
+        line += ","
+        Logger.appendJSONString(&line, key)
+        line += ":"
+        switch value {
+        case .string(let s): Logger.appendJSONString(&line, s)
+        case .int(let i): line += String(i)
+        case .double(let d): line += d.isFinite ? String(d) : "null"
+        case .bool(let b): line += b ? "true" : "false"
+        }
+    }
+
+    private func emit(_ line: inout String) {
+        line += "}\n"
+        line.withUTF8 { buf in
+            var off = 0
+            while off < buf.count {
+                let n = write(2, buf.baseAddress! + off, buf.count - off)
+                if n <= 0 { if errno == EINTR { continue }; return }
+                off += n
+            }
+        }
+    }
+
+    /// RFC 3339 UTC with milliseconds.
+    static func timestamp() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var tmv = tm()
+        gmtime_r(&t, &tmv)
+        let ms = Int(ts.tv_nsec / 1_000_000)
+        func p(_ v: Int32, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
+        return "\(tmv.tm_year + 1900)-\(p(tmv.tm_mon + 1, 2))-\(p(tmv.tm_mday, 2))T\(p(tmv.tm_hour, 2)):\(p(tmv.tm_min, 2)):\(p(tmv.tm_sec, 2)).\(p(Int32(ms), 3))Z"
+    }
+
+    /// Appends `s` as a JSON string literal (RFC 8259 escaping).
+    static func appendJSONString(_ out: inout String, _ s: String) {
+        out += "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    let h = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        out += "\""
+    }
+}

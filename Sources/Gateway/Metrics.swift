@@ -1,0 +1,57 @@
+import Synchronization
+
+/// A counter written by exactly one event loop and read by the scraper. The owner does a relaxed load and
+/// store (no lock, no read-modify-write on a shared cache line); `/metrics` sums the loops (issue: hot-path
+/// counters must not take a lock or a shared atomic per message).
+public final class LoopCounter: Sendable {
+    private let value = Atomic<Int>(0)
+    public init() {}
+    /// Owner loop only.
+    @inline(__always)
+    public func add(_ n: Int = 1) { value.store(value.load(ordering: .relaxed) &+ n, ordering: .relaxed) }
+    /// Any thread.
+    public func load() -> Int { value.load(ordering: .relaxed) }
+}
+
+/// Close codes counted individually in `switchboard_connections_closed_total{code}`; others count as "other".
+let countedCloseCodes: [UInt16] = [1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 1012, 1013, 4001, 4002, 4003]
+
+/// Per-loop counters and gauges (see `MetricsExporter` for names and help texts).
+public final class LoopMetrics: Sendable {
+    public let connectionsOpen = LoopCounter()
+    public let connectionsAccepted = LoopCounter()
+    public let handshakesCompleted = LoopCounter()
+    public let messagesIn = LoopCounter()
+    public let messagesOut = LoopCounter()
+    public let bytesIn = LoopCounter()
+    public let bytesOut = LoopCounter()
+    public let roomJoins = LoopCounter()
+    public let roomLeaves = LoopCounter()
+    public let publishesClient = LoopCounter()
+    public let publishErrors = LoopCounter()
+    public let slowConsumerCloses = LoopCounter()
+    public let reapedPingTimeout = LoopCounter()
+    public let reapedHandshakeTimeout = LoopCounter()
+    public let reapedCloseTimeout = LoopCounter()
+    public let outboundQueueBytes = LoopCounter()
+    public let protocolErrors = LoopCounter()
+    public let envelopeErrors = LoopCounter()
+    /// Index i counts close code `countedCloseCodes[i]`; the last slot counts every other code.
+    public let closedByCode: [LoopCounter] = (0...countedCloseCodes.count).map { _ in LoopCounter() }
+    /// Rejections by HTTP status: 400, 403, 404, 405, 426, 431, 503, other.
+    public let rejectedByStatus: [LoopCounter] = (0..<8).map { _ in LoopCounter() }
+    static let rejectedStatuses = [400, 403, 404, 405, 426, 431, 503]
+
+    public init() {}
+
+    func countClose(_ code: UInt16?) {
+        let c = code ?? 1005
+        let i = countedCloseCodes.firstIndex(of: c) ?? countedCloseCodes.count
+        closedByCode[i].add()
+    }
+
+    func countRejection(_ status: Int) {
+        let i = LoopMetrics.rejectedStatuses.firstIndex(of: status) ?? LoopMetrics.rejectedStatuses.count
+        rejectedByStatus[i].add()
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Glibc
+
+extension GatewayNode {
+    /// Prometheus text exposition format 0.0.4: `# HELP` and `# TYPE` for every family, `switchboard_` prefix,
+    /// per-loop counters summed at scrape time.
+    func metricsText() -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for (labels, v) in samples {
+                let value = v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
+                out += "\(name)\(labels) \(value)\n"
+            }
+        }
+        func sum(_ f: (LoopMetrics) -> LoopCounter) -> Double { Double(loops.reduce(0) { $0 + f($1.metrics).load() }) }
+        func counter(_ name: String, _ help: String, _ f: (LoopMetrics) -> LoopCounter) { family(name, "counter", help, [("", sum(f))]) }
+
+        family("switchboard_connections_open", "gauge", "WebSocket connections currently open.", [("", sum { $0.connectionsOpen })])
+        counter("switchboard_connections_accepted_total", "TCP connections accepted on the public port.", { $0.connectionsAccepted })
+        counter("switchboard_handshakes_completed_total", "WebSocket upgrades completed (101 sent).", { $0.handshakesCompleted })
+        var closed: [(String, Double)] = []
+        for (i, code) in countedCloseCodes.enumerated() {
+            closed.append(("{code=\"\(code)\"}", Double(loops.reduce(0) { $0 + $1.metrics.closedByCode[i].load() })))
+        }
+        closed.append(("{code=\"other\"}", Double(loops.reduce(0) { $0 + $1.metrics.closedByCode[countedCloseCodes.count].load() })))
+        family("switchboard_connections_closed_total", "counter", "WebSocket connections closed, by close code (1006: no close frame).", closed)
+        var rejected: [(String, Double)] = []
+        for (i, status) in (LoopMetrics.rejectedStatuses.map(String.init) + ["other"]).enumerated() {
+            rejected.append(("{status=\"\(status)\"}", Double(loops.reduce(0) { $0 + $1.metrics.rejectedByStatus[i].load() })))
+        }
+        family("switchboard_handshakes_rejected_total", "counter", "Upgrade requests answered with an HTTP error, by status.", rejected)
+        counter("switchboard_messages_in_total", "WebSocket data messages received from clients.", { $0.messagesIn })
+        counter("switchboard_messages_out_total", "WebSocket data messages queued to clients.", { $0.messagesOut })
+        counter("switchboard_bytes_in_total", "Bytes read from client sockets.", { $0.bytesIn })
+        counter("switchboard_bytes_out_total", "Bytes written to client sockets.", { $0.bytesOut })
+        counter("switchboard_room_joins_total", "Room joins.", { $0.roomJoins })
+        counter("switchboard_room_leaves_total", "Room leaves (explicit or on close).", { $0.roomLeaves })
+        family("switchboard_rooms", "gauge", "Rooms with at least one member on this node.", [("", Double(hub.roomCount))])
+        family("switchboard_publishes_total", "counter", "Publishes accepted for the bus, by source.",
+               [("{source=\"client\"}", sum { $0.publishesClient }), ("{source=\"api\"}", Double(apiPublishes.load()))])
+        counter("switchboard_publish_errors_total", "Client publishes that failed (bus unavailable).", { $0.publishErrors })
+        counter("switchboard_slow_consumer_closes_total", "Connections closed with 1008 because their outbound queue passed the high-water mark.", { $0.slowConsumerCloses })
+        family("switchboard_reaped_connections_total", "counter", "Connections closed by a deadline, by reason.",
+               [("{reason=\"ping_timeout\"}", sum { $0.reapedPingTimeout }), ("{reason=\"handshake_timeout\"}", sum { $0.reapedHandshakeTimeout }),
+                ("{reason=\"close_timeout\"}", sum { $0.reapedCloseTimeout })])
+        counter("switchboard_protocol_errors_total", "Connections failed for an RFC 6455 violation.", { $0.protocolErrors })
+        counter("switchboard_envelope_errors_total", "Client frames answered with an error for malformed JSON or an unknown op.", { $0.envelopeErrors })
+        family("switchboard_bus_up", "gauge", "1 when the cluster bus is connected.", [("", hub.busState.load(ordering: .relaxed) ? 1 : 0)])
+        family("switchboard_ready", "gauge", "1 when /ready answers 200.", [("", readinessReport().0 ? 1 : 0)])
+        let proc = ProcessStats.read()
+        family("switchboard_process_resident_memory_bytes", "gauge", "Resident set size (/proc/self/statm).", [("", Double(proc.rssBytes))])
+        family("switchboard_process_open_fds", "gauge", "Open file descriptors (/proc/self/fd).", [("", Double(proc.openFDs))])
+        family("switchboard_process_cpu_seconds_total", "counter", "User and system CPU time (/proc/self/stat).", [("", proc.cpuSeconds)])
+        family("switchboard_process_start_time_seconds", "gauge", "Seconds since the node started.", [("", uptimeSeconds.rounded())])
+        family("switchboard_build_info", "gauge", "Build information.", [("{version=\"\(switchboardVersion)\",swift=\"6\"}", 1)])
+        return out
+    }
+}
+
+/// The version reported by `--version` and `switchboard_build_info`.
+public let switchboardVersion = "0.1.0"
+
+/// Process statistics from /proc (Linux).
+public struct ProcessStats: Sendable {
+    public var rssBytes: Int
+    public var openFDs: Int
+    public var cpuSeconds: Double
+
+    /// Reads /proc/self; fields that cannot be read are 0.
+    public static func read(pid: String = "self") -> ProcessStats {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var rss = 0
+        if let s = try? String(contentsOfFile: "/proc/\(pid)/statm", encoding: .utf8) {
+            let parts = s.split(separator: " ")
+            if parts.count > 1, let pages = Int(parts[1]) { rss = pages * page }
+        }
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
+        var cpu = 0.0
+        if let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") {
+            let fields = s[s.index(after: close)...].split(separator: " ")
+            // After the command: state(0) ... utime is field 14 overall → index 11 here, stime index 12.
+            if fields.count > 12, let u = Double(fields[11]), let st = Double(fields[12]) {
+                cpu = (u + st) / Double(sysconf(Int32(_SC_CLK_TCK)))
+            }
+        }
+        return ProcessStats(rssBytes: rss, openFDs: fds, cpuSeconds: cpu)
+    }
+}

@@ -1,0 +1,104 @@
+import CLinux
+import Glibc
+
+/// A failed system call: the call's name and `errno` copied at the failure site.
+public struct SyscallError: Error, CustomStringConvertible, Sendable {
+    /// The system call that failed, e.g. `"bind"`.
+    public let call: String
+    /// `errno` right after the call.
+    public let code: CInt
+    public var description: String { "\(call): \(String(cString: strerror(code))) (errno \(code))" }
+}
+
+/// Runs `body`, retrying on `EINTR`; a negative result throws with `errno`.
+@inline(__always)
+func syscall<T: BinaryInteger>(_ name: String, _ body: () -> T) throws(SyscallError) -> T {
+    while true {
+        let r = body()
+        if r >= 0 { return r }
+        let e = errno
+        if e == EINTR { continue }
+        throw SyscallError(call: name, code: e)
+    }
+}
+
+/// Socket helpers shared by listeners, the admin server and the bench tool.
+public enum Socket {
+    /// A non-blocking TCP listener on `host:port` (IPv4 dotted quad or "localhost"), `SO_REUSEADDR`, and
+    /// `SO_REUSEPORT` when `reusePort` (one listener per event loop, the kernel spreads connections).
+    /// Errors: `SyscallError` from socket/bind/listen; an unparsable host is `EINVAL`.
+    public static func listen(host: String, port: Int, reusePort: Bool, backlog: Int32 = 4096) throws(SyscallError) -> CInt {
+        let fd = try syscall("socket") { socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        do {
+            try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+            if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
+            var addr = try ipv4Address(host: host, port: port)
+            _ = try syscall("bind") {
+                withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            }
+            _ = try syscall("listen") { Glibc.listen(fd, backlog) }
+            return fd
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// The port a bound socket listens on (useful with port 0).
+    public static func localPort(_ fd: CInt) -> Int {
+        var addr = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// `sockaddr_in` for a dotted-quad IPv4 host ("localhost" means 127.0.0.1).
+    public static func ipv4Address(host: String, port: Int) throws(SyscallError) -> sockaddr_in {
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(truncatingIfNeeded: port)).bigEndian
+        let h = host == "localhost" ? "127.0.0.1" : host
+        if inet_pton(AF_INET, h, &addr.sin_addr) != 1 { throw SyscallError(call: "inet_pton(\(host))", code: EINVAL) }
+        return addr
+    }
+
+    /// Sets an integer socket option.
+    public static func setOption(_ fd: CInt, _ level: CInt, _ name: CInt, _ value: CInt) throws(SyscallError) {
+        var v = value
+        _ = try syscall("setsockopt") { setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<CInt>.size)) }
+    }
+
+    /// The peer's IPv4 address as text ("" when unknown).
+    public static func peerAddress(_ fd: CInt) -> String {
+        var addr = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let r = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) } }
+        guard r == 0 else { return "" }
+        var buf = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+        guard inet_ntop(AF_INET, &addr.sin_addr, &buf, socklen_t(buf.count)) != nil else { return "" }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Monotonic clock in milliseconds (CLOCK_MONOTONIC).
+@inline(__always)
+public func monotonicMilliseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+}
+
+/// Monotonic clock in nanoseconds (CLOCK_MONOTONIC).
+@inline(__always)
+public func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// Wall clock in milliseconds since the Unix epoch.
+public func wallClockMilliseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+}

@@ -1,0 +1,55 @@
+/// Error codes sent in `error {code}` frames of Switchboard's client protocol.
+///
+/// A struct with static members so that a client can represent codes added later.
+/// None of these closes the connection by itself; the gateway decides (see its close codes).
+public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The code as sent, snake_case.
+    public var rawValue: String
+
+    /// Wraps any code string.
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    /// "bad_request": the frame is not a JSON object, or a field is missing or of the wrong type.
+    public static let badRequest = ErrorCode(rawValue: "bad_request")
+    /// "unknown_op": the `op` value is not one of auth, join, leave, publish, presence, analytics.
+    public static let unknownOp = ErrorCode(rawValue: "unknown_op")
+    /// "invalid_room": the room name fails ``Envelope/isValidRoomName(_:)``.
+    public static let invalidRoom = ErrorCode(rawValue: "invalid_room")
+    /// "not_joined": publish or presence for a room the connection has not joined.
+    public static let notJoined = ErrorCode(rawValue: "not_joined")
+    /// "forbidden": the token's claims do not allow this room or op.
+    public static let forbidden = ErrorCode(rawValue: "forbidden")
+    /// "unavailable": a dependency (Redis, history) is down; retry later.
+    public static let unavailable = ErrorCode(rawValue: "unavailable")
+    /// "too_many_rooms": joining would pass the per-connection room limit.
+    public static let tooManyRooms = ErrorCode(rawValue: "too_many_rooms")
+    /// "throttled": the connection sends faster than its rate limit; the op was dropped.
+    public static let throttled = ErrorCode(rawValue: "throttled")
+    /// "token_expired": the token expired; send a fresh `auth`.
+    public static let tokenExpired = ErrorCode(rawValue: "token_expired")
+    /// "unauthorized": an op other than `auth` before authentication, or the token was rejected.
+    public static let unauthorized = ErrorCode(rawValue: "unauthorized")
+    /// "internal": an unexpected server failure; the op may be retried.
+    public static let `internal` = ErrorCode(rawValue: "internal")
+
+    /// The raw code.
+    public var description: String { rawValue }
+}
+
+/// A client frame that could not be turned into a ``ClientRequest``; answer it with
+/// ``Envelope/error(_:message:id:extra:)`` and keep the connection open.
+public struct EnvelopeError: Error, Equatable, Sendable {
+    /// What went wrong, e.g. ``ErrorCode/badRequest``.
+    public var code: ErrorCode
+    /// Short human text naming the problem, e.g. "field 'room' must be a string".
+    public var message: String
+    /// The frame's `id` when it had a valid one, to echo back.
+    public var id: JSONFragment?
+
+    /// An error with `code`, `message` and optional `id`.
+    public init(code: ErrorCode, message: String, id: JSONFragment? = nil) {
+        self.code = code
+        self.message = message
+        self.id = id
+    }
+}

@@ -1,0 +1,116 @@
+/// Turns frame chunks into messages (RFC 6455 §5.4–§5.6): enforces fragment order and the
+/// message size limit, validates text incrementally, delivers control frames at once (even
+/// between the fragments of a message) and checks close bodies (§5.5.1, §7.4).
+///
+/// Zero-copy when a whole unfragmented frame is inside one input; otherwise the message is
+/// copied into `buffer`, which is released when the message completes (an idle assembler holds
+/// no heap memory).
+struct MessageAssembler: Sendable {
+    let maxMessageSize: Int
+    /// `.text` or `.binary` while a message is being received (first frame seen, FIN not yet).
+    private var messageOpcode: Opcode?
+    /// Sum of the declared lengths of this message's frames so far.
+    private var declaredSize: UInt64 = 0
+    private var buffer: [UInt8] = []
+    private var utf8 = UTF8Validator()
+    /// Payload of a control frame split across feeds (<= 125 bytes).
+    private var control: [UInt8] = []
+    /// Set once a valid close frame has been delivered.
+    private(set) var receivedClose = false
+
+    /// Larger first reservations would let a peer make us allocate a declared size it never sends.
+    private static let maxInitialReservation = 64 * 1024
+
+    init(maxMessageSize: Int) {
+        self.maxMessageSize = maxMessageSize
+    }
+
+    /// Heap bytes held for partial messages (0 when idle).
+    var bufferedCapacity: Int { buffer.capacity + control.capacity }
+
+    /// True when no message or control frame is partly received.
+    var isIdle: Bool { messageOpcode == nil && control.isEmpty }
+
+    /// Processes one chunk; calls `deliver` when it completes a message or control frame and
+    /// returns what `deliver` returned (true when nothing was delivered).
+    mutating func handle(_ chunk: FrameChunk, _ deliver: (WebSocketEvent) -> Bool) throws(ProtocolError) -> Bool {
+        if chunk.opcode.isControl {
+            if chunk.isStart, chunk.isEnd {
+                return try deliverControl(chunk.opcode, UnsafeRawBufferPointer(chunk.bytes), deliver)
+            }
+            control.append(contentsOf: UnsafeRawBufferPointer(chunk.bytes))
+            guard chunk.isEnd else { return true }
+            let body = control
+            control = []
+            // Array.withUnsafeBytes is untyped `rethrows`: carry the typed error out in a Result.
+            return try body.withUnsafeBytes { bytes in
+                Result { () throws(ProtocolError) in try deliverControl(chunk.opcode, bytes, deliver) }
+            }.get()
+        }
+
+        if chunk.isStart {
+            if chunk.opcode == .continuation {
+                guard messageOpcode != nil else { throw .unexpectedContinuation }
+            } else {
+                guard messageOpcode == nil else { throw .expectedContinuation }
+                messageOpcode = chunk.opcode
+                declaredSize = 0
+                utf8.reset()
+            }
+            // Checked on the declared length, before any payload is stored.
+            guard declaredSize + chunk.payloadLength <= UInt64(maxMessageSize) else {
+                throw .messageTooLarge(limit: maxMessageSize)
+            }
+            declaredSize += chunk.payloadLength
+        }
+        let isText = messageOpcode == .text
+        if isText, !utf8.validate(UnsafeRawBufferPointer(chunk.bytes)) { throw .invalidUTF8 }
+        let completesMessage = chunk.isEnd && chunk.fin
+
+        if completesMessage, chunk.isStart, chunk.opcode != .continuation {
+            // The whole message is this one chunk: deliver it in place.
+            if isText, !utf8.isComplete { throw .invalidUTF8 }
+            messageOpcode = nil
+            let bytes = UnsafeRawBufferPointer(chunk.bytes)
+            return deliver(isText ? .text(bytes) : .binary(bytes))
+        }
+
+        if !chunk.bytes.isEmpty {
+            if buffer.capacity == 0 {
+                let rest = declaredSize - UInt64(buffer.count)
+                buffer.reserveCapacity(Int(min(rest, UInt64(Self.maxInitialReservation))))
+            }
+            buffer.append(contentsOf: UnsafeRawBufferPointer(chunk.bytes))
+        }
+        guard completesMessage else { return true }
+        if isText, !utf8.isComplete { throw .invalidUTF8 }
+        messageOpcode = nil
+        let message = buffer
+        buffer = []
+        return message.withUnsafeBytes { deliver(isText ? .text($0) : .binary($0)) }
+    }
+
+    /// Delivers a complete ping, pong or close; close bodies are validated first.
+    private mutating func deliverControl(_ opcode: Opcode, _ body: UnsafeRawBufferPointer, _ deliver: (WebSocketEvent) -> Bool) throws(ProtocolError) -> Bool {
+        switch opcode {
+        case .ping: return deliver(.ping(body))
+        case .pong: return deliver(.pong(body))
+        default:
+            let (code, reason) = try Self.parseClose(body)
+            receivedClose = true
+            return deliver(.close(code: code, reason: reason))
+        }
+    }
+
+    /// Close body: empty -> (nil, ""); 1 byte -> invalidClosePayload; code must be valid on the
+    /// wire (§7.4); the reason must be valid UTF-8 (§5.5.1).
+    static func parseClose(_ body: UnsafeRawBufferPointer) throws(ProtocolError) -> (CloseCode?, String) {
+        if body.isEmpty { return (nil, "") }
+        guard body.count >= 2 else { throw .invalidClosePayload }
+        let code = CloseCode(rawValue: UInt16(body[0]) << 8 | UInt16(body[1]))
+        guard code.isValidOnWire else { throw .invalidCloseCode(code.rawValue) }
+        let reason = UnsafeRawBufferPointer(rebasing: body[2...])
+        guard UTF8Validator.isValid(reason) else { throw .invalidUTF8 }
+        return (code, String(decoding: reason, as: UTF8.self))
+    }
+}

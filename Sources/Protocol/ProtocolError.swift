@@ -1,0 +1,64 @@
+/// A violation of RFC 6455 (or of the configured size limit) found while reading frames.
+///
+/// Thrown by ``WebSocketReader/feed(_:_:)``. The connection must then be failed (§7.1.7):
+/// send a close frame with ``closeCode`` and close the TCP connection.
+public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Server role: a client frame without the MASK bit (§5.1). → 1002
+    case unmaskedClientFrame
+    /// Client role: a server frame with the MASK bit (§5.1). → 1002
+    case maskedServerFrame
+    /// RSV1/2/3 set while no extension was negotiated (§5.2). → 1002
+    case reservedBitsSet
+    /// An opcode in 0x3...0x7 or 0xB...0xF (§5.2). → 1002
+    case reservedOpcode(UInt8)
+    /// A 64-bit payload length with its most significant bit set (§5.2). → 1002
+    case payloadLengthTopBitSet
+    /// A control frame with a payload longer than 125 bytes (§5.5). → 1002
+    case controlFrameTooLong
+    /// A control frame with FIN = 0 (§5.5). → 1002
+    case fragmentedControlFrame
+    /// A continuation frame while no fragmented message is open (§5.4). → 1002
+    case unexpectedContinuation
+    /// A new text or binary frame while a fragmented message is still open (§5.4). → 1002
+    case expectedContinuation
+    /// A message (sum of its fragments) longer than `limit` bytes. → 1009
+    case messageTooLarge(limit: Int)
+    /// A text message or close reason that is not valid UTF-8 (§8.1). → 1007
+    case invalidUTF8
+    /// A close frame whose code may not be sent on the wire (§7.4, see ``CloseCode/isValidOnWire``). → 1002
+    case invalidCloseCode(UInt16)
+    /// A close frame with a 1-byte body (§5.5.1). → 1002
+    case invalidClosePayload
+
+    /// The close code to fail the connection with: 1007 for ``invalidUTF8``, 1009 for
+    /// ``messageTooLarge(limit:)``, 1002 for everything else.
+    public var closeCode: CloseCode {
+        switch self {
+        case .invalidUTF8: .invalidPayloadData
+        case .messageTooLarge: .messageTooBig
+        case .unmaskedClientFrame, .maskedServerFrame, .reservedBitsSet, .reservedOpcode,
+             .payloadLengthTopBitSet, .controlFrameTooLong, .fragmentedControlFrame,
+             .unexpectedContinuation, .expectedContinuation, .invalidCloseCode, .invalidClosePayload:
+            .protocolError
+        }
+    }
+
+    /// Short text suitable for a close frame's reason or a log line.
+    public var description: String {
+        switch self {
+        case .unmaskedClientFrame: "unmasked client frame"
+        case .maskedServerFrame: "masked server frame"
+        case .reservedBitsSet: "reserved bits set"
+        case .reservedOpcode(let op): "reserved opcode 0x" + String(op, radix: 16)
+        case .payloadLengthTopBitSet: "payload length has its top bit set"
+        case .controlFrameTooLong: "control frame longer than 125 bytes"
+        case .fragmentedControlFrame: "fragmented control frame"
+        case .unexpectedContinuation: "continuation frame without a message"
+        case .expectedContinuation: "new data frame inside a fragmented message"
+        case .messageTooLarge(let limit): "message larger than \(limit) bytes"
+        case .invalidUTF8: "invalid UTF-8"
+        case .invalidCloseCode(let code): "invalid close code \(code)"
+        case .invalidClosePayload: "1-byte close payload"
+        }
+    }
+}

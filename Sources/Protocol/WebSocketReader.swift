@@ -1,0 +1,80 @@
+/// Which end of the connection a ``WebSocketReader`` is on (RFC 6455 §5.1).
+public enum WebSocketRole: Sendable {
+    /// Reads client frames, which MUST be masked.
+    case server
+    /// Reads server frames, which MUST NOT be masked.
+    case client
+}
+
+/// A complete message or control frame read by ``WebSocketReader``. Pointers are valid only
+/// during the `onEvent` callback: copy what you keep.
+public enum WebSocketEvent {
+    /// A complete, valid UTF-8 text message; pointer valid only during the callback.
+    case text(UnsafeRawBufferPointer)
+    /// A complete binary message.
+    case binary(UnsafeRawBufferPointer)
+    /// A ping (<= 125 bytes); answer with a pong carrying the same bytes (§5.5.2).
+    case ping(UnsafeRawBufferPointer)
+    /// A pong (<= 125 bytes) (§5.5.3).
+    case pong(UnsafeRawBufferPointer)
+    /// A valid close frame: code nil when the body was empty; reason valid UTF-8 (§5.5.1).
+    case close(code: CloseCode?, reason: String)
+}
+
+/// Reads WebSocket messages from bytes: a streaming ``FrameDecoder`` plus a ``MessageAssembler``
+/// (RFC 6455 §5, §8.1). Sans-I/O: the caller feeds whatever the socket produced.
+///
+/// Cost per connection: about 100 bytes inline and no heap memory while idle; a partial frame
+/// or fragmented message is copied into a buffer that is freed when the message completes.
+public struct WebSocketReader: Sendable {
+    /// Which frames to expect (masked from clients, unmasked from servers).
+    public let role: WebSocketRole
+    /// Largest message in bytes (sum of its fragments' payloads), default 1 MiB; larger -> ``ProtocolError/messageTooLarge(limit:)``.
+    public var maxMessageSize: Int { assembler.maxMessageSize }
+
+    private var decoder: FrameDecoder
+    private var assembler: MessageAssembler
+    private var failure: ProtocolError?
+
+    /// - Parameters:
+    ///   - role: `.server` (default) reads client frames; `.client` reads server frames.
+    ///   - maxMessageSize: limit in bytes for one message, checked on each frame header before
+    ///     any payload is buffered (default 1 MiB).
+    public init(role: WebSocketRole = .server, maxMessageSize: Int = 1 << 20) {
+        self.role = role
+        decoder = FrameDecoder(role: role)
+        assembler = MessageAssembler(maxMessageSize: max(0, maxMessageSize))
+    }
+
+    /// Feed any split of bytes. Payload is unmasked IN PLACE inside `input` (hence mutable). Events are delivered
+    /// in wire order through `onEvent`; return false from it to stop processing the rest of this input (the caller
+    /// does that after a close). Throws the first protocol violation. After a throw or a close event the reader
+    /// must not be fed again.
+    ///
+    /// Once a close event has been delivered the rest of the input (and any later feed) is ignored:
+    /// nothing may follow a close frame (§5.5.1). A reader that threw throws the same error again.
+    /// `onEvent` must not touch this reader.
+    public mutating func feed(_ input: UnsafeMutableRawBufferPointer, _ onEvent: (WebSocketEvent) -> Bool) throws(ProtocolError) {
+        if let failure { throw failure }
+        if assembler.receivedClose { return }
+        var offset = 0
+        do throws(ProtocolError) {
+            while let chunk = try decoder.next(input, &offset) {
+                let proceed = try assembler.handle(chunk, onEvent)
+                if !proceed || assembler.receivedClose { return }
+            }
+        } catch {
+            failure = error
+            throw error
+        }
+    }
+
+    /// True when no partial frame or fragmented message is buffered.
+    public var isIdle: Bool { decoder.isIdle && assembler.isIdle }
+
+    /// Heap bytes held for partial messages (0 when idle); for tests and metrics.
+    var bufferedCapacity: Int { assembler.bufferedCapacity }
+
+    /// True once a close frame has been delivered.
+    public var receivedClose: Bool { assembler.receivedClose }
+}

@@ -1,0 +1,138 @@
+import CLinux
+import Foundation
+import Gateway
+import Glibc
+import Synchronization
+
+/// The bench's one event loop (a `Gateway.EventLoop` on its own thread) plus what every client on it shares:
+/// a read buffer and a fast PRNG for masking keys.
+///
+/// Threading rule: everything reachable from here (clients, groups, publishers, tickers) is confined to the
+/// loop thread; the scenario code on the main thread reaches it only through `run` / `sync`, which hop onto
+/// the loop. That is why the loop-confined classes below are `@unchecked Sendable`.
+final class BenchLoop: @unchecked Sendable {
+    let loop: EventLoop
+    /// 256 KiB, reused by every client for `read(2)` (its bytes are valid only during one callback).
+    let readBuffer: UnsafeMutableRawBufferPointer
+    private var rng: UInt64
+
+    init() throws(SyscallError) {
+        loop = try EventLoop(index: 0)
+        readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
+        var seed = SystemRandomNumberGenerator()
+        rng = seed.next()
+    }
+
+    deinit { readBuffer.deallocate() }
+
+    /// Starts the loop thread.
+    func start() { loop.start(name: "bench-loop") }
+
+    func stop() { loop.stop() }
+
+    /// Runs `body` on the loop (fire and forget).
+    func run(_ body: @escaping @Sendable () -> Void) { loop.execute(body) }
+
+    /// Runs `body` on the loop and waits for its result.
+    func sync<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
+        let box = Mutex<T?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        loop.execute {
+            let v = body()
+            box.withLock { $0 = v }
+            done.signal()
+        }
+        done.wait()
+        return box.withLock { $0! }
+    }
+
+    /// A masking key (SplitMix64; RFC 6455 wants unpredictable keys from clients, which is the gateway's
+    /// concern only in that it must unmask them; a seeded PRNG is enough for load generation).
+    func nextMask() -> UInt32 {
+        rng &+= 0x9E37_79B9_7F4A_7C15
+        var z = rng
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return UInt32(truncatingIfNeeded: z ^ (z >> 31))
+    }
+}
+
+/// A periodic timer on a timerfd (the loop's timer wheel ticks in 10 ms, too coarse for pacing).
+/// `action` gets the number of expirations since the last call. Loop-confined.
+final class Ticker: EventHandler, @unchecked Sendable {
+    private let bench: BenchLoop
+    private var fd: CInt
+    private let action: (UInt64) -> Void
+
+    /// Starts firing every `periodNanoseconds` (≥ 50 µs) on `bench`'s loop; call on the loop thread.
+    init(_ bench: BenchLoop, periodNanoseconds: UInt64, _ action: @escaping (UInt64) -> Void) {
+        self.bench = bench
+        self.action = action
+        fd = timerfd_create(CLOCK_MONOTONIC, CInt(TFD_NONBLOCK) | CInt(TFD_CLOEXEC))
+        precondition(fd >= 0, "timerfd_create failed: errno \(errno)")
+        let p = max(periodNanoseconds, 50_000)
+        let ts = timespec(tv_sec: Int(p / 1_000_000_000), tv_nsec: Int(p % 1_000_000_000))
+        var spec = itimerspec(it_interval: ts, it_value: ts)
+        _ = timerfd_settime(fd, 0, &spec, nil)
+        do {
+            try bench.loop.register(fd: fd, events: EPOLLIN.rawValue, handler: self)
+        } catch {
+            preconditionFailure("register timerfd: \(error)")
+        }
+    }
+
+    func handleEvent(_ events: UInt32) {
+        var n: UInt64 = 0
+        guard read(fd, &n, 8) == 8, n > 0 else { return }
+        action(n)
+    }
+
+    func cancel() {
+        guard fd >= 0 else { return }
+        bench.loop.deregister(fd: fd)
+        close(fd)
+        fd = -1
+    }
+}
+
+/// Progress lines on stderr (suppressed by `--quiet` and in child processes).
+enum Progress {
+    nonisolated(unsafe) static var enabled = true
+    static func say(_ text: String) {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("[bench] \(text)\n".utf8))
+    }
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
+@discardableResult
+func raiseOpenFileLimit() -> Int {
+    var rl = rlimit()
+    guard getrlimit(RLIMIT_NOFILE_CONSTANT, &rl) == 0 else { return 1024 }
+    if rl.rlim_cur < rl.rlim_max {
+        rl.rlim_cur = rl.rlim_max
+        _ = setrlimit(RLIMIT_NOFILE_CONSTANT, &rl)
+    }
+    return Int(clamping: rl.rlim_cur)
+}
+
+#if os(Linux)
+private let RLIMIT_NOFILE_CONSTANT = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+#endif
+
+/// Sleeps the calling (main) thread.
+func sleepMilliseconds(_ ms: Int) {
+    guard ms > 0 else { return }
+    usleep(useconds_t(min(ms, 1000) * 1000))
+    if ms > 1000 { sleepMilliseconds(ms - 1000) }
+}
+
+/// Polls `condition` every 5 ms until it holds or `timeoutMs` passed; returns whether it held.
+func waitUntil(timeoutMs: Int, _ condition: () -> Bool) -> Bool {
+    let deadline = monotonicMilliseconds() + UInt64(max(0, timeoutMs))
+    while true {
+        if condition() { return true }
+        if monotonicMilliseconds() >= deadline { return false }
+        usleep(5000)
+    }
+}

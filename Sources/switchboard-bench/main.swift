@@ -1,0 +1,2 @@
+// Placeholder until the bench tool lands.
+print("switchboard-bench: not built yet")

@@ -1,0 +1,130 @@
+import Foundation
+import Glibc
+
+/// The real `switchboard` binary, started on free loopback ports for one test and killed afterwards.
+final class GatewayProcess: @unchecked Sendable {
+    let port: Int
+    let adminPort: Int
+    let process: Process
+    let logURL: URL
+
+    /// Directory holding the built products (`switchboard` sits beside the test bundle).
+    static var productsDirectory: URL {
+        if let dir = ProcessInfo.processInfo.environment["SWITCHBOARD_BIN_DIR"] { return URL(fileURLWithPath: dir) }
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while url.path != "/" {
+            if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("switchboard").path) { return url }
+            url = url.deletingLastPathComponent()
+        }
+        // swift-testing runs from the .xctest bundle path; fall back to the package's debug build.
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".build/debug")
+    }
+
+    static var binary: URL { productsDirectory.appendingPathComponent("switchboard") }
+
+    /// Starts the gateway with `arguments` on fresh ports and waits until `/health` answers (10 s at most).
+    init(_ arguments: [String] = [], threads: Int = 2, environment: [String: String] = [:]) throws {
+        port = try freePort()
+        adminPort = try freePort()
+        process = Process()
+        process.executableURL = GatewayProcess.binary
+        process.arguments = ["--host", "127.0.0.1", "--port", "\(port)", "--admin-port", "\(adminPort)",
+                             "--threads", "\(threads)", "--log-level", "debug"] + arguments
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SWITCHBOARD_") }
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        logURL = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-test-\(port).log")
+        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let log = try FileHandle(forWritingTo: logURL)
+        process.standardError = log
+        process.standardOutput = log
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if let (status, _) = try? httpGet(port: adminPort, path: "/health"), status == 200 { return }
+            if !process.isRunning { break }
+            usleep(50_000)
+        }
+        process.terminate()
+        throw TestFailure("gateway did not become healthy; log:\n\(log())")
+    }
+
+    /// Everything the process wrote to stderr/stdout so far.
+    func log() -> String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// Sends `signal` and waits for the exit status (nil on timeout).
+    @discardableResult
+    func stop(signal: Int32 = SIGTERM, timeout: TimeInterval = 15) -> Int32? {
+        guard process.isRunning else { return process.terminationStatus }
+        kill(process.processIdentifier, signal)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return nil
+        }
+        return process.terminationStatus
+    }
+
+    /// Scrapes `/metrics` and returns the value of one sample line (`name` may include labels).
+    func metric(_ name: String) throws -> Double? {
+        let (_, body) = try httpGet(port: adminPort, path: "/metrics")
+        for line in body.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.dropFirst(name.count + 1))
+        }
+        return nil
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: logURL)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// A port that was free a moment ago (bind to 0, read it, close).
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard r == 0 else { throw TestFailure("bind: errno \(errno)") }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// One blocking HTTP/1.1 request over a raw socket; returns status and body.
+func httpRequest(port: Int, method: String, path: String, headers: [String: String] = [:], body: [UInt8] = []) throws -> (Int, String) {
+    let s = try RawSocket(port: port)
+    var req = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+    for (k, v) in headers { req += "\(k): \(v)\r\n" }
+    if !body.isEmpty || method == "POST" { req += "Content-Length: \(body.count)\r\n" }
+    req += "\r\n"
+    try s.send(Array(req.utf8) + body)
+    let data = try s.readToEOF(timeout: 5)
+    let text = String(decoding: data, as: UTF8.self)
+    guard let sp = text.firstIndex(of: " "), let status = Int(text[text.index(after: sp)...].prefix(3)) else {
+        throw TestFailure("bad HTTP response: \(text.prefix(200))")
+    }
+    let bodyText = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
+    return (status, bodyText)
+}
+
+func httpGet(port: Int, path: String) throws -> (Int, String) {
+    try httpRequest(port: port, method: "GET", path: path)
+}
