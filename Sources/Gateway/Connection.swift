@@ -34,7 +34,6 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     /// Set once we failed the connection or saw the peer's close: later input is discarded (the reader
     /// must not be fed after an error or a close).
     private var stopReading = false
-    private var opened = false
     private var closeCode: UInt16?
     private var closeReason = ""
 
@@ -115,7 +114,6 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         requestID = RequestID.from(head.headers["X-Request-ID"]) ?? RequestID.generate()
         enqueueRaw(Bytes(handshake.response(extraHeaders: [HTTPHeader("X-Request-ID", requestID)])))
         phase = .open
-        opened = true
         lastFrameAt = loop.loop.now
         bytesAtOpen = 0
         loop.metrics.handshakesCompleted.add()
@@ -295,6 +293,11 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     /// from its last offset; room messages are never silently dropped.
     func enqueueFrame(_ frame: Bytes) {
         guard phase == .open else { return }
+        if queuedBytes + frame.count > loop.config.maxOutboundBytes && !isWriteBlocked {
+            // Corked bytes from this iteration are not the client's fault: hand them to the kernel first.
+            flushNow()
+            guard phase == .open, !isClosed else { return }
+        }
         if queuedBytes + frame.count > loop.config.maxOutboundBytes {
             loop.metrics.slowConsumerCloses.add()
             loop.node.logger.rateLimited(.info, "slow consumer closed", ["conn": .string(String(id, radix: 16)), "queued_bytes": .int(queuedBytes)])
@@ -357,9 +360,18 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
 
     private func enterClosing(timeoutMs: Int) {
         guard phase != .closing && phase != .closed else { return }
-        if phase == .open { loop.metrics.connectionsOpen.add(-1) }
+        if phase == .open { leftOpen() }
         phase = .closing
         arm(deadline: loop.loop.now + UInt64(timeoutMs))
+    }
+
+    /// Bookkeeping done once when a WebSocket leaves `open`: gauge, close-code counter, the close log line.
+    private func leftOpen() {
+        loop.metrics.connectionsOpen.add(-1)
+        loop.metrics.countClose(closeCode)
+        loop.node.logger.debug("connection closed", ["conn": .string(String(id, radix: 16)), "request_id": .string(requestID),
+                                                     "close_code": .int(Int(closeCode ?? 1006)), "reason": .string(closeReason),
+                                                     "duration_ms": .int(Int(loop.loop.now - acceptedAt))])
     }
 
     private func leaveAllRooms() {
@@ -367,27 +379,19 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     }
 
     override func peerClosed() {
-        if phase == .open {
-            closeCode = 1006
-            leaveAllRooms()
-            loop.metrics.connectionsOpen.add(-1)
-            phase = .closing
-        }
+        if phase == .open && closeCode == nil { closeCode = 1006 }
         closeSocket()
     }
 
     override func didClose() {
         disarm()
         leaveAllRooms()
-        if phase == .open { loop.metrics.connectionsOpen.add(-1) }
+        if phase == .open {
+            if closeCode == nil { closeCode = 1006 }
+            leftOpen()
+        }
         phase = .closed
         loop.unregister(self)
-        if opened {
-            loop.metrics.countClose(closeCode)
-            loop.node.logger.debug("connection closed", ["conn": .string(String(id, radix: 16)), "request_id": .string(requestID),
-                                                         "close_code": .int(Int(closeCode ?? 1006)), "reason": .string(closeReason),
-                                                         "duration_ms": .int(Int(loop.loop.now - acceptedAt))])
-        }
     }
 
     // MARK: - Deadlines

@@ -34,6 +34,7 @@ public final class EventLoop: @unchecked Sendable {
     private var wheel: TimerWheel
     private var flushList: [TickFlushable] = []
     private var flushSpare: [TickFlushable] = []
+    private var dueTimers: [(target: TimerTarget, generation: UInt32)] = []
     private var tickEndHooks: [() -> Void] = []
     private var threadID: pthread_t?
     /// Closure-based watchers (`BusEventLoop.watch`), by fd.
@@ -231,7 +232,9 @@ public final class EventLoop: @unchecked Sendable {
                 h.handleEvent(mask)
             }
             runTasks()
-            wheel.advance(now: now)
+            wheel.collectExpired(now: now, into: &dueTimers)
+            for (t, g) in dueTimers where t.timerGeneration == g { t.timerFired(now: now) }
+            dueTimers.removeAll(keepingCapacity: true)
             runTickEnd()
         }
         runTasks()

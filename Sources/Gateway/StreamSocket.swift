@@ -27,6 +27,9 @@ class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
 
     var isClosed: Bool { fd < 0 }
 
+    /// True while the kernel's send buffer is full (`EPOLLOUT` armed): the peer is not reading.
+    var isWriteBlocked: Bool { writeArmed }
+
     /// Registers for reads. Errors close the socket.
     func register() -> Bool {
         do {

@@ -64,22 +64,22 @@ public struct TimerWheel {
         return Int(UInt64(mask + 1) * tick)
     }
 
-    /// Fires every live entry whose deadline is ≤ `now`, in slot order.
-    public mutating func advance(now: UInt64) {
+    /// Moves every live entry whose deadline is ≤ `now` into `due`, in slot order. The caller fires them
+    /// after this returns (a callback may re-arm timers, which mutates the wheel) and re-checks each
+    /// generation first, since an earlier callback may have cancelled a later one.
+    public mutating func collectExpired(now: UInt64, into due: inout [(target: TimerTarget, generation: UInt32)]) {
         let target = now / tick
         while cursor <= target {
             let index = Int(cursor & UInt64(mask))
             if !slots[index].isEmpty {
-                let entries = slots[index]
-                slots[index] = []
                 var keep: [Entry] = []
-                for e in entries {
+                for e in slots[index] {
                     if e.target.timerGeneration != e.generation { count -= 1; continue }
                     if e.deadline > now { keep.append(e); continue }
                     count -= 1
-                    e.target.timerFired(now: now)
+                    due.append((e.target, e.generation))
                 }
-                if !keep.isEmpty { slots[index].append(contentsOf: keep) }
+                slots[index] = keep
             }
             cursor += 1
         }

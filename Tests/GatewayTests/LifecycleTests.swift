@@ -125,7 +125,7 @@ import Testing
         for c in clients { _ = try c.join("r") }
         kill(gw.pid, SIGTERM)
         for c in clients { #expect(try c.expectClose(timeout: 5) == 1001) }
-        #expect(gw.stop(timeout: 10) == 0)
+        #expect(gw.waitForExit(timeout: 10) == 0)
     }
 
     @Test func publishAPIRejectsWrongKeyAndReachesMembers() throws {

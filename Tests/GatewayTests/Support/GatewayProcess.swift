@@ -35,10 +35,10 @@ final class GatewayProcess: @unchecked Sendable {
         for (k, v) in environment { env[k] = v }
         process.environment = env
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-test-\(port).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        let log = try FileHandle(forWritingTo: logURL)
-        process.standardError = log
-        process.standardOutput = log
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let logHandle = try FileHandle(forWritingTo: logURL)
+        process.standardError = logHandle
+        process.standardOutput = logHandle
         try process.run()
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
@@ -47,7 +47,7 @@ final class GatewayProcess: @unchecked Sendable {
             usleep(50_000)
         }
         process.terminate()
-        throw TestFailure("gateway did not become healthy; log:\n\(log())")
+        throw TestFailure("gateway did not become healthy; log:\n\(self.log())")
     }
 
     /// Everything the process wrote to stderr/stdout so far.
@@ -68,6 +68,13 @@ final class GatewayProcess: @unchecked Sendable {
             return nil
         }
         return process.terminationStatus
+    }
+
+    /// Waits for the process to exit by itself; returns its status (nil on timeout).
+    func waitForExit(timeout: TimeInterval) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        return process.isRunning ? nil : process.terminationStatus
     }
 
     /// Scrapes `/metrics` and returns the value of one sample line (`name` may include labels).

@@ -7,8 +7,12 @@ final class RawSocket {
     let fd: CInt
     var buffer: [UInt8] = []
 
-    init(port: Int) throws {
+    /// - Parameter receiveBuffer: SO_RCVBUF set before connecting (so the TCP window stays small), or nil.
+    init(port: Int, receiveBuffer: Int? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if var size = receiveBuffer.map(CInt.init) {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<CInt>.size))
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")

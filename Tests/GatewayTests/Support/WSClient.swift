@@ -23,8 +23,8 @@ final class WSClient {
     private(set) var helloLoop: String?
 
     /// Connects and upgrades at `path`; for the room path waits for `hello`.
-    init(port: Int, path: String = "/ws", headers: [HTTPHeader] = [], expectHello: Bool = true) throws {
-        socket = try RawSocket(port: port)
+    init(port: Int, path: String = "/ws", headers: [HTTPHeader] = [], expectHello: Bool = true, receiveBuffer: Int? = nil) throws {
+        socket = try RawSocket(port: port, receiveBuffer: receiveBuffer)
         let (request, key) = WebSocketHandshake.clientRequest(host: "127.0.0.1:\(port)", path: path, headers: headers)
         try socket.send(request)
         var parser = HTTPResponseHeadParser()
@@ -132,6 +132,16 @@ final class WSClient {
             guard let e = try next(timeout: max(0, deadline.timeIntervalSinceNow)) else { throw TestFailure("no close within \(timeout)s") }
             if case .close(let c, _) = e { return c }
         }
+    }
+
+    /// Counts room `message` frames until `timeout` passes with none (no JSON parsing: for floods).
+    func countMessages(quiet: TimeInterval) throws -> Int {
+        var n = 0
+        while let e = try next(timeout: quiet) {
+            if case .text(let t) = e, t.hasPrefix("{\"op\":\"message\"") { n += 1 }
+            if case .close = e { return n }
+        }
+        return n
     }
 
     func join(_ room: String) throws -> ServerMessage {

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds the Protocol fuzzer with libFuzzer + AddressSanitizer and runs it.
+#   Fuzz/run.sh                 200,000 runs (FUZZ_RUNS overrides), corpus in $FUZZ_CORPUS or a temp dir
+#   FUZZ_RUNS=0 Fuzz/run.sh     build only
+# Extra arguments are passed to libFuzzer (e.g. -max_len=4096, a crash file to reproduce).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${FUZZ_OUT:-$(mktemp -d /tmp/fuzz-protocol.XXXXXX)}
+mkdir -p "$out"
+bin="$out/fuzz-protocol"
+
+swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name Fuzz -use-ld=lld \
+    -I "$root/Sources/COpenSSL" \
+    "$root"/Sources/Protocol/*.swift "$root/Fuzz/FuzzProtocol.swift" \
+    -lssl -lcrypto -o "$bin"
+
+runs=${FUZZ_RUNS:-200000}
+[ "$runs" = 0 ] && { echo "built $bin"; exit 0; }
+corpus=${FUZZ_CORPUS:-$out/corpus}
+mkdir -p "$corpus"
+# Seeds: an upgrade request with pipelined frames, a fragmented masked message, a JSON op.
+printf 'GET /ws?t=1 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58' > "$corpus/seed-upgrade"
+printf '\x01\x83\x00\x00\x00\x00Hel\x89\x80\x00\x00\x00\x00\x80\x82\x00\x00\x00\x00lo\x88\x82\x00\x00\x00\x00\x03\xe8' > "$corpus/seed-frames"
+printf '\x01\x03Hel\x80\x02lo\x88\x02\x03\xe8' > "$corpus/seed-server-frames"
+printf '{"op":"publish","room":"lobby","data":{"a":[1,true,null]},"id":"x"}' > "$corpus/seed-json"
+printf 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n' > "$corpus/seed-response"
+
+"$bin" -runs="$runs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$@" "$corpus"

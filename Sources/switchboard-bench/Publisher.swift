@@ -1,0 +1,214 @@
+import Gateway
+import Glibc
+import Protocol
+
+/// How the publisher paces itself.
+enum PublishMode: Sendable, CustomStringConvertible {
+    /// Closed loop: at most `n` publishes un-acked.
+    case window(Int)
+    /// Open loop: `perSecond` publishes, paced by a timerfd (at most `maxInflight` un-acked).
+    case rate(Double)
+
+    var description: String {
+        switch self {
+        case .window(let n): "window \(n)"
+        case .rate(let r): "rate \(Int(r))/s"
+        }
+    }
+}
+
+/// What the publisher did during one step.
+struct PublishStats: Sendable {
+    var sent = 0
+    var acked = 0
+    var errors = 0
+    var errorCodes: [String: Int] = [:]
+    /// Publishes that were due (rate mode) but held back because `maxInflight` were un-acked.
+    var heldBack = 0
+    var firstSendNs: UInt64 = 0
+    var lastSendNs: UInt64 = 0
+    var lastAckNs: UInt64 = 0
+    var inflight = 0
+    /// Publish → ack round trip.
+    var ackLatency = Histogram()
+}
+
+/// The one publisher: publishes `{"op":"publish","room":R,"data":{"t":<send ns>,"s":<seq>,"p":"…"},"id":<seq>}`
+/// and counts acks. Sequence numbers grow across steps so a straggler of an earlier step is recognizable.
+///
+/// Loop-confined (see `BenchLoop`).
+final class Publisher: WSClientDelegate, @unchecked Sendable {
+    let bench: BenchLoop
+    private let endpoint: Endpoint
+    private let room: String
+    private let padding: [UInt8]
+    private let maxInflight: Int
+    private let expectHello: Bool
+    private(set) var client: WSClient?
+    private(set) var ready = false
+    private(set) var closedCause: CloseCause?
+    /// Next sequence number.
+    private(set) var seq = 0
+    private(set) var stats = PublishStats()
+    private var mode = PublishMode.window(1)
+    private var running = false
+    private var ticker: Ticker?
+    private var stepStartNs: UInt64 = 0
+    private var sendTimes: [UInt64]
+    private let sendTimesMask: Int
+
+    /// `size`: approximate bytes of the `data` object (the `p` padding makes up the difference).
+    init(bench: BenchLoop, endpoint: Endpoint, room: String, size: Int, maxInflight: Int, expectHello: Bool) {
+        self.bench = bench
+        self.endpoint = endpoint
+        self.room = room
+        self.padding = Array(repeating: UInt8(ascii: "x"), count: max(0, size - 44))
+        self.maxInflight = max(1, maxInflight)
+        self.expectHello = expectHello
+        var ring = 1
+        while ring < self.maxInflight * 2 { ring <<= 1 }
+        sendTimes = Array(repeating: 0, count: ring)
+        sendTimesMask = ring - 1
+    }
+
+    func connect() {
+        let c = WSClient(bench: bench, delegate: self, tag: 0)
+        client = c
+        c.connect(endpoint)
+    }
+
+    // MARK: - Steps
+
+    /// Starts publishing in `mode` with fresh step statistics. Loop thread.
+    func start(_ mode: PublishMode) {
+        self.mode = mode
+        stats = PublishStats()
+        running = true
+        stepStartNs = monotonicNanoseconds()
+        switch mode {
+        case .window(let n):
+            for _ in 0..<max(1, n) where running { publish() }
+        case .rate(let r):
+            // Up to 1,000 ticks/s; faster rates send the due publishes in small bursts.
+            let period = UInt64(max(1e9 / max(r, 0.001), 1e6))
+            ticker = Ticker(bench, periodNanoseconds: period) { [unowned self] _ in self.paced(rate: r) }
+            paced(rate: r)
+        }
+    }
+
+    /// Stops sending (acks keep being counted). Loop thread.
+    func stop() {
+        running = false
+        ticker?.cancel()
+        ticker = nil
+    }
+
+    private func paced(rate: Double) {
+        guard running, let c = client, c.isOpen else { return }
+        let due = Int(Double(monotonicNanoseconds() - stepStartNs) * rate / 1e9) + 1 - stats.sent - stats.heldBack
+        guard due > 0 else { return }
+        let room = maxInflight - stats.inflight
+        let n = min(due, room)
+        if n < due { stats.heldBack += due - n }
+        c.cork()
+        for _ in 0..<max(0, n) { publish() }
+        c.uncork()
+    }
+
+    private func publish() {
+        guard let c = client, c.isOpen else { running = false; return }
+        let now = monotonicNanoseconds()
+        let s = seq
+        seq += 1
+        var text: [UInt8] = []
+        text.reserveCapacity(96 + room.utf8.count + padding.count)
+        text.append(contentsOf: #"{"op":"publish","room":"#.utf8)
+        text.append(UInt8(ascii: "\""))
+        text.append(contentsOf: room.utf8)
+        text.append(contentsOf: #"","data":{"t":"#.utf8)
+        appendDecimal(now, to: &text)
+        text.append(contentsOf: #","s":"#.utf8)
+        appendDecimal(UInt64(s), to: &text)
+        text.append(contentsOf: #","p":""#.utf8)
+        text.append(contentsOf: padding)
+        text.append(contentsOf: #""},"id":"#.utf8)
+        appendDecimal(UInt64(s), to: &text)
+        text.append(UInt8(ascii: "}"))
+        sendTimes[s & sendTimesMask] = now
+        if stats.firstSendNs == 0 { stats.firstSendNs = now }
+        stats.lastSendNs = now
+        stats.sent += 1
+        stats.inflight += 1
+        c.sendText(text)
+    }
+
+    private func appendDecimal(_ v: UInt64, to out: inout [UInt8]) {
+        if v == 0 { out.append(0x30); return }
+        var buf: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &buf) { raw in
+            var i = raw.count
+            var x = v
+            while x > 0 {
+                i -= 1
+                raw[i] = UInt8(x % 10) + 0x30
+                x /= 10
+            }
+            out.append(contentsOf: raw[i...])
+        }
+    }
+
+    // MARK: - WSClientDelegate
+
+    func clientOpened(_ client: WSClient) {
+        if !expectHello { ready = true }
+    }
+
+    func clientText(_ client: WSClient, _ text: UnsafeRawBufferPointer) {
+        if let id = FrameScan.ackID(text) {
+            acked(id, error: nil)
+            return
+        }
+        if FrameScan.isMessage(text) { return }   // the publisher is not a member; ignore if it were
+        guard let m = Envelope.decodeServer(text) else { return }
+        switch m.op {
+        case "hello":
+            ready = true
+        case "error":
+            if let idText = m.id?.description, let id = Int(idText) {
+                acked(id, error: m.code ?? "unknown")
+            } else {
+                stats.errorCodes[m.code ?? "unknown", default: 0] += 1
+            }
+        default:
+            break
+        }
+    }
+
+    private func acked(_ id: Int, error: String?) {
+        let now = monotonicNanoseconds()
+        stats.inflight = max(0, stats.inflight - 1)
+        if let error {
+            stats.errors += 1
+            stats.errorCodes[error, default: 0] += 1
+        } else {
+            stats.acked += 1
+            stats.lastAckNs = now
+            if id >= 0 && seq - id <= sendTimesMask { stats.ackLatency.record(now - min(now, sendTimes[id & sendTimesMask])) }
+        }
+        if running, case .window = mode { publish() }
+    }
+
+    func clientClosed(_ client: WSClient, _ cause: CloseCause) {
+        closedCause = cause
+        ready = false
+        running = false
+        ticker?.cancel()
+        ticker = nil
+    }
+
+    func close() {
+        stop()
+        client?.reset()
+        client = nil
+    }
+}

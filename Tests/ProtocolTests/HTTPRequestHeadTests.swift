@@ -1,0 +1,27 @@
+import Testing
+@testable import Protocol
+
+@Suite struct HTTPRequestHeadTests {
+    @Test func pathAndQuery() {
+        let head = HTTPRequestHead(method: "GET", target: "/ws?a=1&b=2")
+        #expect(head.path == "/ws" && head.query == "a=1&b=2")
+        let noQuery = HTTPRequestHead(method: "GET", target: "/ws")
+        #expect(noQuery.path == "/ws" && noQuery.query == nil)
+        let empty = HTTPRequestHead(method: "GET", target: "/ws?")
+        #expect(empty.path == "/ws" && empty.query == "")
+    }
+
+    @Test func queryParameters() {
+        let head = HTTPRequestHead(method: "GET", target: "/ws?token=a%2Bb%3D&name=J+Doe&flag&x=1&x=2&caf%C3%A9=%E2%82%AC&bad=%zz%4")
+        #expect(head.queryParameter("token") == "a+b=")
+        #expect(head.queryParameter("name") == "J Doe")
+        #expect(head.queryParameter("flag") == "")
+        #expect(head.queryParameter("x") == "1")
+        #expect(head.queryParameter("café") == "€")
+        #expect(head.queryParameter("bad") == "%zz%4")
+        #expect(head.queryParameter("missing") == nil)
+        #expect(head.queryParameter("Token") == nil)
+        #expect(HTTPRequestHead(method: "GET", target: "/").queryParameter("a") == nil)
+        #expect(HTTPRequestHead(method: "GET", target: "/?&&a=b&").queryParameter("a") == "b")
+    }
+}

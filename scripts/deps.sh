@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what Switchboard needs from Debian, skipping packages already installed.
+#   scripts/deps.sh run    build and run one node: pkg-config, libssl-dev, libhiredis-dev
+#   scripts/deps.sh test   also what the tests start: redis-server, haproxy, python3, and the
+#                          Autobahn|Testsuite (../shared/tools/autobahn/setup.sh, Python 2.7 from the image)
+# The Swift 6 toolchain itself must be on PATH (swift.org builds; Debian has no Swift 6 package).
+set -euo pipefail
+mode="${1:-run}"
+pkgs=(pkg-config libssl-dev libhiredis-dev)
+if [[ "$mode" == test ]]; then
+  pkgs+=(redis-server haproxy python3 procps)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}" >&2
+  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+command -v swift >/dev/null || { echo "deps: swift (6.x) is not on PATH; install a Swift 6 toolchain from swift.org" >&2; exit 1; }
+if [[ "$mode" == test ]]; then
+  here="$(cd "$(dirname "$0")/.." && pwd)"
+  shared="${SWITCHBOARD_SHARED:-$here/../shared}"
+  if [[ -x "$shared/tools/autobahn/setup.sh" ]]; then
+    bash "$shared/tools/autobahn/setup.sh" >&2
+  else
+    echo "deps: $shared/tools/autobahn/setup.sh not found; the Autobahn run will be skipped" >&2
+  fi
+fi

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds and runs every check: unit and integration tests (swift test: real binary, real sockets,
+# the ../shared/cases probes), then Autobahn|Testsuite groups 1-7 and 10 against the echo path,
+# requiring behaviour OK for every case (INFORMATIONAL only where the suite can only inform).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+export SWITCHBOARD_SHARED="${SWITCHBOARD_SHARED:-$root/../shared}"
+start=$(date +%s)
+
+echo "== swift build"
+swift build --build-tests 2>&1 | grep -vE "^\[[0-9]+/[0-9]+\]" || true
+swift build --build-tests >/dev/null
+
+echo "== swift test"
+swift test --skip-build 2>&1 | tee /tmp/switchboard-swift-test.log | grep -E "✘|error|Test run|Executed|passed|failed" | grep -vE "started|passed after" || true
+test_status=${PIPESTATUS[0]}
+[[ $test_status -eq 0 ]] || { echo "swift test failed (exit $test_status); full log: /tmp/switchboard-swift-test.log"; exit 1; }
+
+echo "== Autobahn|Testsuite (groups 1-7, 10) against --echo-path"
+wstest="${AUTOBAHN_VENV:-$HOME/.cache/autobahn-venv}/bin/wstest"
+if [[ -x "$wstest" && -x "$SWITCHBOARD_SHARED/tools/autobahn/run.sh" ]]; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  admin=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  .build/debug/switchboard --port "$port" --admin-port "$admin" --echo-path /echo --threads 2 --log-level warn 2>/tmp/switchboard-autobahn-gw.log &
+  gw=$!
+  trap 'kill $gw 2>/dev/null || true' EXIT
+  python3 -c "import sys,time,urllib.request as u
+for _ in range(100):
+    try: u.urlopen(\"http://127.0.0.1:$admin/health\", timeout=1); sys.exit(0)
+    except Exception: time.sleep(0.1)
+sys.exit(1)"
+  out=$(mktemp -d)
+  AB_FAST=1 bash "$SWITCHBOARD_SHARED/tools/autobahn/run.sh" "ws://127.0.0.1:$port/echo" "$out" || true
+  python3 scripts/autobahn-verdict.py "$out/report/index.json"
+  kill -TERM $gw; wait $gw || { echo "gateway exited non-zero after Autobahn"; exit 1; }
+  trap - EXIT
+else
+  echo "Autobahn|Testsuite not installed (scripts/deps.sh test installs it)"; exit 1
+fi
+echo "== all checks passed in $(( $(date +%s) - start ))s"
