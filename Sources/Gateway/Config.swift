@@ -80,7 +80,7 @@ public struct Config: Sendable {
         Option(name: "admin-port", kind: .int, help: "admin listener port (0 = off)",
                apply: { c, v throws(Invalid) in c.adminPort = try port(v, "admin-port", allowZero: true) }, current: { "\($0.adminPort)" }),
         Option(name: "threads", kind: .int, help: "event loops (one per core)",
-               apply: { c, v throws(Invalid) in c.threads = try int(v, "threads", 1...256) }, current: { "\($0.threads)" }),
+               apply: { c, v throws(Invalid) in c.threads = try int(v, "threads", 1...64) }, current: { "\($0.threads)" }),
         Option(name: "redis-url", kind: .string, help: "redis://host:port/db for the cluster bus (unset = in-process bus, single node)",
                apply: { c, v in c.redisURL = v.isEmpty ? nil : v }, current: { $0.redisURL ?? "" }),
         Option(name: "node-id", kind: .string, help: "this node's id in the cluster (default hostname-pid)",

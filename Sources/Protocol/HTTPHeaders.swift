@@ -53,9 +53,11 @@ public struct HTTPHeaders: Sendable, Sequence, Equatable {
     public func containsToken(_ token: String, in name: String) -> Bool {
         for header in storage where asciiCaseInsensitiveEquals(header.name, name) {
             var found = false
-            forEachListElement(header.value) { element in
-                if asciiCaseInsensitiveEquals(element, token.utf8) { found = true }
-                return !found
+            withUTF8Bytes(token) { wanted in
+                forEachListElement(header.value) { element in
+                    found = asciiCaseInsensitiveEquals(element, wanted)
+                    return !found
+                }
             }
             if found { return true }
         }
@@ -66,17 +68,25 @@ public struct HTTPHeaders: Sendable, Sequence, Equatable {
     public func makeIterator() -> IndexingIterator<[HTTPHeader]> { storage.makeIterator() }
 }
 
+/// The UTF-8 bytes of `string` (native Swift strings are contiguous UTF-8: no copy).
+@inline(__always)
+func withUTF8Bytes<R>(_ string: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+    var string = string
+    return string.withUTF8(body)
+}
+
 /// Byte-wise equality with ASCII letters folded to lower case.
 @usableFromInline
 func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
-    asciiCaseInsensitiveEquals(Substring(a).utf8, b.utf8)
+    guard a.utf8.count == b.utf8.count else { return false }
+    return withUTF8Bytes(a) { x in withUTF8Bytes(b) { y in asciiCaseInsensitiveEquals(x, y) } }
 }
 
-@usableFromInline
-func asciiCaseInsensitiveEquals(_ a: Substring.UTF8View, _ b: String.UTF8View) -> Bool {
+@inline(__always)
+func asciiCaseInsensitiveEquals(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
     guard a.count == b.count else { return false }
-    for (x, y) in zip(a, b) where x != y {
-        if asciiLower(x) != asciiLower(y) { return false }
+    for i in 0..<a.count where a[i] != b[i] {
+        if asciiLower(a[i]) != asciiLower(b[i]) { return false }
     }
     return true
 }
@@ -87,19 +97,17 @@ func asciiCaseInsensitiveEquals(_ a: Substring.UTF8View, _ b: String.UTF8View) -
 
 /// Calls `body` with each comma-separated element of `list`, trimmed of spaces and tabs, empty
 /// elements skipped (RFC 9110 §5.6.1); stops when `body` returns false.
-func forEachListElement(_ list: String, _ body: (Substring.UTF8View) -> Bool) {
-    let utf8 = Substring(list).utf8
-    var start = utf8.startIndex
-    while start < utf8.endIndex {
-        let end = utf8[start...].firstIndex(of: UInt8(ascii: ",")) ?? utf8.endIndex
-        var lo = start, hi = end
-        while lo < hi, utf8[lo] == 0x20 || utf8[lo] == 0x09 { lo = utf8.index(after: lo) }
-        while lo < hi {
-            let before = utf8.index(before: hi)
-            guard utf8[before] == 0x20 || utf8[before] == 0x09 else { break }
-            hi = before
+func forEachListElement(_ list: String, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) {
+    withUTF8Bytes(list) { bytes in
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+            var lo = start, hi = end
+            while lo < hi, bytes[lo] == 0x20 || bytes[lo] == 0x09 { lo += 1 }
+            while hi > lo, bytes[hi - 1] == 0x20 || bytes[hi - 1] == 0x09 { hi -= 1 }
+            if lo < hi, !body(UnsafeBufferPointer(rebasing: bytes[lo..<hi])) { return }
+            start = end + 1
         }
-        if lo < hi, !body(utf8[lo..<hi]) { return }
-        start = end < utf8.endIndex ? utf8.index(after: end) : end
     }
 }

@@ -2,7 +2,9 @@
 ///
 /// Carries client payloads (`data`) and correlation ids (`id`) through the gateway without
 /// re-parsing: they are spliced into outgoing frames byte for byte. Fragments produced by
-/// ``Envelope/decode(_:)`` are compact, with object keys sorted and '/' unescaped.
+/// ``Envelope/decode(_:)`` are parsed by JSONSerialization and rewritten compactly: no
+/// whitespace, object keys sorted by UTF-8 bytes, '/' unescaped, numbers exact
+/// (`true` stays `true`, 12345678901234567890 stays as is; `1.0` may become `1.0` or `1`).
 public struct JSONFragment: Hashable, Sendable, CustomStringConvertible {
     /// The JSON text, UTF-8.
     public let bytes: [UInt8]

@@ -60,9 +60,7 @@ public struct WebSocketHandshake: Sendable {
         if !supportedSubprotocols.isEmpty {
             outer: for offered in headers.values("Sec-WebSocket-Protocol") {
                 forEachListElement(offered) { element in
-                    if let match = supportedSubprotocols.first(where: { Substring($0).utf8.elementsEqual(element) }) {
-                        chosen = match
-                    }
+                    chosen = supportedSubprotocols.first { $0.utf8.elementsEqual(element) }
                     return chosen == nil
                 }
                 if chosen != nil { break outer }
@@ -92,11 +90,22 @@ public struct WebSocketHandshake: Sendable {
         var digest = Data(count: Int(SHA_DIGEST_LENGTH))
         digest.withUnsafeMutableBytes { out in
             input.withUnsafeBufferPointer { bytes in
-                _ = SHA1(bytes.baseAddress, bytes.count, out.bindMemory(to: UInt8.self).baseAddress)
+                let md = out.bindMemory(to: UInt8.self).baseAddress
+                if let sha1 = sha1Algorithm {
+                    var size: UInt32 = 0
+                    _ = EVP_Digest(bytes.baseAddress, bytes.count, md, &size, sha1, nil)
+                } else {
+                    _ = SHA1(bytes.baseAddress, bytes.count, md)
+                }
             }
         }
         return digest.base64EncodedString()
     }
+
+    /// SHA-1 fetched from OpenSSL's default provider once. OpenSSL 3's one-shot `SHA1()` fetches
+    /// it on every call (1.8 µs measured, vs 0.7 µs for `EVP_Digest` with this), which matters at
+    /// 30,000 handshakes/s. A fetched EVP_MD is immutable and safe to share between threads.
+    nonisolated(unsafe) private static let sha1Algorithm: OpaquePointer? = EVP_MD_fetch(nil, "SHA1", nil)
 
     static let responsePrefix = Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ".utf8)
 

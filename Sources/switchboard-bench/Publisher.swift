@@ -71,7 +71,11 @@ final class Publisher: WSClientDelegate, @unchecked Sendable {
         sendTimesMask = ring - 1
     }
 
+    /// Connects (again, after a close: the old connection is dropped). Loop thread.
     func connect() {
+        client?.reset()
+        closedCause = nil
+        ready = false
         let c = WSClient(bench: bench, delegate: self, tag: 0)
         client = c
         c.connect(endpoint)

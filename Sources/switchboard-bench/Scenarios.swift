@@ -194,6 +194,7 @@ struct StepOutcome {
     var gatewayCPU: Double?
     var benchCPU: Double?
     var drained: Bool
+    var publisherClosed: CloseCause?
 
     var published: Int { publish.acked }
     var expected: Int { published * group.members }
@@ -229,6 +230,7 @@ struct StepOutcome {
         if group.stale > 0 { r.add("stale", group.stale) }
         if group.otherFrames > 0 { r.add("other_frames", group.otherFrames) }
         r.add("drained", drained)
+        if let publisherClosed { r.add("publisher_closed", publisherClosed.tallyKey) }
         r.add("delivered_per_second", deliveredPerSecond, unit: "msg/s", decimals: 0)
         group.latency.addLatencies(to: &r, name: "latency")
         publish.ackLatency.addLatencies(to: &r, name: "ack_latency")
@@ -248,14 +250,14 @@ func runStep(_ ctx: Context, _ bench: BenchLoop, shards: [MemberShard], publishe
     let gatewayCPU = meters.gateway?.percent()
     let benchCPU = meters.bench.percent()
     _ = waitUntil(timeoutMs: drainMs) { bench.sync { publisher.stats.inflight == 0 || publisher.closedCause != nil } }
-    let stats = bench.sync { publisher.stats }
+    let (stats, publisherClosed) = bench.sync { (publisher.stats, publisher.closedCause) }
     let t0 = monotonicMilliseconds()
     for s in shards { s.requestFinish(published: stats.acked, drainMs: drainMs) }
     var group = GroupResult()
     for s in shards { group.merge(s.collectFinish()) }
     let drained = group.lost == 0 || monotonicMilliseconds() - t0 < UInt64(drainMs)
     return StepOutcome(mode: mode, durationMs: durationMs, publish: stats, group: group,
-                       gatewayCPU: gatewayCPU, benchCPU: benchCPU, drained: drained)
+                       gatewayCPU: gatewayCPU, benchCPU: benchCPU, drained: drained, publisherClosed: publisherClosed)
 }
 
 func runFanout(_ ctx: Context, _ bench: BenchLoop) throws -> Report {
@@ -320,6 +322,8 @@ func runFanout(_ ctx: Context, _ bench: BenchLoop) throws -> Report {
 
     // --rate max: double until a step loses, errs or cannot keep the rate, then bisect (bounded steps).
     let stepMs = try ctx.options.duration("step-duration", 3000)
+    let maxP99 = Double(try ctx.options.duration("max-p99", 250))
+    r.add("max_p99_ms", maxP99, unit: "ms", decimals: 0)
     var current = 1000.0
     var best: StepOutcome?
     var bestRate = 0.0
@@ -328,16 +332,21 @@ func runFanout(_ ctx: Context, _ bench: BenchLoop) throws -> Report {
         if step > 1 {
             sleepMilliseconds(500)
             let again = shards.reduce(into: GroupReady()) { $0.merge($1.reopen(timeoutMs: ctx.openTimeoutMs)) }
-            if bench.sync({ publisher.closedCause != nil }) {
-                r.note("search stopped: the publisher's connection closed")
-                break
+            if let cause = bench.sync({ publisher.closedCause }) {
+                r.note("step \(step): the publisher's connection had closed (\(cause)); reconnecting")
+                bench.sync { publisher.connect() }
+                guard waitUntil(timeoutMs: ctx.connectTimeoutMs, { bench.sync { publisher.ready } }) else {
+                    r.note("search stopped: the publisher could not reconnect")
+                    break
+                }
             }
             if again.ready < ready.ready { r.note("step \(step): only \(again.ready) of \(ready.ready) members back") }
         }
         Progress.say("step \(step): \(Int(current)) publishes/s for \(stepMs) ms")
         let o = runStep(ctx, bench, shards: shards, publisher: publisher, mode: .rate(current), durationMs: stepMs, drainMs: drainMs)
         let kept = o.publishesPerSecond >= 0.95 * current && o.publish.heldBack == 0
-        let ok = o.clean && kept && o.drained
+        let p99 = Double(o.group.latency.percentile(99)) / 1e6
+        let ok = o.clean && kept && o.drained && p99 <= maxP99
         r.note(String(format: "step %d: rate %.0f/s sent %.0f/s delivered %.0f msg/s lost %d dup %d closed %d p99 %.2f ms -> %@",
                       step, current, o.publishesPerSecond, o.deliveredPerSecond, o.group.lost, o.group.duplicates,
                       o.group.closedMembers, Double(o.group.latency.percentile(99)) / 1e6, ok ? "ok" : "fail"))

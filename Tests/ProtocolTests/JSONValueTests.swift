@@ -28,6 +28,32 @@ import Testing
         #expect(roundTrip("18446744073709551616") == "18446744073709551616")
     }
 
+    @Test func otherNumbersStayExact() throws {
+        let samples = ["1.0", "1e20", "1e-7", "-0.0", "0.30000000000000004", "123456789012345678901234567890", "3.14159",
+                       "1.7976931348623157e308", "-1e-300", "18446744073709551615", "-9223372036854775809", "0", "-0"]
+        for sample in samples {
+            let written = try #require(roundTrip(sample), "\(sample)")
+            #expect(JSONValue.isJSONNumber(written), "\(sample) -> \(written)")
+            let original = try #require(withBytes(sample) { JSONValue.parse($0) } as? NSNumber)
+            let reparsed = try #require(withBytes(written) { JSONValue.parse($0) } as? NSNumber)
+            #expect(original.description == reparsed.description, "\(sample) -> \(written)")
+        }
+        #expect(roundTrip("1e20") == "1e+20")
+        #expect(roundTrip("123456789012345678901234567890") == "123456789012345678901234567890")
+    }
+
+    @Test func numberGrammar() {
+        for good in ["0", "-0", "1", "-12", "1.5", "0.25", "1e5", "1E+5", "1.5e-07", "-0.0e0"] { #expect(JSONValue.isJSONNumber(good), "\(good)") }
+        for bad in ["", "-", "01", "1.", ".5", "1e", "1e+", "+1", "inf", "nan", "1.5.2", "0x10", " 1"] { #expect(!JSONValue.isJSONNumber(bad), "\(bad)") }
+    }
+
+    @Test func nestedStructures() {
+        #expect(roundTrip(#"{"b":{"y":[],"x":{}},"a":[{"k":"v"},[null]]}"#) == #"{"a":[{"k":"v"},[null]],"b":{"x":{},"y":[]}}"#)
+        #expect(roundTrip(#"{"é":1,"e":2,"E":3}"#) == #"{"E":3,"e":2,"é":1}"#)
+        let deep = String(repeating: "[", count: 500) + String(repeating: "]", count: 500)
+        #expect(roundTrip(deep) == deep)
+    }
+
     /// Why JSONValue exists: plain casts cannot tell 1 from true on Linux.
     @Test func castsConfuseBooleansAndNumbers() throws {
         let one = try #require(withBytes("1") { JSONValue.parse($0) })
