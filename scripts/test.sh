@@ -9,8 +9,8 @@ export SWITCHBOARD_SHARED="${SWITCHBOARD_SHARED:-$root/../shared}"
 start=$(date +%s)
 
 echo "== swift build"
-swift build --build-tests 2>&1 | grep -E "error|warning: unre|Compiling|Build complete" | grep -v "^\[" || true
-swift build --build-tests >/dev/null
+# pipefail: a failed build fails the script; the filter only hides per-file progress lines.
+swift build --build-tests 2>&1 | { grep -vE "^\[[0-9]+/[0-9]+\] (Compiling|Emitting|Write|Linking|Applying|Merging)" || true; }
 
 echo "== swift test"
 set +e
