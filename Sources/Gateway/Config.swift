@@ -37,6 +37,23 @@ public struct Config: Sendable {
     public var pongTimeoutMs = 10_000
     /// Milliseconds a drain (SIGTERM) may take before the process exits anyway.
     public var shutdownTimeoutMs = 10_000
+    /// Seconds of TCP idleness before keepalive probes (0 = keepalive off); set on the listener, inherited by accepted sockets.
+    public var tcpKeepaliveIdleMs = 60_000
+    /// Between keepalive probes.
+    public var tcpKeepaliveIntervalMs = 10_000
+    /// Unanswered probes before the kernel drops the connection.
+    public var tcpKeepaliveCount = 3
+    /// Milliseconds with no data frame from the client before it is closed (0 = off).
+    public var idleTimeoutMs = 0
+    /// Open connections (handshakes included) per node; more get 503 before the upgrade.
+    public var maxConnections = 100_000
+    /// Rooms one connection may be in at once (`error too_many_rooms` above it).
+    public var maxRoomsPerConnection = 100
+    /// Inbound frames per second per connection (token bucket, burst = 2 s worth); excess closes with 1008. 0 = off.
+    public var maxFrameRate = 1000
+    /// Milliseconds a client may stay over `--max-outbound-bytes` before it is closed with 1008
+    /// (never past 2 x the mark: memory stays bounded).
+    public var slowConsumerGraceMs = 1000
     public var logLevel = LogLevel.info
     public var subprotocols: [String] = []
     public var pinCPU: Int? = nil
@@ -110,6 +127,22 @@ public struct Config: Sendable {
         Option(name: "subprotocols", kind: .list, help: "comma list of Sec-WebSocket-Protocol values to accept",
                apply: { c, v in c.subprotocols = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
                current: { $0.subprotocols.joined(separator: ",") }),
+        Option(name: "tcp-keepalive-idle", kind: .duration, help: "TCP idle time before keepalive probes (0 = off)",
+               apply: { c, v throws(Invalid) in c.tcpKeepaliveIdleMs = try duration(v, "tcp-keepalive-idle", allowZero: true) }, current: { "\($0.tcpKeepaliveIdleMs)ms" }),
+        Option(name: "tcp-keepalive-interval", kind: .duration, help: "time between TCP keepalive probes",
+               apply: { c, v throws(Invalid) in c.tcpKeepaliveIntervalMs = try duration(v, "tcp-keepalive-interval") }, current: { "\($0.tcpKeepaliveIntervalMs)ms" }),
+        Option(name: "tcp-keepalive-count", kind: .int, help: "unanswered TCP keepalive probes before the kernel drops the connection",
+               apply: { c, v throws(Invalid) in c.tcpKeepaliveCount = try int(v, "tcp-keepalive-count", 1...100) }, current: { "\($0.tcpKeepaliveCount)" }),
+        Option(name: "idle-timeout", kind: .duration, help: "close a client that sent no data frame for this long (0 = off)",
+               apply: { c, v throws(Invalid) in c.idleTimeoutMs = try duration(v, "idle-timeout", allowZero: true) }, current: { "\($0.idleTimeoutMs)ms" }),
+        Option(name: "max-connections", kind: .int, help: "open connections per node; more get 503 before the upgrade",
+               apply: { c, v throws(Invalid) in c.maxConnections = try int(v, "max-connections", 1...10_000_000) }, current: { "\($0.maxConnections)" }),
+        Option(name: "max-rooms-per-connection", kind: .int, help: "rooms one connection may be in (error too_many_rooms above it)",
+               apply: { c, v throws(Invalid) in c.maxRoomsPerConnection = try int(v, "max-rooms-per-connection", 1...100_000) }, current: { "\($0.maxRoomsPerConnection)" }),
+        Option(name: "max-frame-rate", kind: .int, help: "inbound frames/s per connection on the room path, burst 2 s worth; excess closes with 1008 (0 = off)",
+               apply: { c, v throws(Invalid) in c.maxFrameRate = try int(v, "max-frame-rate", 0...10_000_000) }, current: { "\($0.maxFrameRate)" }),
+        Option(name: "slow-consumer-grace", kind: .duration, help: "how long a client may stay over --max-outbound-bytes before close 1008",
+               apply: { c, v throws(Invalid) in c.slowConsumerGraceMs = try duration(v, "slow-consumer-grace", allowZero: true) }, current: { "\($0.slowConsumerGraceMs)ms" }),
         Option(name: "log-level", kind: .level, help: "debug, info, warn or error",
                apply: { c, v throws(Invalid) in
                    guard let l = LogLevel(rawValue: v.lowercased()) else { throw Invalid(description: "--log-level: expected debug, info, warn or error, got '\(v)'") }
@@ -222,8 +255,8 @@ public struct Config: Sendable {
         return Int(t).flatMap { $0 >= 0 ? $0 : nil }
     }
 
-    private static func duration(_ v: String, _ flag: String) throws(Invalid) -> Int {
-        guard let ms = parseDuration(v) else { throw Invalid(description: "--\(flag): expected a duration like 250ms, 5s or 2m, got '\(v)'") }
+    private static func duration(_ v: String, _ flag: String, allowZero: Bool = false) throws(Invalid) -> Int {
+        guard let ms = parseDuration(v), allowZero || ms > 0 else { throw Invalid(description: "--\(flag): expected a duration like 250ms, 5s or 2m, got '\(v)'") }
         return ms
     }
 

@@ -27,8 +27,15 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
 
     // Liveness: any inbound frame counts (documented in docs/protocol.md).
     private var lastFrameAt: UInt64 = 0
+    private var lastDataAt: UInt64 = 0
     private var pingSentAt: UInt64 = 0
+    private var nextPingAt: UInt64 = 0
     private var awaitingPong = false
+    /// Inbound frame token bucket (room path): tokens left and when they were last refilled.
+    private var frameTokens: Double = 0
+    private var frameTokensAt: UInt64 = 0
+    /// When the outbound queue first went over the high-water mark (0 = under it).
+    private var overMarkSince: UInt64 = 0
     private(set) var timerGeneration: UInt32 = 0
     private var closeSent = false
     /// Set once we failed the connection or saw the peer's close: later input is discarded (the reader
@@ -49,6 +56,8 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     func start() {
         guard register() else { return }
         loop.register(self)
+        loop.node.socketCount.add(1, ordering: .relaxed)
+        loop.metrics.connectionsAccepted.add()
         arm(deadline: acceptedAt + UInt64(loop.config.handshakeTimeoutMs))
     }
 
@@ -104,6 +113,10 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             reject(HTTPError(status: .serviceUnavailable, reason: "node is shutting down", headers: [HTTPHeader("Retry-After", "1")]))
             return
         }
+        guard loop.node.socketCount.load(ordering: .relaxed) <= config.maxConnections else {
+            reject(HTTPError(status: .serviceUnavailable, reason: "node is at its connection limit", headers: [HTTPHeader("Retry-After", "1")]))
+            return
+        }
         let handshake: WebSocketHandshake
         do {
             handshake = try WebSocketHandshake.validate(head, supportedSubprotocols: config.subprotocols)
@@ -115,12 +128,16 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         enqueueRaw(Bytes(handshake.response(extraHeaders: [HTTPHeader("X-Request-ID", requestID)])))
         phase = .open
         lastFrameAt = loop.loop.now
+        lastDataAt = loop.loop.now
+        nextPingAt = loop.loop.now + UInt64(config.pingIntervalMs)
+        frameTokens = Double(config.maxFrameRate) * 2
+        frameTokensAt = loop.loop.now
         bytesAtOpen = 0
         loop.metrics.handshakesCompleted.add()
         loop.metrics.connectionsOpen.add()
         loop.node.logger.debug("connection open", ["conn": .string(String(id, radix: 16)), "request_id": .string(requestID),
                                                    "path": .string(head.path), "peer": .string(Socket.peerAddress(fd))])
-        arm(deadline: loop.loop.now + UInt64(config.pingIntervalMs))
+        armOpenTimer()
         if kind == .rooms {
             send(Envelope.hello(node: loop.node.config.nodeID, session: String(id, radix: 16),
                                 heartbeatSeconds: max(1, config.pingIntervalMs / 1000), extra: [("loop", String(loop.loop.index))]))
@@ -151,10 +168,18 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
 
     /// Handles one event; returns false to stop reading (after a close).
     private func handle(_ event: WebSocketEvent) -> Bool {
-        lastFrameAt = loop.loop.now
+        let now = loop.loop.now
+        lastFrameAt = now
+        if kind == .rooms && loop.config.maxFrameRate > 0 && !takeFrameToken(now: now) {
+            loop.metrics.frameRateCloses.add()
+            loop.node.logger.rateLimited(.info, "inbound frame rate exceeded", ["conn": .string(String(id, radix: 16))])
+            fail(.policyViolation, reason: "too many frames")
+            return false
+        }
         switch event {
         case .text(let payload):
             loop.metrics.messagesIn.add()
+            lastDataAt = now
             guard phase == .open else { return true }
             if kind == .echo {
                 enqueueFrame(Bytes(frame: .text, payload: payload))
@@ -163,6 +188,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             }
         case .binary(let payload):
             loop.metrics.messagesIn.add()
+            lastDataAt = now
             guard phase == .open else { return true }
             if kind == .echo {
                 enqueueFrame(Bytes(frame: .binary, payload: payload))
@@ -179,6 +205,18 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             return false
         }
         return !stopReading
+    }
+
+    /// Token bucket: `--max-frame-rate` per second, burst two seconds' worth.
+    private func takeFrameToken(now: UInt64) -> Bool {
+        let rate = Double(loop.config.maxFrameRate)
+        if now > frameTokensAt {
+            frameTokens = min(rate * 2, frameTokens + Double(now - frameTokensAt) * rate / 1000)
+            frameTokensAt = now
+        }
+        guard frameTokens >= 1 else { return false }
+        frameTokens -= 1
+        return true
     }
 
     // MARK: - Client protocol
@@ -208,7 +246,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             loop.node.bus.presence(room: room) { result in
                 loopRef.onLoop {
                         switch result {
-                    case .success(let n): self.send(Envelope.presence(room: room, count: n))
+                    case .success(let n): self.send(Envelope.presence(room: room, count: n), class: .droppable)
                     case .failure: self.send(Envelope.error(.unavailable, message: "presence is unavailable: the bus is down"))
                     }
                 }
@@ -230,6 +268,10 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             sinceOffset = o
         } else {
             sinceOffset = nil
+        }
+        if roomSlots[room] == nil && roomSlots.count >= loop.config.maxRoomsPerConnection {
+            send(Envelope.error(.tooManyRooms, message: "at most \(loop.config.maxRoomsPerConnection) rooms per connection"))
+            return
         }
         let fresh = loop.join(self, room: room)
         if !fresh && sinceOffset == nil {
@@ -283,30 +325,63 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     }
 
     /// Sends one JSON text frame to this client.
-    func send(_ json: [UInt8]) {
+    func send(_ json: [UInt8], class outboundClass: OutboundClass = .reliable) {
         guard phase == .open else { return }
-        enqueueFrame(Bytes.frame(.text, json))
+        enqueueFrame(Bytes.frame(.text, json), class: outboundClass)
     }
 
-    /// Queues a frame (for room messages, the bytes shared by every member). A client whose queue passes
-    /// the high-water mark (`--max-outbound-bytes`) is a slow consumer: it is closed with 1008 and resumes
-    /// from its last offset; room messages are never silently dropped.
-    func enqueueFrame(_ frame: Bytes) {
-        guard phase == .open else { return }
-        if queuedBytes + frame.count > loop.config.maxOutboundBytes && !isWriteBlocked {
+    /// What a queued frame may suffer under pressure (uWebSockets' SUCCESS / BACKPRESSURE / DROPPED).
+    enum OutboundClass {
+        /// Room messages, acks, errors: never dropped; a client that cannot keep up is closed and resumes.
+        case reliable
+        /// Presence answers, notices: shed first when the client is over the high-water mark.
+        case droppable
+    }
+
+    /// What `enqueueFrame` did with a frame.
+    enum EnqueueResult {
+        case queued
+        /// Dropped: a droppable frame while over the high-water mark.
+        case shed
+        /// The client was closed as a slow consumer (1008); the frame was not queued.
+        case overLimit
+        /// The connection is not open.
+        case closed
+    }
+
+    /// Queues a frame (for room messages, the bytes shared by every member). Over the high-water mark
+    /// (`--max-outbound-bytes`) droppable frames are shed; reliable ones are queued for at most
+    /// `--slow-consumer-grace` and never past twice the mark, after which the client is closed with 1008
+    /// and resumes from its last offset: room messages are never silently dropped.
+    @discardableResult
+    func enqueueFrame(_ frame: Bytes, class outboundClass: OutboundClass = .reliable) -> EnqueueResult {
+        guard phase == .open else { return .closed }
+        let mark = loop.config.maxOutboundBytes
+        if queuedBytes + frame.count > mark && !isWriteBlocked {
             // Corked bytes from this iteration are not the client's fault: hand them to the kernel first.
             flushNow()
-            guard phase == .open, !isClosed else { return }
+            guard phase == .open, !isClosed else { return .closed }
         }
-        if queuedBytes + frame.count > loop.config.maxOutboundBytes {
-            loop.metrics.slowConsumerCloses.add()
-            loop.node.logger.rateLimited(.info, "slow consumer closed", ["conn": .string(String(id, radix: 16)), "queued_bytes": .int(queuedBytes)])
-            discardUnsentQueue()
-            fail(.policyViolation, reason: "slow consumer")
-            return
+        if queuedBytes + frame.count > mark {
+            let now = loop.loop.now
+            if outboundClass == .droppable {
+                loop.metrics.shedFrames.add()
+                return .shed
+            }
+            if overMarkSince == 0 { overMarkSince = now }
+            if queuedBytes + frame.count > 2 * mark || now >= overMarkSince + UInt64(loop.config.slowConsumerGraceMs) {
+                loop.metrics.slowConsumerCloses.add()
+                loop.node.logger.rateLimited(.info, "slow consumer closed", ["conn": .string(String(id, radix: 16)), "queued_bytes": .int(queuedBytes)])
+                discardUnsentQueue()
+                fail(.policyViolation, reason: "slow consumer")
+                return .overLimit
+            }
+        } else {
+            overMarkSince = 0
         }
         loop.metrics.messagesOut.add()
         enqueueRaw(frame)
+        return .queued
     }
 
     // MARK: - Closing (RFC 6455 §5.5.1, §7)
@@ -385,6 +460,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
 
     override func didClose() {
         disarm()
+        loop.node.socketCount.add(-1, ordering: .relaxed)
         leaveAllRooms()
         if phase == .open {
             if closeCode == nil { closeCode = 1006 }
@@ -403,7 +479,14 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             loop.node.logger.rateLimited(.info, "handshake timeout", ["conn": .string(String(id, radix: 16))])
             resetSocket()
         case .open:
-            if awaitingPong {
+            let config = loop.config
+            if config.idleTimeoutMs > 0 && now >= lastDataAt + UInt64(config.idleTimeoutMs) {
+                loop.metrics.reapedIdleTimeout.add()
+                loop.node.logger.rateLimited(.info, "reaped: idle", ["conn": .string(String(id, radix: 16))])
+                close(.goingAway, reason: "idle timeout")
+                return
+            }
+            if awaitingPong && now >= pingSentAt + UInt64(config.pongTimeoutMs) {
                 if lastFrameAt < pingSentAt {
                     loop.metrics.reapedPingTimeout.add()
                     loop.node.logger.rateLimited(.info, "reaped: no frame after ping", ["conn": .string(String(id, radix: 16))])
@@ -411,22 +494,28 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
                     return
                 }
                 awaitingPong = false
-                let next = pingSentAt + UInt64(loop.config.pingIntervalMs)
-                if next > now {
-                    arm(deadline: next)
-                    return
-                }
             }
-            awaitingPong = true
-            pingSentAt = now
-            enqueueRaw(Bytes.frame(.ping, []))
-            arm(deadline: now + UInt64(loop.config.pongTimeoutMs))
+            if !awaitingPong && now >= nextPingAt {
+                awaitingPong = true
+                pingSentAt = now
+                nextPingAt = now + UInt64(config.pingIntervalMs)
+                enqueueRaw(Bytes.frame(.ping, []))
+            }
+            armOpenTimer()
         case .closing:
             loop.metrics.reapedCloseTimeout.add()
             resetSocket()
         case .closed:
             break
         }
+    }
+
+    /// The next deadline while open: the pong deadline, the next ping, or the idle deadline.
+    private func armOpenTimer() {
+        let config = loop.config
+        var next = awaitingPong ? pingSentAt + UInt64(config.pongTimeoutMs) : nextPingAt
+        if config.idleTimeoutMs > 0 { next = min(next, lastDataAt + UInt64(config.idleTimeoutMs)) }
+        arm(deadline: next)
     }
 
     override func readFailed(errno: CInt) {

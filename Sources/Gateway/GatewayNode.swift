@@ -17,6 +17,9 @@ public final class GatewayNode: @unchecked Sendable {
     private let accepting = Atomic<Bool>(false)
     private let draining = Atomic<Bool>(false)
     let apiPublishes = LoopCounterShared()
+    /// Sockets on the public port (handshakes included), for `--max-connections`. One atomic add per
+    /// accept and per close, never per message.
+    let socketCount = Atomic<Int>(0)
     private let startedAt = Date()
 
     /// The node accepts new upgrades (false once shutdown started).
@@ -39,7 +42,18 @@ public final class GatewayNode: @unchecked Sendable {
         var listenFDs: [CInt] = []
         var adminFD: CInt = -1
         do {
-            for _ in 0..<n { listenFDs.append(try Socket.listen(host: config.host, port: config.port, reusePort: true)) }
+            for _ in 0..<n {
+                let fd = try Socket.listen(host: config.host, port: config.port, reusePort: true)
+                listenFDs.append(fd)
+                // Set once on the listener: Linux copies these to every accepted socket (no syscall per accept).
+                try Socket.setOption(fd, CInt(IPPROTO_TCP), TCP_NODELAY, 1)
+                if config.tcpKeepaliveIdleMs > 0 {
+                    try Socket.setOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1)
+                    try Socket.setOption(fd, CInt(IPPROTO_TCP), TCP_KEEPIDLE, CInt(max(1, config.tcpKeepaliveIdleMs / 1000)))
+                    try Socket.setOption(fd, CInt(IPPROTO_TCP), TCP_KEEPINTVL, CInt(max(1, config.tcpKeepaliveIntervalMs / 1000)))
+                    try Socket.setOption(fd, CInt(IPPROTO_TCP), TCP_KEEPCNT, CInt(config.tcpKeepaliveCount))
+                }
+            }
             if config.adminPort != 0 { adminFD = try Socket.listen(host: config.adminHost, port: config.adminPort, reusePort: false) }
         } catch {
             for fd in listenFDs { close(fd) }

@@ -31,8 +31,6 @@ final class Listener: EventHandler {
                 }
                 return
             }
-            var one: CInt = 1
-            _ = setsockopt(c, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
             onAccept(c)
         }
     }

@@ -43,7 +43,9 @@ extension GatewayNode {
         counter("switchboard_slow_consumer_closes_total", "Connections closed with 1008 because their outbound queue passed the high-water mark.", { $0.slowConsumerCloses })
         family("switchboard_reaped_connections_total", "counter", "Connections closed by a deadline, by reason.",
                [("{reason=\"ping_timeout\"}", sum { $0.reapedPingTimeout }), ("{reason=\"handshake_timeout\"}", sum { $0.reapedHandshakeTimeout }),
-                ("{reason=\"close_timeout\"}", sum { $0.reapedCloseTimeout })])
+                ("{reason=\"close_timeout\"}", sum { $0.reapedCloseTimeout }), ("{reason=\"idle_timeout\"}", sum { $0.reapedIdleTimeout })])
+        counter("switchboard_frame_rate_closes_total", "Connections closed with 1008 for exceeding --max-frame-rate.", { $0.frameRateCloses })
+        counter("switchboard_shed_frames_total", "Droppable frames (presence answers, notices) shed because the client was over the high-water mark.", { $0.shedFrames })
         counter("switchboard_protocol_errors_total", "Connections failed for an RFC 6455 violation.", { $0.protocolErrors })
         counter("switchboard_envelope_errors_total", "Client frames answered with an error for malformed JSON or an unknown op.", { $0.envelopeErrors })
         family("switchboard_bus_up", "gauge", "1 when the cluster bus is connected.", [("", hub.busState.load(ordering: .relaxed) ? 1 : 0)])
