@@ -114,7 +114,7 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
         answered = true
         var r = response
         if head?.method == "HEAD" { r.body = [] }
-        enqueueRaw(Bytes(r.serialize()))
+        enqueueRaw(loop.node.httpAnswer(r))
         shutdownWriteAfterFlush()
     }
 

@@ -54,6 +54,12 @@ public struct Config: Sendable {
     /// Milliseconds a client may stay over `--max-outbound-bytes` before it is closed with 1008
     /// (never past 2 x the mark: memory stays bounded).
     public var slowConsumerGraceMs = 1000
+    /// Peers whose `X-Request-ID` / `X-Forwarded-For` are believed (IPv4 addresses and CIDR blocks).
+    public var trustedProxies = TrustedProxies("")!
+    var trustedProxiesText = ""
+    /// `Strict-Transport-Security` max-age in seconds on HTTP answers (0 = not sent): set it when a TLS
+    /// proxy fronts the node.
+    public var hstsMaxAge = 0
     public var logLevel = LogLevel.info
     public var subprotocols: [String] = []
     public var pinCPU: Int? = nil
@@ -143,6 +149,14 @@ public struct Config: Sendable {
                apply: { c, v throws(Invalid) in c.maxFrameRate = try int(v, "max-frame-rate", 0...10_000_000) }, current: { "\($0.maxFrameRate)" }),
         Option(name: "slow-consumer-grace", kind: .duration, help: "how long a client may stay over --max-outbound-bytes before close 1008",
                apply: { c, v throws(Invalid) in c.slowConsumerGraceMs = try duration(v, "slow-consumer-grace", allowZero: true) }, current: { "\($0.slowConsumerGraceMs)ms" }),
+        Option(name: "trusted-proxies", kind: .list, help: "comma list of proxy IPv4 addresses/CIDRs whose X-Request-ID and X-Forwarded-For are believed",
+               apply: { c, v throws(Invalid) in
+                   guard let t = TrustedProxies(v) else { throw Invalid(description: "--trusted-proxies: expected IPv4 addresses or CIDR blocks, got '\(v)'") }
+                   c.trustedProxies = t
+                   c.trustedProxiesText = v
+               }, current: { $0.trustedProxiesText }),
+        Option(name: "hsts-max-age", kind: .duration, help: "send Strict-Transport-Security with this max-age on HTTP answers, when TLS terminates in front (0 = off)",
+               apply: { c, v throws(Invalid) in c.hstsMaxAge = try duration(v, "hsts-max-age", allowZero: true) / 1000 }, current: { $0.hstsMaxAge == 0 ? "0" : "\($0.hstsMaxAge)s" }),
         Option(name: "log-level", kind: .level, help: "debug, info, warn or error",
                apply: { c, v throws(Invalid) in
                    guard let l = LogLevel(rawValue: v.lowercased()) else { throw Invalid(description: "--log-level: expected debug, info, warn or error, got '\(v)'") }

@@ -124,7 +124,10 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             reject(error)
             return
         }
-        requestID = RequestID.from(head.headers["X-Request-ID"]) ?? RequestID.generate()
+        // A proxy's X-Request-ID is believed only from a trusted proxy (else anyone could forge log correlation).
+        let peer = Socket.peerAddress(fd)
+        let proxied = config.trustedProxies.contains(peer) ? RequestID.from(head.headers["X-Request-ID"]) : nil
+        requestID = proxied ?? RequestID.generate()
         enqueueRaw(Bytes(handshake.response(extraHeaders: [HTTPHeader("X-Request-ID", requestID)])))
         phase = .open
         lastFrameAt = loop.loop.now
@@ -135,8 +138,8 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         bytesAtOpen = 0
         loop.metrics.handshakesCompleted.add()
         loop.metrics.connectionsOpen.add()
-        loop.node.logger.debug("connection open", ["conn": .string(String(id, radix: 16)), "request_id": .string(requestID),
-                                                   "path": .string(head.path), "peer": .string(Socket.peerAddress(fd))])
+        loop.node.logger.info("connection open", ["conn": .string(String(id, radix: 16)), "request_id": .string(requestID),
+                                                  "path": .string(head.path), "peer": .string(peer), "loop": .int(loop.loop.index)])
         armOpenTimer()
         if kind == .rooms {
             send(Envelope.hello(node: loop.node.config.nodeID, session: String(id, radix: 16),
@@ -147,10 +150,11 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     /// Answers a failed handshake with its HTTP status and closes after the response is written.
     private func reject(_ error: HTTPError) {
         loop.metrics.countRejection(error.status.rawValue)
-        loop.node.logger.rateLimited(.info, "handshake rejected", ["status": .int(error.status.rawValue), "reason": .string(error.reason)])
+        loop.node.logger.rateLimited(.info, "handshake rejected", ["status": .int(error.status.rawValue), "reason": .string(error.reason),
+                                                                   "peer": .string(Socket.peerAddress(fd))])
         http = nil
         phase = .closing
-        enqueueRaw(Bytes(HTTPResponse(error: error).serialize()))
+        enqueueRaw(loop.node.httpAnswer(HTTPResponse(error: error)))
         shutdownWriteAfterFlush()
         arm(deadline: loop.loop.now + UInt64(min(loop.config.closeTimeoutMs, 2000)))
     }
@@ -309,8 +313,10 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     private func publish(room: String, data: JSONFragment, id: JSONFragment?) {
         loop.metrics.publishesClient.add()
         let loopRef = loop
+        let started = monotonicNanoseconds()
         loop.node.bus.publish(room: room, data: data) { result in
             loopRef.onLoop {
+                loopRef.metrics.busPublishLatency.observe(nanoseconds: Int(monotonicNanoseconds() &- started))
                 switch result {
                 case .success(let offset):
                     if let id { self.send(Envelope.ack(id: id, offset: offset.description)) }
@@ -444,9 +450,10 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     private func leftOpen() {
         loop.metrics.connectionsOpen.add(-1)
         loop.metrics.countClose(closeCode)
-        loop.node.logger.debug("connection closed", ["conn": .string(String(id, radix: 16)), "request_id": .string(requestID),
-                                                     "close_code": .int(Int(closeCode ?? 1006)), "reason": .string(closeReason),
-                                                     "duration_ms": .int(Int(loop.loop.now - acceptedAt))])
+        loop.node.logger.info("connection closed", ["conn": .string(String(id, radix: 16)), "request_id": .string(requestID),
+                                                    "close_code": .int(Int(closeCode ?? 1006)), "reason": .string(closeReason),
+                                                    "duration_ms": .int(Int(loop.loop.now - acceptedAt)),
+                                                    "bytes_in": .int(bytesRead), "bytes_out": .int(bytesWritten), "rooms": .int(roomSlots.count)])
     }
 
     private func leaveAllRooms() {

@@ -81,8 +81,10 @@ public final class GatewayLoop: @unchecked Sendable {
     }
 
     /// Queues the same frame bytes on every member of `room` on this loop (the fan-out hot path).
-    func fanOut(room: String, frame: Bytes, offset: StreamOffset) {
+    func fanOut(room: String, frame: Bytes, offset: StreamOffset, publishedAtMilliseconds: UInt64) {
         guard let r = rooms[room] else { return }
+        let now = wallClockMilliseconds()
+        metrics.deliveryLatency.observe(nanoseconds: (Int(bitPattern: UInt(now)) - Int(bitPattern: UInt(publishedAtMilliseconds))) * 1_000_000)
         if r.resumeFloors.isEmpty {
             for m in r.members { m.enqueueFrame(frame) }
         } else {

@@ -22,6 +22,9 @@ public final class GatewayNode: @unchecked Sendable {
     let socketCount = Atomic<Int>(0)
     private let startedAt = Date()
 
+    /// True once shutdown (drain) started.
+    var isDraining: Bool { draining.load(ordering: .relaxed) }
+
     /// The node accepts new upgrades (false once shutdown started).
     var isAccepting: Bool { accepting.load(ordering: .relaxed) && !draining.load(ordering: .relaxed) }
 
@@ -180,6 +183,14 @@ public final class GatewayNode: @unchecked Sendable {
         let json = "{\"status\":\"\(ok ? "ready" : "not_ready")\",\"node\":\(jsonString(config.nodeID)),\"accepting\":\(acc && !drain),\"draining\":\(drain),"
             + "\"dependencies\":{\"bus\":{\"kind\":\"\(config.redisURL == nil ? "local" : "redis")\",\"status\":\"\(busUp ? "up" : "down")\"}}}"
         return (ok, Array(json.utf8))
+    }
+
+    /// Serializes a non-upgrade HTTP answer (public and admin port): the hardening headers come from
+    /// `HTTPResponse`; `Strict-Transport-Security` is added when `--hsts-max-age` is set.
+    func httpAnswer(_ response: HTTPResponse) -> Bytes {
+        var r = response
+        if config.hstsMaxAge > 0 { r.headers.append(HTTPHeader("Strict-Transport-Security", "max-age=\(config.hstsMaxAge)")) }
+        return Bytes(r.serialize())
     }
 
     func jsonString(_ s: String) -> String {

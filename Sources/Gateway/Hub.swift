@@ -60,12 +60,13 @@ final class Hub: BusDelegate, @unchecked Sendable {
         let frame = Bytes.frame(.text, Envelope.message(room: message.room, offset: message.offset.description, data: message.data))
         let room = message.room
         let offset = message.offset
+        let publishedAt = message.publishedAtMilliseconds
         var m = mask
         while m != 0 {
             let i = m.trailingZeroBitCount
             m &= m - 1
             let gl = node.loops[i]
-            gl.loop.execute { gl.fanOut(room: room, frame: frame, offset: offset) }
+            gl.loop.execute { gl.fanOut(room: room, frame: frame, offset: offset, publishedAtMilliseconds: publishedAt) }
         }
     }
 

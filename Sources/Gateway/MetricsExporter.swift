@@ -15,6 +15,18 @@ extension GatewayNode {
         }
         func sum(_ f: (LoopMetrics) -> LoopCounter) -> Double { Double(loops.reduce(0) { $0 + f($1.metrics).load() }) }
         func counter(_ name: String, _ help: String, _ f: (LoopMetrics) -> LoopCounter) { family(name, "counter", help, [("", sum(f))]) }
+        func histogram(_ name: String, _ help: String, _ f: (LoopMetrics) -> LoopHistogram) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+            var cumulative = 0
+            for (i, bound) in LoopHistogram.bounds.enumerated() {
+                cumulative += loops.reduce(0) { $0 + f($1.metrics).buckets[i].load() }
+                out += "\(name)_bucket{le=\"\(bound)\"} \(cumulative)\n"
+            }
+            cumulative += loops.reduce(0) { $0 + f($1.metrics).buckets[LoopHistogram.bounds.count].load() }
+            out += "\(name)_bucket{le=\"+Inf\"} \(cumulative)\n"
+            let ns = loops.reduce(0) { $0 + f($1.metrics).sumNanoseconds.load() }
+            out += "\(name)_sum \(Double(ns) / 1e9)\n\(name)_count \(cumulative)\n"
+        }
 
         family("switchboard_connections_open", "gauge", "WebSocket connections currently open.", [("", sum { $0.connectionsOpen })])
         counter("switchboard_connections_accepted_total", "TCP connections accepted on the public port.", { $0.connectionsAccepted })
@@ -48,8 +60,12 @@ extension GatewayNode {
         counter("switchboard_shed_frames_total", "Droppable frames (presence answers, notices) shed because the client was over the high-water mark.", { $0.shedFrames })
         counter("switchboard_protocol_errors_total", "Connections failed for an RFC 6455 violation.", { $0.protocolErrors })
         counter("switchboard_envelope_errors_total", "Client frames answered with an error for malformed JSON or an unknown op.", { $0.envelopeErrors })
+        histogram("switchboard_bus_publish_latency_seconds", "Client publish to the bus's answer (offset assigned).", { $0.busPublishLatency })
+        histogram("switchboard_delivery_latency_seconds", "Bus accept (publisher's node wall clock) to fan-out on this node's loop: cross-node delivery latency.", { $0.deliveryLatency })
+        family("switchboard_outbound_queue_bytes", "gauge", "Bytes queued for clients and not yet written.", [("", sum { $0.outboundQueueBytes })])
         family("switchboard_bus_up", "gauge", "1 when the cluster bus is connected.", [("", hub.busState.load(ordering: .relaxed) ? 1 : 0)])
         family("switchboard_ready", "gauge", "1 when /ready answers 200.", [("", readinessReport().0 ? 1 : 0)])
+        family("switchboard_draining", "gauge", "1 while the node drains (SIGTERM received).", [("", isDraining ? 1 : 0)])
         let proc = ProcessStats.read()
         family("switchboard_process_resident_memory_bytes", "gauge", "Resident set size (/proc/self/statm).", [("", Double(proc.rssBytes))])
         family("switchboard_process_open_fds", "gauge", "Open file descriptors (/proc/self/fd).", [("", Double(proc.openFDs))])

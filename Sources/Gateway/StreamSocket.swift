@@ -19,6 +19,9 @@ class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
     /// After the queue drains: send FIN (`shutdown(SHUT_WR)`) and wait for the peer's EOF.
     private var shutdownAfterFlush = false
     private(set) var writeShutDown = false
+    /// Bytes read from and written to this socket (for the close log line).
+    private(set) var bytesRead = 0
+    private(set) var bytesWritten = 0
 
     init(loop: GatewayLoop, fd: CInt) {
         self.loop = loop
@@ -47,6 +50,7 @@ class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
         guard fd >= 0, !writeShutDown, !shutdownAfterFlush else { return }
         queue.append(bytes)
         queuedBytes += bytes.count
+        loop.metrics.outboundQueueBytes.add(bytes.count)
         scheduleFlush()
     }
 
@@ -60,6 +64,7 @@ class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
         for i in keep..<queue.count { dropped += queue[i].count }
         queue.removeSubrange(keep...)
         queuedBytes -= dropped
+        loop.metrics.outboundQueueBytes.add(-dropped)
         return dropped
     }
 
@@ -102,6 +107,7 @@ class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
                 return
             }
             loop.metrics.bytesOut.add(written)
+            bytesWritten += written
             advance(by: written)
             if written < total { armWrite(true); return }
         }
@@ -121,6 +127,7 @@ class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
     private func advance(by written: Int) {
         var left = written
         queuedBytes -= written
+        loop.metrics.outboundQueueBytes.add(-written)
         while left > 0 {
             let remaining = queue[head].count - headOffset
             if left >= remaining {
@@ -153,6 +160,7 @@ class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
         queue = []
         head = 0
         headOffset = 0
+        loop.metrics.outboundQueueBytes.add(-queuedBytes)
         queuedBytes = 0
         didClose()
     }
@@ -186,6 +194,7 @@ class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
             let n = read(fd, buf.baseAddress!, buf.count)
             if n > 0 {
                 loop.metrics.bytesIn.add(n)
+                bytesRead += n
                 received(UnsafeMutableRawBufferPointer(start: buf.baseAddress!, count: n))
                 if n < buf.count { return }
                 rounds += 1

@@ -1,0 +1,94 @@
+import Foundation
+import Glibc
+import Protocol
+import Testing
+
+/// /metrics, request IDs and HTTP hardening against the real binary.
+@Suite(.serialized) struct ObservabilityTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func run(_ arguments: [String], input: String? = nil) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = arguments
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        let inPipe = Pipe()
+        p.standardInput = inPipe
+        try p.run()
+        if let input { inPipe.fileHandleForWriting.write(Data(input.utf8)) }
+        try inPipe.fileHandleForWriting.close()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func metricsMoveAsTrafficImpliesAndParseWithPrometheusClient() throws {
+        let gw = try GatewayProcess(threads: 2)
+        let n = 5, m = 7
+        let clients = try (0..<n).map { _ in try WSClient(port: gw.port) }
+        for c in clients { _ = try c.join("metrics-room") }
+        for i in 0..<m { try clients[0].sendOp("{\"op\":\"publish\",\"room\":\"metrics-room\",\"data\":\(i)}") }
+        for c in clients { #expect(try c.drainJSON(quiet: 0.4).filter { $0.op == "message" }.count == m) }
+        #expect(try gw.metric("switchboard_connections_open") == Double(n))
+        #expect(try gw.metric("switchboard_handshakes_completed_total") == Double(n))
+        #expect(try gw.metric("switchboard_room_joins_total") == Double(n))
+        #expect(try gw.metric("switchboard_publishes_total{source=\"client\"}") == Double(m))
+        #expect(try gw.metric("switchboard_messages_in_total") == Double(n + m))
+        // Out: n hello + n joined + m x n messages.
+        #expect(try gw.metric("switchboard_messages_out_total") == Double(2 * n + m * n))
+        #expect(try gw.metric("switchboard_rooms") == 1)
+        #expect(try gw.metric("switchboard_bus_publish_latency_seconds_count") == Double(m))
+        let (_, exposition) = try httpGet(port: gw.adminPort, path: "/metrics")
+        // Debian's python3-prometheus-client (scripts/deps.sh test) parses the exposition.
+        let parser = """
+        import sys
+        from prometheus_client.parser import text_string_to_metric_families
+        fams = list(text_string_to_metric_families(sys.stdin.read()))
+        assert all(f.name.startswith("switchboard_") for f in fams), [f.name for f in fams]
+        print(len(fams), "families")
+        """
+        let (status, out) = try run(["/usr/bin/python3", "-c", parser], input: exposition)
+        #expect(status == 0, "\(out)")
+        for c in clients { try c.send(.close, FrameEncoder.closePayload(code: .normalClosure)) }
+        for c in clients { _ = try? c.expectClose() }
+        usleep(300_000)
+        #expect(try gw.metric("switchboard_connections_open") == 0)
+        #expect(try gw.metric("switchboard_connections_closed_total{code=\"1000\"}") == Double(n))
+    }
+
+    @Test func dashboardAndAlertsQueryOnlyExportedMetrics() throws {
+        let gw = try GatewayProcess(threads: 1)
+        let (status, out) = try run(["python3", Self.root.appendingPathComponent("scripts/check-dashboard.py").path,
+                                     "http://127.0.0.1:\(gw.adminPort)/metrics",
+                                     Self.root.appendingPathComponent("deploy/grafana/switchboard-dashboard.json").path,
+                                     Self.root.appendingPathComponent("deploy/prometheus/switchboard-alerts.yml").path])
+        #expect(status == 0, "\(out)")
+        #expect(out.contains("0 failed"), "\(out)")
+    }
+
+    @Test func requestIDIsGeneratedOrTakenFromATrustedProxyOnly() throws {
+        let untrusted = try GatewayProcess(threads: 1)
+        let a = try WSClient(port: untrusted.port, headers: [HTTPHeader("X-Request-ID", "from-client-1")])
+        let generated = a.upgradeHeaders?["X-Request-ID"] ?? ""
+        #expect(generated.count == 16 && generated != "from-client-1")
+        #expect(untrusted.log().contains("\"request_id\":\"\(generated)\""))
+        let trusted = try GatewayProcess(["--trusted-proxies", "127.0.0.0/8"], threads: 1)
+        let b = try WSClient(port: trusted.port, headers: [HTTPHeader("X-Request-ID", "from-proxy-42")])
+        #expect(b.upgradeHeaders?["X-Request-ID"] == "from-proxy-42")
+        usleep(100_000)
+        #expect(trusted.log().contains("\"request_id\":\"from-proxy-42\""))
+    }
+
+    @Test func hstsIsSentOnlyWhenConfigured() throws {
+        let gw = try GatewayProcess(["--hsts-max-age", "1h"], threads: 1)
+        let raw = try RawSocket(port: gw.adminPort)
+        try raw.send(Array("GET /health HTTP/1.1\r\nHost: a\r\n\r\n".utf8))
+        #expect(String(decoding: try raw.readToEOF(timeout: 3), as: UTF8.self).contains("Strict-Transport-Security: max-age=3600"))
+        let plain = try GatewayProcess(threads: 1)
+        let raw2 = try RawSocket(port: plain.adminPort)
+        try raw2.send(Array("GET /health HTTP/1.1\r\nHost: a\r\n\r\n".utf8))
+        #expect(!String(decoding: try raw2.readToEOF(timeout: 3), as: UTF8.self).contains("Strict-Transport-Security"))
+    }
+}
