@@ -23,19 +23,19 @@ struct FrameChunk {
 /// control frame FIN and length (§5.5), the 64-bit length's top bit (§5.2). Message-level rules
 /// (fragment order, size limit, UTF-8) belong to ``MessageAssembler``.
 struct FrameDecoder: Sendable {
-    /// True in the server role: every client frame must be masked; false: none may be.
-    let expectMasked: Bool
-
+    // Stored largest first so the struct packs into 43 bytes.
     private var header: (UInt64, UInt64) = (0, 0)
-    private var headerCount = 0
-    private var inPayload = false
-    private var opcode = Opcode.continuation
-    private var fin = false
     private var payloadLength: UInt64 = 0
     private var remaining: UInt64 = 0
-    private var masked = false
     private var maskingKey: UInt32 = 0
-    private var maskPhase = 0
+    private var headerCount: UInt8 = 0
+    private var maskPhase: UInt8 = 0
+    private var opcode = Opcode.continuation
+    private var inPayload = false
+    private var fin = false
+    private var masked = false
+    /// True in the server role: every client frame must be masked; false: none may be.
+    let expectMasked: Bool
 
     init(role: WebSocketRole) {
         expectMasked = role == .server
@@ -108,8 +108,8 @@ struct FrameDecoder: Sendable {
         }
         // The header spans feeds: collect it in `header`.
         var storage = header
-        var count = headerCount
-        defer { header = storage; headerCount = count }
+        var count = Int(headerCount)
+        defer { header = storage; headerCount = UInt8(count) }
         var needed = 2
         if count >= 2 { needed = withUnsafeBytes(of: &storage) { Self.headerLength($0[1]) } }
         while count < needed, offset < input.count {
@@ -136,7 +136,7 @@ struct FrameDecoder: Sendable {
         if !isStart && available == 0 { return nil }
         let take = Int(min(UInt64(available), remaining))
         let bytes = UnsafeMutableRawBufferPointer(rebasing: input[offset..<(offset + take)])
-        if masked, take > 0 { maskPhase = applyMask(maskingKey, to: bytes, phase: maskPhase) }
+        if masked, take > 0 { maskPhase = UInt8(applyMask(maskingKey, to: bytes, phase: Int(maskPhase))) }
         offset += take
         remaining -= UInt64(take)
         let isEnd = remaining == 0

@@ -55,7 +55,7 @@ public enum FrameEncoder {
         }
     }
 
-    /// A whole frame; see ``frame(opcode:payload:fin:maskingKey:)-(_,UnsafeRawBufferPointer,_,_)``.
+    /// A whole frame, as the `UnsafeRawBufferPointer` variant above.
     public static func frame(opcode: Opcode, payload: [UInt8], fin: Bool = true, maskingKey: UInt32? = nil) -> [UInt8] {
         payload.withUnsafeBytes { frame(opcode: opcode, payload: $0, fin: fin, maskingKey: maskingKey) }
     }

@@ -141,6 +141,23 @@ enum HTTPHeadSyntax {
         String(decoding: UnsafeRawBufferPointer(rebasing: head[range]), as: UTF8.self)
     }
 
+    /// Names too long for Swift's inline small strings (> 15 bytes) that every upgrade carries:
+    /// returning the literal saves an allocation each.
+    static let wellKnownNames: [(bytes: [UInt8], name: String)] = [
+        "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions", "Sec-WebSocket-Protocol",
+        "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol",
+        "Sec-WebSocket-Accept", "Accept-Encoding", "Accept-Language",
+    ].map { (Array($0.utf8), $0) }
+
+    @inline(__always)
+    static func wellKnownName(_ bytes: UnsafeRawBufferPointer) -> String? {
+        guard bytes.count > 15 else { return nil }
+        for entry in wellKnownNames where entry.bytes.count == bytes.count && entry.bytes.elementsEqual(bytes) {
+            return entry.name
+        }
+        return nil
+    }
+
     /// Parses `HTTP/d.d` occupying exactly `range`; returns (major, minor).
     static func version(_ head: UnsafeRawBufferPointer, _ range: Range<Int>) throws(HTTPError) -> (Int, Int) {
         guard range.count == 8 else { throw bad("malformed HTTP version") }
@@ -172,7 +189,8 @@ enum HTTPHeadSyntax {
             while lo < hi, head[lo] == 0x20 || head[lo] == 0x09 { lo += 1 }
             while hi > lo, head[hi - 1] == 0x20 || head[hi - 1] == 0x09 { hi -= 1 }
             guard headers.count < maxCount else { throw HTTPHeadScanner.tooManyHeaders }
-            headers.storage.append(HTTPHeader(string(head, line.lowerBound..<colon), string(head, lo..<hi)))
+            let name = UnsafeRawBufferPointer(rebasing: head[line.lowerBound..<colon])
+            headers.storage.append(HTTPHeader(wellKnownName(name) ?? string(head, line.lowerBound..<colon), string(head, lo..<hi)))
         }
         return headers
     }

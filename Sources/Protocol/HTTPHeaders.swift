@@ -48,6 +48,17 @@ public struct HTTPHeaders: Sendable, Sequence, Equatable {
         storage.compactMap { asciiCaseInsensitiveEquals($0.name, name) ? $0.value : nil }
     }
 
+    /// The first value of `name` and how many fields carry that name, without building an array.
+    func firstValueAndCount(_ name: String) -> (first: String?, count: Int) {
+        var first: String?
+        var count = 0
+        for header in storage where asciiCaseInsensitiveEquals(header.name, name) {
+            if first == nil { first = header.value }
+            count += 1
+        }
+        return (first, count)
+    }
+
     /// True when any value of `name`, split on commas and trimmed, equals `token` ignoring ASCII case
     /// (e.g. `Connection: keep-alive, Upgrade` contains "upgrade").
     public func containsToken(_ token: String, in name: String) -> Bool {

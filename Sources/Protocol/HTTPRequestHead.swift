@@ -1,5 +1,5 @@
 /// A parsed HTTP/1.x request line and header fields (RFC 9112 §3, §5), as produced by ``HTTPHeadParser``.
-public struct HTTPRequestHead: Sendable {
+public struct HTTPRequestHead: Sendable, Equatable {
     /// The method token as sent, e.g. "GET" (case-sensitive, RFC 9110 §9.1).
     public var method: String
     /// The request target as sent, e.g. "/ws?room=lobby".

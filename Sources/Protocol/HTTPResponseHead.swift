@@ -1,5 +1,5 @@
 /// A parsed HTTP/1.x status line and header fields (RFC 9112 §4), as produced by ``HTTPResponseHeadParser``.
-public struct HTTPResponseHead: Sendable {
+public struct HTTPResponseHead: Sendable, Equatable {
     /// The 3-digit status code, e.g. 101.
     public var status: Int
     /// The reason phrase as sent (may be empty), e.g. "Switching Protocols".

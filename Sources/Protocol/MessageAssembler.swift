@@ -67,8 +67,9 @@ struct MessageAssembler: Sendable {
         if isText, !utf8.validate(UnsafeRawBufferPointer(chunk.bytes)) { throw .invalidUTF8 }
         let completesMessage = chunk.isEnd && chunk.fin
 
-        if completesMessage, chunk.isStart, chunk.opcode != .continuation {
-            // The whole message is this one chunk: deliver it in place.
+        if completesMessage, chunk.opcode != .continuation, UInt64(chunk.bytes.count) == chunk.payloadLength {
+            // The whole message is this one chunk (its header may have come in an earlier feed):
+            // deliver it in place.
             if isText, !utf8.isComplete { throw .invalidUTF8 }
             messageOpcode = nil
             let bytes = UnsafeRawBufferPointer(chunk.bytes)

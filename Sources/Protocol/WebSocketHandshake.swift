@@ -42,17 +42,16 @@ public struct WebSocketHandshake: Sendable {
         guard headers.containsToken("upgrade", in: "Connection") else {
             throw HTTPError(status: .badRequest, reason: "Connection header must contain Upgrade")
         }
-        let versions = headers.values("Sec-WebSocket-Version")
-        guard !versions.isEmpty else { throw HTTPError(status: .badRequest, reason: "missing Sec-WebSocket-Version header") }
-        guard versions.count == 1, versions[0] == "13" else {
+        let versions = headers.firstValueAndCount("Sec-WebSocket-Version")
+        guard let version = versions.first else { throw HTTPError(status: .badRequest, reason: "missing Sec-WebSocket-Version header") }
+        guard versions.count == 1, version == "13" else {
             throw HTTPError(status: .upgradeRequired, reason: "unsupported WebSocket version",
                             headers: [HTTPHeader("Sec-WebSocket-Version", "13")])
         }
-        let keys = headers.values("Sec-WebSocket-Key")
-        guard keys.count == 1 else {
-            throw HTTPError(status: .badRequest, reason: keys.isEmpty ? "missing Sec-WebSocket-Key header" : "more than one Sec-WebSocket-Key header")
+        let keys = headers.firstValueAndCount("Sec-WebSocket-Key")
+        guard let key = keys.first, keys.count == 1 else {
+            throw HTTPError(status: .badRequest, reason: keys.count == 0 ? "missing Sec-WebSocket-Key header" : "more than one Sec-WebSocket-Key header")
         }
-        let key = keys[0]
         guard key.utf8.count == 24, let decoded = Data(base64Encoded: key), decoded.count == 16 else {
             throw HTTPError(status: .badRequest, reason: "Sec-WebSocket-Key must be 16 bytes in Base64")
         }
@@ -83,23 +82,23 @@ public struct WebSocketHandshake: Sendable {
     /// Base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")), SHA-1 from OpenSSL. RFC 6455 §1.3 example:
     /// "dGhlIHNhbXBsZSBub25jZQ==" -> "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".
     public static func acceptValue(forKey key: String) -> String {
-        var input: [UInt8] = []
-        input.reserveCapacity(key.utf8.count + guid.count)
-        input.append(contentsOf: key.utf8)
-        input.append(contentsOf: guid)
-        var digest = Data(count: Int(SHA_DIGEST_LENGTH))
-        digest.withUnsafeMutableBytes { out in
-            input.withUnsafeBufferPointer { bytes in
-                let md = out.bindMemory(to: UInt8.self).baseAddress
-                if let sha1 = sha1Algorithm {
-                    var size: UInt32 = 0
-                    _ = EVP_Digest(bytes.baseAddress, bytes.count, md, &size, sha1, nil)
-                } else {
-                    _ = SHA1(bytes.baseAddress, bytes.count, md)
+        withUTF8Bytes(key) { keyBytes in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: keyBytes.count + guid.count) { input in
+                _ = input.initialize(fromContentsOf: keyBytes)
+                _ = UnsafeMutableBufferPointer(rebasing: input[keyBytes.count...]).initialize(fromContentsOf: guid)
+                var digest = Data(count: Int(SHA_DIGEST_LENGTH))
+                digest.withUnsafeMutableBytes { out in
+                    let md = out.bindMemory(to: UInt8.self).baseAddress
+                    if let sha1 = sha1Algorithm {
+                        var size: UInt32 = 0
+                        _ = EVP_Digest(input.baseAddress, input.count, md, &size, sha1, nil)
+                    } else {
+                        _ = SHA1(input.baseAddress, input.count, md)
+                    }
                 }
+                return digest.base64EncodedString()
             }
         }
-        return digest.base64EncodedString()
     }
 
     /// SHA-1 fetched from OpenSSL's default provider once. OpenSSL 3's one-shot `SHA1()` fetches

@@ -4,6 +4,11 @@ import Testing
 /// Per-frame rules (RFC 6455 §5.1, §5.2, §5.5), each with the bytes a peer would send.
 /// Client frames use the mask key 00 00 00 00 where the payload does not matter.
 @Suite struct FrameDecoderTests {
+    /// Between feeds the decoder keeps a partial header and a few counters: no heap, small inline.
+    @Test func stateIsSmall() {
+        #expect(MemoryLayout<FrameDecoder>.size <= 64)
+    }
+
     @Test func unmaskedClientFrame() {
         #expect(feed(hex("81 02 68 69"), role: .server) == Outcome(error: .unmaskedClientFrame))
     }

@@ -35,11 +35,4 @@ import Testing
             #expect(String(decoding: out, as: UTF8.self) == String(value))
         }
     }
-
-    @Test func fragments() {
-        #expect(JSONFragment.string("a\"b").description == #""a\"b""#)
-        #expect(JSONFragment.number(-42).bytes == Array("-42".utf8))
-        #expect(JSONFragment.null.description == "null")
-        #expect(JSONFragment(#"{"a":1}"#) == JSONFragment(bytes: Array(#"{"a":1}"#.utf8)))
-    }
 }

@@ -85,6 +85,24 @@ import Testing
         #expect(reader.bufferedCapacity == 0)
     }
 
+    /// A header at the end of one read and its whole payload in the next: still no copy.
+    @Test func payloadInTheNextReadIsDeliveredInPlace() throws {
+        let frame = clientFrame(.binary, [UInt8](repeating: 5, count: 300))
+        var reader = WebSocketReader()
+        var header = Array(frame.prefix(8))
+        try header.withUnsafeMutableBytes { raw in try reader.feed(raw) { _ in Issue.record("early event"); return true } }
+        var payload = Array(frame.dropFirst(8))
+        var inPlace = false
+        try payload.withUnsafeMutableBytes { raw in
+            try reader.feed(raw) { event in
+                if case .binary(let b) = event { inPlace = b.baseAddress == UnsafeRawPointer(raw.baseAddress!) && b.count == 300 }
+                return true
+            }
+        }
+        #expect(inPlace)
+        #expect(reader.bufferedCapacity == 0)
+    }
+
     @Test func idleReaderHoldsNoHeapMemory() {
         let fragmented = clientFrame(.binary, [UInt8](repeating: 1, count: 5000), fin: false) + clientFrame(.continuation, [2])
         let (outcome, reader) = feed([Array(fragmented.prefix(100)), Array(fragmented.dropFirst(100))])
