@@ -84,4 +84,22 @@ public protocol Bus: AnyObject, Sendable {
     func setPresence(room: String, localCount: Int)
     /// Cluster-wide member count of `room`.
     func presence(room: String, completion: @escaping @Sendable (Result<Int, BusError>) -> Void)
+
+    // MARK: Drain coordination (defaults below suit a single node)
+
+    /// Marks this node as draining in the node registry and announces `node-draining` on the control channel.
+    func announceDraining()
+    /// Tries to take one of `maxDraining` cluster-wide drain slots (a semaphore whose entries expire after
+    /// `ttlMilliseconds`, so a crashed node cannot hold one forever). `completion(true)` when taken.
+    func acquireDrainSlot(maxDraining: Int, ttlMilliseconds: Int, completion: @escaping @Sendable (Bool) -> Void)
+    /// Releases the slot taken by `acquireDrainSlot` (also done by `shutdown`).
+    func releaseDrainSlot()
+}
+
+extension Bus {
+    /// A single node has nobody to tell.
+    public func announceDraining() {}
+    /// A single node never waits for a slot.
+    public func acquireDrainSlot(maxDraining: Int, ttlMilliseconds: Int, completion: @escaping @Sendable (Bool) -> Void) { completion(true) }
+    public func releaseDrainSlot() {}
 }

@@ -16,7 +16,9 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
 
     let id: UInt64
     private(set) var phase = Phase.http
-    private var kind = Kind.rooms
+    private(set) var kind = Kind.rooms
+    /// Origin, admission and token state; nil when the node checks none of them (Auth/ConnectionAuth.swift).
+    var authState: ConnectionAuthState?
     private var http: HTTPHeadParser?
     private var reader: WebSocketReader
     /// room → index in the loop room's member array.
@@ -61,7 +63,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         arm(deadline: acceptedAt + UInt64(loop.config.handshakeTimeoutMs))
     }
 
-    private func arm(deadline: UInt64) {
+    func arm(deadline: UInt64) {
         timerGeneration &+= 1
         loop.loop.schedule(self, generation: timerGeneration, deadline: deadline)
     }
@@ -73,6 +75,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     override func received(_ bytes: UnsafeMutableRawBufferPointer) {
         switch phase {
         case .http:
+            if http == nil { stashWhileAuthenticating(bytes); return }   // the auth backend is deciding
             handleHTTP(bytes)
         case .open, .closing:
             if stopReading { return }   // lingering after a close: discard until EOF
@@ -96,6 +99,8 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         if phase == .open && consumed < bytes.count {
             // Frames pipelined right behind the request head.
             feedFrames(UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...]))
+        } else if phase == .http && consumed < bytes.count {
+            stashWhileAuthenticating(UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...]))
         }
     }
 
@@ -124,6 +129,14 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             reject(error)
             return
         }
+        // Origin (RFC 6455 §10.2), per-IP admission and the token, before any 101 (Auth/ConnectionAuth.swift).
+        guard admitHandshake(head, handshake) else { return }
+        completeUpgrade(head, handshake)
+    }
+
+    /// Sends the 101 and enters `open`: right after `upgrade`, or when the auth backend admitted a held handshake.
+    func completeUpgrade(_ head: HTTPRequestHead, _ handshake: WebSocketHandshake) {
+        let config = loop.config
         // A proxy's X-Request-ID is believed only from a trusted proxy (else anyone could forge log correlation).
         let peer = Socket.peerAddress(fd)
         let proxied = config.trustedProxies.contains(peer) ? RequestID.from(head.headers["X-Request-ID"]) : nil
@@ -141,14 +154,20 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         loop.node.logger.info("connection open", ["conn": .string(String(id, radix: 16)), "request_id": .string(requestID),
                                                   "path": .string(head.path), "peer": .string(peer), "loop": .int(loop.loop.index)])
         armOpenTimer()
-        if kind == .rooms {
-            send(Envelope.hello(node: loop.node.config.nodeID, session: String(id, radix: 16),
-                                heartbeatSeconds: max(1, config.pingIntervalMs / 1000), extra: [("loop", String(loop.loop.index))]))
-        }
+        if kind == .rooms && helloAfterUpgrade { sendHello() }
+        authDidUpgrade()
+    }
+
+    /// `hello`: after the upgrade, or after a successful `auth` op (then with the user).
+    func sendHello() {
+        var extra = [("loop", String(loop.loop.index))]
+        if let user = authState?.identity?.user { extra.append(("user", user)) }
+        send(Envelope.hello(node: loop.node.config.nodeID, session: String(id, radix: 16),
+                            heartbeatSeconds: max(1, loop.config.pingIntervalMs / 1000), extra: extra))
     }
 
     /// Answers a failed handshake with its HTTP status and closes after the response is written.
-    private func reject(_ error: HTTPError) {
+    func reject(_ error: HTTPError) {
         loop.metrics.countRejection(error.status.rawValue)
         loop.node.logger.rateLimited(.info, "handshake rejected", ["status": .int(error.status.rawValue), "reason": .string(error.reason),
                                                                    "peer": .string(Socket.peerAddress(fd))])
@@ -159,7 +178,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         arm(deadline: loop.loop.now + UInt64(min(loop.config.closeTimeoutMs, 2000)))
     }
 
-    private func feedFrames(_ bytes: UnsafeMutableRawBufferPointer) {
+    func feedFrames(_ bytes: UnsafeMutableRawBufferPointer) {
         do {
             try reader.feed(bytes) { event in self.handle(event) }
         } catch {
@@ -234,6 +253,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             send(Envelope.error(error.code, message: error.message, id: error.id))
             return
         }
+        guard authorize(request) else { return }   // unauthorized / token_expired / forbidden (Auth/ConnectionAuth.swift)
         switch request {
         case .join(let room, let since):
             join(room: room, since: since)
@@ -255,8 +275,8 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
                     }
                 }
             }
-        case .auth:
-            send(Envelope.error(.badRequest, message: "authentication is not configured on this node"))
+        case .auth(let token):
+            handleAuthOp(token)
         case .analytics:
             send(Envelope.error(.unavailable, message: "analytics are not enabled on this node"))
         }
@@ -429,6 +449,19 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         enterClosing(timeoutMs: loop.config.closeTimeoutMs)
     }
 
+    /// Drain: tells the client when to reconnect (`reconnect {after_ms}`), then closes with 1012 (service
+    /// restart) behind whatever is already queued. Returns false when the connection was not open
+    /// (handshakes in progress are closed outright).
+    func drainClose(afterMs: Int) -> Bool {
+        guard phase == .open else {
+            if phase == .http { closeSocket() }
+            return false
+        }
+        if kind == .rooms { send(Envelope.reconnect(afterMs: afterMs)) }
+        close(.serviceRestart, reason: "server draining")
+        return true
+    }
+
     private func sendClose(_ code: CloseCode, reason: String) {
         closeCode = code.rawValue
         closeReason = reason
@@ -467,6 +500,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
 
     override func didClose() {
         disarm()
+        authDidClose()
         loop.node.socketCount.add(-1, ordering: .relaxed)
         leaveAllRooms()
         if phase == .open {

@@ -16,10 +16,16 @@ public final class GatewayNode: @unchecked Sendable {
     private(set) var loops: [GatewayLoop] = []
     private let accepting = Atomic<Bool>(false)
     private let draining = Atomic<Bool>(false)
+    /// 0 serving, 1 waiting for a drain slot, 2 drain delay, 3 closing connections, 4 stopping the bus.
+    let drainPhase = Atomic<Int>(0)
+    /// Connections closed by the drain so far (for `switchboard_drain_closed_total`).
+    let drainClosed = Atomic<Int>(0)
     let apiPublishes = LoopCounterShared()
     /// Sockets on the public port (handshakes included), for `--max-connections`. One atomic add per
     /// accept and per close, never per message.
     let socketCount = Atomic<Int>(0)
+    /// Tokens, Origin and per-IP admission (Auth/AuthService.swift).
+    let auth: AuthService
     private let startedAt = Date()
 
     /// True once shutdown (drain) started.
@@ -32,7 +38,8 @@ public final class GatewayNode: @unchecked Sendable {
     public init(config: Config, logger: Logger, bus: Bus? = nil) {
         self.config = config
         self.logger = logger
-        self.bus = bus ?? LocalBus(historySize: config.historySize)
+        self.bus = bus ?? GatewayNode.makeDefaultBus(config: config, logger: logger)
+        self.auth = AuthService(config: config)
     }
 
     /// Creates the loops and listeners, starts the bus and the loop threads.
@@ -62,6 +69,7 @@ public final class GatewayNode: @unchecked Sendable {
             for fd in listenFDs { close(fd) }
             throw error
         }
+        configureRedisBus(publicPort: listenFDs.first.map { Socket.localPort($0) } ?? config.port)
         bus.start(delegate: hub)
         for (i, gl) in loops.enumerated() {
             gl.loop.start(name: "loop-\(i)")
@@ -84,6 +92,7 @@ public final class GatewayNode: @unchecked Sendable {
         var fields: [(String, LogValue)] = config.loggable.map { ($0.0, .string($0.1)) }
         fields.append(("bus", .string(config.redisURL == nil ? "local" : "redis")))
         logger.log(.info, "switchboard started", pairs: fields)
+        for warning in auth.startupWarnings() { logger.warn(warning) }
         if config.redisURL == nil {
             logger.info("single node with the in-process bus (no --redis-url): rooms do not span nodes")
         }
@@ -98,43 +107,99 @@ public final class GatewayNode: @unchecked Sendable {
         _ = clinux_block_signals(SIGTERM, SIGINT, 0)
     }
 
-    /// Waits for SIGTERM or SIGINT, then shuts down: stop accepting (readiness 503), close the listeners,
-    /// close every client with 1001 (going away), wait for the sockets to close (at most
-    /// `--shutdown-timeout`), stop the bus. A second signal exits at once. Returns the exit status.
+    /// Waits for SIGTERM or SIGINT, then drains (see `drain()`). A second SIGTERM or SIGINT exits at once.
+    /// Returns the exit status.
     public func runUntilSignalled() -> Int32 {
         let sig = clinux_wait_signals(SIGTERM, SIGINT, 0)
-        logger.info("shutdown requested", ["signal": .int(Int(sig))])
+        logger.info("drain requested", ["signal": .int(Int(sig))])
         let second = Thread {
             let again = clinux_wait_signals(SIGTERM, SIGINT, 0)
             self.logger.warn("second signal: exiting now", ["signal": .int(Int(again))])
-            exit(1)
+            exit(0)
         }
         second.start()
-        return shutdown()
+        return drain()
     }
 
-    /// Graceful stop (see `runUntilSignalled`). Returns 0 when every connection closed in time.
-    public func shutdown() -> Int32 {
+    /// Graceful drain (issue: a rolling deploy loses no message):
+    /// 1. `/ready` answers 503 at once; the registry and the control channel say `draining`.
+    /// 2. Take a cluster drain slot (`--max-draining`); without one, keep serving (unready) and retry each
+    ///    second until the deadline.
+    /// 3. After `--drain-delay` the listeners close.
+    /// 4. Open connections get `reconnect {after_ms}` (jittered) and close 1012, in batches spread evenly
+    ///    over `--drain-window`, never all at once; each close waits for queued messages to flush, bounded
+    ///    by the close timeout.
+    /// 5. The bus removes presence and the registry entry and announces `node-down`; exit 0 before
+    ///    `--drain-deadline`.
+    public func drain() -> Int32 {
         draining.store(true, ordering: .relaxed)
-        let deadline = monotonicMilliseconds() + UInt64(config.shutdownTimeoutMs)
-        for gl in loops {
-            gl.loop.execute {
-                gl.listener?.close()
-                for c in Array(gl.connections.values) { c.close(.goingAway, reason: "server shutting down") }
+        drainPhase.store(1, ordering: .relaxed)
+        let start = monotonicMilliseconds()
+        let deadline = start + UInt64(config.drainDeadlineMs)
+        bus.announceDraining()
+        // 2. The cluster-wide slot.
+        var slot = false
+        while !slot && monotonicMilliseconds() + UInt64(config.drainWindowMs) + 1000 < deadline {
+            let got = DispatchSemaphore(value: 0)
+            let granted = Atomic<Bool>(false)
+            bus.acquireDrainSlot(maxDraining: config.maxDraining, ttlMilliseconds: config.drainDeadlineMs) { ok in
+                granted.store(ok, ordering: .relaxed)
+                got.signal()
+            }
+            _ = got.wait(timeout: .now() + .seconds(2))
+            slot = granted.load(ordering: .relaxed)
+            if !slot {
+                logger.rateLimited(.info, "waiting for a drain slot", perSecond: 1, ["max_draining": .int(config.maxDraining)])
+                usleep(1_000_000)
             }
         }
-        var remaining = 0
-        while monotonicMilliseconds() < deadline {
-            remaining = openConnections()
-            if remaining == 0 { break }
-            usleep(20_000)
+        if !slot { logger.warn("no drain slot before the deadline: draining anyway") }
+        drainPhase.store(2, ordering: .relaxed)
+        logger.info("draining", ["delay_ms": .int(config.drainDelayMs), "window_ms": .int(config.drainWindowMs)])
+        // 3. Give the load balancer time to stop routing here (it sees /ready 503).
+        sleepUntil(min(monotonicMilliseconds() + UInt64(config.drainDelayMs), deadline))
+        for gl in loops { gl.loop.execute { gl.listener?.close() } }
+        // 4. Paced closes: each loop closes its share of a snapshot in equal steps of `tick`.
+        drainPhase.store(3, ordering: .relaxed)
+        let windowStart = monotonicMilliseconds()
+        let window = UInt64(max(0, min(config.drainWindowMs, Int(deadline) - Int(windowStart) - config.closeTimeoutMs - 500)))
+        let tick: UInt64 = 100
+        let plans = loops.map { DrainPlan(loop: $0) }
+        for p in plans { p.snapshot() }
+        while true {
+            let now = monotonicMilliseconds()
+            let fraction = window == 0 ? 1.0 : min(1.0, Double(now - windowStart + tick) / Double(window))
+            for p in plans { p.closeUpTo(fraction: fraction, reconnectJitterMs: Int(min(window, 5000))) }
+            if fraction >= 1.0 { break }
+            sleepUntil(now + tick)
         }
+        // Wait for the close handshakes (bounded by the close timeout and the deadline).
+        var remaining = openConnections()
+        while remaining > 0 && monotonicMilliseconds() + 500 < deadline {
+            usleep(20_000)
+            remaining = openConnections()
+        }
+        drainPhase.store(4, ordering: .relaxed)
+        // 5. Presence, registry, node-down, the slot.
         let stopped = DispatchSemaphore(value: 0)
         bus.shutdown { stopped.signal() }
-        _ = stopped.wait(timeout: .now() + .seconds(2))
+        let busBudget = Int(deadline) - Int(monotonicMilliseconds()) - 200
+        _ = stopped.wait(timeout: .now() + .milliseconds(max(100, min(busBudget, 3000))))
         for gl in loops { gl.loop.stop() }
-        logger.info("switchboard stopped", ["connections_left": .int(remaining)])
+        logger.info("switchboard stopped", ["connections_left": .int(remaining), "drain_ms": .int(Int(monotonicMilliseconds() - start)),
+                                            "closed": .int(plans.reduce(0) { $0 + $1.closedCount })])
         return 0
+    }
+
+    /// Backwards-compatible name for tests and embedders: a drain.
+    public func shutdown() -> Int32 { drain() }
+
+    private func sleepUntil(_ t: UInt64) {
+        while true {
+            let now = monotonicMilliseconds()
+            if now >= t { return }
+            usleep(UInt32(min(t - now, 200)) * 1000)
+        }
     }
 
     /// Sockets still open on all loops (includes handshakes in progress and closing sockets).
@@ -181,7 +246,7 @@ public final class GatewayNode: @unchecked Sendable {
         let busUp = hub.busState.load(ordering: .relaxed)
         let ok = acc && !drain && busUp
         let json = "{\"status\":\"\(ok ? "ready" : "not_ready")\",\"node\":\(jsonString(config.nodeID)),\"accepting\":\(acc && !drain),\"draining\":\(drain),"
-            + "\"dependencies\":{\"bus\":{\"kind\":\"\(config.redisURL == nil ? "local" : "redis")\",\"status\":\"\(busUp ? "up" : "down")\"}}}"
+            + "\"dependencies\":{\"bus\":{\"kind\":\"\(config.redisURL == nil ? "local" : "redis")\",\"status\":\"\(busUp ? "up" : "down")\"\(redisReadinessDetail)}}}"
         return (ok, Array(json.utf8))
     }
 
@@ -207,4 +272,44 @@ final class LoopCounterShared: Sendable {
     private let value = Atomic<Int>(0)
     func add(_ n: Int = 1) { value.add(n, ordering: .relaxed) }
     func load() -> Int { value.load(ordering: .relaxed) }
+}
+
+/// One loop's share of a drain: a snapshot of its connections, closed progressively on the loop thread.
+final class DrainPlan: @unchecked Sendable {
+    private let gl: GatewayLoop
+    private var targets: [Connection] = []
+    private var next = 0
+    private let total = Atomic<Int>(0)
+    private let closed = Atomic<Int>(0)
+
+    init(loop: GatewayLoop) { gl = loop }
+
+    var closedCount: Int { closed.load(ordering: .relaxed) }
+
+    /// Takes the snapshot on the loop (blocks until it is taken).
+    func snapshot() {
+        let done = DispatchSemaphore(value: 0)
+        gl.loop.execute {
+            self.targets = Array(self.gl.connections.values)
+            self.total.store(self.targets.count, ordering: .relaxed)
+            done.signal()
+        }
+        done.wait()
+    }
+
+    /// Closes connections until `fraction` of the snapshot has been asked to close.
+    func closeUpTo(fraction: Double, reconnectJitterMs: Int) {
+        gl.loop.execute {
+            let goal = min(self.targets.count, Int((Double(self.targets.count) * fraction).rounded(.up)))
+            while self.next < goal {
+                let c = self.targets[self.next]
+                self.next += 1
+                if c.drainClose(afterMs: Int.random(in: 0...max(0, reconnectJitterMs))) {
+                    self.closed.add(1, ordering: .relaxed)
+                    self.gl.node.drainClosed.add(1, ordering: .relaxed)
+                }
+            }
+            if self.next == self.targets.count { self.targets = [] }
+        }
+    }
 }

@@ -66,6 +66,12 @@ extension GatewayNode {
         family("switchboard_bus_up", "gauge", "1 when the cluster bus is connected.", [("", hub.busState.load(ordering: .relaxed) ? 1 : 0)])
         family("switchboard_ready", "gauge", "1 when /ready answers 200.", [("", readinessReport().0 ? 1 : 0)])
         family("switchboard_draining", "gauge", "1 while the node drains (SIGTERM received).", [("", isDraining ? 1 : 0)])
+        family("switchboard_drain_phase", "gauge", "Drain progress: 0 serving, 1 waiting for a drain slot, 2 drain delay, 3 closing connections, 4 stopping.",
+               [("", Double(drainPhase.load(ordering: .relaxed)))])
+        family("switchboard_drain_closed_total", "counter", "Connections told to reconnect and closed (1012) by the drain.",
+               [("", Double(drainClosed.load(ordering: .relaxed)))])
+        out += authMetricsText()
+        out += redisMetricsText()
         let proc = ProcessStats.read()
         family("switchboard_process_resident_memory_bytes", "gauge", "Resident set size (/proc/self/statm).", [("", Double(proc.rssBytes))])
         family("switchboard_process_open_fds", "gauge", "Open file descriptors (/proc/self/fd).", [("", Double(proc.openFDs))])

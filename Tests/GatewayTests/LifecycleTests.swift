@@ -119,12 +119,19 @@ import Testing
         #expect(Date().timeIntervalSince(start) < 3)
     }
 
-    @Test func sigtermClosesClientsWith1001AndExitsZero() throws {
-        let gw = try GatewayProcess(threads: 2)
+    @Test func sigtermDrainsClientsWithReconnectAnd1012AndExitsZero() throws {
+        let gw = try GatewayProcess(["--drain-delay", "0", "--drain-window", "1s", "--drain-deadline", "5s"], threads: 2)
         let clients = try (0..<6).map { _ in try WSClient(port: gw.port) }
         for c in clients { _ = try c.join("r") }
         kill(gw.pid, SIGTERM)
-        for c in clients { #expect(try c.expectClose(timeout: 5) == 1001) }
+        usleep(100_000)
+        let (ready, _) = try httpGet(port: gw.adminPort, path: "/ready")
+        #expect(ready == 503)
+        for c in clients {
+            let m = try c.nextJSON(timeout: 5)
+            #expect(m.op == "reconnect" && m.afterMs != nil)
+            #expect(try c.expectClose(timeout: 5) == 1012)
+        }
         #expect(gw.waitForExit(timeout: 10) == 0)
     }
 
