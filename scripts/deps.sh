@@ -8,7 +8,7 @@ set -euo pipefail
 mode="${1:-run}"
 pkgs=(pkg-config libssl-dev libhiredis-dev)
 if [[ "$mode" == test ]]; then
-  pkgs+=(redis-server haproxy python3 python3-prometheus-client procps iproute2)
+  pkgs+=(redis-server haproxy python3 python3-prometheus-client procps iproute2 nodejs node-ws)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
