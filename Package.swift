@@ -35,5 +35,6 @@ let package = Package(
         .executableTarget(name: "switchboard-bench", dependencies: ["Protocol", "Gateway", "CLinux"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
         .testTarget(name: "GatewayTests", dependencies: ["Protocol", "ClusterBus", "Gateway", "CLinux", "switchboard"]),
+        .testTarget(name: "ClusterBusTests", dependencies: ["ClusterBus", "Gateway", "Protocol", "switchboard"]),
     ]
 )

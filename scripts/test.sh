@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Builds and runs every check: unit and integration tests (swift test: real binary, real sockets,
-# the ../shared/cases probes), then Autobahn|Testsuite groups 1-7 and 10 against the echo path,
-# requiring behaviour OK for every case (INFORMATIONAL only where the suite can only inform).
+# Builds and runs every check: the deployment files (scripts/validate-deploy.sh), unit and integration
+# tests (swift test: real binary, real sockets, the ../shared/cases probes), then Autobahn|Testsuite
+# groups 1-7 and 10 against the echo path, requiring behaviour OK for every case (INFORMATIONAL only
+# where the suite can only inform).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 export SWITCHBOARD_SHARED="${SWITCHBOARD_SHARED:-$root/../shared}"
 start=$(date +%s)
+
+echo "== deployment files (scripts/validate-deploy.sh)"
+bash scripts/validate-deploy.sh
 
 echo "== swift build"
 # pipefail: a failed build fails the script; the filter only hides per-file progress lines.

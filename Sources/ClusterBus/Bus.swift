@@ -94,6 +94,17 @@ public protocol Bus: AnyObject, Sendable {
     func acquireDrainSlot(maxDraining: Int, ttlMilliseconds: Int, completion: @escaping @Sendable (Bool) -> Void)
     /// Releases the slot taken by `acquireDrainSlot` (also done by `shutdown`).
     func releaseDrainSlot()
+
+    // MARK: Analytics
+
+    /// Takes one event from `user`'s budget shared by every node (token bucket: `ratePerSecond`, `burst`).
+    /// `completion(nil)` when allowed, else the ms until the next event would be allowed. A bus that is down
+    /// answers not allowed (`retryAfter` 1000 ms) rather than letting events through unmetered.
+    func takeAnalyticsBudget(user: String, ratePerSecond: Double, burst: Int, completion: @escaping @Sendable (Int?) -> Void)
+    /// Appends accepted events to the analytics stream, trimmed to about `maxLength` entries.
+    func appendAnalytics(_ events: [AnalyticsEvent], maxLength: Int)
+    /// The newest `count` events, oldest first (for the admin endpoint and tests).
+    func recentAnalytics(count: Int, completion: @escaping @Sendable ([AnalyticsEvent]) -> Void)
 }
 
 extension Bus {

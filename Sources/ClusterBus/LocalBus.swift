@@ -99,6 +99,50 @@ public final class LocalBus: Bus, @unchecked Sendable {
         completion(.success(result))
     }
 
+    // MARK: Analytics: per-user buckets on this node, events in a bounded in-memory ring.
+
+    private struct AnalyticsState {
+        var buckets: [String: TokenBucket] = [:]
+        var ring: [AnalyticsEvent] = []
+        var ringStart = 0
+    }
+    private let analytics = Mutex(AnalyticsState())
+
+    public func takeAnalyticsBudget(user: String, ratePerSecond: Double, burst: Int, completion: @escaping @Sendable (Int?) -> Void) {
+        let now = wallMilliseconds()
+        let wait: Int? = analytics.withLock { a in
+            var b = a.buckets[user] ?? TokenBucket(ratePerSecond: ratePerSecond, burst: burst, now: now)
+            let r = b.take(now: now)
+            a.buckets[user] = b
+            // Bound the map: forget full buckets (they behave like new ones) when it grows large.
+            if a.buckets.count > 100_000 { a.buckets = a.buckets.filter { $0.key == user } }
+            return r
+        }
+        completion(wait)
+    }
+
+    public func appendAnalytics(_ events: [AnalyticsEvent], maxLength: Int) {
+        let cap = max(1, maxLength)
+        analytics.withLock { a in
+            for e in events {
+                if a.ring.count < cap {
+                    a.ring.append(e)
+                } else {
+                    a.ring[a.ringStart] = e
+                    a.ringStart = (a.ringStart + 1) % a.ring.count
+                }
+            }
+        }
+    }
+
+    public func recentAnalytics(count: Int, completion: @escaping @Sendable ([AnalyticsEvent]) -> Void) {
+        let events: [AnalyticsEvent] = analytics.withLock { a in
+            let ordered = Array(a.ring[a.ringStart...] + a.ring[..<a.ringStart])
+            return Array(ordered.suffix(max(0, count)))
+        }
+        completion(events)
+    }
+
     public func setPresence(room: String, localCount: Int) {
         lock.withLock { rooms in
             self.room(&rooms, room).members = localCount

@@ -65,7 +65,9 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
                                  body: Array(node.metricsText().utf8)))
         case ("POST", "/api/publish"):
             publishAPI(h)
-        case (_, "/health"), (_, "/ready"), (_, "/metrics"), (_, "/api/publish"):
+        case ("GET", "/api/analytics"):
+            analyticsAPI(h)
+        case (_, "/health"), (_, "/ready"), (_, "/metrics"), (_, "/api/publish"), (_, "/api/analytics"):
             respond(HTTPResponse(error: HTTPError(status: .methodNotAllowed, reason: "method not allowed", headers: [])))
         default:
             respond(HTTPResponse(error: HTTPError(status: .notFound, reason: "not found", headers: [])))
@@ -77,14 +79,7 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
     /// 503 while the bus is down.
     private func publishAPI(_ h: HTTPRequestHead) {
         let node = loop.node
-        guard let key = node.config.apiKey else {
-            return respond(HTTPResponse(error: HTTPError(status: .notFound, reason: "the publish API is off (set --api-key)", headers: [])))
-        }
-        let auth = h.headers["Authorization"] ?? ""
-        guard auth.hasPrefix("Bearer "), constantTimeEquals(String(auth.dropFirst(7)), key) else {
-            return respond(HTTPResponse(error: HTTPError(status: .unauthorized, reason: "missing or wrong API key",
-                                                         headers: [HTTPHeader("WWW-Authenticate", "Bearer")])))
-        }
+        guard authorizeAPI(h) else { return }
         let request: ClientRequest
         do {
             request = try APIBody.decode(body)
@@ -107,6 +102,41 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// `GET /api/analytics?count=N` with the API key: the newest N (default 100, at most 10,000) analytics
+    /// events, oldest first, as `{"events":[{"user","node","room","event","data","ts"}]}`. With Redis this
+    /// reads the stream (`XREVRANGE`); backends should consume the stream itself (docs/redis.md).
+    private func analyticsAPI(_ h: HTTPRequestHead) {
+        guard authorizeAPI(h) else { return }
+        let count = min(10_000, max(1, Int(h.queryParameter("count") ?? "") ?? 100))
+        let gl = loop
+        gl.node.bus.recentAnalytics(count: count) { events in
+            var json = "{\"events\":["
+            for (i, e) in events.enumerated() {
+                if i > 0 { json += "," }
+                json += "{\"user\":\(gl.node.jsonString(e.user)),\"node\":\(gl.node.jsonString(e.node)),\"room\":\(e.room.map { gl.node.jsonString($0) } ?? "null"),"
+                json += "\"event\":\(gl.node.jsonString(e.event)),\"data\":\(e.data.map { String(decoding: $0.bytes, as: UTF8.self) } ?? "null"),\"ts\":\(e.serverTimeMilliseconds)}"
+            }
+            json += "]}"
+            let body = Array(json.utf8)
+            gl.onLoop { self.respond(.json(.ok, body)) }
+        }
+    }
+
+    /// Checks `Authorization: Bearer <--api-key>`; answers 404 (API off) or 401 itself and returns false.
+    private func authorizeAPI(_ h: HTTPRequestHead) -> Bool {
+        guard let key = loop.node.config.apiKey else {
+            respond(HTTPResponse(error: HTTPError(status: .notFound, reason: "the API is off (set --api-key)", headers: [])))
+            return false
+        }
+        let auth = h.headers["Authorization"] ?? ""
+        guard auth.hasPrefix("Bearer "), constantTimeEquals(String(auth.dropFirst(7)), key) else {
+            respond(HTTPResponse(error: HTTPError(status: .unauthorized, reason: "missing or wrong API key",
+                                                  headers: [HTTPHeader("WWW-Authenticate", "Bearer")])))
+            return false
+        }
+        return true
     }
 
     private func respond(_ response: HTTPResponse) {

@@ -1,3 +1,4 @@
+import ClusterBus
 import Foundation
 import Glibc
 
@@ -19,6 +20,14 @@ public struct Config: Sendable {
     public var prefix = "sb:"
     public var apiKey: String? = nil
     public var historySize = 1000
+    /// Redis reconnect backoff: milliseconds, ceiling of the first retry (full jitter, doubling per failure).
+    public var redisBackoffBaseMs = 100
+    /// Redis reconnect backoff: milliseconds, longest wait between attempts.
+    public var redisBackoffCapMs = 5000
+    /// Milliseconds between Redis heartbeats (registry refresh, dead-node cleanup, canary).
+    public var heartbeatIntervalMs = 2000
+    /// Milliseconds the node's registry key lives without a heartbeat; a dead node's presence is gone within 2 × this.
+    public var nodeTTLMs = 6000
     /// Bytes; RFC 6455 messages above it are closed with 1009.
     public var maxMessageSize = 1 << 20
     /// Bytes of the HTTP request head (431 above it).
@@ -35,8 +44,14 @@ public struct Config: Sendable {
     public var pingIntervalMs = 25_000
     /// Milliseconds to wait for any frame after a ping.
     public var pongTimeoutMs = 10_000
-    /// Milliseconds a drain (SIGTERM) may take before the process exits anyway.
-    public var shutdownTimeoutMs = 10_000
+    /// Drain (SIGTERM): time for the load balancer to stop routing here before the listeners close.
+    public var drainDelayMs = 5000
+    /// Drain: open connections are closed (reconnect + 1012) in batches spread over this window.
+    public var drainWindowMs = 20_000
+    /// Drain: the process exits by then whatever is left (keep it under the orchestrator's grace period).
+    public var drainDeadlineMs = 30_000
+    /// Drain: nodes allowed to drain at once across the cluster (Redis semaphore).
+    public var maxDraining = 1
     /// Seconds of TCP idleness before keepalive probes (0 = keepalive off); set on the listener, inherited by accepted sockets.
     public var tcpKeepaliveIdleMs = 60_000
     /// Between keepalive probes.
@@ -60,9 +75,17 @@ public struct Config: Sendable {
     /// `Strict-Transport-Security` max-age in seconds on HTTP answers (0 = not sent): set it when a TLS
     /// proxy fronts the node.
     public var hstsMaxAge = 0
+    /// Analytics events per second per connection and per user (shared by all nodes through Redis).
+    public var analyticsRate = 10.0
+    /// Analytics bucket capacity (events).
+    public var analyticsBurst = 20
+    /// The analytics stream is trimmed to about this many entries (`MAXLEN ~`); LocalBus keeps a ring this size.
+    public var analyticsStreamSize = 100_000
     public var logLevel = LogLevel.info
     public var subprotocols: [String] = []
     public var pinCPU: Int? = nil
+    /// Authentication, Origin and per-IP admission (flags in Auth/AuthSettings.swift).
+    public var auth = AuthSettings()
 
     /// `hostname-pid`.
     public static func defaultNodeID() -> String {
@@ -77,15 +100,17 @@ public struct Config: Sendable {
         public let description: String
     }
 
-    private enum Kind { case string, int, duration, size, flag, list, level }
+    enum Kind { case string, int, duration, size, flag, list, level }
 
-    private struct Option {
+    struct Option {
         let name: String
         let kind: Kind
         let help: String
         let apply: @Sendable (inout Config, String) throws(Invalid) -> Void
         let current: @Sendable (Config) -> String
         var secret = false
+        /// Repeatable flags: clears the value (from the environment) before the first occurrence on the command line.
+        var reset: (@Sendable (inout Config) -> Void)? = nil
         var env: String { "SWITCHBOARD_" + name.uppercased().replacingOccurrences(of: "-", with: "_") }
     }
 
@@ -105,7 +130,19 @@ public struct Config: Sendable {
         Option(name: "threads", kind: .int, help: "event loops (one per core)",
                apply: { c, v throws(Invalid) in c.threads = try int(v, "threads", 1...64) }, current: { "\($0.threads)" }),
         Option(name: "redis-url", kind: .string, help: "redis://host:port/db for the cluster bus (unset = in-process bus, single node)",
-               apply: { c, v in c.redisURL = v.isEmpty ? nil : v }, current: { $0.redisURL ?? "" }),
+               apply: { c, v throws(Invalid) in
+                   guard !v.isEmpty else { c.redisURL = nil; return }
+                   do throws(RedisEndpoint.Invalid) { _ = try RedisEndpoint(url: v) } catch { throw Invalid(description: "--redis-url: \(error.description)") }
+                   c.redisURL = v
+               }, current: { c in c.redisURL.map { (try? RedisEndpoint(url: $0))?.description ?? $0 } ?? "" }),
+        Option(name: "redis-backoff-base", kind: .duration, help: "Redis reconnect: ceiling of the first retry's random delay (doubles per failure, full jitter)",
+               apply: { c, v throws(Invalid) in c.redisBackoffBaseMs = try duration(v, "redis-backoff-base") }, current: { "\($0.redisBackoffBaseMs)ms" }),
+        Option(name: "redis-backoff-cap", kind: .duration, help: "Redis reconnect: longest delay between attempts",
+               apply: { c, v throws(Invalid) in c.redisBackoffCapMs = try duration(v, "redis-backoff-cap") }, current: { "\($0.redisBackoffCapMs)ms" }),
+        Option(name: "heartbeat-interval", kind: .duration, help: "Redis heartbeat: registry refresh, dead-node cleanup and bus canary",
+               apply: { c, v throws(Invalid) in c.heartbeatIntervalMs = try duration(v, "heartbeat-interval") }, current: { "\($0.heartbeatIntervalMs)ms" }),
+        Option(name: "node-ttl", kind: .duration, help: "lifetime of the node's registry key without a heartbeat (dead nodes' presence is removed within 2x)",
+               apply: { c, v throws(Invalid) in c.nodeTTLMs = try duration(v, "node-ttl") }, current: { "\($0.nodeTTLMs)ms" }),
         Option(name: "node-id", kind: .string, help: "this node's id in the cluster (default hostname-pid)",
                apply: { c, v in c.nodeID = v }, current: { $0.nodeID }),
         Option(name: "prefix", kind: .string, help: "Redis key and channel prefix",
@@ -128,8 +165,14 @@ public struct Config: Sendable {
                apply: { c, v throws(Invalid) in c.pingIntervalMs = try duration(v, "ping-interval") }, current: { "\($0.pingIntervalMs)ms" }),
         Option(name: "pong-timeout", kind: .duration, help: "time to wait for any frame after a ping before the client is reaped",
                apply: { c, v throws(Invalid) in c.pongTimeoutMs = try duration(v, "pong-timeout") }, current: { "\($0.pongTimeoutMs)ms" }),
-        Option(name: "shutdown-timeout", kind: .duration, help: "longest a SIGTERM shutdown may take before exiting anyway",
-               apply: { c, v throws(Invalid) in c.shutdownTimeoutMs = try duration(v, "shutdown-timeout") }, current: { "\($0.shutdownTimeoutMs)ms" }),
+        Option(name: "drain-delay", kind: .duration, help: "on SIGTERM: time for the load balancer to stop routing here before the listeners close",
+               apply: { c, v throws(Invalid) in c.drainDelayMs = try duration(v, "drain-delay", allowZero: true) }, current: { "\($0.drainDelayMs)ms" }),
+        Option(name: "drain-window", kind: .duration, help: "on SIGTERM: clients are told to reconnect and closed (1012) in batches over this window",
+               apply: { c, v throws(Invalid) in c.drainWindowMs = try duration(v, "drain-window", allowZero: true) }, current: { "\($0.drainWindowMs)ms" }),
+        Option(name: "drain-deadline", kind: .duration, help: "on SIGTERM: exit by then whatever is left (under the orchestrator's grace period)",
+               apply: { c, v throws(Invalid) in c.drainDeadlineMs = try duration(v, "drain-deadline") }, current: { "\($0.drainDeadlineMs)ms" }),
+        Option(name: "max-draining", kind: .int, help: "nodes that may drain at once across the cluster (Redis semaphore)",
+               apply: { c, v throws(Invalid) in c.maxDraining = try int(v, "max-draining", 1...1000) }, current: { "\($0.maxDraining)" }),
         Option(name: "subprotocols", kind: .list, help: "comma list of Sec-WebSocket-Protocol values to accept",
                apply: { c, v in c.subprotocols = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
                current: { $0.subprotocols.joined(separator: ",") }),
@@ -157,6 +200,12 @@ public struct Config: Sendable {
                }, current: { $0.trustedProxiesText }),
         Option(name: "hsts-max-age", kind: .duration, help: "send Strict-Transport-Security with this max-age on HTTP answers, when TLS terminates in front (0 = off)",
                apply: { c, v throws(Invalid) in c.hstsMaxAge = try duration(v, "hsts-max-age", allowZero: true) / 1000 }, current: { $0.hstsMaxAge == 0 ? "0" : "\($0.hstsMaxAge)s" }),
+        Option(name: "analytics-rate", kind: .int, help: "analytics events/s per connection and per user (across the cluster)",
+               apply: { c, v throws(Invalid) in c.analyticsRate = Double(try int(v, "analytics-rate", 1...1_000_000)) }, current: { "\(Int($0.analyticsRate))" }),
+        Option(name: "analytics-burst", kind: .int, help: "analytics bucket capacity (events)",
+               apply: { c, v throws(Invalid) in c.analyticsBurst = try int(v, "analytics-burst", 1...1_000_000) }, current: { "\($0.analyticsBurst)" }),
+        Option(name: "analytics-stream-size", kind: .int, help: "analytics stream length kept (MAXLEN ~; the in-process ring size without Redis)",
+               apply: { c, v throws(Invalid) in c.analyticsStreamSize = try int(v, "analytics-stream-size", 1...100_000_000) }, current: { "\($0.analyticsStreamSize)" }),
         Option(name: "log-level", kind: .level, help: "debug, info, warn or error",
                apply: { c, v throws(Invalid) in
                    guard let l = LogLevel(rawValue: v.lowercased()) else { throw Invalid(description: "--log-level: expected debug, info, warn or error, got '\(v)'") }
@@ -164,7 +213,7 @@ public struct Config: Sendable {
                }, current: { $0.logLevel.rawValue }),
         Option(name: "pin-cpu", kind: .int, help: "pin the process to this CPU (benchmarks; unset = no pinning)",
                apply: { c, v throws(Invalid) in c.pinCPU = v.isEmpty ? nil : try int(v, "pin-cpu", 0...4096) }, current: { $0.pinCPU.map(String.init) ?? "" }),
-    ]
+    ] + authOptions
 
     public init() {}
 
@@ -176,6 +225,7 @@ public struct Config: Sendable {
             if let v = environment[o.env] { try o.apply(&config, v) }
         }
         var i = 0
+        var resetDone = Set<String>()
         while i < arguments.count {
             let arg = arguments[i]
             guard arg.hasPrefix("--") else { throw Invalid(description: "unexpected argument '\(arg)' (see --help)") }
@@ -191,10 +241,21 @@ public struct Config: Sendable {
                 guard i < arguments.count else { throw Invalid(description: "--\(name) needs a value") }
                 value = arguments[i]
             }
+            if let reset = o.reset, resetDone.insert(o.name).inserted { reset(&config) }
             try o.apply(&config, value!)
             i += 1
         }
         if config.echoPath == config.wsPath { throw Invalid(description: "--echo-path must differ from --ws-path") }
+        try finalizeAuth(&config)
+        if config.nodeTTLMs <= config.heartbeatIntervalMs {
+            throw Invalid(description: "--node-ttl (\(config.nodeTTLMs)ms) must exceed --heartbeat-interval (\(config.heartbeatIntervalMs)ms)")
+        }
+        if config.redisBackoffCapMs < config.redisBackoffBaseMs {
+            throw Invalid(description: "--redis-backoff-cap (\(config.redisBackoffCapMs)ms) must be at least --redis-backoff-base (\(config.redisBackoffBaseMs)ms)")
+        }
+        if config.drainDelayMs + config.drainWindowMs >= config.drainDeadlineMs {
+            throw Invalid(description: "--drain-deadline (\(config.drainDeadlineMs)ms) must exceed --drain-delay + --drain-window (\(config.drainDelayMs + config.drainWindowMs)ms)")
+        }
         return config
     }
 
@@ -211,7 +272,8 @@ public struct Config: Sendable {
         """
         for o in options {
             let def = d.display(o)
-            s += "  --\(o.name)".padding(toLength: 24, withPad: " ", startingAt: 0)
+            let flag = "  --\(o.name)"
+            s += flag.padding(toLength: max(24, flag.count + 2), withPad: " ", startingAt: 0)   // long names are not cut
             s += "\(o.help) [env \(o.env)\(def.isEmpty ? "" : ", default \(def)")]\n"
         }
         return s

@@ -38,6 +38,9 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     private var frameTokensAt: UInt64 = 0
     /// When the outbound queue first went over the high-water mark (0 = under it).
     private var overMarkSince: UInt64 = 0
+    /// Analytics: this connection's token bucket (created on the first event) and the last throttle notice.
+    var analyticsBucket: TokenBucket?
+    var lastThrottleNoticeAt: UInt64 = 0
     private(set) var timerGeneration: UInt32 = 0
     private var closeSent = false
     /// Set once we failed the connection or saw the peer's close: later input is discarded (the reader
@@ -277,8 +280,9 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             }
         case .auth(let token):
             handleAuthOp(token)
-        case .analytics:
-            send(Envelope.error(.unavailable, message: "analytics are not enabled on this node"))
+        case .analytics(let event, let data, let room):
+            // The user's budget is shared across the cluster; without auth the session is the user.
+            handleAnalytics(event: event, data: data, room: room, user: authState?.identity?.user ?? String(id, radix: 16))
         }
     }
 

@@ -22,6 +22,8 @@ public final class GatewayLoop: @unchecked Sendable {
     /// Every open WebSocket connection on this loop (for shutdown), by connection id.
     var connections: [UInt64: Connection] = [:]
     var listener: Listener?
+    /// Accepted analytics events waiting for their batch.
+    private(set) lazy var analytics = AnalyticsBatcher(loop: self)
     var adminListener: Listener?
     private var nextConnectionNumber: UInt64 = 0
 

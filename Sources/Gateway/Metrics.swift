@@ -58,8 +58,14 @@ public final class LoopMetrics: Sendable {
     public let reapedIdleTimeout = LoopCounter()
     public let frameRateCloses = LoopCounter()
     public let shedFrames = LoopCounter()
+    public let analyticsAccepted = LoopCounter()
+    public let analyticsDroppedConnection = LoopCounter()
+    public let analyticsDroppedUser = LoopCounter()
+    public let analyticsNotices = LoopCounter()
     public let outboundQueueBytes = LoopCounter()
     public let protocolErrors = LoopCounter()
+    /// Authentication, authorization, Origin and admission counters (Auth/AuthMetrics.swift).
+    public let auth = AuthLoopMetrics()
     /// Client publish: from the `publish` frame to the bus's answer (offset assigned).
     public let busPublishLatency = LoopHistogram()
     /// From the bus accepting a publish (wall clock, possibly on another node) to fan-out on this loop.
@@ -67,9 +73,9 @@ public final class LoopMetrics: Sendable {
     public let envelopeErrors = LoopCounter()
     /// Index i counts close code `countedCloseCodes[i]`; the last slot counts every other code.
     public let closedByCode: [LoopCounter] = (0...countedCloseCodes.count).map { _ in LoopCounter() }
-    /// Rejections by HTTP status: 400, 403, 404, 405, 426, 431, 503, other.
-    public let rejectedByStatus: [LoopCounter] = (0..<8).map { _ in LoopCounter() }
-    static let rejectedStatuses = [400, 403, 404, 405, 426, 431, 503]
+    /// Rejections by HTTP status: 400, 401, 403, 404, 405, 426, 429, 431, 503, other.
+    public let rejectedByStatus: [LoopCounter] = (0...LoopMetrics.rejectedStatuses.count).map { _ in LoopCounter() }
+    static let rejectedStatuses = [400, 401, 403, 404, 405, 426, 429, 431, 503]
 
     public init() {}
 

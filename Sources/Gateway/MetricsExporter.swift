@@ -63,6 +63,10 @@ extension GatewayNode {
         histogram("switchboard_bus_publish_latency_seconds", "Client publish to the bus's answer (offset assigned).", { $0.busPublishLatency })
         histogram("switchboard_delivery_latency_seconds", "Bus accept (publisher's node wall clock) to fan-out on this node's loop: cross-node delivery latency.", { $0.deliveryLatency })
         family("switchboard_outbound_queue_bytes", "gauge", "Bytes queued for clients and not yet written.", [("", sum { $0.outboundQueueBytes })])
+        family("switchboard_analytics_events_total", "counter", "Analytics events by outcome: accepted into the stream, or dropped by which budget.",
+               [("{result=\"accepted\"}", sum { $0.analyticsAccepted }), ("{result=\"dropped_connection_rate\"}", sum { $0.analyticsDroppedConnection }),
+                ("{result=\"dropped_user_rate\"}", sum { $0.analyticsDroppedUser })])
+        counter("switchboard_analytics_throttle_notices_total", "error throttled notices sent (at most one per connection per second).", { $0.analyticsNotices })
         family("switchboard_bus_up", "gauge", "1 when the cluster bus is connected.", [("", hub.busState.load(ordering: .relaxed) ? 1 : 0)])
         family("switchboard_ready", "gauge", "1 when /ready answers 200.", [("", readinessReport().0 ? 1 : 0)])
         family("switchboard_draining", "gauge", "1 while the node drains (SIGTERM received).", [("", isDraining ? 1 : 0)])
@@ -70,8 +74,8 @@ extension GatewayNode {
                [("", Double(drainPhase.load(ordering: .relaxed)))])
         family("switchboard_drain_closed_total", "counter", "Connections told to reconnect and closed (1012) by the drain.",
                [("", Double(drainClosed.load(ordering: .relaxed)))])
-        out += authMetricsText()
         out += redisMetricsText()
+        out += authMetricsText()
         let proc = ProcessStats.read()
         family("switchboard_process_resident_memory_bytes", "gauge", "Resident set size (/proc/self/statm).", [("", Double(proc.rssBytes))])
         family("switchboard_process_open_fds", "gauge", "Open file descriptors (/proc/self/fd).", [("", Double(proc.openFDs))])

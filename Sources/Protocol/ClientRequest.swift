@@ -10,6 +10,7 @@ public enum ClientRequest: Equatable, Sendable {
     case publish(room: String, data: JSONFragment, id: JSONFragment?)
     /// `{"op":"presence","room":"…"}`: ask for the room's member count.
     case presence(room: String)
-    /// `{"op":"analytics","event":"…","data":…?}`: a fire-and-forget client event.
-    case analytics(event: String, data: JSONFragment?)
+    /// `{"op":"analytics","event":"…","data":…?,"room":…?}`: a fire-and-forget client event; `room` (optional)
+    /// says which room it concerns and is recorded with it.
+    case analytics(event: String, data: JSONFragment?, room: String? = nil)
 }

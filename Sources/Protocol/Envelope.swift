@@ -70,7 +70,10 @@ public enum Envelope {
         case "presence": return .presence(room: try room())
         case "analytics":
             let event = try string("event")!
-            return .analytics(event: event, data: try data(required: false))
+            guard (1...200).contains(event.utf8.count) else { throw fail(.badRequest, "field 'event' must be 1-200 bytes") }
+            var analyticsRoom: String? = nil
+            if object["room"] != nil && !(object["room"] is NSNull) { analyticsRoom = try room() }
+            return .analytics(event: event, data: try data(required: false), room: analyticsRoom)
         default:
             let shown = op.utf8.count <= 64 ? op : String(decoding: Array(op.utf8.prefix(64)), as: UTF8.self)
             throw fail(.unknownOp, "unknown op '\(shown)'")
@@ -98,9 +101,10 @@ public enum Envelope {
             w.raw("data", data)
             if let id { w.raw("id", id) }
         case .presence(let room): w.string("room", room)
-        case .analytics(let event, let data):
+        case .analytics(let event, let data, let room):
             w.string("event", event)
             if let data { w.raw("data", data) }
+            if let room { w.string("room", room) }
         }
         return w.finish()
     }

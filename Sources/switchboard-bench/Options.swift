@@ -27,7 +27,7 @@ struct Options: Sendable {
         ("member-port", "P", "crossnode: port of the node the members use (default --port)"),
         ("drain-timeout", "DUR", "fanout/crossnode: wait for late deliveries after publishing stops (default 5s)"),
         ("step-duration", "DUR", "crossnode --rate max: duration of each search step (default 3s)"),
-        ("max-p99", "DUR", "crossnode --rate max: a step counts as sustained only with latency p99 at or below this (default 250ms)"),
+        ("max-p99", "DUR", "crossnode --rate max: a step counts as sustained only with latency p99 at or below this (default 50ms)"),
         ("max-inflight", "N", "rate mode: most un-acked publishes before the publisher falls behind (default 100000)"),
         ("open-timeout", "DUR", "time allowed to open/join all connections (default 60s)"),
         ("connect-timeout", "DUR", "one connect+upgrade (default 5s)"),

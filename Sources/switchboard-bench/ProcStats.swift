@@ -50,3 +50,52 @@ struct CPUMeter {
     }
 }
 
+
+extension ProcStats {
+    /// Busy time of the whole machine (all cores) from /proc/stat, in clock ticks: everything but idle and iowait.
+    static func machineBusyTicks() -> UInt64? {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let line = text.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
+        let v = line.split(separator: " ").dropFirst().compactMap { UInt64($0) }
+        guard v.count >= 5 else { return nil }
+        return v.reduce(0, +) - v[3] - v[4]
+    }
+}
+
+/// CPU use over a measured phase: the gateway, the bench (with its child processes), and everything else
+/// on the machine (other processes compete with the two pinned ones and distort the figures).
+struct CPUSample {
+    var gateway: Double?
+    var bench: Double?
+    var other: Double?
+
+    func add(to r: inout Report, suffix: String = "") {
+        if let gateway { r.add("gateway_cpu\(suffix)_percent", gateway, unit: "% of one core", decimals: 1) }
+        if let bench { r.add("bench_cpu\(suffix)_percent", bench, unit: "% of one core", decimals: 1) }
+        if let other { r.add("other_cpu\(suffix)_percent", other, unit: "% of one core (other processes)", decimals: 1) }
+    }
+}
+
+/// Starts measuring at init; `read()` gives the CPU use since then.
+struct CPUMeters {
+    private let gateway: CPUMeter?
+    private let bench: CPUMeter
+    private let machineStart: UInt64?
+    private let startNs = monotonicNanoseconds()
+
+    init(gatewayPid: Int32?, benchPids: [Int32]) {
+        gateway = gatewayPid.map { CPUMeter(pids: [$0]) }
+        bench = CPUMeter(pids: benchPids)
+        machineStart = ProcStats.machineBusyTicks()
+    }
+
+    func read() -> CPUSample {
+        var s = CPUSample(gateway: gateway?.percent(), bench: bench.percent())
+        if let a = machineStart, let b = ProcStats.machineBusyTicks() {
+            let wall = Double(monotonicNanoseconds() - startNs) / 1e9
+            let machine = Double(b &- a) / ProcStats.ticksPerSecond / max(wall, 1e-9) * 100
+            s.other = max(0, machine - (s.gateway ?? 0) - (s.bench ?? 0))
+        }
+        return s
+    }
+}

@@ -41,6 +41,7 @@ final class Publisher: WSClientDelegate, @unchecked Sendable {
     let bench: BenchLoop
     private let endpoint: Endpoint
     private let room: String
+    private let size: Int
     private let padding: [UInt8]
     private let maxInflight: Int
     private let expectHello: Bool
@@ -57,12 +58,14 @@ final class Publisher: WSClientDelegate, @unchecked Sendable {
     private var sendTimes: [UInt64]
     private let sendTimesMask: Int
 
-    /// `size`: approximate bytes of the `data` object (the `p` padding makes up the difference).
+    /// `size`: bytes of the `data` object as published (the `p` padding makes up the difference; at least
+    /// about 30 bytes for `t`, `s` and the punctuation).
     init(bench: BenchLoop, endpoint: Endpoint, room: String, size: Int, maxInflight: Int, expectHello: Bool) {
         self.bench = bench
         self.endpoint = endpoint
         self.room = room
-        self.padding = Array(repeating: UInt8(ascii: "x"), count: max(0, size - 44))
+        self.size = size
+        self.padding = Array(repeating: UInt8(ascii: "x"), count: max(0, size))
         self.maxInflight = max(1, maxInflight)
         self.expectHello = expectHello
         var ring = 1
@@ -134,7 +137,9 @@ final class Publisher: WSClientDelegate, @unchecked Sendable {
         text.append(contentsOf: #","s":"#.utf8)
         appendDecimal(UInt64(s), to: &text)
         text.append(contentsOf: #","p":""#.utf8)
-        text.append(contentsOf: padding)
+        // data = {"t":<t>,"s":<s>,"p":"<pad>"}: 18 bytes of punctuation and keys plus the two numbers.
+        let pad = max(0, size - 18 - decimalDigits(now) - decimalDigits(UInt64(s)))
+        text.append(contentsOf: padding[0..<pad])
         text.append(contentsOf: #""},"id":"#.utf8)
         appendDecimal(UInt64(s), to: &text)
         text.append(UInt8(ascii: "}"))
@@ -144,6 +149,13 @@ final class Publisher: WSClientDelegate, @unchecked Sendable {
         stats.sent += 1
         stats.inflight += 1
         c.sendText(text)
+    }
+
+    private func decimalDigits(_ v: UInt64) -> Int {
+        var n = 1
+        var x = v
+        while x >= 10 { x /= 10; n += 1 }
+        return n
     }
 
     private func appendDecimal(_ v: UInt64, to out: inout [UInt8]) {

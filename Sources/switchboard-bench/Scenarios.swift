@@ -68,15 +68,15 @@ struct Context {
     }
 
     func shards(bench: BenchLoop) throws -> [MemberShard] {
+        // Only the in-process case calls the closure; children build their own config (see main.swift).
         try makeShards(bench: bench, total: memberCount(), perProcess: perProcess, scenario: scenario, options: options) { n, src in
-            // Only the local case calls this; children build their own config in `runWorker`.
-            (try? memberConfig(count: n, sourceHost: src))!
+            try memberConfig(count: n, sourceHost: src)
         }
     }
 
     /// gateway CPU, bench CPU (this process and its children), started now.
-    func meters(shards: [MemberShard]) -> (gateway: CPUMeter?, bench: CPUMeter) {
-        (gatewayPid.map { CPUMeter(pids: [$0]) }, CPUMeter(pids: [getpid()] + shards.compactMap { $0.pid }))
+    func meters(shards: [MemberShard]) -> CPUMeters {
+        CPUMeters(gatewayPid: gatewayPid, benchPids: [getpid()] + shards.compactMap { $0.pid })
     }
 
     func addCommon(to r: inout Report) {
@@ -127,15 +127,13 @@ func runIdle(_ ctx: Context, _ bench: BenchLoop) throws -> Report {
     for s in shards { s.beginStep(base: 0) }
     let meters = ctx.meters(shards: shards)
     sleepMilliseconds(holdMs)
-    let gatewayCPU = meters.gateway?.percent()
-    let benchCPU = meters.bench.percent()
+    let cpu = meters.read()
     var held = GroupResult()
     for s in shards { s.requestFinish(published: 0, drainMs: 0) }
     for s in shards { held.merge(s.collectFinish()) }
     let rssHeld = ctx.gatewayPid.flatMap { ProcStats.rssKiB(pid: $0) }
     r.add("hold_seconds", Double(holdMs) / 1000, unit: "s", decimals: 1)
-    if let gatewayCPU { r.add("gateway_cpu_hold_percent", gatewayCPU, unit: "% of one core", decimals: 2) }
-    if let benchCPU { r.add("bench_cpu_hold_percent", benchCPU, unit: "% of one core", decimals: 2) }
+    cpu.add(to: &r, suffix: "_hold")
     if let rssHeld { r.add("gateway_rss_end_of_hold_kib", rssHeld, unit: "KiB") }
     r.add("closed_during_hold", held.closedMembers)
     for (k, v) in held.closeCauses.sorted(by: { $0.key < $1.key }) { r.add("closed_during_hold_\(k)", v) }
@@ -159,8 +157,7 @@ func runHandshakes(_ ctx: Context, _ bench: BenchLoop) throws -> Report {
     let meters = ctx.meters(shards: [])
     bench.sync { driver.start(durationMs: durationMs) }
     sleepMilliseconds(durationMs)
-    let gatewayCPU = meters.gateway?.percent()
-    let benchCPU = meters.bench.percent()
+    let cpu = meters.read()
     _ = waitUntil(timeoutMs: ctx.connectTimeoutMs + 1000) { bench.sync { driver.finished } }
     bench.sync { driver.stopAll() }
     struct Figures: Sendable {
@@ -178,8 +175,14 @@ func runHandshakes(_ ctx: Context, _ bench: BenchLoop) throws -> Report {
     r.add("failures", f.failed)
     for (k, v) in f.failures.sorted(by: { $0.key < $1.key }) { r.add("failure_\(k)", v) }
     f.latency.addLatencies(to: &r, name: "handshake_latency")
-    if let gatewayCPU { r.add("gateway_cpu_percent", gatewayCPU, unit: "% of one core", decimals: 1) }
-    if let benchCPU { r.add("bench_cpu_percent", benchCPU, unit: "% of one core", decimals: 1) }
+    cpu.add(to: &r)
+    if let g = cpu.gateway, f.inWindow > 0 {
+        // CPU cost per handshake: robust against a machine shared with other load, unlike the rate.
+        r.add("gateway_cpu_us_per_handshake", g / 100 * f.seconds / Double(f.inWindow) * 1e6, unit: "µs", decimals: 2)
+    }
+    if let b = cpu.bench, f.inWindow > 0 {
+        r.add("bench_cpu_us_per_handshake", b / 100 * f.seconds / Double(f.inWindow) * 1e6, unit: "µs", decimals: 2)
+    }
     return r
 }
 
@@ -191,8 +194,7 @@ struct StepOutcome {
     var durationMs: Int
     var publish: PublishStats
     var group: GroupResult
-    var gatewayCPU: Double?
-    var benchCPU: Double?
+    var cpu: CPUSample
     var drained: Bool
     var publisherClosed: CloseCause?
 
@@ -234,8 +236,12 @@ struct StepOutcome {
         r.add("delivered_per_second", deliveredPerSecond, unit: "msg/s", decimals: 0)
         group.latency.addLatencies(to: &r, name: "latency")
         publish.ackLatency.addLatencies(to: &r, name: "ack_latency")
-        if let gatewayCPU { r.add("gateway_cpu_percent", gatewayCPU, unit: "% of one core", decimals: 1) }
-        if let benchCPU { r.add("bench_cpu_percent", benchCPU, unit: "% of one core", decimals: 1) }
+        cpu.add(to: &r)
+        if let g = cpu.gateway, group.delivered > 0 {
+            // Gateway CPU per delivered message over the publishing phase (the backlog may drain later).
+            let inWindow = min(Double(group.delivered), deliveredPerSecond * publishSeconds)
+            r.add("gateway_cpu_ns_per_delivery", g / 100 * publishSeconds / max(inWindow, 1) * 1e9, unit: "ns", decimals: 0)
+        }
     }
 }
 
@@ -247,8 +253,7 @@ func runStep(_ ctx: Context, _ bench: BenchLoop, shards: [MemberShard], publishe
     bench.sync { publisher.start(mode) }
     sleepMilliseconds(durationMs)
     bench.sync { publisher.stop() }
-    let gatewayCPU = meters.gateway?.percent()
-    let benchCPU = meters.bench.percent()
+    let cpu = meters.read()
     _ = waitUntil(timeoutMs: drainMs) { bench.sync { publisher.stats.inflight == 0 || publisher.closedCause != nil } }
     let (stats, publisherClosed) = bench.sync { (publisher.stats, publisher.closedCause) }
     let t0 = monotonicMilliseconds()
@@ -257,7 +262,7 @@ func runStep(_ ctx: Context, _ bench: BenchLoop, shards: [MemberShard], publishe
     for s in shards { group.merge(s.collectFinish()) }
     let drained = group.lost == 0 || monotonicMilliseconds() - t0 < UInt64(drainMs)
     return StepOutcome(mode: mode, durationMs: durationMs, publish: stats, group: group,
-                       gatewayCPU: gatewayCPU, benchCPU: benchCPU, drained: drained, publisherClosed: publisherClosed)
+                       cpu: cpu, drained: drained, publisherClosed: publisherClosed)
 }
 
 func runFanout(_ ctx: Context, _ bench: BenchLoop) throws -> Report {
@@ -289,8 +294,9 @@ func runFanout(_ ctx: Context, _ bench: BenchLoop) throws -> Report {
     Progress.say("opening \(members) members on port \(memberPort), joining '\(room)'")
     let t0 = monotonicNanoseconds()
     let shards = try ctx.shards(bench: bench)
+    let publishEndpoint = try Endpoint(host: ctx.host, port: publishPort, path: ctx.path)
     let publisher = bench.sync {
-        Publisher(bench: bench, endpoint: try! Endpoint(host: ctx.host, port: publishPort, path: ctx.path),
+        Publisher(bench: bench, endpoint: publishEndpoint,
                   room: room, size: size, maxInflight: maxInflight, expectHello: ctx.expectHello)
     }
     bench.sync { publisher.connect() }
@@ -322,7 +328,7 @@ func runFanout(_ ctx: Context, _ bench: BenchLoop) throws -> Report {
 
     // --rate max: double until a step loses, errs or cannot keep the rate, then bisect (bounded steps).
     let stepMs = try ctx.options.duration("step-duration", 3000)
-    let maxP99 = Double(try ctx.options.duration("max-p99", 250))
+    let maxP99 = Double(try ctx.options.duration("max-p99", 50))
     r.add("max_p99_ms", maxP99, unit: "ms", decimals: 0)
     var current = 1000.0
     var best: StepOutcome?

@@ -200,9 +200,9 @@ func runShardWorker(index: Int, count: Int, config: GroupConfig, openTimeoutMs: 
 /// Splits `total` members over this process (≤ `perProcess`) or over child processes of `perProcess` each;
 /// child `i` binds source address 127.0.0.(i+1) so every child has its own ephemeral-port range.
 func makeShards(bench: BenchLoop, total: Int, perProcess: Int, scenario: String, options: Options,
-                config: (Int, String?) -> GroupConfig) throws -> [MemberShard] {
+                config: (Int, String?) throws -> GroupConfig) throws -> [MemberShard] {
     if total <= perProcess {
-        return [LocalShard(bench: bench, config: config(total, nil))]
+        return [LocalShard(bench: bench, config: try config(total, nil))]
     }
     let k = (total + perProcess - 1) / perProcess
     Progress.say("\(total) connections: spawning \(k) child processes of ≤ \(perProcess) each")

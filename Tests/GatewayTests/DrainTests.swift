@@ -100,7 +100,7 @@ import Testing
         let closes = crowd.members.compactMap(\.closedAt)
         #expect(closes.count == n, "all \(n) clients closed")
         #expect(crowd.members.allSatisfy { $0.closeCode == 1012 }, "codes: \(Set(crowd.members.map { $0.closeCode.map(String.init) ?? "none" }))")
-        #expect(crowd.members.allSatisfy(\.reconnectSeen))
+        #expect(crowd.members.allSatisfy { $0.reconnectSeen })
         #expect(crowd.members.allSatisfy { $0.messages == 1 }, "the queued message reached every member before its close")
         // Spread: no one-second window holds more than 2N/D closes (C24 asks for ≤ 0.25 N with D = 10 s).
         let offsets = closes.map { $0.timeIntervalSince(signalled) }.sorted()

@@ -27,6 +27,7 @@ import Testing
         #expect(try decode(#"{"op":"presence","room":"r"}"#) == .presence(room: "r"))
         #expect(try decode(#"{"op":"analytics","event":"click"}"#) == .analytics(event: "click", data: nil))
         #expect(try decode(#"{"op":"analytics","event":"click","data":[1,true]}"#) == .analytics(event: "click", data: JSONFragment("[1,true]")))
+        #expect(try decode(#"{"op":"analytics","event":"view","room":"r1"}"#) == .analytics(event: "view", data: nil, room: "r1"))
     }
 
     @Test func dataIsCompactAndKeepsTypes() throws {

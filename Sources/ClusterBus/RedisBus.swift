@@ -1,0 +1,340 @@
+import CHiredis
+import Glibc
+import Protocol
+import Synchronization
+
+/// The cluster bus over Redis: rooms span every node connected to the same Redis (and prefix), in one
+/// offset order, with history for resume, presence, a node registry and an end-to-end canary.
+///
+/// Shape (DESIGN.md, issue 3):
+/// - Runs on its own `BusEventLoop` (the gateway's dedicated "bus" loop): two hiredis async connections,
+///   *commands* (scripts, presence, registry, canary publish) and *subscriber* (room channels, `{prefix}ctl`,
+///   the node's own control channel). No blocking Redis call on any loop; every public method is
+///   thread-safe and hops onto the bus loop.
+/// - Publishing is `EVALSHA` of `RedisScripts.publish` (`XADD` + trim + `PUBLISH` in one atomic step).
+///   Members, the publisher's node included, get messages only from the subscription, so every member on
+///   every node sees one order per room. A message is decoded once per node and handed to the delegate
+///   (the hub), which frames it once and fans it out.
+/// - A node subscribes to `{prefix}room:{room}` while it has members there (`subscribe`/`unsubscribe` from
+///   the hub), batched per loop tick; a node without members gets none of the room's traffic.
+/// - Redis outages: each connection reconnects with exponential backoff and full jitter
+///   (`RedisConnectionMachine`); the subscriber resubscribes everything still wanted and back-fills each
+///   room from its last delivered offset (`RedisRoomDelivery`). While down, `publish`, `join` and
+///   `presence` fail with `BusError.unavailable`: never a silent drop.
+/// - `state` is `.up` only while both connections are ready, the control channels are confirmed and the
+///   last canary came back in time (`RedisCanary`); a late canary forces a reconnect of both connections.
+///
+/// Threading: loop-confined state below the `// Loop-confined` mark; `state`, `health` and `metrics` are
+/// readable from any thread.
+public final class RedisBus: Bus, @unchecked Sendable {
+    public let configuration: RedisBusConfiguration
+    /// Counters and histograms for `/metrics`.
+    public let metrics = RedisBusMetrics()
+    let loop: BusEventLoop
+    let keys: RedisKeys
+    let logger: RedisBusLogger
+    private let upFlag = Atomic<Bool>(false)
+    private let healthBox = Mutex(RedisBusHealth())
+    private let nodeInfoProvider = Mutex<(@Sendable () -> RedisNodeInfo)?>(nil)
+    private let startedAtMilliseconds = wallClockMilliseconds()
+
+    // Loop-confined.
+    var delegate: BusDelegate?
+    var commands: RedisLink!
+    var subscriber: RedisLink!
+    var subscriptions = RedisSubscriptions()
+    /// Rooms the hub subscribed (members on this node), with their delivery order and queued joins.
+    var rooms: [String: RedisRoomState] = [:]
+    var presenceTable = RedisPresenceTable()
+    var canary: RedisCanary
+    var canaryHealthy = true
+    var cancelCanaryCheck: (() -> Void)?
+    /// SHA-1 per script name, from `SCRIPT LOAD` (stable: the same source always has the same SHA).
+    var scriptSHAs: [String: String] = [:]
+    var reportedUp = false
+    var stopping = false
+    var tickFlushScheduled = false
+    var announceOnNextHeartbeat: String? = "node-up"
+    var announcedDraining = false
+    /// Set by `announceDraining()`: the registry says draining from now on.
+    var drainingRequested = false
+    var cancelHeartbeat: (() -> Void)?
+    /// Room channels Redis confirmed on the current subscriber connection.
+    var confirmedRoomChannels = 0
+    var malformedLogged = 0
+
+    /// - Parameters:
+    ///   - loop: the bus loop (a dedicated gateway `EventLoop`, already running).
+    ///   - configuration: endpoint, prefix, node id, history size, timings.
+    ///   - logger: where connection events go (called on the bus loop).
+    public init(loop: BusEventLoop, configuration: RedisBusConfiguration, logger: @escaping RedisBusLogger = { _, _, _ in }) {
+        self.loop = loop
+        self.configuration = configuration
+        self.keys = RedisKeys(prefix: configuration.prefix, nodeID: configuration.nodeID)
+        self.logger = logger
+        self.canary = RedisCanary(timeoutMilliseconds: configuration.canaryTimeoutMilliseconds)
+    }
+
+    /// Supplies what the registry key advertises (address, connection count, draining); read every heartbeat
+    /// on the bus loop, so it must be cheap and non-blocking.
+    public func setNodeInfoProvider(_ provider: @escaping @Sendable () -> RedisNodeInfo) {
+        nodeInfoProvider.withLock { $0 = provider }
+    }
+
+    /// The bus's connection and canary health (any thread), for `/ready`.
+    public var health: RedisBusHealth { healthBox.withLock { $0 } }
+
+    func updateHealth(_ body: (inout RedisBusHealth) -> Void) { healthBox.withLock { body(&$0) } }
+
+    func nodeInfo() -> RedisNodeInfo {
+        var info = nodeInfoProvider.withLock { $0 }?() ?? RedisNodeInfo()
+        if info.startedAtMilliseconds == 0 { info.startedAtMilliseconds = startedAtMilliseconds }
+        if drainingRequested { info.draining = true }
+        return info
+    }
+
+    /// Runs `body` on the bus loop (inline when already there).
+    func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if loop.inLoop { body() } else { loop.execute(body) }
+    }
+
+    // MARK: - Bus
+
+    public var state: BusState { upFlag.load(ordering: .relaxed) ? .up : .down }
+
+    public func start(delegate: BusDelegate) {
+        onLoop { [self] in
+            self.delegate = delegate
+            let clock = { monotonicMilliseconds() }
+            let jitter = { Double.random(in: 0..<1) }
+            commands = RedisLink(role: "commands", loop: loop, endpoint: configuration.endpoint, backoff: configuration.backoff,
+                                 connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds, clock: clock, jitter: jitter)
+            subscriber = RedisLink(role: "subscriber", loop: loop, endpoint: configuration.endpoint, backoff: configuration.backoff,
+                                   connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds, clock: clock, jitter: jitter)
+            wireCommands()
+            wireSubscriber()
+            subscriptions.want(keys.controlChannel)
+            subscriptions.want(keys.ownControlChannel)
+            logger(.info, "redis bus starting", [("redis", .string(configuration.endpoint.description)), ("prefix", .string(configuration.prefix))])
+            commands.start()
+            subscriber.start()
+            scheduleHeartbeat()
+        }
+    }
+
+    public func shutdown(completion: @escaping @Sendable () -> Void) {
+        onLoop { [self] in
+            guard !stopping, commands != nil else { completion(); return }
+            stopping = true
+            cancelHeartbeat?()
+            cancelCanaryCheck?()
+            updateState()
+            var done = false
+            let finish = { [self] in
+                guard !done else { return }
+                done = true
+                subscriber.stop()
+                commands.stop()
+                metrics.commandsUp.set(0)
+                metrics.subscriberUp.set(0)
+                logger(.info, "redis bus stopped", [])
+                completion()
+            }
+            // Remove our registry key and presence entries and announce node-down, then close.
+            if commands.isReady, let conn = commands.connection, let sha = scriptSHAs[RedisScripts.leave.name] {
+                runDrainSlot(mode: "release", maxDraining: 0, ttlMilliseconds: 0) { _ in }
+                var cmd = RedisCommand("EVALSHA", argumentCount: 6)
+                cmd.append(sha); cmd.append("1"); cmd.append(keys.nodes); cmd.append(keys.prefix); cmd.append(keys.nodeID)
+                if conn.send(cmd, { _ in finish() }) {
+                    _ = loop.runAfter(milliseconds: 1000) { finish() }
+                    return
+                }
+            }
+            finish()
+        }
+    }
+
+    public func subscribe(room: String) {
+        onLoop { [self] in
+            if rooms[room] == nil { rooms[room] = RedisRoomState() }
+            if subscriptions.want(keys.roomChannel(room)) { scheduleTickFlush() }
+        }
+    }
+
+    public func unsubscribe(room: String) {
+        onLoop { [self] in
+            if let r = rooms.removeValue(forKey: room) {
+                r.failPendingJoins(.unavailable("left the room"))
+            }
+            if subscriptions.unwant(keys.roomChannel(room)) { scheduleTickFlush() }
+        }
+    }
+
+    public func publish(room: String, data: JSONFragment, completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void) {
+        let started = monotonicMicroseconds()
+        onLoop { [self] in
+            guard reportedUp, let conn = commands.connection, let sha = scriptSHAs[RedisScripts.publish.name] else {
+                metrics.publishFailures.add()
+                completion(.failure(.unavailable("the cluster bus is down (Redis unreachable)")))
+                return
+            }
+            let build = { [keys, configuration] (sha: String) -> RedisCommand in
+                var cmd = RedisCommand("EVALSHA", argumentCount: 8, capacity: data.bytes.count + 3 * room.utf8.count + 3 * keys.prefix.utf8.count + 64)
+                cmd.append(sha)
+                cmd.append("2")
+                cmd.append(keys.history(room))
+                cmd.append(keys.meta(room))
+                cmd.append(keys.roomChannel(room))
+                cmd.append(data.bytes)
+                cmd.append(configuration.historySize)
+                return cmd
+            }
+            evalScript(RedisScripts.publish, on: conn, sha: sha, build) { [self] reply in
+                guard let reply else {
+                    metrics.publishFailures.add()
+                    completion(.failure(.unavailable("connection to Redis lost during publish")))
+                    return
+                }
+                guard let offset = redisPublishedOffset(reply) else {
+                    metrics.publishFailures.add()
+                    logger(.warn, "publish script failed", [("room", .string(room)), ("reply", .string(describe(reply)))])
+                    completion(.failure(.unavailable("Redis rejected the publish: \(describe(reply))")))
+                    return
+                }
+                metrics.publishes.add()
+                metrics.publishLatency.observe(microseconds: Int(monotonicMicroseconds() &- started))
+                completion(.success(offset))
+            }
+        }
+    }
+
+    public func join(room: String, since: StreamOffset?, completion: @escaping @Sendable (Result<JoinResult, BusError>) -> Void) {
+        onLoop { [self] in
+            guard reportedUp else {
+                completion(.failure(.unavailable("the cluster bus is down (Redis unreachable)")))
+                return
+            }
+            // Read the room's position only once its subscription is live, so no message falls between the
+            // offset the member gets and the first message the subscription delivers.
+            if let r = rooms[room], !subscriptions.isActive(keys.roomChannel(room)) {
+                r.pendingJoins.append(RedisRoomState.PendingJoin(since: since, completion: completion))
+                return
+            }
+            runJoin(room: room, since: since, completion: completion)
+        }
+    }
+
+    public func setPresence(room: String, localCount: Int) {
+        onLoop { [self] in
+            if presenceTable.set(room: room, count: localCount) { scheduleTickFlush() }
+        }
+    }
+
+    public func presence(room: String, completion: @escaping @Sendable (Result<Int, BusError>) -> Void) {
+        onLoop { [self] in
+            guard commands.isReady, let conn = commands.connection else {
+                completion(.failure(.unavailable("the cluster bus is down (Redis unreachable)")))
+                return
+            }
+            let sent = conn.send(RedisCommand(["HVALS", keys.presence(room)])) { reply in
+                guard let items = reply?.array else {
+                    completion(.failure(.unavailable("presence read failed")))
+                    return
+                }
+                completion(.success(items.reduce(0) { $0 + max(0, $1.int ?? 0) }))
+            }
+            if !sent { completion(.failure(.unavailable("the cluster bus is down (Redis unreachable)"))) }
+        }
+    }
+
+    // MARK: - State
+
+    /// Recomputes `state` and tells the delegate when it changed. Pending joins fail when the bus goes down.
+    func updateState() {
+        let up = !stopping && commands.isReady && subscriber.isReady && canaryHealthy
+            && subscriptions.isActive(keys.controlChannel) && subscriptions.isActive(keys.ownControlChannel)
+        guard up != reportedUp else { return }
+        reportedUp = up
+        upFlag.store(up, ordering: .relaxed)
+        logger(up ? .info : .warn, up ? "redis bus up" : "redis bus down", [])
+        if !up {
+            for r in rooms.values { r.failPendingJoins(.unavailable("the cluster bus is down (Redis unreachable)")) }
+        }
+        delegate?.busStateChanged(up ? .up : .down)
+    }
+
+    /// Runs the per-tick batch (SUBSCRIBE/UNSUBSCRIBE, presence writes) once at the end of this loop iteration.
+    func scheduleTickFlush() {
+        guard !tickFlushScheduled else { return }
+        tickFlushScheduled = true
+        loop.atTickEnd { [self] in
+            tickFlushScheduled = false
+            flushSubscriptions()
+            flushPresence()
+        }
+    }
+
+    // MARK: - Scripts
+
+    /// `EVALSHA` with a transparent `NOSCRIPT` recovery: the script is loaded again and the command resent
+    /// once. `build` makes the command for a SHA. `completion` gets the final reply (nil: connection lost).
+    func evalScript(_ script: RedisScript, on conn: RedisAsyncConnection, sha: String, _ build: @escaping (String) -> RedisCommand,
+                    _ completion: @escaping (RedisReply?) -> Void) {
+        let sent = conn.send(build(sha)) { [self] reply in
+            guard let e = reply?.errorMessage, e.hasPrefix("NOSCRIPT") else {
+                completion(reply)
+                return
+            }
+            logger(.warn, "script missing on the server, loading it again", [("script", .string(script.name))])
+            _ = conn.send(RedisCommand(["SCRIPT", "LOAD", script.source])) { [self] loaded in
+                if let newSHA = loaded?.text { scriptSHAs[script.name] = newSHA }
+            }
+            if !conn.send(build(scriptSHAs[script.name] ?? sha), completion) { completion(nil) }
+        }
+        if !sent { completion(nil) }
+    }
+
+    func describe(_ reply: RedisReply) -> String {
+        switch reply {
+        case .error(let e): return e
+        case .status(let s): return s
+        case .string(let b): return String(decoding: b.prefix(200), as: UTF8.self)
+        case .integer(let i): return String(i)
+        case .array(let a): return "array of \(a.count)"
+        case .null: return "null"
+        }
+    }
+}
+
+/// Per-room state of the bus (loop-confined): delivery order and joins waiting for the subscription.
+final class RedisRoomState {
+    struct PendingJoin {
+        let since: StreamOffset?
+        let completion: @Sendable (Result<JoinResult, BusError>) -> Void
+    }
+    var delivery = RedisRoomDelivery()
+    var pendingJoins: [PendingJoin] = []
+
+    func failPendingJoins(_ error: BusError) {
+        let waiting = pendingJoins
+        pendingJoins = []
+        for j in waiting { j.completion(.failure(error)) }
+    }
+}
+
+/// Monotonic clock in ms (CLOCK_MONOTONIC).
+func monotonicMilliseconds() -> UInt64 { monotonicMicroseconds() / 1000 }
+
+/// Monotonic clock in µs (CLOCK_MONOTONIC).
+func monotonicMicroseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+}
+
+/// Wall clock in ms (CLOCK_REALTIME), comparable with Redis stream entry IDs on the same host.
+func wallClockMilliseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+}

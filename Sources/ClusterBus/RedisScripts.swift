@@ -1,0 +1,210 @@
+/// A Lua script the bus loads with `SCRIPT LOAD` on every (re)connect and runs with `EVALSHA`
+/// (reloading on `NOSCRIPT`, e.g. after `SCRIPT FLUSH` or a Redis restart).
+public struct RedisScript: Sendable, Equatable {
+    /// Short name for logs and metrics.
+    public let name: String
+    /// The Lua source, byte for byte what `SCRIPT LOAD` gets (its SHA-1 is the `EVALSHA` handle).
+    public let source: String
+}
+
+/// The bus's Lua scripts. Each runs atomically in Redis, which is what gives a room one total order:
+/// the `XADD` that assigns the offset and the `PUBLISH` that delivers it happen in one step, so the
+/// subscription carries a room's messages in offset order to every node.
+///
+/// The publish script is a public interface for backends that speak only Redis; its keys, arguments and
+/// SHA-1 are documented in docs/redis.md (a test checks that file against `publish.source`).
+public enum RedisScripts {
+    /// Appends to a room's history and publishes the message with its offset.
+    ///
+    /// KEYS[1] `{prefix}history:{room}`, KEYS[2] `{prefix}meta:{room}`;
+    /// ARGV[1] `{prefix}room:{room}` (the channel), ARGV[2] the data (one JSON value, compact), ARGV[3] the
+    /// history size N. Returns `{epoch, entryID}`.
+    ///
+    /// The epoch is created with the stream (a reset or evicted history gets a new one): Redis's clock in µs
+    /// plus 8 hex digits of the server's `run_id` (random per server start), so neither a restart nor a clock
+    /// step reproduces an old epoch (Lua's `math.random` is seeded identically on every start: not usable).
+    /// Trimming keeps N to N + min(100, N/10) entries (amortized like `MAXLEN ~`) and records the last
+    /// trimmed entry ID in the meta hash: `join since` needs to know exactly whether anything after an
+    /// offset was trimmed (Redis 7.0's `max-deleted-entry-id` ignores trimming).
+    public static let publish = RedisScript(name: "publish", source: """
+        -- switchboard publish v1: KEYS history, meta; ARGV channel, data (JSON), history size
+        local epoch = redis.call('HGET', KEYS[2], 'epoch')
+        if (not epoch) or redis.call('EXISTS', KEYS[1]) == 0 then
+          local t = redis.call('TIME')
+          local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+          epoch = string.format('%x%05x', tonumber(t[1]), tonumber(t[2])) .. string.sub(run, 1, 8)
+          redis.call('HSET', KEYS[2], 'epoch', epoch, 'trimmed', '0-0')
+        end
+        local id = redis.call('XADD', KEYS[1], '*', 'd', ARGV[2])
+        local keep = tonumber(ARGV[3])
+        local len = redis.call('XLEN', KEYS[1])
+        if len > keep + math.min(100, math.floor(keep / 10)) then
+          local cut = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - keep)
+          redis.call('XTRIM', KEYS[1], 'MAXLEN', keep)
+          redis.call('HSET', KEYS[2], 'trimmed', cut[#cut][1])
+        end
+        redis.call('PUBLISH', ARGV[1], '{"offset":"' .. epoch .. ':' .. id .. '","data":' .. ARGV[2] .. '}')
+        return {epoch, id}
+        """)
+
+    /// Reads a room's position and, with a `since` offset, what follows it (joins and back-fills).
+    ///
+    /// KEYS[1] history, KEYS[2] meta; ARGV[1] since's epoch (`""` = none), ARGV[2] since's entry ID,
+    /// ARGV[3] `join` or `backfill`. Returns `{epoch, lastID, recovered (0/1), entries}` where entries are
+    /// `XRANGE` replies after `since` (exclusive). `recovered` is 1 when the epoch matches, `since` is not
+    /// beyond the last ID and nothing after it was trimmed. A join gets entries only when recovered; a
+    /// back-fill gets whatever is there (the whole new history when the epoch changed).
+    /// Creates an empty stream and its epoch when the room has none, so the offset a join returns stays
+    /// valid for the first publish.
+    public static let read = RedisScript(name: "read", source: """
+        -- switchboard read v1: KEYS history, meta; ARGV since epoch, since id, mode (join|backfill)
+        local function numcmp(a, b)
+          a = string.gsub(a, '^0+(%d)', '%1')
+          b = string.gsub(b, '^0+(%d)', '%1')
+          if #a ~= #b then return #a < #b and -1 or 1 end
+          if a == b then return 0 end
+          return a < b and -1 or 1
+        end
+        local function idcmp(a, b)
+          local am, as = string.match(a, '^(%d+)-(%d+)$')
+          local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+          local c = numcmp(am, bm)
+          if c ~= 0 then return c end
+          return numcmp(as, bs)
+        end
+        local epoch = redis.call('HGET', KEYS[2], 'epoch')
+        local trimmed = redis.call('HGET', KEYS[2], 'trimmed') or '0-0'
+        local exists = redis.call('EXISTS', KEYS[1]) == 1
+        if (not epoch) or (not exists) then
+          if not exists then
+            redis.call('XGROUP', 'CREATE', KEYS[1], 'switchboard-init', '$', 'MKSTREAM')
+            redis.call('XGROUP', 'DESTROY', KEYS[1], 'switchboard-init')
+          end
+          local t = redis.call('TIME')
+          local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+          epoch = string.format('%x%05x', tonumber(t[1]), tonumber(t[2])) .. string.sub(run, 1, 8)
+          trimmed = '0-0'
+          redis.call('HSET', KEYS[2], 'epoch', epoch, 'trimmed', trimmed)
+        end
+        local last = '0-0'
+        local tail = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+        if #tail > 0 then
+          last = tail[1][1]
+        else
+          local info = redis.call('XINFO', 'STREAM', KEYS[1])
+          for i = 1, #info, 2 do
+            if info[i] == 'last-generated-id' then last = info[i + 1] end
+          end
+        end
+        local recovered = 0
+        local entries = {}
+        if ARGV[1] ~= '' then
+          if ARGV[1] == epoch then
+            local c = idcmp(ARGV[2], last)
+            if c <= 0 and idcmp(ARGV[2], trimmed) >= 0 then recovered = 1 end
+            if c < 0 and (recovered == 1 or ARGV[3] == 'backfill') then
+              entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2], '+')
+            end
+          elseif ARGV[3] == 'backfill' then
+            entries = redis.call('XRANGE', KEYS[1], '-', '+')
+          end
+        end
+        return {epoch, last, recovered, entries}
+        """)
+
+    /// Sets or removes this node's member count in a room's presence hash.
+    ///
+    /// KEYS[1] `{prefix}presence:{room}`, KEYS[2] `{prefix}node-rooms:{node}`; ARGV[1] node id, ARGV[2] count
+    /// (0 removes), ARGV[3] room.
+    public static let presence = RedisScript(name: "presence", source: """
+        -- switchboard presence v1: KEYS presence hash, node-rooms set; ARGV node, count, room
+        if tonumber(ARGV[2]) > 0 then
+          redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+          redis.call('SADD', KEYS[2], ARGV[3])
+        else
+          redis.call('HDEL', KEYS[1], ARGV[1])
+          redis.call('SREM', KEYS[2], ARGV[3])
+        end
+        return 1
+        """)
+
+    /// Refreshes this node's registry key, optionally announces an event on `{prefix}ctl`, and removes the
+    /// presence entries of every registered node whose key expired (crash, SIGKILL, partition).
+    ///
+    /// KEYS[1] `{prefix}nodes`; ARGV[1] prefix, ARGV[2] node id, ARGV[3] node info (JSON object), ARGV[4] TTL
+    /// (ms), ARGV[5] event to announce (`node-up`, `node-draining`) or `""`, ARGV[6] `1` to clear this node's
+    /// own presence entries first (on every (re)connect, followed by a rewrite of the current counts, so
+    /// entries left by an earlier process with the same id do not linger). Returns `{existed (0/1), removed
+    /// node ids}`; `existed` 0 means this node had been given up for dead, so it rewrites its presence.
+    /// Keys other than KEYS[1] are derived from the prefix (Switchboard does not support Redis Cluster).
+    public static let heartbeat = RedisScript(name: "heartbeat", source: """
+        -- switchboard heartbeat v1: KEYS nodes set; ARGV prefix, node, info JSON, ttl ms, event, reset own presence
+        local p = ARGV[1]
+        local me = ARGV[2]
+        local existed = redis.call('EXISTS', p .. 'node:' .. me)
+        if ARGV[6] == '1' then
+          for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. me)) do
+            redis.call('HDEL', p .. 'presence:' .. room, me)
+          end
+          redis.call('DEL', p .. 'node-rooms:' .. me)
+        end
+        redis.call('SET', p .. 'node:' .. me, ARGV[3], 'PX', ARGV[4])
+        redis.call('SADD', KEYS[1], me)
+        if ARGV[5] ~= '' then
+          redis.call('PUBLISH', p .. 'ctl', '{"event":' .. cjson.encode(ARGV[5]) .. ',"node":' .. cjson.encode(me) .. ',"info":' .. ARGV[3] .. '}')
+        end
+        local removed = {}
+        for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+          if redis.call('EXISTS', p .. 'node:' .. id) == 0 then
+            for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. id)) do
+              redis.call('HDEL', p .. 'presence:' .. room, id)
+            end
+            redis.call('DEL', p .. 'node-rooms:' .. id)
+            redis.call('SREM', KEYS[1], id)
+            redis.call('PUBLISH', p .. 'ctl', '{"event":"node-down","node":' .. cjson.encode(id) .. ',"reason":"expired"}')
+            removed[#removed + 1] = id
+          end
+        end
+        return {existed, removed}
+        """)
+
+    /// A node leaving cleanly: removes its presence entries and registry key and announces `node-down`.
+    ///
+    /// KEYS[1] `{prefix}nodes`; ARGV[1] prefix, ARGV[2] node id.
+    public static let leave = RedisScript(name: "leave", source: """
+        -- switchboard leave v1: KEYS nodes set; ARGV prefix, node
+        local p = ARGV[1]
+        local me = ARGV[2]
+        for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. me)) do
+          redis.call('HDEL', p .. 'presence:' .. room, me)
+        end
+        redis.call('DEL', p .. 'node-rooms:' .. me, p .. 'node:' .. me)
+        redis.call('SREM', KEYS[1], me)
+        redis.call('PUBLISH', p .. 'ctl', '{"event":"node-down","node":' .. cjson.encode(me) .. ',"reason":"stopped"}')
+        return 1
+        """)
+
+    /// The cluster-wide drain semaphore (`--max-draining`): a sorted set of node ids scored by expiry, so a
+    /// node that dies while draining frees its slot after the TTL.
+    ///
+    /// KEYS[1] `{prefix}drain-slots`; ARGV[1] node id, ARGV[2] max concurrent drains, ARGV[3] TTL (ms),
+    /// ARGV[4] `acquire` or `release`. Returns 1 when the slot is held (or released), 0 when all are taken.
+    public static let drainSlot = RedisScript(name: "drain-slot", source: """
+        -- switchboard drain-slot v1: KEYS slots zset; ARGV node, max, ttl ms, acquire|release
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+        if ARGV[4] == 'release' then
+          redis.call('ZREM', KEYS[1], ARGV[1])
+          return 1
+        end
+        if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+          redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+          return 1
+        end
+        return 0
+        """)
+
+    /// Every script, in load order.
+    public static let all: [RedisScript] = [publish, read, presence, heartbeat, leave, drainSlot, tokenBucket]
+}
