@@ -35,8 +35,15 @@ fi
 demangle() { if command -v swift >/dev/null; then swift demangle --simplified --compact 2>/dev/null || cat; else cat; fi; }
 
 GW_PID=""
-cleanup() { [[ -n "$GW_PID" ]] && { kill -TERM "$GW_PID" 2>/dev/null || true; wait "$GW_PID" 2>/dev/null || true; }; }
-trap cleanup EXIT
+cleanup() {
+  [[ -n "$GW_PID" ]] || return 0
+  kill -TERM "$GW_PID" 2>/dev/null || true
+  # Under callgrind the gateway must exit by itself (SIGKILL loses the profile): wait up to 60 s then.
+  for _ in $(seq 1 "${1:-30}"); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$GW_PID" 2>/dev/null || true
+  wait "$GW_PID" 2>/dev/null || true
+}
+trap 'cleanup 30' EXIT
 GW=("$BIN/switchboard" --threads 1 --host 127.0.0.1 --port "$PORT" --admin-host 127.0.0.1 --admin-port "$ADMIN_PORT"
     --echo-path /echo --log-level warn ${GATEWAY_FLAGS:-})
 if [[ "$PROFILER" == callgrind ]]; then
@@ -61,7 +68,7 @@ if [[ "$PROFILER" == perf ]]; then
     | grep -E '^ +[0-9]' | head -"$TOP" | demangle > "$OUT/top-inclusive.txt" || true
 else
   timeout 600 taskset -c 1 "$BIN/switchboard-bench" "$SCENARIO" "${PORTFLAGS[@]}" "$@" --quiet > "$OUT/bench.txt" 2>&1 || true
-  cleanup; GW_PID=""
+  cleanup 600; GW_PID=""
   callgrind_annotate "$OUT/callgrind.out" 2>/dev/null | head -$((TOP + 25)) | demangle > "$OUT/top-self.txt" || true
   callgrind_annotate --inclusive=yes "$OUT/callgrind.out" 2>/dev/null | head -$((TOP + 25)) | demangle > "$OUT/top-inclusive.txt" || true
 fi

@@ -66,8 +66,10 @@ fi
 GW_PID=""
 stop_gateway() {
   [[ -n "$GW_PID" ]] || return 0
+  # SIGTERM starts a drain (up to the gateway's drain deadline); a benchmark does not need it, so give it
+  # 3 s and then SIGKILL.
   kill -TERM "$GW_PID" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 1 30); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$GW_PID" 2>/dev/null || true
   wait "$GW_PID" 2>/dev/null || true
   GW_PID=""
@@ -78,6 +80,10 @@ trap stop_gateway EXIT
 start_gateway() {
   local name="$1"; shift
   stop_gateway
+  if timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null; then
+    echo "something already listens on 127.0.0.1:$PORT (set PORT=...)" >&2
+    exit 1
+  fi
   taskset -c "$GATEWAY_CPU" "$BIN/switchboard" --threads 1 --host 127.0.0.1 --port "$PORT" \
     --admin-host 127.0.0.1 --admin-port "$ADMIN_PORT" --echo-path /echo --log-level warn ${GATEWAY_FLAGS:-} "$@" \
     > "$OUT/gateway-$name.log" 2>&1 &

@@ -31,14 +31,23 @@ public final class Logger: Sendable {
         self.node = node
     }
 
-    public func debug(_ msg: String, _ fields: KeyValuePairs<String, LogValue> = [:]) { log(.debug, msg, fields) }
-    public func info(_ msg: String, _ fields: KeyValuePairs<String, LogValue> = [:]) { log(.info, msg, fields) }
+    /// True when lines at `lvl` are written: check it before building costly fields on hot paths.
+    @inline(__always)
+    public func isEnabled(_ lvl: LogLevel) -> Bool { lvl >= level }
+
+    // Fields are autoclosures: nothing is built (dictionary, peer lookup) when the level is off.
+    public func debug(_ msg: String, _ fields: @autoclosure () -> KeyValuePairs<String, LogValue> = [:]) {
+        if isEnabled(.debug) { log(.debug, msg, fields()) }
+    }
+    public func info(_ msg: String, _ fields: @autoclosure () -> KeyValuePairs<String, LogValue> = [:]) {
+        if isEnabled(.info) { log(.info, msg, fields()) }
+    }
     public func warn(_ msg: String, _ fields: KeyValuePairs<String, LogValue> = [:]) { log(.warn, msg, fields) }
     public func error(_ msg: String, _ fields: KeyValuePairs<String, LogValue> = [:]) { log(.error, msg, fields) }
 
     /// Logs at most `perSecond` lines with this `msg` each second; the first line after a suppressed
     /// stretch carries `suppressed`.
-    public func rateLimited(_ lvl: LogLevel, _ msg: String, perSecond: Int = 10, _ fields: KeyValuePairs<String, LogValue> = [:]) {
+    public func rateLimited(_ lvl: LogLevel, _ msg: String, perSecond: Int = 10, _ fieldsBuilder: @autoclosure () -> KeyValuePairs<String, LogValue> = [:]) {
         guard lvl >= level else { return }
         let sec = Int(monotonicMilliseconds() / 1000)
         let (allowed, suppressed) = limiter.withLock { m -> (Bool, Int) in
@@ -54,7 +63,7 @@ public final class Logger: Sendable {
         }
         guard allowed else { return }
         var line = header(lvl, msg)
-        for (k, v) in fields { append(&line, k, v) }
+        for (k, v) in fieldsBuilder() { append(&line, k, v) }
         if suppressed > 0 { append(&line, "suppressed", .int(suppressed)) }
         emit(&line)
     }

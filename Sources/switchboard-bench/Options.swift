@@ -22,12 +22,12 @@ struct Options: Sendable {
         ("room", "NAME", "fanout/crossnode: room name (default bench)"),
         ("window", "N", "fanout: publishes kept un-acked (default 32; ignored with --rate)"),
         ("rate", "R|max", "fanout/crossnode: paced publishes per second instead of the window; max = search the highest sustained rate"),
-        ("size", "BYTES", "fanout/crossnode: approximate bytes of the published data object (default 64)"),
+        ("size", "BYTES", "fanout/crossnode: bytes of the published data object, padding included (default 64)"),
         ("publish-port", "P", "crossnode: port of the node the publisher uses (default --port)"),
         ("member-port", "P", "crossnode: port of the node the members use (default --port)"),
         ("drain-timeout", "DUR", "fanout/crossnode: wait for late deliveries after publishing stops (default 5s)"),
-        ("step-duration", "DUR", "crossnode --rate max: duration of each search step (default 3s)"),
-        ("max-p99", "DUR", "crossnode --rate max: a step counts as sustained only with latency p99 at or below this (default 50ms)"),
+        ("step-duration", "DUR", "--rate max: duration of each search step (default 3s)"),
+        ("max-p99", "DUR", "--rate max: a step counts as sustained only with latency p99 at or below this (default 50ms)"),
         ("max-inflight", "N", "rate mode: most un-acked publishes before the publisher falls behind (default 100000)"),
         ("open-timeout", "DUR", "time allowed to open/join all connections (default 60s)"),
         ("connect-timeout", "DUR", "one connect+upgrade (default 5s)"),
@@ -133,7 +133,7 @@ struct Options: Sendable {
           fanout      --members join --room; one publisher publishes with at most --window un-acked (or paced at
                       --rate); report delivered messages/s, loss, duplicates, order and latency p50/p99/max
           crossnode   fanout with the publisher on --publish-port and the members on --member-port;
-                      --rate max searches the highest rate delivered without loss
+                      (two nodes on the cluster bus); --rate max searches the highest sustained rate without loss
 
         flags:
 
