@@ -54,7 +54,7 @@ import Testing
         let gw = try GatewayProcess(threads: 1)
         let healthy = try Self.run(argv, environment: ["SWITCHBOARD_ADMIN_PORT": "\(gw.adminPort)"], timeout: 10)
         #expect(healthy.status == 0, "\(healthy.output)")
-        #expect(gw.stop() == 0)
+        gw.stop(signal: SIGKILL)  // only the closed port matters here (SIGTERM would drain for seconds)
         let down = try Self.run(argv, environment: ["SWITCHBOARD_ADMIN_PORT": "\(gw.adminPort)"], timeout: 10)
         #expect(down.status != 0)
     }
@@ -120,6 +120,25 @@ import Testing
             #expect(m?.data?.description == "\"from node\(third)\"")
         }
 
+        // restart (one step of `roll`): a's node drains (its client is told to reconnect, then 1012),
+        // comes back, and HAProxy routes to it again.
+        let victim = Int(nodes[0].dropFirst("node".count)) ?? 1
+        let restart = try Self.run(["scripts/cluster", "restart", "\(victim)"], environment: env, timeout: 90)
+        #expect(restart.status == 0 && restart.output.contains("back in rotation"), "\(restart.output)")
+        var sawReconnect = false
+        var closeCode: UInt16?
+        events: while let e = try? a.next(timeout: 2) {
+            switch e {
+            case .text(let t): sawReconnect = sawReconnect || t.contains("\"op\":\"reconnect\"")
+            case .close(let code, _): closeCode = code; break events
+            default: continue
+            }
+        }
+        #expect(sawReconnect && closeCode == 1012, "drained client: reconnect \(sawReconnect), close \(closeCode.map(String.init) ?? "none")")
+        let after = try Self.run(["scripts/cluster", "status"], environment: env, timeout: 30)
+        #expect(after.status == 0, "\(after.output)")
+        print("restart node\(victim):\n\(restart.output)")
+
         // down: every recorded process gone, nothing listening, no process mentions the run dir or a node port.
         let pids = Self.recordedPids(runDir)
         #expect(pids.count == 5, "pid files: \(pids)")
@@ -172,12 +191,18 @@ import Testing
         try p.run()
         let deadline = Date().addingTimeInterval(timeout)
         while p.isRunning && Date() < deadline { usleep(50_000) }
+        var timedOut = false
         if p.isRunning {
+            // Never waitUntilExit() here: Foundation notices an exit only once every holder of the
+            // child's inherited descriptors is gone, which a leaked grandchild can delay forever.
+            timedOut = true
             kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
+            let grace = Date().addingTimeInterval(5)
+            while p.isRunning && Date() < grace { usleep(50_000) }
         }
         try? h.close()
         let text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+        if timedOut { return (-1, "timed out after \(Int(timeout))s (\(argv.joined(separator: " ")))\n" + text) }
         return (p.terminationStatus, text)
     }
 
