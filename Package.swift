@@ -31,10 +31,11 @@ let package = Package(
         .target(name: "Protocol", dependencies: ["COpenSSL"]),
         .target(name: "ClusterBus", dependencies: ["Protocol", "CHiredis", "CLinux"]),
         .target(name: "Gateway", dependencies: ["Protocol", "ClusterBus", "CLinux", "COpenSSL"]),
+        .target(name: "SwitchboardClient", dependencies: ["Protocol", "Gateway"]),
         .executableTarget(name: "switchboard", dependencies: ["Gateway"]),
         .executableTarget(name: "switchboard-bench", dependencies: ["Protocol", "Gateway", "CLinux"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Protocol", "ClusterBus", "Gateway", "CLinux", "switchboard"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Protocol", "ClusterBus", "Gateway", "CLinux", "switchboard", "SwitchboardClient"]),
         .testTarget(name: "ClusterBusTests", dependencies: ["ClusterBus", "Gateway", "Protocol", "switchboard"]),
     ]
 )

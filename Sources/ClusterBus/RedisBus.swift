@@ -40,8 +40,10 @@ public final class RedisBus: Bus, @unchecked Sendable {
 
     // Loop-confined.
     var delegate: BusDelegate?
+    /// Created in `init`, started by `start(delegate:)` (never nil; implicitly unwrapped for older callers).
     var commands: RedisLink!
     var subscriber: RedisLink!
+    var started = false
     var subscriptions = RedisSubscriptions()
     /// Rooms the hub subscribed (members on this node), with their delivery order and queued joins.
     var rooms: [String: RedisRoomState] = [:]
@@ -73,6 +75,12 @@ public final class RedisBus: Bus, @unchecked Sendable {
         self.keys = RedisKeys(prefix: configuration.prefix, nodeID: configuration.nodeID)
         self.logger = logger
         self.canary = RedisCanary(timeoutMilliseconds: configuration.canaryTimeoutMilliseconds)
+        let clock = { monotonicMilliseconds() }
+        let jitter = { Double.random(in: 0..<1) }
+        commands = RedisLink(role: "commands", loop: loop, endpoint: configuration.endpoint, backoff: configuration.backoff,
+                             connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds, clock: clock, jitter: jitter)
+        subscriber = RedisLink(role: "subscriber", loop: loop, endpoint: configuration.endpoint, backoff: configuration.backoff,
+                               connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds, clock: clock, jitter: jitter)
     }
 
     /// Supplies what the registry key advertises (address, connection count, draining); read every heartbeat
@@ -104,13 +112,9 @@ public final class RedisBus: Bus, @unchecked Sendable {
 
     public func start(delegate: BusDelegate) {
         onLoop { [self] in
+            guard !started, !stopping else { return }
+            started = true
             self.delegate = delegate
-            let clock = { monotonicMilliseconds() }
-            let jitter = { Double.random(in: 0..<1) }
-            commands = RedisLink(role: "commands", loop: loop, endpoint: configuration.endpoint, backoff: configuration.backoff,
-                                 connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds, clock: clock, jitter: jitter)
-            subscriber = RedisLink(role: "subscriber", loop: loop, endpoint: configuration.endpoint, backoff: configuration.backoff,
-                                   connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds, clock: clock, jitter: jitter)
             wireCommands()
             wireSubscriber()
             subscriptions.want(keys.controlChannel)
@@ -124,7 +128,11 @@ public final class RedisBus: Bus, @unchecked Sendable {
 
     public func shutdown(completion: @escaping @Sendable () -> Void) {
         onLoop { [self] in
-            guard !stopping, commands != nil else { completion(); return }
+            guard !stopping, started else {
+                stopping = true
+                completion()
+                return
+            }
             stopping = true
             cancelHeartbeat?()
             cancelCanaryCheck?()

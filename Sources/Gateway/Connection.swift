@@ -141,7 +141,8 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     func completeUpgrade(_ head: HTTPRequestHead, _ handshake: WebSocketHandshake) {
         let config = loop.config
         // A proxy's X-Request-ID is believed only from a trusted proxy (else anyone could forge log correlation).
-        let peer = Socket.peerAddress(fd)
+        // getpeername only when something will use it (a syscall per handshake otherwise).
+        let peer = !config.trustedProxies.isEmpty || loop.node.logger.isEnabled(.info) ? Socket.peerAddress(fd) : ""
         let proxied = config.trustedProxies.contains(peer) ? RequestID.from(head.headers["X-Request-ID"]) : nil
         requestID = proxied ?? RequestID.generate()
         enqueueRaw(Bytes(handshake.response(extraHeaders: [HTTPHeader("X-Request-ID", requestID)])))
@@ -314,16 +315,23 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             return
         }
         let loopRef = loop
+        if sinceOffset != nil { loop.rooms[room]?.heldForResume[ObjectIdentifier(self)] = [] }
         loop.node.bus.join(room: room, since: sinceOffset) { result in
             loopRef.onLoop {
                 guard self.phase == .open, self.roomSlots[room] != nil else { return }
+                let held = self.loop.rooms[room]?.heldForResume.removeValue(forKey: ObjectIdentifier(self)) ?? []
                 switch result {
                 case .success(let r):
                     self.send(Envelope.joined(room: room, offset: r.offset.description, recovered: r.recovered))
                     for m in r.replay {
                         self.enqueueFrame(Bytes.frame(.text, Envelope.message(room: m.room, offset: m.offset.description, data: m.data)))
                     }
-                    if let last = r.replay.last?.offset ?? sinceOffset, r.recovered {
+                    let replayed = r.recovered ? (r.replay.last?.offset ?? sinceOffset) : nil
+                    // Live messages that arrived while the join was in flight, minus what the replay covered.
+                    for (offset, frame) in held where replayed.map({ $0.epoch != offset.epoch || offset.isAfter($0) }) ?? true {
+                        self.enqueueFrame(frame)
+                    }
+                    if let last = replayed {
                         self.loop.rooms[room]?.resumeFloors[ObjectIdentifier(self)] = last
                     }
                 case .failure:
@@ -392,7 +400,9 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             flushNow()
             guard phase == .open, !isClosed else { return .closed }
         }
-        if queuedBytes + frame.count > mark {
+        // An empty queue takes any frame (up to --max-message-size for echoes): a client with nothing
+        // pending is not slow, however large one message is.
+        if queuedBytes > 0 && queuedBytes + frame.count > mark {
             let now = loop.loop.now
             if outboundClass == .droppable {
                 loop.metrics.shedFrames.add()

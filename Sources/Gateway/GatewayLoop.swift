@@ -76,6 +76,7 @@ public final class GatewayLoop: @unchecked Sendable {
         }
         r.members.removeLast()
         r.resumeFloors[ObjectIdentifier(c)] = nil
+        r.heldForResume[ObjectIdentifier(c)] = nil
         metrics.roomLeaves.add()
         if r.members.isEmpty { rooms[room] = nil }
         node.hub.membersChanged(room: room, loop: loop.index, localCount: r.members.count)
@@ -87,10 +88,15 @@ public final class GatewayLoop: @unchecked Sendable {
         guard let r = rooms[room] else { return }
         let now = wallClockMilliseconds()
         metrics.deliveryLatency.observe(nanoseconds: (Int(bitPattern: UInt(now)) - Int(bitPattern: UInt(publishedAtMilliseconds))) * 1_000_000)
-        if r.resumeFloors.isEmpty {
+        if r.resumeFloors.isEmpty && r.heldForResume.isEmpty {
             for m in r.members { m.enqueueFrame(frame) }
         } else {
             for m in r.members {
+                if r.heldForResume[ObjectIdentifier(m)] != nil {
+                    // Its `join since` is in flight: hold live messages until the replay is sent (resume seam).
+                    r.heldForResume[ObjectIdentifier(m)]!.append((offset, frame))
+                    continue
+                }
                 if let floor = r.resumeFloors[ObjectIdentifier(m)] {
                     // A message already replayed from history to this member (resume seam): skip it.
                     if floor.epoch == offset.epoch && !offset.isAfter(floor) { continue }
@@ -112,5 +118,8 @@ final class LoopRoom {
     var members: [Connection] = []
     /// Members that resumed from history: live messages at or below the floor were already replayed.
     var resumeFloors: [ObjectIdentifier: StreamOffset] = [:]
+    /// Members whose `join since` is in flight (an asynchronous bus such as Redis answers after live
+    /// messages may already flow): their live frames wait here and follow the replay, duplicates dropped.
+    var heldForResume: [ObjectIdentifier: [(offset: StreamOffset, frame: Bytes)]] = [:]
     init(name: String) { self.name = name }
 }

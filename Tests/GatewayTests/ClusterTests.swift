@@ -232,6 +232,44 @@ import Testing
         #expect(try members[0].nextJSON().count == 2)
     }
 
+    @Test func stoppedNodeRemovesItsPresenceAndRegistryAndAnnouncesNodeDown() throws {
+        let prefix = "t-stop:"
+        let (redis, nodes) = try cluster(["a", "b"], prefix: prefix, ["--drain-delay", "0", "--drain-window", "0"])
+        defer { withExtendedLifetime((redis, nodes)) {} }
+        let members = try nodes.map { try WSClient(port: $0.port) }
+        for m in members { _ = try m.join("lobby") }
+        try waitUntil(3, "two presence entries") { try redis.command(["HLEN", prefix + "presence:lobby"]) == .integer(2) }
+        let info = try #require(try redis.command(["GET", prefix + "node:b"]).text)
+        #expect(info.contains("\"id\":\"b\"") && info.contains("\"address\":\"127.0.0.1:\(nodes[1].port)\"") && info.contains("\"draining\":false"))
+        // Listen on {prefix}ctl like any consumer would.
+        let watcher = try RawSocket(port: redis.port)
+        try watcher.send(RESP.encode(["SUBSCRIBE", prefix + "ctl"]))
+        var parser = RESPParser()
+        let deadline = Date().addingTimeInterval(3)
+        var events: [String] = []
+        while events.isEmpty && Date() < deadline {
+            _ = try watcher.fill(timeout: 0.5)
+            while let v = try parser.parse(&watcher.buffer) {
+                if let a = v.array, a.first?.text == "subscribe" { events.append("subscribed") }
+            }
+        }
+        #expect(nodes[1].stop(signal: SIGTERM) == 0)
+        #expect(try redis.command(["HKEYS", prefix + "presence:lobby"]) == .array([.bulk(Array("a".utf8))]))
+        #expect(try redis.command(["EXISTS", prefix + "node:b"]) == .integer(0))
+        var announced: [String] = []
+        let until = Date().addingTimeInterval(3)
+        while !announced.contains(where: { $0.contains("\"node-down\"") }) && Date() < until {
+            _ = try? watcher.fill(timeout: 0.3)
+            while let v = try parser.parse(&watcher.buffer) {
+                if let a = v.array, a.first?.text == "message", let payload = a.last?.text { announced.append(payload) }
+            }
+        }
+        #expect(announced.contains("{\"event\":\"node-down\",\"node\":\"b\",\"reason\":\"stopped\"}"), "\(announced)")
+        #expect(announced.contains { $0.hasPrefix("{\"event\":\"node-draining\",\"node\":\"b\"") }, "\(announced)")
+        try members[0].sendOp("{\"op\":\"presence\",\"room\":\"lobby\"}")
+        #expect(try members[0].nextJSON().count == 1)
+    }
+
     @Test func publishAPIReachesMembersOnAllNodesAndRejectsAWrongKey() throws {
         let (redis, nodes) = try cluster(prefix: "t-api:", ["--api-key", "s3cret"])
         defer { withExtendedLifetime((redis, nodes)) {} }
@@ -313,6 +351,35 @@ import Testing
         let afterReset = try fresh.nextJSON()
         #expect(afterReset.op == "joined" && afterReset.recovered == false)
         #expect(afterReset.offset?.split(separator: ":").first != last.split(separator: ":").first, "a new epoch")
+    }
+
+    @Test func resumingWhileTrafficFlowsGetsEveryMessageOnceInOrder() throws {
+        let (redis, nodes) = try cluster(["a", "b"], prefix: "t-resume:")
+        defer { withExtendedLifetime((redis, nodes)) {} }
+        let anchor = try WSClient(port: nodes[1].port)   // keeps the room subscribed on B
+        _ = try anchor.join("flow")
+        let publisher = try WSClient(port: nodes[0].port)
+        try publish(publisher, "flow", "0")
+        let first = try messages(anchor, quiet: 0.5)
+        let since = try #require(first.first?.offset)
+        let total = 300
+        let boxed = TestBox(publisher)
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            for i in 1...total {
+                try? boxed.value.sendOp("{\"op\":\"publish\",\"room\":\"flow\",\"data\":\(i)}")
+                usleep(500)
+            }
+            done.signal()
+        }
+        usleep(50_000)
+        let resumer = try WSClient(port: nodes[1].port)
+        try resumer.sendOp("{\"op\":\"join\",\"room\":\"flow\",\"since\":\"\(since)\"}")
+        #expect(done.wait(timeout: .now() + 20) == .success)
+        let got = try resumer.drainJSON(quiet: 1.0)
+        #expect(got.first?.op == "joined" && got.first?.recovered == true)
+        let data = got.filter { $0.op == "message" }.map(dataText)
+        #expect(data == (1...total).map(String.init), "resumed member got \(data.count) of \(total); first \(data.prefix(5))")
     }
 
     @Test func wedgedRedisFailsTheCanaryMakesReadyUnavailableAndRecovers() throws {

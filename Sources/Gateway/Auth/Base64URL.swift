@@ -7,25 +7,30 @@ import Foundation
 public enum Base64URL {
     /// The bytes `text` encodes, or nil when it is not strict unpadded base64url.
     public static func decode<S: StringProtocol>(_ text: S) -> [UInt8]? {
-        decode(bytes: text.utf8)
+        decode(bytes: Array(text.utf8))
     }
 
     /// The bytes the base64url text `utf8` encodes, or nil when it is not strict unpadded base64url.
     public static func decode<C: Collection>(bytes utf8: C) -> [UInt8]? where C.Element == UInt8 {
-        guard utf8.count % 4 != 1 else { return nil }
-        var translated: [UInt8] = []
-        translated.reserveCapacity(utf8.count + 3)
-        for c in utf8 {
-            switch c {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                translated.append(c)
-            case UInt8(ascii: "-"): translated.append(UInt8(ascii: "+"))
-            case UInt8(ascii: "_"): translated.append(UInt8(ascii: "/"))
-            default: return nil
+        let input = utf8 as? [UInt8] ?? Array(utf8)
+        guard input.count % 4 != 1 else { return nil }
+        // Translate to the standard alphabet with padding (one tight pass), then let Foundation decode.
+        var translated = [UInt8](repeating: UInt8(ascii: "="), count: (input.count + 3) & ~3)
+        let ok = input.withUnsafeBufferPointer { src in
+            translated.withUnsafeMutableBufferPointer { dst in
+                for i in 0..<src.count {
+                    let c = src[i]
+                    switch c {
+                    case 0x41...0x5A, 0x61...0x7A, 0x30...0x39: dst[i] = c
+                    case UInt8(ascii: "-"): dst[i] = UInt8(ascii: "+")
+                    case UInt8(ascii: "_"): dst[i] = UInt8(ascii: "/")
+                    default: return false
+                    }
+                }
+                return true
             }
         }
-        while translated.count % 4 != 0 { translated.append(UInt8(ascii: "=")) }
-        guard let data = Data(base64Encoded: Data(translated)) else { return nil }
+        guard ok, let data = Data(base64Encoded: Data(translated)) else { return nil }
         return [UInt8](data)
     }
 

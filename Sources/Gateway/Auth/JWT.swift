@@ -275,6 +275,10 @@ public struct JWTVerifier: Sendable {
     static func patterns(_ claims: [String: Any], _ name: String) throws(JWTError) -> [String] {
         guard let v = claims[name], !(v is NSNull) else { return [] }
         if let s = v as? String { return [s] }
+        if let strings = v as? [String] {   // the usual case, in one cast
+            guard strings.count <= 1000 else { throw .invalidClaim(name) }
+            return strings
+        }
         guard let a = v as? [Any], a.count <= 1000 else { throw .invalidClaim(name) }
         var out: [String] = []
         out.reserveCapacity(a.count)

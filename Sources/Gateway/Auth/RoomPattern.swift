@@ -30,7 +30,7 @@ public struct RoomPattern: Sendable, Hashable, CustomStringConvertible {
                 segs.append(.any)
             } else if p == "**" && i == parts.count - 1 {
                 segs.append(.rest)
-            } else if p.contains("{sub}") {
+            } else if Self.subRange(in: p) != nil {
                 segs.append(.template(Self.splitTemplate(p)))
             } else {
                 segs.append(.literal(p))
@@ -42,12 +42,33 @@ public struct RoomPattern: Sendable, Hashable, CustomStringConvertible {
     private static func splitTemplate(_ s: Substring) -> [Substring] {
         var out: [Substring] = []
         var rest = s
-        while let r = rest.range(of: "{sub}") {
+        while let r = subRange(in: rest) {
             out.append(rest[..<r.lowerBound])
             rest = rest[r.upperBound...]
         }
         out.append(rest)
         return out
+    }
+
+    private static let subMarker = Array("{sub}".utf8)
+
+    /// The first `{sub}` in `s`, by a byte scan (Foundation's `range(of:)` costs microseconds per call on Linux).
+    private static func subRange(in s: Substring) -> Range<String.Index>? {
+        let u = s.utf8
+        var i = u.startIndex
+        while i != u.endIndex {
+            if u[i] == UInt8(ascii: "{") {
+                var j = i
+                var k = 0
+                while k < subMarker.count, j != u.endIndex, u[j] == subMarker[k] {
+                    j = u.index(after: j)
+                    k += 1
+                }
+                if k == subMarker.count { return i..<j }
+            }
+            i = u.index(after: i)
+        }
+        return nil
     }
 
     /// Whether `room` matches for the user `user` (the `sub`).
