@@ -1,0 +1,281 @@
+import Foundation
+import Gateway
+import Glibc
+import Protocol
+
+/// The reference Switchboard client: what docs/protocol.md ("A well-behaved client") asks of a client,
+/// and nothing more.
+///
+/// - Connects to one address (typically the load balancer) and keeps reconnecting until `close()`:
+///   exponential backoff with full jitter (a random delay in `0...min(cap, base * 2^attempt)`), reset once
+///   a connection is upgraded and a join is answered.
+/// - Honours `reconnect {after_ms}`: the next connect waits exactly `after_ms` (the server already jittered
+///   it), then resumes the usual backoff if that connect fails.
+/// - Rejoins every room it joined with `since` = the last offset it received in that room.
+/// - Drops any `message` at or below a room's last offset (the resume seam: a replayed or duplicated message
+///   is never delivered twice) and reports `joined.recovered` through `onJoined`.
+/// - Does not reconnect after a close that retrying cannot fix (1002, 1003, 1007, 1009, 4001–4003).
+///
+/// Runs on a `ClientLoop`; thousands of clients can share one loop. Everything here, callbacks included,
+/// happens on the loop thread: create, `join`, `publish`, `close` there (for example inside
+/// `ClientLoop.run`).
+public final class SwitchboardClient: @unchecked Sendable {
+    /// Where and how to connect.
+    public struct Options: Sendable {
+        /// IPv4 address (dotted quad) and port of the gateway or load balancer.
+        public var host: String
+        public var port: Int
+        /// The room protocol path.
+        public var path: String
+        /// Backoff: ceiling of the first retry's random delay, doubling per failed attempt, up to `backoffCapMs`.
+        public var backoffBaseMs: Int
+        public var backoffCapMs: Int
+        /// Connect plus upgrade must complete within this time, or the attempt counts as failed.
+        public var connectTimeoutMs: Int
+        /// Further gateway addresses (IPv4, port) when there is no load balancer: after a connection ends,
+        /// the next attempt goes to one of the addresses other than the last one, at random.
+        public var alternatives: [Alternative] = []
+
+        /// Another address to try (see `alternatives`).
+        public struct Alternative: Sendable {
+            public var host: String
+            public var port: Int
+            public init(host: String = "127.0.0.1", port: Int) { self.host = host; self.port = port }
+        }
+
+        /// Defaults: path `/ws`, backoff base 250 ms, cap 30 s, connect timeout 10 s.
+        public init(host: String = "127.0.0.1", port: Int, path: String = "/ws", backoffBaseMs: Int = 250,
+                    backoffCapMs: Int = 30_000, connectTimeoutMs: Int = 10_000) {
+            self.host = host
+            self.port = port
+            self.path = path
+            self.backoffBaseMs = backoffBaseMs
+            self.backoffCapMs = backoffCapMs
+            self.connectTimeoutMs = connectTimeoutMs
+        }
+    }
+
+    /// Connection state as seen by the owner.
+    public enum State: Sendable, Equatable {
+        /// Not started, or waiting for the next attempt.
+        case disconnected
+        case connecting
+        /// Upgraded; joins have been sent.
+        case open
+        /// `close()` was called, or the server closed with a code retrying cannot fix.
+        case stopped
+    }
+
+    public let options: Options
+    private let loop: ClientLoop
+    private let addresses: [(address: sockaddr_in, hostHeader: String)]
+    private var current = 0
+    private var connection: ClientConnection?
+    private var retryTimer: ClosureTimer?
+    private var connectTimer: ClosureTimer?
+    private var attempt = 0
+    private var afterMs: Int?
+    /// Rooms in join order, and the last offset received (or the `joined` offset) per room.
+    private var rooms: [String] = []
+    private var lastOffsets: [String: String] = [:]
+
+    /// Current state.
+    public private(set) var state = State.disconnected
+    /// Connections upgraded so far (the first one included).
+    public private(set) var opens = 0
+    /// Times a `reconnect {after_ms}` was honoured.
+    public private(set) var reconnectsRequested = 0
+    /// Messages dropped because their offset was at or below the room's last offset.
+    public private(set) var duplicatesDropped = 0
+    /// Why the last connection ended.
+    public private(set) var lastEnd: ConnectionEnd?
+
+    /// A `message` in order, never one already delivered: room, offset, data (compact JSON).
+    public var onMessage: ((_ room: String, _ offset: String, _ data: JSONFragment) -> Void)?
+    /// A `joined` answer (first join and every rejoin): room, the room's latest offset, `recovered`.
+    /// `recovered == false` on a rejoin means messages may be missing: refetch the room's state.
+    public var onJoined: ((_ room: String, _ offset: String, _ recovered: Bool) -> Void)?
+    /// A connection was upgraded.
+    public var onOpen: (() -> Void)?
+    /// A connection ended; the client reconnects by itself unless `state == .stopped`.
+    public var onDisconnect: ((ConnectionEnd) -> Void)?
+    /// Every other server message (`hello`, `ack`, `presence`, `error`, `left`).
+    public var onOther: ((ServerMessage) -> Void)?
+
+    /// Prepares a client; nothing happens until `start()`. Errors: `SyscallError` for a bad host.
+    public init(loop: ClientLoop, options: Options) throws(SyscallError) {
+        self.loop = loop
+        self.options = options
+        var list = [(try Socket.ipv4Address(host: options.host, port: options.port), "\(options.host):\(options.port)")]
+        for a in options.alternatives { list.append((try Socket.ipv4Address(host: a.host, port: a.port), "\(a.host):\(a.port)")) }
+        addresses = list
+    }
+
+    /// The last offset this client holds for `room` (what it would pass as `since`), if any.
+    public func lastOffset(of room: String) -> String? { lastOffsets[room] }
+
+    /// Starts connecting (loop thread).
+    public func start() {
+        guard state == .disconnected, connection == nil, retryTimer == nil else { return }
+        connect()
+    }
+
+    /// Joins `room` now if connected, and on every reconnect (with `since`). Loop thread.
+    public func join(_ room: String) {
+        guard !rooms.contains(room) else { return }
+        rooms.append(room)
+        if state == .open { sendJoin(room) }
+    }
+
+    /// Leaves `room` and forgets its offset. Loop thread.
+    public func leave(_ room: String) {
+        rooms.removeAll { $0 == room }
+        lastOffsets[room] = nil
+        if state == .open { send("{\"op\":\"leave\",\"room\":\(jsonString(room))}") }
+    }
+
+    /// Publishes `data` (a JSON value) to `room`; with `id` the server answers `ack` (see `onOther`).
+    /// Returns false when not connected (nothing is queued across reconnects). Loop thread.
+    @discardableResult
+    public func publish(room: String, data: JSONFragment, id: Int? = nil) -> Bool {
+        guard state == .open else { return false }
+        send("{\"op\":\"publish\",\"room\":\(jsonString(room)),\"data\":\(data.description)\(id.map { ",\"id\":\($0)" } ?? "")}")
+        return true
+    }
+
+    /// Closes for good (a normal close, no reconnect). Loop thread.
+    public func close() {
+        state = .stopped
+        retryTimer?.cancel()
+        retryTimer = nil
+        connectTimer?.cancel()
+        connectTimer = nil
+        connection?.closeNormally()
+        connection = nil
+    }
+
+    /// Kills the current connection without a close handshake, as a network failure would; the client
+    /// then reconnects as usual (for tests). Loop thread.
+    public func dropConnection() {
+        guard let c = connection else { return }
+        c.abort()
+        connectionEnded(.eof)
+    }
+
+    // MARK: - Connecting
+
+    private func connect() {
+        retryTimer = nil
+        state = .connecting
+        let c = ClientConnection(client: loop)
+        connection = c
+        c.onOpen = { [weak self, unowned c] in self?.opened(c) }
+        c.onText = { [weak self] text in self?.received(text) }
+        c.onEnd = { [weak self] end in self?.connectionEnded(end) }
+        connectTimer = loop.loop.schedule(afterMilliseconds: options.connectTimeoutMs) { [weak c] in c?.timeOut() }
+        c.connect(address: addresses[current].address, hostHeader: addresses[current].hostHeader, path: options.path)
+    }
+
+    private func opened(_ c: ClientConnection) {
+        connectTimer?.cancel()
+        connectTimer = nil
+        state = .open
+        opens += 1
+        for room in rooms { sendJoin(room) }
+        onOpen?()
+    }
+
+    private func connectionEnded(_ end: ConnectionEnd) {
+        connectTimer?.cancel()
+        connectTimer = nil
+        connection = nil
+        lastEnd = end
+        guard state != .stopped else { return }
+        if case .serverClosed(let code?) = end, [1002, 1003, 1007, 1009, 4001, 4002, 4003].contains(code) {
+            state = .stopped
+            onDisconnect?(end)
+            return
+        }
+        state = .disconnected
+        let delay: Int
+        if let ms = afterMs {
+            afterMs = nil
+            reconnectsRequested += 1
+            delay = ms
+        } else {
+            let ceiling = min(options.backoffCapMs, options.backoffBaseMs << min(attempt, 20))
+            delay = Int.random(in: 0...max(0, ceiling))
+            attempt += 1
+        }
+        if addresses.count > 1 { current = (current + Int.random(in: 1..<addresses.count)) % addresses.count }
+        onDisconnect?(end)
+        guard state == .disconnected else { return }
+        retryTimer = loop.loop.schedule(afterMilliseconds: delay) { [weak self] in self?.connect() }
+    }
+
+    // MARK: - Messages
+
+    private func sendJoin(_ room: String) {
+        if let since = lastOffsets[room] {
+            send("{\"op\":\"join\",\"room\":\(jsonString(room)),\"since\":\(jsonString(since))}")
+        } else {
+            send("{\"op\":\"join\",\"room\":\(jsonString(room))}")
+        }
+    }
+
+    private func send(_ text: String) { connection?.sendText(Array(text.utf8)) }
+
+    private func received(_ text: UnsafeRawBufferPointer) {
+        guard let m = Envelope.decodeServer(text) else { return }
+        switch m.op {
+        case "message":
+            guard let room = m.room, let offset = m.offset, rooms.contains(room) else { return }
+            if let last = lastOffsets[room], !Self.isAfter(offset, last) {
+                duplicatesDropped += 1
+                return
+            }
+            lastOffsets[room] = offset
+            onMessage?(room, offset, m.data ?? .null)
+        case "joined":
+            guard let room = m.room, let offset = m.offset else { return }
+            let recovered = m.recovered ?? false
+            // Without a usable `since` nothing is replayed: continue from the room's latest offset.
+            // With `recovered`, the replay follows and advances the offset message by message.
+            if lastOffsets[room] == nil || !recovered { lastOffsets[room] = offset }
+            attempt = 0
+            onJoined?(room, offset, recovered)
+        case "reconnect":
+            afterMs = max(0, m.afterMs ?? 0)
+        default:
+            onOther?(m)
+        }
+    }
+
+    /// Offsets are `{epoch}:{ms}-{seq}`; within one epoch they order by (ms, seq). An offset from another
+    /// epoch counts as after (the history was reset; `joined.recovered == false` said so).
+    static func isAfter(_ a: String, _ b: String) -> Bool {
+        guard let pa = parse(a), let pb = parse(b) else { return a != b }
+        if pa.epoch != pb.epoch { return true }
+        return pa.ms != pb.ms ? pa.ms > pb.ms : pa.seq > pb.seq
+    }
+
+    private static func parse(_ s: String) -> (epoch: Substring, ms: UInt64, seq: UInt64)? {
+        guard let colon = s.lastIndex(of: ":") else { return nil }
+        let id = s[s.index(after: colon)...]
+        guard let dash = id.firstIndex(of: "-"), let ms = UInt64(id[..<dash]), let seq = UInt64(id[id.index(after: dash)...]) else { return nil }
+        return (s[..<colon], ms, seq)
+    }
+
+    private func jsonString(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+}
