@@ -43,3 +43,50 @@ import Testing
         print("analytics: sent \(sent) in \(String(format: "%.2f", elapsed)) s, accepted \(Int(accepted)), notices \(notices.count)")
     }
 }
+
+/// Analytics across the cluster: one user's budget is shared by every node (GCRA script in Redis), and
+/// accepted events land in the Redis stream `{prefix}analytics` with user, node, room and server time.
+@Suite(.serialized) struct ClusterAnalyticsTests {
+    @Test func twoConnectionsOfOneUserOnTwoNodesShareOneBudget() throws {
+        let redis = try RedisServer()
+        let keys = TestKeys.shared
+        let flags = ["--redis-url", redis.url, "--prefix", "an\(UInt16.random(in: 0...UInt16.max)):", "--jwt-secret", keys.secret,
+                     "--analytics-rate", "10", "--analytics-burst", "10", "--api-key", "k"]
+        let a = try GatewayProcess(flags + ["--node-id", "a"], threads: 1)
+        let b = try GatewayProcess(flags + ["--node-id", "b"], threads: 1)
+        for gw in [a, b] {
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline, (try? httpGet(port: gw.adminPort, path: "/ready"))?.0 != 200 { usleep(50_000) }
+        }
+        let token = TokenFactory.make(claims: TokenFactory.claims(sub: "carol"))
+        let other = TokenFactory.make(claims: TokenFactory.claims(sub: "dave"))
+        let onA = try WSClient(port: a.port, headers: [HTTPHeader("Authorization", "Bearer \(token)")])
+        let onB = try WSClient(port: b.port, headers: [HTTPHeader("Authorization", "Bearer \(token)")])
+        let dave = try WSClient(port: b.port, headers: [HTTPHeader("Authorization", "Bearer \(other)")])
+        let start = Date()
+        // Each of carol's connections sends 15 events/s for 2 s: 30 events/s in all against one 10/s budget.
+        for i in 0..<30 {
+            try onA.sendText("{\"op\":\"analytics\",\"event\":\"a\(i)\"}")
+            try onB.sendText("{\"op\":\"analytics\",\"event\":\"b\(i)\"}")
+            if i % 2 == 0 { try dave.sendText("{\"op\":\"analytics\",\"event\":\"d\(i)\"}") }
+            usleep(66_000)
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        usleep(300_000)
+        let acceptedA = try #require(try a.metric("switchboard_analytics_events_total{result=\"accepted\"}"))
+        let acceptedB = try #require(try b.metric("switchboard_analytics_events_total{result=\"accepted\"}"))
+        let daveEvents = 15.0
+        let carol = acceptedA + acceptedB - daveEvents
+        // One shared budget: burst 10 + 10/s x elapsed, not twice that (each connection alone stays under its own 10/s).
+        let expected = 10 + 10 * elapsed
+        #expect(abs(carol - expected) <= 4, "carol accepted \(carol) across two nodes, one budget allows about \(expected)")
+        #expect(acceptedA > 0 && acceptedB - daveEvents > 0, "both nodes took part (a: \(acceptedA), b: \(acceptedB))")
+        let (status, body) = try httpRequest(port: a.adminPort, method: "GET", path: "/api/analytics?count=1000", headers: ["Authorization": "Bearer k"])
+        #expect(status == 200)
+        let events = (try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["events"] as? [[String: Any]] ?? []
+        #expect(Double(events.count) == acceptedA + acceptedB, "the stream holds every accepted event of both nodes")
+        #expect(Set(events.compactMap { $0["node"] as? String }) == ["a", "b"])
+        #expect(events.filter { $0["user"] as? String == "dave" }.count == Int(daveEvents))
+        print("cluster analytics: carol accepted \(Int(carol)) of 60 over \(String(format: "%.2f", elapsed)) s (budget ≈ \(Int(expected))), dave \(Int(daveEvents)) of 15")
+    }
+}
