@@ -120,9 +120,10 @@ extension RedisBus {
         }
     }
 
-    /// The attempt log: every failure of the first five in a row, then every tenth.
+    /// The attempt log: failures 1...N in a row, then every N-th (`attemptLogEvery`, `--redis-attempt-log`).
     func logAttempt(_ role: String, reason: String, wasReady: Bool, failures: Int, delay: Int) {
-        guard failures <= 5 || failures % 10 == 0 else { return }
+        let n = configuration.attemptLogEvery
+        guard failures <= n || failures % n == 0 else { return }
         let msg = wasReady ? "redis \(role) connection lost" : "redis \(role) connection attempt failed"
         logger(.warn, msg, [("error", .string(reason)), ("attempt", .int(failures)), ("retry_in_ms", .int(delay)),
                             ("redis", .string(configuration.endpoint.description))])

@@ -17,15 +17,20 @@ public struct RedisBusConfiguration: Sendable {
     /// Milliseconds the registry key lives without a heartbeat (`--node-ttl`, default 6 s). A dead node's
     /// presence entries are removed by a live node within TTL + one heartbeat (< 2 × TTL).
     public var nodeTTLMilliseconds: Int
+    /// The attempt log: failed connection attempts 1...N in a row are logged, then every N-th
+    /// (`--redis-attempt-log`, default 5; 1 logs every attempt).
+    public var attemptLogEvery: Int
     /// Milliseconds a connect plus handshake may take before the attempt counts as failed (default 3 s).
     public var connectTimeoutMilliseconds: Int
-    /// Milliseconds a canary may take to come back before the bus is marked unhealthy
-    /// (default: half the heartbeat interval, at least 250 ms).
+    /// Milliseconds a canary may take to come back before the bus is marked unhealthy (default: the heartbeat
+    /// interval, at least 250 ms: generous enough that a loaded but working node does not flap, short enough
+    /// that a dead subscription is caught within two heartbeats).
     public var canaryTimeoutMilliseconds: Int
 
     public init(endpoint: RedisEndpoint, prefix: String = "sb:", nodeID: String, historySize: Int = 1000,
                 backoff: RedisBackoff = RedisBackoff(), heartbeatIntervalMilliseconds: Int = 2000,
-                nodeTTLMilliseconds: Int = 6000, connectTimeoutMilliseconds: Int = 3000, canaryTimeoutMilliseconds: Int? = nil) {
+                nodeTTLMilliseconds: Int = 6000, attemptLogEvery: Int = 5, connectTimeoutMilliseconds: Int = 3000,
+                canaryTimeoutMilliseconds: Int? = nil) {
         self.endpoint = endpoint
         self.prefix = prefix
         self.nodeID = nodeID
@@ -33,8 +38,9 @@ public struct RedisBusConfiguration: Sendable {
         self.backoff = backoff
         self.heartbeatIntervalMilliseconds = max(50, heartbeatIntervalMilliseconds)
         self.nodeTTLMilliseconds = max(self.heartbeatIntervalMilliseconds + 1, nodeTTLMilliseconds)
+        self.attemptLogEvery = max(1, attemptLogEvery)
         self.connectTimeoutMilliseconds = max(100, connectTimeoutMilliseconds)
-        self.canaryTimeoutMilliseconds = canaryTimeoutMilliseconds ?? max(250, self.heartbeatIntervalMilliseconds / 2)
+        self.canaryTimeoutMilliseconds = canaryTimeoutMilliseconds ?? max(250, self.heartbeatIntervalMilliseconds)
     }
 }
 

@@ -24,6 +24,8 @@ public struct Config: Sendable {
     public var redisBackoffBaseMs = 100
     /// Redis reconnect backoff: milliseconds, longest wait between attempts.
     public var redisBackoffCapMs = 5000
+    /// Redis attempt log: failed connection attempts 1...N in a row are logged, then every N-th.
+    public var redisAttemptLog = 5
     /// Milliseconds between Redis heartbeats (registry refresh, dead-node cleanup, canary).
     public var heartbeatIntervalMs = 2000
     /// Milliseconds the node's registry key lives without a heartbeat; a dead node's presence is gone within 2 × this.
@@ -139,6 +141,8 @@ public struct Config: Sendable {
                apply: { c, v throws(Invalid) in c.redisBackoffBaseMs = try duration(v, "redis-backoff-base") }, current: { "\($0.redisBackoffBaseMs)ms" }),
         Option(name: "redis-backoff-cap", kind: .duration, help: "Redis reconnect: longest delay between attempts",
                apply: { c, v throws(Invalid) in c.redisBackoffCapMs = try duration(v, "redis-backoff-cap") }, current: { "\($0.redisBackoffCapMs)ms" }),
+        Option(name: "redis-attempt-log", kind: .int, help: "Redis reconnect: log failed attempts 1...N of an outage, then every N-th (1 = all)",
+               apply: { c, v throws(Invalid) in c.redisAttemptLog = try int(v, "redis-attempt-log", 1...1_000_000) }, current: { "\($0.redisAttemptLog)" }),
         Option(name: "heartbeat-interval", kind: .duration, help: "Redis heartbeat: registry refresh, dead-node cleanup and bus canary",
                apply: { c, v throws(Invalid) in c.heartbeatIntervalMs = try duration(v, "heartbeat-interval") }, current: { "\($0.heartbeatIntervalMs)ms" }),
         Option(name: "node-ttl", kind: .duration, help: "lifetime of the node's registry key without a heartbeat (dead nodes' presence is removed within 2x)",

@@ -21,7 +21,8 @@ extension GatewayNode {
         let configuration = RedisBusConfiguration(
             endpoint: endpoint, prefix: config.prefix, nodeID: config.nodeID, historySize: config.historySize,
             backoff: RedisBackoff(baseMilliseconds: config.redisBackoffBaseMs, capMilliseconds: config.redisBackoffCapMs),
-            heartbeatIntervalMilliseconds: config.heartbeatIntervalMs, nodeTTLMilliseconds: config.nodeTTLMs)
+            heartbeatIntervalMilliseconds: config.heartbeatIntervalMs, nodeTTLMilliseconds: config.nodeTTLMs,
+            attemptLogEvery: config.redisAttemptLog)
         return RedisBus(loop: loop, configuration: configuration) { level, message, fields in
             let mapped: LogLevel = switch level {
             case .debug: .debug

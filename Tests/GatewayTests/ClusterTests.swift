@@ -195,14 +195,36 @@ import Testing
         }
         usleep(100_000)
         let id = try #require(try redis.clientID(named: "switchboard-sub-b"))
-        #expect(try redis.command(["CLIENT", "KILL", "ID", id]) == .integer(1))
+        // In one write: kill B's subscriber connection, then publish 20 more through the documented script.
+        // Redis runs them in order, so those 20 land while B is certainly not subscribed: only the back-fill
+        // can bring them (the WebSocket publishes keep flowing around the outage as well).
+        let sha = try #require(try redis.command(["SCRIPT", "LOAD", RedisScripts.publish.source]).text)
+        let raw = try RawSocket(port: redis.port)
+        var batch = RESP.encode(["CLIENT", "KILL", "ID", id])
+        for k in 0..<20 {
+            batch += RESP.encode(["EVALSHA", sha, "2", "t-backfill:history:feed", "t-backfill:meta:feed", "t-backfill:room:feed", "\"k\(k)\"", "1000"])
+        }
+        try raw.send(batch)
+        var parser = RESPParser()
+        var replies: [RESP] = []
+        let until = Date().addingTimeInterval(5)
+        while replies.count < 21 && Date() < until {
+            _ = try raw.fill(timeout: 1)
+            while let v = try parser.parse(&raw.buffer) { replies.append(v) }
+        }
+        #expect(replies.first == .integer(1), "the subscriber connection was killed")
         #expect(done.wait(timeout: .now() + 20) == .success)
+        let expected = (0..<total).map(String.init) + (0..<20).map { "\"k\($0)\"" }
         for m in members {
             let got = try messages(m, quiet: 1.5)
-            #expect(got.map(dataText) == (0..<total).map(String.init), "member got \(got.count) of \(total), in order without duplicates")
+            let data = got.map(dataText)
+            #expect(data.count == expected.count && Set(data) == Set(expected), "member got \(data.count) of \(expected.count), each once")
+            #expect(data.filter { !$0.hasPrefix("\"") } == (0..<total).map(String.init), "the WebSocket publisher's order is kept")
+            let offsets = got.compactMap { $0.offset.flatMap(StreamOffset.init) }
+            #expect(zip(offsets, offsets.dropFirst()).allSatisfy { $1.isAfter($0) }, "one offset order, no duplicates")
         }
         #expect((try b.metric("switchboard_redis_reconnects_total{conn=\"subscriber\"}") ?? 0) >= 1)
-        #expect((try b.metric("switchboard_bus_backfilled_messages_total") ?? 0) > 0, "the gap was closed by back-fill")
+        #expect((try b.metric("switchboard_bus_backfilled_messages_total") ?? 0) >= 20, "the gap was closed by back-fill")
         #expect(try redis.clientID(named: "switchboard-sub-b") != id)
     }
 
