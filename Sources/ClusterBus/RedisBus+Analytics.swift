@@ -14,6 +14,12 @@ extension RedisBus {
                 completion(1000)   // bus down: not allowed, never unmetered
                 return
             }
+            guard analyticsInFlight < RedisBus.maxAnalyticsInFlight else {
+                metrics.analyticsDropped.add(1)
+                completion(100)    // Redis is behind: refuse rather than buffer without bound
+                return
+            }
+            analyticsInFlight += 1
             let key = keys.prefix + "ratelimit:analytics:" + user
             let build = { (sha: String) -> RedisCommand in
                 var cmd = RedisCommand("EVALSHA", argumentCount: 6)
@@ -24,7 +30,8 @@ extension RedisBus {
                 cmd.append(max(1, burst))
                 return cmd
             }
-            evalScript(RedisScripts.tokenBucket, on: conn, sha: sha, build) { reply in
+            evalScript(RedisScripts.tokenBucket, on: conn, sha: sha, build) { [self] reply in
+                analyticsInFlight -= 1
                 guard let wait = reply?.int else { return completion(1000) }
                 completion(wait == 0 ? nil : wait)
             }
@@ -40,6 +47,11 @@ extension RedisBus {
             }
             // Pipelined: hiredis writes the batch in one go; replies are only counted.
             for e in events {
+                guard analyticsInFlight < RedisBus.maxAnalyticsInFlight else {
+                    metrics.analyticsDropped.add(1)
+                    continue
+                }
+                analyticsInFlight += 1
                 var cmd = RedisCommand("XADD", argumentCount: 6 + 2 * 6)
                 cmd.append(analyticsStream)
                 cmd.append("MAXLEN")
@@ -50,7 +62,12 @@ extension RedisBus {
                     cmd.append(k)
                     cmd.append(v)
                 }
-                if !conn.send(cmd, { [metrics] reply in if reply?.errorMessage != nil || reply == nil { metrics.analyticsDropped.add(1) } }) {
+                let sent = conn.send(cmd) { [self] reply in
+                    analyticsInFlight -= 1
+                    if reply?.errorMessage != nil || reply == nil { metrics.analyticsDropped.add(1) }
+                }
+                if !sent {
+                    analyticsInFlight -= 1
                     metrics.analyticsDropped.add(1)
                 }
             }

@@ -53,6 +53,11 @@ public final class RedisBus: Bus, @unchecked Sendable {
     var cancelCanaryCheck: (() -> Void)?
     /// SHA-1 per script name, from `SCRIPT LOAD` (stable: the same source always has the same SHA).
     var scriptSHAs: [String: String] = [:]
+    /// Analytics commands (budget checks and XADDs) sent and not yet answered (bus loop only): past
+    /// `RedisBus.maxAnalyticsInFlight`, events are refused rather than queued in hiredis without bound.
+    var analyticsInFlight = 0
+    /// Cap on `analyticsInFlight`.
+    static let maxAnalyticsInFlight = 10_000
     var reportedUp = false
     var stopping = false
     var tickFlushScheduled = false

@@ -96,6 +96,8 @@ extension GatewayNode {
         family("switchboard_bus_canary_failures_total", "counter", "Canaries missing or late (each forced a Redis reconnect).",
                [("", m.canaryFailures.load())])
         family("switchboard_bus_subscribed_rooms", "gauge", "Room channels this node is subscribed to.", [("", m.subscribedRooms.load())])
+        family("switchboard_bus_analytics_dropped_total", "counter", "Analytics events the bus could not take: Redis down or behind (in-flight cap), or an error reply.",
+               [("", m.analyticsDropped.load())])
         family("switchboard_bus_dead_nodes_cleaned_total", "counter", "Dead nodes whose presence entries this node removed.",
                [("", m.deadNodesCleaned.load())])
         histogram("switchboard_redis_publish_latency_seconds", "Bus thread view of a publish: the bus call to the publish script's answer (bus hop plus one Redis round trip).", m.publishLatency)
