@@ -1,4 +1,5 @@
 import Foundation
+import Gateway
 import Glibc
 
 /// The real `switchboard` binary, started on free loopback ports for one test and killed afterwards.
@@ -100,19 +101,11 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// A port that was free a moment ago (bind to 0, read it, close).
+/// A port that was free a moment ago: the gateway's own listener helpers bind port 0 and read it back.
 func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = try Socket.listen(host: "127.0.0.1", port: 0, reusePort: false)
     defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    guard r == 0 else { throw TestFailure("bind: errno \(errno)") }
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return Int(UInt16(bigEndian: addr.sin_port))
+    return Socket.localPort(fd)
 }
 
 /// One blocking HTTP/1.1 request over a raw socket; returns status and body.
