@@ -25,6 +25,13 @@ grep -E "✘" /tmp/switchboard-swift-test.log | head -60 || true
 grep -E "Test run with|Executed [0-9]+ tests" /tmp/switchboard-swift-test.log | tail -3 || true
 [[ $test_status -eq 0 ]] || { echo "swift test failed (exit $test_status); full log: /tmp/switchboard-swift-test.log"; exit 1; }
 
+echo "== fuzz: Protocol parsers under libFuzzer + AddressSanitizer (Fuzz/run.sh)"
+if FUZZ_RUNS="${FUZZ_RUNS:-50000}" bash Fuzz/run.sh > /tmp/switchboard-fuzz.log 2>&1; then
+  grep -E "^Done [0-9]+ runs" /tmp/switchboard-fuzz.log || true
+else
+  tail -40 /tmp/switchboard-fuzz.log; echo "fuzzer found a crash or failed to build (log: /tmp/switchboard-fuzz.log)"; exit 1
+fi
+
 echo "== Autobahn|Testsuite (groups 1-7, 10) against --echo-path"
 wstest="${AUTOBAHN_VENV:-$HOME/.cache/autobahn-venv}/bin/wstest"
 if [[ -x "$wstest" && -x "$SWITCHBOARD_SHARED/tools/autobahn/run.sh" ]]; then
