@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "Gateway", dependencies: ["Protocol", "ClusterBus", "CLinux", "COpenSSL"]),
         .target(name: "SwitchboardClient", dependencies: ["Protocol", "Gateway"]),
         .executableTarget(name: "switchboard", dependencies: ["Gateway"]),
-        .executableTarget(name: "switchboard-bench", dependencies: ["Protocol", "Gateway", "CLinux"]),
+        .executableTarget(name: "switchboard-bench", dependencies: ["Protocol", "Gateway", "CLinux", "SwitchboardClient"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
         .testTarget(name: "GatewayTests", dependencies: ["Protocol", "ClusterBus", "Gateway", "CLinux", "switchboard", "SwitchboardClient"]),
         .testTarget(name: "ClusterBusTests", dependencies: ["ClusterBus", "Gateway", "Protocol", "switchboard"]),

@@ -4,7 +4,8 @@ import Glibc
 import Synchronization
 
 /// A `Gateway.EventLoop` on its own thread plus what every client on it shares: one read buffer and a
-/// PRNG for masking keys. Many `SwitchboardClient`s run on one loop, non-blocking.
+/// PRNG for masking keys. Many `SwitchboardClient`s run on one loop, non-blocking; the bench's load
+/// generator (switchboard-bench) runs its `ClientConnection`s on one too.
 ///
 /// Threading rule (the gateway's): every client on a loop, and every callback it makes, lives on the loop
 /// thread. Other threads reach a client only through `run(_:)` / `sync(_:)`.
@@ -12,7 +13,7 @@ public final class ClientLoop: @unchecked Sendable {
     /// The underlying event loop (timers, fd registrations).
     public let loop: EventLoop
     /// 256 KiB reused by every connection for `read(2)`; bytes are valid only during one callback.
-    let readBuffer: UnsafeMutableRawBufferPointer
+    package let readBuffer: UnsafeMutableRawBufferPointer
     private var rng: UInt64
 
     /// Creates the loop (not yet running; call `start()`). Errors: `SyscallError` from epoll/eventfd.
@@ -25,7 +26,7 @@ public final class ClientLoop: @unchecked Sendable {
 
     deinit { readBuffer.deallocate() }
 
-    /// Starts the loop thread.
+    /// Starts the loop thread, named `name`.
     public func start(name: String = "switchboard-client") { loop.start(name: name) }
 
     /// Stops the loop thread after its current iteration.
@@ -47,8 +48,9 @@ public final class ClientLoop: @unchecked Sendable {
         return box.withLock { $0! }
     }
 
-    /// A masking key (SplitMix64). Loop thread only.
-    func nextMask() -> UInt32 {
+    /// A masking key (SplitMix64; RFC 6455 wants unpredictable keys from clients, which matters to the
+    /// gateway only in that it must unmask them, so a seeded PRNG will do). Loop thread only.
+    package func nextMask() -> UInt32 {
         rng &+= 0x9E37_79B9_7F4A_7C15
         var z = rng
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

@@ -68,7 +68,7 @@ public final class SwitchboardClient: @unchecked Sendable {
 
     public let options: Options
     private let loop: ClientLoop
-    private let addresses: [(address: sockaddr_in, hostHeader: String)]
+    private let addresses: [Endpoint]
     private var current = 0
     private var connection: ClientConnection?
     private var retryTimer: ClosureTimer?
@@ -106,10 +106,14 @@ public final class SwitchboardClient: @unchecked Sendable {
     public init(loop: ClientLoop, options: Options) throws(SyscallError) {
         self.loop = loop
         self.options = options
-        var list = [(try Socket.ipv4Address(host: options.host, port: options.port), "\(options.host):\(options.port)")]
-        for a in options.alternatives { list.append((try Socket.ipv4Address(host: a.host, port: a.port), "\(a.host):\(a.port)")) }
+        var list = [try Endpoint(host: options.host, port: options.port, path: options.path)]
+        for a in options.alternatives { list.append(try Endpoint(host: a.host, port: a.port, path: options.path)) }
         addresses = list
     }
+
+    /// Resets a connection still open (its delegate, this client, is held `unowned`). Like everything
+    /// else here, release a client on the loop thread, or `close()` it first.
+    deinit { connection?.reset() }
 
     /// The last offset this client holds for `room` (what it would pass as `since`), if any.
     public func lastOffset(of room: String) -> String? { lastOffsets[room] }
@@ -158,7 +162,7 @@ public final class SwitchboardClient: @unchecked Sendable {
     /// then reconnects as usual (for tests). Loop thread.
     public func dropConnection() {
         guard let c = connection else { return }
-        c.abort()
+        c.reset()
         connectionEnded(.eof)
     }
 
@@ -167,16 +171,13 @@ public final class SwitchboardClient: @unchecked Sendable {
     private func connect() {
         retryTimer = nil
         state = .connecting
-        let c = ClientConnection(client: loop)
+        let c = ClientConnection(loop: loop, delegate: self)
         connection = c
-        c.onOpen = { [weak self, unowned c] in self?.opened(c) }
-        c.onText = { [weak self] text in self?.received(text) }
-        c.onEnd = { [weak self] end in self?.connectionEnded(end) }
         connectTimer = loop.loop.schedule(afterMilliseconds: options.connectTimeoutMs) { [weak c] in c?.timeOut() }
-        c.connect(address: addresses[current].address, hostHeader: addresses[current].hostHeader, path: options.path)
+        c.connect(addresses[current])
     }
 
-    private func opened(_ c: ClientConnection) {
+    private func opened() {
         connectTimer?.cancel()
         connectTimer = nil
         state = .open
@@ -277,5 +278,22 @@ public final class SwitchboardClient: @unchecked Sendable {
             }
         }
         return out + "\""
+    }
+}
+
+extension SwitchboardClient: ClientConnectionDelegate {
+    package func clientOpened(_ client: ClientConnection) {
+        guard client === connection else { return }
+        opened()
+    }
+
+    package func clientText(_ client: ClientConnection, _ text: UnsafeRawBufferPointer) {
+        guard client === connection else { return }
+        received(text)
+    }
+
+    package func clientClosed(_ client: ClientConnection, _ cause: CloseCause) {
+        guard client === connection else { return }
+        connectionEnded(ConnectionEnd(cause))
     }
 }

@@ -1,16 +1,17 @@
 import Gateway
 import Glibc
+import SwitchboardClient
 
 /// The `handshakes` load: `concurrency` slots, each repeatedly connecting, upgrading (the client checks the
 /// 101 and `Sec-WebSocket-Accept`) and resetting the connection (SO_LINGER 0: no TIME_WAIT, so ephemeral
 /// ports are not exhausted), until the deadline.
 ///
-/// Loop-confined (see `BenchLoop`).
-final class HandshakeDriver: WSClientDelegate, @unchecked Sendable {
-    private let bench: BenchLoop
+/// Loop-confined (see `ClientLoop`).
+final class HandshakeDriver: ClientConnectionDelegate, @unchecked Sendable {
+    private let bench: ClientLoop
     private let endpoint: Endpoint
     private let timeoutNs: UInt64
-    private var slots: [WSClient?]
+    private var slots: [ClientConnection?]
     private var sweeper: Ticker?
     private var running = false
     private(set) var startNs: UInt64 = 0
@@ -24,7 +25,7 @@ final class HandshakeDriver: WSClientDelegate, @unchecked Sendable {
     /// Connect → valid 101.
     private(set) var latency = Histogram()
 
-    init(bench: BenchLoop, endpoint: Endpoint, concurrency: Int, timeoutMs: Int) {
+    init(bench: ClientLoop, endpoint: Endpoint, concurrency: Int, timeoutMs: Int) {
         self.bench = bench
         self.endpoint = endpoint
         self.timeoutNs = UInt64(timeoutMs) * 1_000_000
@@ -46,7 +47,7 @@ final class HandshakeDriver: WSClientDelegate, @unchecked Sendable {
             slots[i] = nil
             return
         }
-        let c = WSClient(bench: bench, delegate: self, tag: i)
+        let c = ClientConnection(loop: bench, delegate: self, tag: i)
         slots[i] = c
         inFlight += 1
         c.connect(endpoint)
@@ -72,7 +73,7 @@ final class HandshakeDriver: WSClientDelegate, @unchecked Sendable {
         sweeper = nil
     }
 
-    func clientOpened(_ client: WSClient) {
+    func clientOpened(_ client: ClientConnection) {
         let now = monotonicNanoseconds()
         completed += 1
         if now <= deadlineNs { completedInWindow += 1 }
@@ -82,9 +83,9 @@ final class HandshakeDriver: WSClientDelegate, @unchecked Sendable {
         launch(client.tag)
     }
 
-    func clientText(_ client: WSClient, _ text: UnsafeRawBufferPointer) {}
+    func clientText(_ client: ClientConnection, _ text: UnsafeRawBufferPointer) {}
 
-    func clientClosed(_ client: WSClient, _ cause: CloseCause) {
+    func clientClosed(_ client: ClientConnection, _ cause: CloseCause) {
         guard slots[client.tag] === client else { return }
         failed += 1
         failures[cause.tallyKey, default: 0] += 1

@@ -1,5 +1,6 @@
 import Gateway
 import Glibc
+import SwitchboardClient
 import Protocol
 
 /// What a group of connections is asked to do: open `count` WebSocket connections (at most
@@ -74,10 +75,10 @@ struct GroupResult: Codable, Sendable {
 /// sequence (a bitset per member: duplicates, out-of-order, and at the end the missing ones).
 /// Used by `idle` (no room: the connections just stay open) and by `fanout`/`crossnode`.
 ///
-/// Loop-confined (see `BenchLoop`).
-final class MemberGroup: WSClientDelegate, @unchecked Sendable {
+/// Loop-confined (see `ClientLoop`).
+final class MemberGroup: ClientConnectionDelegate, @unchecked Sendable {
     private struct Member {
-        var client: WSClient?
+        var client: ClientConnection?
         var hello = false
         var joined = false
         var ready = false
@@ -88,7 +89,7 @@ final class MemberGroup: WSClientDelegate, @unchecked Sendable {
         var maxSeq = -1
     }
 
-    let bench: BenchLoop
+    let bench: ClientLoop
     let config: GroupConfig
     private var members: [Member]
     /// Indices still to connect, and how many are connecting/upgrading now.
@@ -100,7 +101,7 @@ final class MemberGroup: WSClientDelegate, @unchecked Sendable {
     private var stepBase = 0
     private let joinFrame: [UInt8]?
 
-    init(bench: BenchLoop, config: GroupConfig) {
+    init(bench: ClientLoop, config: GroupConfig) {
         self.bench = bench
         self.config = config
         members = Array(repeating: Member(), count: config.count)
@@ -126,7 +127,7 @@ final class MemberGroup: WSClientDelegate, @unchecked Sendable {
 
     private func pump() {
         while inFlight < config.connectConcurrency, let i = toOpen.popLast() {
-            let c = WSClient(bench: bench, delegate: self, tag: i)
+            let c = ClientConnection(loop: bench, delegate: self, tag: i)
             members[i].client = c
             inFlight += 1
             c.connect(config.endpoint)
@@ -166,14 +167,14 @@ final class MemberGroup: WSClientDelegate, @unchecked Sendable {
         pump()
     }
 
-    // MARK: - WSClientDelegate
+    // MARK: - ClientConnectionDelegate
 
-    func clientOpened(_ client: WSClient) {
+    func clientOpened(_ client: ClientConnection) {
         if let joinFrame { client.sendText(joinFrame) }
         checkReady(client.tag)
     }
 
-    func clientText(_ client: WSClient, _ text: UnsafeRawBufferPointer) {
+    func clientText(_ client: ClientConnection, _ text: UnsafeRawBufferPointer) {
         if let (t, s) = FrameScan.benchMessage(text) {
             delivered(client.tag, t: t, s: s)
             return
@@ -192,7 +193,7 @@ final class MemberGroup: WSClientDelegate, @unchecked Sendable {
         }
     }
 
-    func clientClosed(_ client: WSClient, _ cause: CloseCause) {
+    func clientClosed(_ client: ClientConnection, _ cause: CloseCause) {
         let i = client.tag
         guard members[i].client === client else { return }
         if members[i].ready {

@@ -1,5 +1,6 @@
 import Gateway
 import Glibc
+import SwitchboardClient
 import Protocol
 
 /// How the publisher paces itself.
@@ -36,16 +37,16 @@ struct PublishStats: Sendable {
 /// The one publisher: publishes `{"op":"publish","room":R,"data":{"t":<send ns>,"s":<seq>,"p":"…"},"id":<seq>}`
 /// and counts acks. Sequence numbers grow across steps so a straggler of an earlier step is recognizable.
 ///
-/// Loop-confined (see `BenchLoop`).
-final class Publisher: WSClientDelegate, @unchecked Sendable {
-    let bench: BenchLoop
+/// Loop-confined (see `ClientLoop`).
+final class Publisher: ClientConnectionDelegate, @unchecked Sendable {
+    let bench: ClientLoop
     private let endpoint: Endpoint
     private let room: String
     private let size: Int
     private let padding: [UInt8]
     private let maxInflight: Int
     private let expectHello: Bool
-    private(set) var client: WSClient?
+    private(set) var client: ClientConnection?
     private(set) var ready = false
     private(set) var closedCause: CloseCause?
     /// Next sequence number.
@@ -60,7 +61,7 @@ final class Publisher: WSClientDelegate, @unchecked Sendable {
 
     /// `size`: bytes of the `data` object as published (the `p` padding makes up the difference; at least
     /// about 30 bytes for `t`, `s` and the punctuation).
-    init(bench: BenchLoop, endpoint: Endpoint, room: String, size: Int, maxInflight: Int, expectHello: Bool) {
+    init(bench: ClientLoop, endpoint: Endpoint, room: String, size: Int, maxInflight: Int, expectHello: Bool) {
         self.bench = bench
         self.endpoint = endpoint
         self.room = room
@@ -79,7 +80,7 @@ final class Publisher: WSClientDelegate, @unchecked Sendable {
         client?.reset()
         closedCause = nil
         ready = false
-        let c = WSClient(bench: bench, delegate: self, tag: 0)
+        let c = ClientConnection(loop: bench, delegate: self, tag: 0)
         client = c
         c.connect(endpoint)
     }
@@ -173,13 +174,13 @@ final class Publisher: WSClientDelegate, @unchecked Sendable {
         }
     }
 
-    // MARK: - WSClientDelegate
+    // MARK: - ClientConnectionDelegate
 
-    func clientOpened(_ client: WSClient) {
+    func clientOpened(_ client: ClientConnection) {
         if !expectHello { ready = true }
     }
 
-    func clientText(_ client: WSClient, _ text: UnsafeRawBufferPointer) {
+    func clientText(_ client: ClientConnection, _ text: UnsafeRawBufferPointer) {
         if let id = FrameScan.ackID(text) {
             acked(id, error: nil)
             return
@@ -214,7 +215,7 @@ final class Publisher: WSClientDelegate, @unchecked Sendable {
         if running, case .window = mode { publish() }
     }
 
-    func clientClosed(_ client: WSClient, _ cause: CloseCause) {
+    func clientClosed(_ client: ClientConnection, _ cause: CloseCause) {
         closedCause = cause
         ready = false
         running = false

@@ -1,6 +1,7 @@
 import Foundation
 import Gateway
 import Glibc
+import SwitchboardClient
 import Protocol
 
 struct BenchError: Error, CustomStringConvertible {
@@ -67,7 +68,7 @@ struct Context {
         }
     }
 
-    func shards(bench: BenchLoop) throws -> [MemberShard] {
+    func shards(bench: ClientLoop) throws -> [MemberShard] {
         // Only the in-process case calls the closure; children build their own config (see main.swift).
         try makeShards(bench: bench, total: memberCount(), perProcess: perProcess, scenario: scenario, options: options) { n, src in
             try memberConfig(count: n, sourceHost: src)
@@ -102,7 +103,7 @@ func addReady(_ ready: GroupReady, seconds: Double, to r: inout Report) {
 
 // MARK: - idle
 
-func runIdle(_ ctx: Context, _ bench: BenchLoop) throws -> Report {
+func runIdle(_ ctx: Context, _ bench: ClientLoop) throws -> Report {
     let n = try ctx.memberCount()
     let holdMs = try ctx.options.duration("hold", 10_000)
     var r = Report(scenario: "idle")
@@ -144,7 +145,7 @@ func runIdle(_ ctx: Context, _ bench: BenchLoop) throws -> Report {
 
 // MARK: - handshakes
 
-func runHandshakes(_ ctx: Context, _ bench: BenchLoop) throws -> Report {
+func runHandshakes(_ ctx: Context, _ bench: ClientLoop) throws -> Report {
     let concurrency = try ctx.options.int("concurrency", 256, 1...ctx.perProcess)
     let durationMs = try ctx.options.duration("duration", 5000)
     let endpoint = try Endpoint(host: ctx.host, port: ctx.port, path: ctx.path)
@@ -245,7 +246,7 @@ struct StepOutcome {
     }
 }
 
-func runStep(_ ctx: Context, _ bench: BenchLoop, shards: [MemberShard], publisher: Publisher,
+func runStep(_ ctx: Context, _ bench: ClientLoop, shards: [MemberShard], publisher: Publisher,
              mode: PublishMode, durationMs: Int, drainMs: Int) -> StepOutcome {
     let base = bench.sync { publisher.seq }
     for s in shards { s.beginStep(base: base) }
@@ -265,7 +266,7 @@ func runStep(_ ctx: Context, _ bench: BenchLoop, shards: [MemberShard], publishe
                        cpu: cpu, drained: drained, publisherClosed: publisherClosed)
 }
 
-func runFanout(_ ctx: Context, _ bench: BenchLoop) throws -> Report {
+func runFanout(_ ctx: Context, _ bench: ClientLoop) throws -> Report {
     let cross = ctx.scenario == "crossnode"
     let members = try ctx.memberCount()
     let room = ctx.options.string("room", "bench")

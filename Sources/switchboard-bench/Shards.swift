@@ -1,6 +1,7 @@
 import Foundation
 import Gateway
 import Glibc
+import SwitchboardClient
 
 /// Some of the members: hosted on this process's loop (`LocalShard`) or by a child process of the bench
 /// (`RemoteShard`), used when there are more connections than one process may hold open files (20,000
@@ -22,12 +23,12 @@ protocol MemberShard: AnyObject {
 
 /// Members on this process's bench loop.
 final class LocalShard: MemberShard {
-    private let bench: BenchLoop
+    private let bench: ClientLoop
     private let group: MemberGroup
     private let count: Int
     private var finishRequest = (published: 0, drainMs: 0)
 
-    init(bench: BenchLoop, config: GroupConfig) {
+    init(bench: ClientLoop, config: GroupConfig) {
         self.bench = bench
         count = config.count
         group = MemberGroup(bench: bench, config: config)
@@ -162,9 +163,9 @@ final class RemoteShard: MemberShard {
 /// The body of a child process: hosts its share of the members and obeys the parent's commands.
 func runShardWorker(index: Int, count: Int, config: GroupConfig, openTimeoutMs: Int) -> Int32 {
     Progress.enabled = false
-    let bench: BenchLoop
-    do { bench = try BenchLoop() } catch { return 1 }
-    bench.start()
+    let bench: ClientLoop
+    do { bench = try ClientLoop() } catch { return 1 }
+    bench.start(name: benchLoopThreadName)
     let shard = LocalShard(bench: bench, config: config)
     func reply(_ tag: String, _ value: some Encodable) {
         let json = (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
@@ -199,7 +200,7 @@ func runShardWorker(index: Int, count: Int, config: GroupConfig, openTimeoutMs: 
 
 /// Splits `total` members over this process (≤ `perProcess`) or over child processes of `perProcess` each;
 /// child `i` binds source address 127.0.0.(i+1) so every child has its own ephemeral-port range.
-func makeShards(bench: BenchLoop, total: Int, perProcess: Int, scenario: String, options: Options,
+func makeShards(bench: ClientLoop, total: Int, perProcess: Int, scenario: String, options: Options,
                 config: (Int, String?) throws -> GroupConfig) throws -> [MemberShard] {
     if total <= perProcess {
         return [LocalShard(bench: bench, config: try config(total, nil))]

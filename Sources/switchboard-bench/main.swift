@@ -1,6 +1,7 @@
 import Foundation
 import Gateway
 import Glibc
+import SwitchboardClient
 
 // switchboard-bench: the load generator of docs/benchmarks.md. `switchboard-bench --help`.
 let scenarios = ["idle", "handshakes", "fanout", "crossnode"]
@@ -48,8 +49,8 @@ if let index = try? options.optionalInt("shard-index"), let count = try? options
 }
 
 do {
-    let bench = try BenchLoop()
-    bench.start()
+    let bench = try ClientLoop()
+    bench.start(name: benchLoopThreadName)
     let report: Report
     switch scenario {
     case "idle": report = try runIdle(context, bench)

@@ -2,70 +2,43 @@ import CLinux
 import Foundation
 import Gateway
 import Glibc
-import Synchronization
+import SwitchboardClient
 
-/// The bench's one event loop (a `Gateway.EventLoop` on its own thread) plus what every client on it shares:
-/// a read buffer and a fast PRNG for masking keys.
-///
-/// Threading rule: everything reachable from here (clients, groups, publishers, tickers) is confined to the
-/// loop thread; the scenario code on the main thread reaches it only through `run` / `sync`, which hop onto
-/// the loop. That is why the loop-confined classes below are `@unchecked Sendable`.
-final class BenchLoop: @unchecked Sendable {
-    let loop: EventLoop
-    /// 256 KiB, reused by every client for `read(2)` (its bytes are valid only during one callback).
-    let readBuffer: UnsafeMutableRawBufferPointer
-    private var rng: UInt64
+// The bench's event loop is `SwitchboardClient.ClientLoop` and its connection class is
+// `SwitchboardClient.ClientConnection` (shared with the reconnecting client). Threading rule: everything
+// reachable from the loop (connections, groups, publishers, tickers) is confined to the loop thread; the
+// scenario code on the main thread reaches it only through `run` / `sync`, which hop onto the loop. That is
+// why the loop-confined classes here are `@unchecked Sendable`.
 
-    init() throws(SyscallError) {
-        loop = try EventLoop(index: 0)
-        readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
-        var seed = SystemRandomNumberGenerator()
-        rng = seed.next()
-    }
+/// Name of the bench's loop thread.
+let benchLoopThreadName = "bench-loop"
 
-    deinit { readBuffer.deallocate() }
-
-    /// Starts the loop thread.
-    func start() { loop.start(name: "bench-loop") }
-
-    func stop() { loop.stop() }
-
-    /// Runs `body` on the loop (fire and forget).
-    func run(_ body: @escaping @Sendable () -> Void) { loop.execute(body) }
-
-    /// Runs `body` on the loop and waits for its result.
-    func sync<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
-        let box = Mutex<T?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        loop.execute {
-            let v = body()
-            box.withLock { $0 = v }
-            done.signal()
+extension CloseCause {
+    /// A short key for failure tallies in reports.
+    var tallyKey: String {
+        switch self {
+        case .connectFailed(let e): "connect_errno_\(e)"
+        case .handshakeRejected(let s): "http_\(s)"
+        case .badAccept: "bad_accept"
+        case .badResponse: "bad_response"
+        case .protocolError: "protocol_error"
+        case .peerClosed(let c): "server_close_\(c.map(String.init) ?? "none")"
+        case .eof: "eof"
+        case .ioError(let e): "io_errno_\(e)"
+        case .timeout: "timeout"
         }
-        done.wait()
-        return box.withLock { $0! }
-    }
-
-    /// A masking key (SplitMix64; RFC 6455 wants unpredictable keys from clients, which is the gateway's
-    /// concern only in that it must unmask them; a seeded PRNG is enough for load generation).
-    func nextMask() -> UInt32 {
-        rng &+= 0x9E37_79B9_7F4A_7C15
-        var z = rng
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return UInt32(truncatingIfNeeded: z ^ (z >> 31))
     }
 }
 
 /// A periodic timer on a timerfd (the loop's timer wheel ticks in 10 ms, too coarse for pacing).
 /// `action` gets the number of expirations since the last call. Loop-confined.
 final class Ticker: EventHandler, @unchecked Sendable {
-    private let bench: BenchLoop
+    private let bench: ClientLoop
     private var fd: CInt
     private let action: (UInt64) -> Void
 
     /// Starts firing every `periodNanoseconds` (≥ 50 µs) on `bench`'s loop; call on the loop thread.
-    init(_ bench: BenchLoop, periodNanoseconds: UInt64, _ action: @escaping (UInt64) -> Void) {
+    init(_ bench: ClientLoop, periodNanoseconds: UInt64, _ action: @escaping (UInt64) -> Void) {
         self.bench = bench
         self.action = action
         fd = timerfd_create(CLOCK_MONOTONIC, CInt(TFD_NONBLOCK) | CInt(TFD_CLOEXEC))
