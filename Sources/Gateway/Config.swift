@@ -295,7 +295,8 @@ public struct Config: Sendable {
 
     // MARK: - Value parsers
 
-    private static func int(_ v: String, _ flag: String, _ range: ClosedRange<Int>) throws(Invalid) -> Int {
+    /// An integer flag value within `range` (shared by every flag table, auth's included).
+    static func int(_ v: String, _ flag: String, _ range: ClosedRange<Int>) throws(Invalid) -> Int {
         guard let n = Int(v.trimmingCharacters(in: .whitespaces)), range.contains(n) else {
             throw Invalid(description: "--\(flag): expected an integer in \(range.lowerBound)...\(range.upperBound), got '\(v)'")
         }

@@ -101,7 +101,7 @@ extension Config {
         Option(name: "auth-url", kind: .string, help: "auth backend, http://host[:port][/path], POSTed each new token (unset = JWT only)",
                apply: { c, v in c.auth.authURL = v.isEmpty ? nil : v }, current: { $0.auth.authURL ?? "" }),
         Option(name: "auth-retries", kind: .int, help: "auth backend retries after the first attempt (5xx, timeout, refused)",
-               apply: { c, v throws(Invalid) in c.auth.authRetries = try authInt(v, "auth-retries", 0...10) }, current: { "\($0.auth.authRetries)" }),
+               apply: { c, v throws(Invalid) in c.auth.authRetries = try int(v, "auth-retries", 0...10) }, current: { "\($0.auth.authRetries)" }),
         Option(name: "auth-backoff-base", kind: .duration, help: "ceiling of the first retry's full-jitter wait (doubles per retry)",
                apply: { c, v throws(Invalid) in c.auth.authBackoffBaseMs = try authDuration(v, "auth-backoff-base", max: 60_000) }, current: { "\($0.auth.authBackoffBaseMs)ms" }),
         Option(name: "auth-backoff-cap", kind: .duration, help: "largest backoff ceiling",
@@ -111,15 +111,15 @@ extension Config {
         Option(name: "auth-deadline", kind: .duration, help: "all attempts of one auth backend call",
                apply: { c, v throws(Invalid) in c.auth.authDeadlineMs = try authDuration(v, "auth-deadline", min: 1, max: 600_000) }, current: { "\($0.auth.authDeadlineMs)ms" }),
         Option(name: "auth-breaker-threshold", kind: .int, help: "consecutive failed backend attempts that open the circuit breaker",
-               apply: { c, v throws(Invalid) in c.auth.authBreakerThreshold = try authInt(v, "auth-breaker-threshold", 1...1_000_000) }, current: { "\($0.auth.authBreakerThreshold)" }),
+               apply: { c, v throws(Invalid) in c.auth.authBreakerThreshold = try int(v, "auth-breaker-threshold", 1...1_000_000) }, current: { "\($0.auth.authBreakerThreshold)" }),
         Option(name: "auth-breaker-cooldown", kind: .duration, help: "time the breaker stays open (auths fail fast with 503 / 1013) before a probe",
                apply: { c, v throws(Invalid) in c.auth.authBreakerCooldownMs = try authDuration(v, "auth-breaker-cooldown", max: 3_600_000) }, current: { "\($0.auth.authBreakerCooldownMs)ms" }),
         Option(name: "auth-cache-ttl", kind: .duration, help: "how long a backend success is reused for the same token (0 = no cache)",
                apply: { c, v throws(Invalid) in c.auth.authCacheTTLMs = try authDuration(v, "auth-cache-ttl", max: 3_600_000) }, current: { "\($0.auth.authCacheTTLMs)ms" }),
         Option(name: "auth-cache-size", kind: .int, help: "most tokens in the auth backend cache",
-               apply: { c, v throws(Invalid) in c.auth.authCacheSize = try authInt(v, "auth-cache-size", 1...10_000_000) }, current: { "\($0.auth.authCacheSize)" }),
+               apply: { c, v throws(Invalid) in c.auth.authCacheSize = try int(v, "auth-cache-size", 1...10_000_000) }, current: { "\($0.auth.authCacheSize)" }),
         Option(name: "auth-max-inflight", kind: .int, help: "most distinct tokens checked with the backend at once (beyond: 503 / 1013)",
-               apply: { c, v throws(Invalid) in c.auth.authMaxInflight = try authInt(v, "auth-max-inflight", 1...1_000_000) }, current: { "\($0.auth.authMaxInflight)" }),
+               apply: { c, v throws(Invalid) in c.auth.authMaxInflight = try int(v, "auth-max-inflight", 1...1_000_000) }, current: { "\($0.auth.authMaxInflight)" }),
         Option(name: "auth-timeout", kind: .duration, help: "time a token-less connection has to send {\"op\":\"auth\"} (then close 4001)",
                apply: { c, v throws(Invalid) in c.auth.authTimeoutMs = try authDuration(v, "auth-timeout", min: 1, max: 3_600_000) }, current: { "\($0.auth.authTimeoutMs)ms" }),
         Option(name: "token-grace", kind: .duration, help: "time after token_expired to send a fresh auth (then close 4003)",
@@ -132,9 +132,9 @@ extension Config {
         Option(name: "token-cookie", kind: .string, help: "cookie name carrying the token (unset = cookies are not read)",
                apply: { c, v in c.auth.tokenCookie = v.isEmpty ? nil : v }, current: { $0.auth.tokenCookie ?? "" }),
         Option(name: "max-connections-per-ip", kind: .int, help: "concurrent connections per client IP on this node, 429 above (0 = unlimited)",
-               apply: { c, v throws(Invalid) in c.auth.maxConnectionsPerIP = try authInt(v, "max-connections-per-ip", 0...10_000_000) }, current: { "\($0.auth.maxConnectionsPerIP)" }),
+               apply: { c, v throws(Invalid) in c.auth.maxConnectionsPerIP = try int(v, "max-connections-per-ip", 0...10_000_000) }, current: { "\($0.auth.maxConnectionsPerIP)" }),
         Option(name: "max-handshakes-per-ip", kind: .int, help: "handshakes per second per client IP on this node, 429 above (0 = unlimited)",
-               apply: { c, v throws(Invalid) in c.auth.maxHandshakesPerIP = try authInt(v, "max-handshakes-per-ip", 0...10_000_000) }, current: { "\($0.auth.maxHandshakesPerIP)" }),
+               apply: { c, v throws(Invalid) in c.auth.maxHandshakesPerIP = try int(v, "max-handshakes-per-ip", 0...10_000_000) }, current: { "\($0.auth.maxHandshakesPerIP)" }),
     ]
 
     /// Checks the auth flags together and loads the keys (called at the end of `parse`). Errors: `Invalid`
@@ -159,13 +159,6 @@ extension Config {
         if c.auth.authBackoffCapMs < c.auth.authBackoffBaseMs {
             throw Invalid(description: "--auth-backoff-cap must be at least --auth-backoff-base")
         }
-    }
-
-    private static func authInt(_ v: String, _ flag: String, _ range: ClosedRange<Int>) throws(Invalid) -> Int {
-        guard let n = Int(v.trimmingCharacters(in: .whitespaces)), range.contains(n) else {
-            throw Invalid(description: "--\(flag): expected an integer in \(range.lowerBound)...\(range.upperBound), got '\(v)'")
-        }
-        return n
     }
 
     private static func authDuration(_ v: String, _ flag: String, min: Int = 0, max: Int) throws(Invalid) -> Int {
