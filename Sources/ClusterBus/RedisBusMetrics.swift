@@ -1,14 +1,15 @@
 import Synchronization
 
-/// A counter with one writer (the bus loop) and any number of readers (the `/metrics` scrape): a relaxed
-/// load and store, no read-modify-write on a shared cache line (same rule as the gateway's `LoopCounter`).
+/// A counter with one writer (the bus loop, or one gateway event loop: `LoopCounter` is this type) and any
+/// number of readers (the `/metrics` scrape): a relaxed load and store, no lock and no read-modify-write on
+/// a shared cache line, so hot paths may count every message.
 public final class BusCounter: Sendable {
     private let value = Atomic<Int>(0)
     public init() {}
-    /// Bus loop only.
+    /// Owning thread only.
     @inline(__always)
     public func add(_ n: Int = 1) { value.store(value.load(ordering: .relaxed) &+ n, ordering: .relaxed) }
-    /// Bus loop only.
+    /// Owning thread only.
     @inline(__always)
     public func set(_ n: Int) { value.store(n, ordering: .relaxed) }
     /// Any thread.

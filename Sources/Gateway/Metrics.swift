@@ -1,17 +1,9 @@
+import ClusterBus
 import Synchronization
 
-/// A counter written by exactly one event loop and read by the scraper. The owner does a relaxed load and
-/// store (no lock, no read-modify-write on a shared cache line); `/metrics` sums the loops (issue: hot-path
-/// counters must not take a lock or a shared atomic per message).
-public final class LoopCounter: Sendable {
-    private let value = Atomic<Int>(0)
-    public init() {}
-    /// Owner loop only.
-    @inline(__always)
-    public func add(_ n: Int = 1) { value.store(value.load(ordering: .relaxed) &+ n, ordering: .relaxed) }
-    /// Any thread.
-    public func load() -> Int { value.load(ordering: .relaxed) }
-}
+/// A counter written by exactly one event loop and read by the scraper (owner: relaxed load and store, no
+/// lock, no shared read-modify-write); `/metrics` sums the loops. The same single-writer counter the bus uses.
+public typealias LoopCounter = BusCounter
 
 /// A Prometheus histogram written by one loop: cumulative buckets are computed at scrape time from
 /// per-bucket counts. Bounds in seconds.
