@@ -61,7 +61,7 @@ public final class LocalBus: Bus, @unchecked Sendable {
 
     public func publish(room: String, data: JSONFragment, completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void) {
         let delegate = delegateBox.withLock { $0 }
-        let now = wallMilliseconds()
+        let now = wallClockMilliseconds()
         let offset: StreamOffset = lock.withLock { rooms in
             let r = self.room(&rooms, room)
             let offset = StreamOffset(epoch: epoch, milliseconds: 0, sequence: r.nextSequence + 1)
@@ -109,7 +109,7 @@ public final class LocalBus: Bus, @unchecked Sendable {
     private let analytics = Mutex(AnalyticsState())
 
     public func takeAnalyticsBudget(user: String, ratePerSecond: Double, burst: Int, completion: @escaping @Sendable (Int?) -> Void) {
-        let now = wallMilliseconds()
+        let now = wallClockMilliseconds()
         let wait: Int? = analytics.withLock { a in
             var b = a.buckets[user] ?? TokenBucket(ratePerSecond: ratePerSecond, burst: burst, now: now)
             let r = b.take(now: now)
@@ -154,9 +154,4 @@ public final class LocalBus: Bus, @unchecked Sendable {
         let n = lock.withLock { $0[room]?.members ?? 0 }
         completion(.success(n))
     }
-}
-
-@inline(__always)
-func wallMilliseconds() -> UInt64 {
-    UInt64(Date().timeIntervalSince1970 * 1000)
 }

@@ -334,20 +334,3 @@ final class RedisRoomState {
         for j in waiting { j.completion(.failure(error)) }
     }
 }
-
-/// Monotonic clock in ms (CLOCK_MONOTONIC).
-func monotonicMilliseconds() -> UInt64 { monotonicMicroseconds() / 1000 }
-
-/// Monotonic clock in µs (CLOCK_MONOTONIC).
-func monotonicMicroseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
-}
-
-/// Wall clock in ms (CLOCK_REALTIME), comparable with Redis stream entry IDs on the same host.
-func wallClockMilliseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
-}

@@ -1,3 +1,4 @@
+import ClusterBus
 import CLinux
 import Foundation
 import Glibc

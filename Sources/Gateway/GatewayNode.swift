@@ -258,11 +258,7 @@ public final class GatewayNode: @unchecked Sendable {
         return Bytes(r.serialize())
     }
 
-    func jsonString(_ s: String) -> String {
-        var out = ""
-        Logger.appendJSONString(&out, s)
-        return out
-    }
+    func jsonString(_ s: String) -> String { JSONFragment.string(s).description }
 
     var uptimeSeconds: Double { Date().timeIntervalSince(startedAt) }
 }

@@ -1,4 +1,6 @@
+import ClusterBus
 import Foundation
+import Protocol
 import Glibc
 import Synchronization
 
@@ -127,25 +129,9 @@ public final class Logger: Sendable {
         return "\(tmv.tm_year + 1900)-\(p(tmv.tm_mon + 1, 2))-\(p(tmv.tm_mday, 2))T\(p(tmv.tm_hour, 2)):\(p(tmv.tm_min, 2)):\(p(tmv.tm_sec, 2)).\(p(Int32(ms), 3))Z"
     }
 
-    /// Appends `s` as a JSON string literal (RFC 8259 escaping).
+    /// Appends `s` as a JSON string literal: the Protocol module's escaper (RFC 8259 §7), one rule for
+    /// logs, admin answers and client frames.
     static func appendJSONString(_ out: inout String, _ s: String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let h = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        out += "\""
+        out += JSONFragment.string(s).description
     }
 }

@@ -1,3 +1,4 @@
+import ClusterBus
 import Gateway
 import Glibc
 import SwitchboardClient

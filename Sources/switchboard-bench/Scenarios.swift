@@ -1,3 +1,4 @@
+import ClusterBus
 import Foundation
 import Gateway
 import Glibc
