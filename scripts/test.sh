@@ -23,7 +23,12 @@ test_status=$?
 set -e
 grep -E "✘" /tmp/switchboard-swift-test.log | head -60 || true
 grep -E "Test run with|Executed [0-9]+ tests" /tmp/switchboard-swift-test.log | tail -3 || true
-[[ $test_status -eq 0 ]] || { echo "swift test failed (exit $test_status); full log: /tmp/switchboard-swift-test.log"; exit 1; }
+if [[ $test_status -ne 0 ]]; then
+  # A crash of the test process itself leaves no summary line: show how it ended.
+  grep -nE "Fatal error|signal code|[Ee]rror: |Crash|crashed" /tmp/switchboard-swift-test.log | head -20 || true
+  echo "--- last 60 lines of /tmp/switchboard-swift-test.log"; tail -60 /tmp/switchboard-swift-test.log | cut -c1-400
+  echo "swift test failed (exit $test_status); full log: /tmp/switchboard-swift-test.log"; exit 1
+fi
 
 echo "== fuzz: Protocol parsers under libFuzzer + AddressSanitizer (Fuzz/run.sh)"
 if FUZZ_RUNS="${FUZZ_RUNS:-50000}" bash Fuzz/run.sh > /tmp/switchboard-fuzz.log 2>&1; then

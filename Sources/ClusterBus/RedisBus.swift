@@ -115,7 +115,10 @@ public final class RedisBus: Bus, @unchecked Sendable {
 
     public var state: BusState { upFlag.load(ordering: .relaxed) ? .up : .down }
 
+    /// Also sets SIGPIPE to ignored for the process: hiredis writes with write(2), and a write to a Redis
+    /// that just died must come back as EPIPE (handled as a lost connection), not end the process.
     public func start(delegate: BusDelegate) {
+        _ = signal(SIGPIPE, SIG_IGN)
         onLoop { [self] in
             guard !started, !stopping else { return }
             started = true

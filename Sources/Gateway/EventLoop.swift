@@ -41,6 +41,8 @@ public final class EventLoop: @unchecked Sendable {
     /// Closure-based watchers (`BusEventLoop.watch`), by fd.
     var watchers: [CInt: FDWatcher] = [:]
     private let stopped = Atomic<Bool>(false)
+    /// Signalled once when a thread started by `start(name:)` leaves `run()`.
+    private let finished = DispatchSemaphore(value: 0)
 
     /// Cached monotonic time (ms) of the current iteration: cheap for deadlines set in handlers.
     public private(set) var now: UInt64
@@ -178,6 +180,15 @@ public final class EventLoop: @unchecked Sendable {
         wakeUp()
     }
 
+    /// Stops the loop and waits up to `timeoutMilliseconds` for its thread (started by `start(name:)`) to
+    /// leave the loop. Returns false on timeout. Call from another thread: before `exit()`, so no loop is
+    /// inside OpenSSL or a handler while the process tears down.
+    @discardableResult
+    public func stopAndWait(timeoutMilliseconds: Int) -> Bool {
+        stop()
+        return finished.wait(timeout: .now() + .milliseconds(timeoutMilliseconds)) == .success
+    }
+
     /// Starts the loop on a new thread; returns once the thread runs.
     public func start(name: String) {
         let ready = DispatchSemaphore(value: 0)
@@ -185,6 +196,7 @@ public final class EventLoop: @unchecked Sendable {
             self.threadID = pthread_self()
             ready.signal()
             self.run()
+            self.finished.signal()
         }
         thread.name = name
         thread.stackSize = 1 << 20

@@ -1,5 +1,6 @@
 import CLinux
 import ClusterBus
+import COpenSSL
 import Foundation
 import Glibc
 import Protocol
@@ -42,9 +43,11 @@ public final class GatewayNode: @unchecked Sendable {
         self.auth = AuthService(config: config)
     }
 
-    /// Creates the loops and listeners, starts the bus and the loop threads.
+    /// Creates the loops and listeners, starts the bus and the loop threads. Sets SIGPIPE to ignored for
+    /// the process (socket writes use writev(2): a peer that vanished must give EPIPE, not a signal).
     /// Errors: `SyscallError` when a port cannot be bound (e.g. `EADDRINUSE`).
     public func start() throws(SyscallError) {
+        _ = signal(SIGPIPE, SIG_IGN)
         let n = min(config.threads, 64)
         hub = Hub(node: self, loopCount: n)
         for i in 0..<n { loops.append(try GatewayLoop(index: i, node: self)) }
@@ -101,9 +104,13 @@ public final class GatewayNode: @unchecked Sendable {
     /// Actual port of the public listener (useful with `--port 0` in tests).
     public var boundPort: Int { loops.first?.listener.map { Socket.localPort($0.fd) } ?? config.port }
 
-    /// Blocks SIGTERM/SIGINT/SIGPIPE handling on all threads; call before `start()` so loop threads inherit it.
+    /// Process setup for the `switchboard` executable; call before `start()` so loop threads inherit it:
+    /// ignores SIGPIPE, blocks SIGTERM/SIGINT on all threads (`runUntilSignalled` waits for them), and
+    /// initialises OpenSSL without its `atexit` cleanup, which would free libcrypto's global state under
+    /// a thread still inside it when `exit()` runs (seen as SIGSEGV in libcrypto at the end of a drain).
     public static func blockSignals() {
         signal(SIGPIPE, SIG_IGN)
+        _ = OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_ATEXIT), nil)
         _ = clinux_block_signals(SIGTERM, SIGINT, 0)
     }
 
@@ -185,7 +192,9 @@ public final class GatewayNode: @unchecked Sendable {
         bus.shutdown { stopped.signal() }
         let busBudget = Int(deadline) - Int(monotonicMilliseconds()) - 200
         _ = stopped.wait(timeout: .now() + .milliseconds(max(100, min(busBudget, 3000))))
-        for gl in loops { gl.loop.stop() }
+        // Join the loops so that nothing runs handlers while the process exits.
+        let joinBy = monotonicMilliseconds() + 2000
+        for gl in loops { gl.loop.stopAndWait(timeoutMilliseconds: max(1, Int(joinBy) - Int(monotonicMilliseconds()))) }
         logger.info("switchboard stopped", ["connections_left": .int(remaining), "drain_ms": .int(Int(monotonicMilliseconds() - start)),
                                             "closed": .int(plans.reduce(0) { $0 + $1.closedCount })])
         return 0

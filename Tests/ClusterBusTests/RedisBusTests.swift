@@ -64,7 +64,8 @@ import Testing
         defer { loop.stop() }
         usleep(100_000)
         let redis = try startRedis(port: port)
-        defer { kill(redis.processIdentifier, SIGKILL); redis.waitUntilExit() }
+        // The bus loop stops before Redis does: its heartbeat must not write to a dead server.
+        defer { loop.stopAndWait(timeoutMilliseconds: 2000); kill(redis.processIdentifier, SIGKILL); redis.waitUntilExit() }
         #expect(wait(5) { bus.state == .up })
         #expect(recorder.states.withLock { $0 } == [.up])
         bus.subscribe(room: "r")

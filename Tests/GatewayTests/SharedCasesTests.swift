@@ -21,7 +21,7 @@ import Testing
         p.arguments = ["python3", probe.path, "--port", "\(gw.port)", "--path", path, "--only", id] + (strict ? ["--strict"] : [])
         let out = Pipe()
         p.standardOutput = out
-        p.standardError = Pipe()
+        p.standardError = out   // read with stdout: an unread pipe that fills up would block the probe
         try p.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()

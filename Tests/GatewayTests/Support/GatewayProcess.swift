@@ -102,7 +102,12 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 /// A port that was free a moment ago: the gateway's own listener helpers bind port 0 and read it back.
+/// The test process writes to sockets and pipes whose peers may already be gone (a killed gateway, a
+/// child that exited early): such a write must fail with EPIPE in that test, not kill the whole run.
+let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+
 func freePort() throws -> Int {
+    ignoreSIGPIPE
     let fd = try Socket.listen(host: "127.0.0.1", port: 0, reusePort: false)
     defer { close(fd) }
     return Socket.localPort(fd)

@@ -9,6 +9,7 @@ final class RawSocket {
 
     /// - Parameter receiveBuffer: SO_RCVBUF set before connecting (so the TCP window stays small), or nil.
     init(port: Int, receiveBuffer: Int? = nil) throws {
+        ignoreSIGPIPE
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         if var size = receiveBuffer.map(CInt.init) {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<CInt>.size))
@@ -19,9 +20,9 @@ final class RawSocket {
         addr.sin_port = in_port_t(UInt16(port)).bigEndian
         let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         if r != 0 {
-            let e = errno
-            close(fd)
-            throw TestFailure("connect to \(port): errno \(e)")
+            // No close here: `fd` is set, so deinit runs for this failed init and closes it. Closing it
+            // twice would close whatever another test thread was given that number in between.
+            throw TestFailure("connect to \(port): errno \(errno)")
         }
         var one: CInt = 1
         setsockopt(fd, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
