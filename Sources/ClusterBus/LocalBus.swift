@@ -6,33 +6,82 @@ import Synchronization
 ///
 /// Same contract as `RedisBus`: offsets with an epoch (random per process, since the history lives in
 /// memory), a bounded per-room history (`historySize` messages) for resume, presence counts and publish.
+/// A room's offsets also carry the room instance's creation stamp (their entry-ID milliseconds), so a
+/// history that expired (`historyTTLMilliseconds` after the last publish) and started again can never be
+/// taken for a continuation of the old one.
 /// Delivery happens inside the publish lock so concurrent publishers on different loops are seen by every
 /// member in one offset order.
 public final class LocalBus: Bus, @unchecked Sendable {
     // A class so the history ring is mutated in place (a struct copied out of the dictionary would copy it).
     private final class Room {
+        /// Offset milliseconds of this room instance: unique per instance within the process.
+        let stamp: UInt64
         var nextSequence: UInt64 = 0
         var history: [BusMessage] = []
         var historyStart = 0   // ring start index once history is full
         var subscribed = false
         var members = 0
+        /// Monotonic ms of the last publish (or of creation): the history expires a TTL after it.
+        var lastActivity: UInt64
+
+        init(stamp: UInt64, now: UInt64) {
+            self.stamp = stamp
+            lastActivity = now
+        }
     }
 
-    private func room(_ rooms: inout [String: Room], _ name: String) -> Room {
-        if let r = rooms[name] { return r }
-        let r = Room()
-        rooms[name] = r
+    private struct State {
+        var rooms: [String: Room] = [:]
+        var lastStamp: UInt64 = 0
+        var lastSweep: UInt64 = 0
+    }
+
+    private func isExpired(_ r: Room, now: UInt64) -> Bool {
+        historyTTL > 0 && now &- r.lastActivity >= UInt64(historyTTL)
+    }
+
+    /// The room, created (or started again, when its history expired) as needed.
+    private func room(_ state: inout State, _ name: String, now: UInt64) -> Room {
+        if let r = state.rooms[name], !isExpired(r, now: now) { return r }
+        state.lastStamp = max(wallClockMilliseconds(), state.lastStamp + 1)
+        let r = Room(stamp: state.lastStamp, now: now)
+        if let old = state.rooms[name] {
+            r.subscribed = old.subscribed
+            r.members = old.members
+        }
+        state.rooms[name] = r
         return r
     }
 
-    private let lock = Mutex<[String: Room]>([:])
+    /// Forgets rooms nobody is in whose history expired; at most every quarter TTL (1 s at least), so the
+    /// walk over all rooms costs little per publish.
+    private func sweep(_ state: inout State, now: UInt64) {
+        guard historyTTL > 0, now &- state.lastSweep >= UInt64(max(1000, historyTTL / 4)) else { return }
+        state.lastSweep = now
+        state.rooms = state.rooms.filter { _, r in r.subscribed || r.members > 0 || !isExpired(r, now: now) }
+    }
+
+    private func offset(_ r: Room, sequence: UInt64) -> StreamOffset {
+        StreamOffset(epoch: epoch, milliseconds: r.stamp, sequence: sequence)
+    }
+
+    /// Rooms held in memory (tests: expired rooms nobody is in are forgotten).
+    var roomCount: Int { lock.withLock { $0.rooms.count } }
+
+    private let lock = Mutex(State())
     private let epoch: String
     private let historySize: Int
+    private let historyTTL: Int
     private let delegateBox = Mutex<BusDelegate?>(nil)
 
-    /// - Parameter historySize: messages kept per room for `join(since:)` (default 1,000; 0 keeps none).
-    public init(historySize: Int = 1000) {
+    /// - Parameters:
+    ///   - historySize: messages kept per room for `join(since:)` (default 1,000; 0 keeps none).
+    ///   - historyTTLMilliseconds: a room's history is dropped this long after its last publish (default 24 h;
+    ///     0 keeps it while the process runs). Rooms nobody is in are then forgotten, so memory follows the
+    ///     rooms in use, not every room ever published to.
+    public init(historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000) {
         self.historySize = max(0, historySize)
+        self.historyTTL = max(0, historyTTLMilliseconds)
         self.epoch = String(UInt32.random(in: 1...UInt32.max), radix: 16)
     }
 
@@ -49,24 +98,28 @@ public final class LocalBus: Bus, @unchecked Sendable {
     public var state: BusState { .up }
 
     public func subscribe(room: String) {
-        lock.withLock { self.room(&$0, room).subscribed = true }
+        let now = monotonicMilliseconds()
+        lock.withLock { self.room(&$0, room, now: now).subscribed = true }
     }
 
     public func unsubscribe(room: String) {
-        lock.withLock { rooms in
-            rooms[room]?.subscribed = false
-            if let r = rooms[room], r.members == 0, r.history.isEmpty { rooms[room] = nil }
+        lock.withLock { state in
+            state.rooms[room]?.subscribed = false
+            if let r = state.rooms[room], r.members == 0, r.history.isEmpty { state.rooms[room] = nil }
         }
     }
 
     public func publish(room: String, data: JSONFragment, completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void) {
         let delegate = delegateBox.withLock { $0 }
-        let now = wallClockMilliseconds()
-        let offset: StreamOffset = lock.withLock { rooms in
-            let r = self.room(&rooms, room)
-            let offset = StreamOffset(epoch: epoch, milliseconds: 0, sequence: r.nextSequence + 1)
+        let wallNow = wallClockMilliseconds()
+        let now = monotonicMilliseconds()
+        let offset: StreamOffset = lock.withLock { state in
+            sweep(&state, now: now)
+            let r = self.room(&state, room, now: now)
+            r.lastActivity = now
             r.nextSequence += 1
-            let message = BusMessage(room: room, offset: offset, data: data, publishedAtMilliseconds: now)
+            let offset = self.offset(r, sequence: r.nextSequence)
+            let message = BusMessage(room: room, offset: offset, data: data, publishedAtMilliseconds: wallNow)
             if historySize > 0 {
                 if r.history.count < historySize {
                     r.history.append(message)
@@ -83,12 +136,15 @@ public final class LocalBus: Bus, @unchecked Sendable {
     }
 
     public func join(room: String, since: StreamOffset?, completion: @escaping @Sendable (Result<JoinResult, BusError>) -> Void) {
-        let result: JoinResult = lock.withLock { rooms in
-            let r = rooms[room] ?? Room()
-            let latest = StreamOffset(epoch: epoch, milliseconds: 0, sequence: r.nextSequence)
+        let now = monotonicMilliseconds()
+        let result: JoinResult = lock.withLock { state in
+            // Created here when new, so the offset a join returns stays valid for the first publish.
+            let r = self.room(&state, room, now: now)
+            let latest = offset(r, sequence: r.nextSequence)
             guard let since else { return JoinResult(offset: latest, recovered: false, replay: []) }
-            // Another epoch (process restarted) or a position older than what we keep: not recoverable.
-            guard since.epoch == epoch, since.sequence <= r.nextSequence else {
+            // Another epoch (process restarted), another room instance (history expired) or a position
+            // older than what we keep: not recoverable.
+            guard since.epoch == epoch, since.milliseconds == r.stamp, since.sequence <= r.nextSequence else {
                 return JoinResult(offset: latest, recovered: false, replay: [])
             }
             let ordered = Array(r.history[r.historyStart...] + r.history[..<r.historyStart])
@@ -144,14 +200,15 @@ public final class LocalBus: Bus, @unchecked Sendable {
     }
 
     public func setPresence(room: String, localCount: Int) {
-        lock.withLock { rooms in
-            self.room(&rooms, room).members = localCount
-            if localCount == 0, let r = rooms[room], !r.subscribed, r.history.isEmpty { rooms[room] = nil }
+        let now = monotonicMilliseconds()
+        lock.withLock { state in
+            self.room(&state, room, now: now).members = localCount
+            if localCount == 0, let r = state.rooms[room], !r.subscribed, r.history.isEmpty { state.rooms[room] = nil }
         }
     }
 
     public func presence(room: String, completion: @escaping @Sendable (Result<Int, BusError>) -> Void) {
-        let n = lock.withLock { $0[room]?.members ?? 0 }
+        let n = lock.withLock { $0.rooms[room]?.members ?? 0 }
         completion(.success(n))
     }
 }

@@ -120,8 +120,8 @@ extension RedisBus {
     }
 
     func readCommand(room: String, since: StreamOffset?, mode: String) -> (String) -> RedisCommand {
-        { [keys] sha in
-            var cmd = RedisCommand("EVALSHA", argumentCount: 8, capacity: 2 * room.utf8.count + 96)
+        { [keys, configuration] sha in
+            var cmd = RedisCommand("EVALSHA", argumentCount: 9, capacity: 2 * room.utf8.count + 112)
             cmd.append(sha)
             cmd.append("2")
             cmd.append(keys.history(room))
@@ -129,6 +129,7 @@ extension RedisBus {
             cmd.append(since?.epoch ?? "")
             cmd.append(since?.entryID ?? "")
             cmd.append(mode)
+            cmd.append(configuration.historyTTLMilliseconds)
             return cmd
         }
     }

@@ -195,7 +195,7 @@ public final class RedisBus: Bus, @unchecked Sendable {
                 return
             }
             let build = { [keys, configuration] (sha: String) -> RedisCommand in
-                var cmd = RedisCommand("EVALSHA", argumentCount: 8, capacity: data.bytes.count + 3 * room.utf8.count + 3 * keys.prefix.utf8.count + 64)
+                var cmd = RedisCommand("EVALSHA", argumentCount: 9, capacity: data.bytes.count + 3 * room.utf8.count + 3 * keys.prefix.utf8.count + 80)
                 cmd.append(sha)
                 cmd.append("2")
                 cmd.append(keys.history(room))
@@ -203,6 +203,7 @@ public final class RedisBus: Bus, @unchecked Sendable {
                 cmd.append(keys.roomChannel(room))
                 cmd.append(data.bytes)
                 cmd.append(configuration.historySize)
+                cmd.append(configuration.historyTTLMilliseconds)
                 return cmd
             }
             evalScript(RedisScripts.publish, on: conn, sha: sha, build) { [self] reply in

@@ -10,6 +10,9 @@ public struct RedisBusConfiguration: Sendable {
     public var nodeID: String
     /// Messages kept per room history (`--history-size`, default 1,000; 0 keeps none, offsets still advance).
     public var historySize: Int
+    /// Milliseconds a room's history (stream and meta hash) lives after its last publish (`--history-ttl`,
+    /// default 24 h; 0 keeps it until trimmed or evicted). Bounds Redis memory when rooms come and go.
+    public var historyTTLMilliseconds: Int
     /// Reconnect backoff (`--redis-backoff-base`, `--redis-backoff-cap`).
     public var backoff: RedisBackoff
     /// Milliseconds between heartbeats: registry refresh, dead-node cleanup, canary (`--heartbeat-interval`, default 2 s).
@@ -28,6 +31,7 @@ public struct RedisBusConfiguration: Sendable {
     public var canaryTimeoutMilliseconds: Int
 
     public init(endpoint: RedisEndpoint, prefix: String = "sb:", nodeID: String, historySize: Int = 1000,
+                historyTTLMilliseconds: Int = 86_400_000,
                 backoff: RedisBackoff = RedisBackoff(), heartbeatIntervalMilliseconds: Int = 2000,
                 nodeTTLMilliseconds: Int = 6000, attemptLogEvery: Int = 5, connectTimeoutMilliseconds: Int = 3000,
                 canaryTimeoutMilliseconds: Int? = nil) {
@@ -35,6 +39,7 @@ public struct RedisBusConfiguration: Sendable {
         self.prefix = prefix
         self.nodeID = nodeID
         self.historySize = max(0, historySize)
+        self.historyTTLMilliseconds = max(0, historyTTLMilliseconds)
         self.backoff = backoff
         self.heartbeatIntervalMilliseconds = max(50, heartbeatIntervalMilliseconds)
         self.nodeTTLMilliseconds = max(self.heartbeatIntervalMilliseconds + 1, nodeTTLMilliseconds)

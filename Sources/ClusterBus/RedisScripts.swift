@@ -18,7 +18,8 @@ public enum RedisScripts {
     ///
     /// KEYS[1] `{prefix}history:{room}`, KEYS[2] `{prefix}meta:{room}`;
     /// ARGV[1] `{prefix}room:{room}` (the channel), ARGV[2] the data (one JSON value, compact), ARGV[3] the
-    /// history size N. Returns `{epoch, entryID}`.
+    /// history size N, ARGV[4] (optional) the history TTL in milliseconds: both keys expire that long after
+    /// the room's last publish (absent or 0: never). Returns `{epoch, entryID}`.
     ///
     /// The epoch is created with the stream (a reset or evicted history gets a new one): Redis's clock in µs
     /// plus 8 hex digits of the server's `run_id` (random per server start), so neither a restart nor a clock
@@ -29,7 +30,7 @@ public enum RedisScripts {
     /// (~10 entries read, tens of µs); batches of 100 took ~0.6 ms and showed up in the cross-node p99, and
     /// trimming one entry per publish made every publish slower.
     public static let publish = RedisScript(name: "publish", source: """
-        -- switchboard publish v2: KEYS history, meta; ARGV channel, data (JSON), history size
+        -- switchboard publish v3: KEYS history, meta; ARGV channel, data (JSON), history size, history TTL ms (optional)
         local epoch = redis.call('HGET', KEYS[2], 'epoch')
         if (not epoch) or redis.call('EXISTS', KEYS[1]) == 0 then
           local t = redis.call('TIME')
@@ -45,6 +46,11 @@ public enum RedisScripts {
           redis.call('XTRIM', KEYS[1], 'MAXLEN', keep)
           redis.call('HSET', KEYS[2], 'trimmed', cut[#cut][1])
         end
+        local ttl = tonumber(ARGV[4] or '0') or 0
+        if ttl > 0 then
+          redis.call('PEXPIRE', KEYS[1], ttl)
+          redis.call('PEXPIRE', KEYS[2], ttl)
+        end
         redis.call('PUBLISH', ARGV[1], '{"offset":"' .. epoch .. ':' .. id .. '","data":' .. ARGV[2] .. '}')
         return {epoch, id}
         """)
@@ -52,14 +58,14 @@ public enum RedisScripts {
     /// Reads a room's position and, with a `since` offset, what follows it (joins and back-fills).
     ///
     /// KEYS[1] history, KEYS[2] meta; ARGV[1] since's epoch (`""` = none), ARGV[2] since's entry ID,
-    /// ARGV[3] `join` or `backfill`. Returns `{epoch, lastID, recovered (0/1), entries}` where entries are
+    /// ARGV[3] `join` or `backfill`, ARGV[4] the history TTL in milliseconds (0: never) given to keys it creates. Returns `{epoch, lastID, recovered (0/1), entries}` where entries are
     /// `XRANGE` replies after `since` (exclusive). `recovered` is 1 when the epoch matches, `since` is not
     /// beyond the last ID and nothing after it was trimmed. A join gets entries only when recovered; a
     /// back-fill gets whatever is there (the whole new history when the epoch changed).
     /// Creates an empty stream and its epoch when the room has none, so the offset a join returns stays
     /// valid for the first publish.
     public static let read = RedisScript(name: "read", source: """
-        -- switchboard read v1: KEYS history, meta; ARGV since epoch, since id, mode (join|backfill)
+        -- switchboard read v2: KEYS history, meta; ARGV since epoch, since id, mode (join|backfill), history TTL ms
         local function numcmp(a, b)
           a = string.gsub(a, '^0+(%d)', '%1')
           b = string.gsub(b, '^0+(%d)', '%1')
@@ -87,6 +93,11 @@ public enum RedisScripts {
           epoch = string.format('%x%05x', tonumber(t[1]), tonumber(t[2])) .. string.sub(run, 1, 8)
           trimmed = '0-0'
           redis.call('HSET', KEYS[2], 'epoch', epoch, 'trimmed', trimmed)
+          local ttl = tonumber(ARGV[4] or '0') or 0
+          if ttl > 0 then
+            redis.call('PEXPIRE', KEYS[1], ttl)
+            redis.call('PEXPIRE', KEYS[2], ttl)
+          end
         end
         local last = '0-0'
         local tail = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)

@@ -20,6 +20,8 @@ public struct Config: Sendable {
     public var prefix = "sb:"
     public var apiKey: String? = nil
     public var historySize = 1000
+    /// Milliseconds a room's history lives after its last publish (`--history-ttl`; 0 = no expiry).
+    public var historyTTLMs = 86_400_000
     /// Redis reconnect backoff: milliseconds, ceiling of the first retry (full jitter, doubling per failure).
     public var redisBackoffBaseMs = 100
     /// Redis reconnect backoff: milliseconds, longest wait between attempts.
@@ -155,6 +157,8 @@ public struct Config: Sendable {
                apply: { c, v in c.apiKey = v.isEmpty ? nil : v }, current: { $0.apiKey ?? "" }, secret: true),
         Option(name: "history-size", kind: .int, help: "messages kept per room for resume (join since)",
                apply: { c, v throws(Invalid) in c.historySize = try int(v, "history-size", 0...10_000_000) }, current: { "\($0.historySize)" }),
+        Option(name: "history-ttl", kind: .duration, help: "a room's history is dropped this long after its last publish (0: never)",
+               apply: { c, v throws(Invalid) in c.historyTTLMs = try duration(v, "history-ttl", allowZero: true) }, current: { "\($0.historyTTLMs)ms" }),
         Option(name: "max-message-size", kind: .size, help: "largest message a client may send (close 1009 above it)",
                apply: { c, v throws(Invalid) in c.maxMessageSize = try size(v, "max-message-size") }, current: { "\($0.maxMessageSize)B" }),
         Option(name: "max-head-size", kind: .size, help: "largest HTTP request head (431 above it)",

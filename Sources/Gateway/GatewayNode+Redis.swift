@@ -7,7 +7,7 @@ extension GatewayNode {
     /// The bus a node uses when none is injected: `RedisBus` on its own "bus" loop thread when
     /// `--redis-url` is set, else the in-process `LocalBus`. The URL was validated by `Config.parse`.
     static func makeDefaultBus(config: Config, logger: Logger) -> Bus {
-        guard let url = config.redisURL else { return LocalBus(historySize: config.historySize) }
+        guard let url = config.redisURL else { return LocalBus(historySize: config.historySize, historyTTLMilliseconds: config.historyTTLMs) }
         let endpoint: RedisEndpoint
         let loop: EventLoop
         do {
@@ -20,6 +20,7 @@ extension GatewayNode {
         loop.start(name: "bus")
         let configuration = RedisBusConfiguration(
             endpoint: endpoint, prefix: config.prefix, nodeID: config.nodeID, historySize: config.historySize,
+            historyTTLMilliseconds: config.historyTTLMs,
             backoff: RedisBackoff(baseMilliseconds: config.redisBackoffBaseMs, capMilliseconds: config.redisBackoffCapMs),
             heartbeatIntervalMilliseconds: config.heartbeatIntervalMs, nodeTTLMilliseconds: config.nodeTTLMs,
             attemptLogEvery: config.redisAttemptLog)

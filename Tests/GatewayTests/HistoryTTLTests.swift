@@ -1,0 +1,69 @@
+import ClusterBus
+import Foundation
+import Glibc
+import Protocol
+import Testing
+
+/// `--history-ttl`: a room's history expires after its last publish, in Redis (key TTLs) and in the
+/// in-process bus, and a resume from before the expiry is answered `recovered: false`.
+extension ClusterTests {
+    @Test func redisHistoryKeysExpireAfterTheTTLAndAnOldOffsetIsNotRecovered() throws {
+        let prefix = "t-ttl:"
+        let (redis, nodes) = try cluster(["a"], prefix: prefix, ["--history-ttl", "3s"])
+        defer { withExtendedLifetime((redis, nodes)) {} }
+        let member = try WSClient(port: nodes[0].port)
+        _ = try member.join("ttl")
+        for i in 0..<2 { try publish(member, "ttl", "\(i)") }
+        let got = try messages(member, quiet: 0.3)
+        #expect(got.count == 2)
+        let old = try #require(got.first?.offset)
+        for key in ["history:ttl", "meta:ttl"] {
+            let ttl = try #require(try redis.command(["PTTL", prefix + key]).int)
+            #expect(ttl > 0 && ttl <= 3000, "\(key): PTTL \(ttl) ms, expected 1...3000 after a publish")
+        }
+        // A join that creates a room's keys gives them the TTL as well.
+        let lurker = try WSClient(port: nodes[0].port)
+        _ = try lurker.join("quiet")
+        let quietTTL = try #require(try redis.command(["PTTL", prefix + "history:quiet"]).int)
+        #expect(quietTTL > 0 && quietTTL <= 3000, "history:quiet: PTTL \(quietTTL)")
+
+        try waitUntil(6, "history keys expired") {
+            try redis.command(["EXISTS", prefix + "history:ttl", prefix + "meta:ttl", prefix + "history:quiet"]).int == 0
+        }
+        let resumer = try WSClient(port: nodes[0].port)
+        try resumer.sendOp("{\"op\":\"join\",\"room\":\"ttl\",\"since\":\"\(old)\"}")
+        let joined = try resumer.nextJSON()
+        #expect(joined.op == "joined" && joined.recovered == false)
+        let newEpoch = joined.offset.flatMap { StreamOffset($0) }?.epoch
+        #expect(newEpoch != nil && newEpoch != StreamOffset(old)?.epoch, "a new history gets a new epoch")
+        #expect(try messages(resumer, quiet: 0.3).isEmpty, "nothing is replayed from an expired history")
+    }
+
+    @Test func inProcessHistoryExpiresAfterTheTTL() throws {
+        let gw = try GatewayProcess(["--history-ttl", "500ms"], threads: 1)
+        let member = try WSClient(port: gw.port)
+        _ = try member.join("ttl")
+        for i in 0..<3 { try publish(member, "ttl", "\(i)") }
+        let got = try messages(member, quiet: 0.3)
+        #expect(got.count == 3)
+        let first = try #require(got.first?.offset)
+
+        // Within the TTL: resumed.
+        let early = try WSClient(port: gw.port)
+        try early.sendOp("{\"op\":\"join\",\"room\":\"ttl\",\"since\":\"\(first)\"}")
+        let recovered = try early.drainJSON(quiet: 0.3)
+        #expect(recovered.first?.recovered == true && recovered.dropFirst().map(dataText) == ["1", "2"])
+
+        usleep(700_000)
+        // The history started again: new offsets never continue the old ones, even at equal sequence numbers.
+        try publish(member, "ttl", "\"after\"")
+        let after = try messages(member, quiet: 0.3)
+        #expect(after.count == 1)
+        let late = try WSClient(port: gw.port)
+        try late.sendOp("{\"op\":\"join\",\"room\":\"ttl\",\"since\":\"\(first)\"}")
+        let joined = try late.drainJSON(quiet: 0.3)
+        #expect(joined.first?.op == "joined" && joined.first?.recovered == false)
+        #expect(joined.dropFirst().isEmpty)
+        #expect(after.first?.offset != nil && after.first?.offset != first)
+    }
+}
