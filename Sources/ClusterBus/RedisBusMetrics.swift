@@ -16,44 +16,6 @@ public final class BusCounter: Sendable {
     public func load() -> Int { value.load(ordering: .relaxed) }
 }
 
-/// A latency histogram with one writer (the bus loop), exported in Prometheus form (seconds).
-///
-/// Bucket upper bounds (seconds): 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, +Inf.
-/// Observations are in microseconds; the sum is kept in microseconds.
-public final class BusHistogram: Sendable {
-    /// Upper bounds in microseconds.
-    public static let boundsMicroseconds: [Int] = [500, 1000, 2000, 5000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000]
-    private let buckets: [BusCounter] = (0...BusHistogram.boundsMicroseconds.count).map { _ in BusCounter() }
-    private let sumMicroseconds = BusCounter()
-    private let total = BusCounter()
-
-    public init() {}
-
-    /// Records one observation (bus loop only).
-    public func observe(microseconds: Int) {
-        let us = max(0, microseconds)
-        var i = 0
-        let bounds = BusHistogram.boundsMicroseconds
-        while i < bounds.count && us > bounds[i] { i += 1 }
-        buckets[i].add()
-        sumMicroseconds.add(us)
-        total.add()
-    }
-
-    /// Cumulative counts per bound (`le` in seconds, the last is +Inf), the sum in seconds and the count.
-    public func snapshot() -> (buckets: [(le: String, count: Int)], sumSeconds: Double, count: Int) {
-        var out: [(String, Int)] = []
-        var running = 0
-        for (i, b) in BusHistogram.boundsMicroseconds.enumerated() {
-            running += buckets[i].load()
-            out.append((String(Double(b) / 1_000_000), running))
-        }
-        running += buckets[BusHistogram.boundsMicroseconds.count].load()
-        out.append(("+Inf", running))
-        return (out, Double(sumMicroseconds.load()) / 1_000_000, total.load())
-    }
-}
-
 /// What the Redis bus counts; written by the bus loop only, read by `/metrics`
 /// (`switchboard_bus_*`, `switchboard_redis_*`, see the gateway's MetricsExporter).
 public final class RedisBusMetrics: Sendable {
@@ -88,10 +50,10 @@ public final class RedisBusMetrics: Sendable {
     /// Dead nodes whose presence entries this node removed.
     public let deadNodesCleaned = BusCounter()
     /// `publish()` call to Redis's reply (seconds in export): the bus hop plus one Redis round trip.
-    public let publishLatency = BusHistogram()
+    public let publishLatency = LatencyHistogram(bounds: LatencyHistogram.busBounds)
     /// Redis `XADD` time (the entry ID's ms) to hand-off to the hub on this node: cross-node delivery latency
     /// at ms resolution (wall clocks of Redis and the node; meaningful on one host or with synced clocks).
-    public let deliveryLatency = BusHistogram()
+    public let deliveryLatency = LatencyHistogram(bounds: LatencyHistogram.busBounds)
 
     public init() {}
 }

@@ -68,11 +68,8 @@ extension GatewayNode {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
             for (labels, v) in samples { out += "\(name)\(labels) \(v)\n" }
         }
-        func histogram(_ name: String, _ help: String, _ h: BusHistogram) {
-            let s = h.snapshot()
-            out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
-            for b in s.buckets { out += "\(name)_bucket{le=\"\(b.le)\"} \(b.count)\n" }
-            out += "\(name)_sum \(s.sumSeconds)\n\(name)_count \(s.count)\n"
+        func histogram(_ name: String, _ help: String, _ h: LatencyHistogram) {
+            out += LatencyHistogram.exposition(name: name, help: help, [h])
         }
         family("switchboard_redis_reconnects_total", "counter", "Redis reconnect attempts after a lost or failed connection, by connection.",
                [("{conn=\"commands\"}", m.commandReconnects.load()), ("{conn=\"subscriber\"}", m.subscriberReconnects.load())])

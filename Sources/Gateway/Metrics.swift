@@ -5,28 +5,6 @@ import Synchronization
 /// lock, no shared read-modify-write); `/metrics` sums the loops. The same single-writer counter the bus uses.
 public typealias LoopCounter = BusCounter
 
-/// A Prometheus histogram written by one loop: cumulative buckets are computed at scrape time from
-/// per-bucket counts. Bounds in seconds.
-public final class LoopHistogram: Sendable {
-    /// Upper bounds in seconds (the `le` labels), shared by every latency histogram here: 100 µs … 5 s.
-    public static let bounds: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
-    let buckets: [LoopCounter] = (0...LoopHistogram.bounds.count).map { _ in LoopCounter() }
-    /// Sum of observations in nanoseconds.
-    let sumNanoseconds = LoopCounter()
-
-    public init() {}
-
-    /// Owner loop only. `nanoseconds` < 0 is clamped to 0 (clock skew between nodes).
-    public func observe(nanoseconds: Int) {
-        let ns = max(0, nanoseconds)
-        let seconds = Double(ns) / 1e9
-        var i = 0
-        while i < LoopHistogram.bounds.count && seconds > LoopHistogram.bounds[i] { i += 1 }
-        buckets[i].add()
-        sumNanoseconds.add(ns)
-    }
-}
-
 /// Close codes counted individually in `switchboard_connections_closed_total{code}`; others count as "other".
 let countedCloseCodes: [UInt16] = [1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 1012, 1013, 4001, 4002, 4003]
 
@@ -59,9 +37,9 @@ public final class LoopMetrics: Sendable {
     /// Authentication, authorization, Origin and admission counters (Auth/AuthMetrics.swift).
     public let auth = AuthLoopMetrics()
     /// Client publish: from the `publish` frame to the bus's answer (offset assigned).
-    public let busPublishLatency = LoopHistogram()
+    public let busPublishLatency = LatencyHistogram(bounds: LatencyHistogram.loopBounds)
     /// From the bus accepting a publish (wall clock, possibly on another node) to fan-out on this loop.
-    public let deliveryLatency = LoopHistogram()
+    public let deliveryLatency = LatencyHistogram(bounds: LatencyHistogram.loopBounds)
     public let envelopeErrors = LoopCounter()
     /// Index i counts close code `countedCloseCodes[i]`; the last slot counts every other code.
     public let closedByCode: [LoopCounter] = (0...countedCloseCodes.count).map { _ in LoopCounter() }

@@ -1,3 +1,4 @@
+import ClusterBus
 import Foundation
 import Glibc
 
@@ -15,17 +16,8 @@ extension GatewayNode {
         }
         func sum(_ f: (LoopMetrics) -> LoopCounter) -> Double { Double(loops.reduce(0) { $0 + f($1.metrics).load() }) }
         func counter(_ name: String, _ help: String, _ f: (LoopMetrics) -> LoopCounter) { family(name, "counter", help, [("", sum(f))]) }
-        func histogram(_ name: String, _ help: String, _ f: (LoopMetrics) -> LoopHistogram) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
-            var cumulative = 0
-            for (i, bound) in LoopHistogram.bounds.enumerated() {
-                cumulative += loops.reduce(0) { $0 + f($1.metrics).buckets[i].load() }
-                out += "\(name)_bucket{le=\"\(bound)\"} \(cumulative)\n"
-            }
-            cumulative += loops.reduce(0) { $0 + f($1.metrics).buckets[LoopHistogram.bounds.count].load() }
-            out += "\(name)_bucket{le=\"+Inf\"} \(cumulative)\n"
-            let ns = loops.reduce(0) { $0 + f($1.metrics).sumNanoseconds.load() }
-            out += "\(name)_sum \(Double(ns) / 1e9)\n\(name)_count \(cumulative)\n"
+        func histogram(_ name: String, _ help: String, _ f: (LoopMetrics) -> LatencyHistogram) {
+            out += LatencyHistogram.exposition(name: name, help: help, loops.map { f($0.metrics) })
         }
 
         family("switchboard_connections_open", "gauge", "WebSocket connections currently open.", [("", sum { $0.connectionsOpen })])
