@@ -158,7 +158,7 @@ public struct Config: Sendable {
         Option(name: "history-size", kind: .int, help: "messages kept per room for resume (join since)",
                apply: { c, v throws(Invalid) in c.historySize = try int(v, "history-size", 0...10_000_000) }, current: { "\($0.historySize)" }),
         Option(name: "history-ttl", kind: .duration, help: "a room's history is dropped this long after its last publish (0: never)",
-               apply: { c, v throws(Invalid) in c.historyTTLMs = try duration(v, "history-ttl", allowZero: true) }, current: { "\($0.historyTTLMs)ms" }),
+               apply: { c, v throws(Invalid) in c.historyTTLMs = try duration(v, "history-ttl", in: 0...Int.max) }, current: { "\($0.historyTTLMs)ms" }),
         Option(name: "max-message-size", kind: .size, help: "largest message a client may send (close 1009 above it)",
                apply: { c, v throws(Invalid) in c.maxMessageSize = try size(v, "max-message-size") }, current: { "\($0.maxMessageSize)B" }),
         Option(name: "max-head-size", kind: .size, help: "largest HTTP request head (431 above it)",
@@ -174,9 +174,9 @@ public struct Config: Sendable {
         Option(name: "pong-timeout", kind: .duration, help: "time to wait for any frame after a ping before the client is reaped",
                apply: { c, v throws(Invalid) in c.pongTimeoutMs = try duration(v, "pong-timeout") }, current: { "\($0.pongTimeoutMs)ms" }),
         Option(name: "drain-delay", kind: .duration, help: "on SIGTERM: time for the load balancer to stop routing here before the listeners close",
-               apply: { c, v throws(Invalid) in c.drainDelayMs = try duration(v, "drain-delay", allowZero: true) }, current: { "\($0.drainDelayMs)ms" }),
+               apply: { c, v throws(Invalid) in c.drainDelayMs = try duration(v, "drain-delay", in: 0...Int.max) }, current: { "\($0.drainDelayMs)ms" }),
         Option(name: "drain-window", kind: .duration, help: "on SIGTERM: clients are told to reconnect and closed (1012) in batches over this window",
-               apply: { c, v throws(Invalid) in c.drainWindowMs = try duration(v, "drain-window", allowZero: true) }, current: { "\($0.drainWindowMs)ms" }),
+               apply: { c, v throws(Invalid) in c.drainWindowMs = try duration(v, "drain-window", in: 0...Int.max) }, current: { "\($0.drainWindowMs)ms" }),
         Option(name: "drain-deadline", kind: .duration, help: "on SIGTERM: exit by then whatever is left (under the orchestrator's grace period)",
                apply: { c, v throws(Invalid) in c.drainDeadlineMs = try duration(v, "drain-deadline") }, current: { "\($0.drainDeadlineMs)ms" }),
         Option(name: "max-draining", kind: .int, help: "nodes that may drain at once across the cluster (Redis semaphore)",
@@ -185,13 +185,13 @@ public struct Config: Sendable {
                apply: { c, v in c.subprotocols = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
                current: { $0.subprotocols.joined(separator: ",") }),
         Option(name: "tcp-keepalive-idle", kind: .duration, help: "TCP idle time before keepalive probes (0 = off)",
-               apply: { c, v throws(Invalid) in c.tcpKeepaliveIdleMs = try duration(v, "tcp-keepalive-idle", allowZero: true) }, current: { "\($0.tcpKeepaliveIdleMs)ms" }),
+               apply: { c, v throws(Invalid) in c.tcpKeepaliveIdleMs = try duration(v, "tcp-keepalive-idle", in: 0...Int.max) }, current: { "\($0.tcpKeepaliveIdleMs)ms" }),
         Option(name: "tcp-keepalive-interval", kind: .duration, help: "time between TCP keepalive probes",
                apply: { c, v throws(Invalid) in c.tcpKeepaliveIntervalMs = try duration(v, "tcp-keepalive-interval") }, current: { "\($0.tcpKeepaliveIntervalMs)ms" }),
         Option(name: "tcp-keepalive-count", kind: .int, help: "unanswered TCP keepalive probes before the kernel drops the connection",
                apply: { c, v throws(Invalid) in c.tcpKeepaliveCount = try int(v, "tcp-keepalive-count", 1...100) }, current: { "\($0.tcpKeepaliveCount)" }),
         Option(name: "idle-timeout", kind: .duration, help: "close a client that sent no data frame for this long (0 = off)",
-               apply: { c, v throws(Invalid) in c.idleTimeoutMs = try duration(v, "idle-timeout", allowZero: true) }, current: { "\($0.idleTimeoutMs)ms" }),
+               apply: { c, v throws(Invalid) in c.idleTimeoutMs = try duration(v, "idle-timeout", in: 0...Int.max) }, current: { "\($0.idleTimeoutMs)ms" }),
         Option(name: "max-connections", kind: .int, help: "open connections per node; more get 503 before the upgrade",
                apply: { c, v throws(Invalid) in c.maxConnections = try int(v, "max-connections", 1...10_000_000) }, current: { "\($0.maxConnections)" }),
         Option(name: "max-rooms-per-connection", kind: .int, help: "rooms one connection may be in (error too_many_rooms above it)",
@@ -199,7 +199,7 @@ public struct Config: Sendable {
         Option(name: "max-frame-rate", kind: .int, help: "inbound frames/s per connection on the room path, burst 2 s worth; excess closes with 1008 (0 = off)",
                apply: { c, v throws(Invalid) in c.maxFrameRate = try int(v, "max-frame-rate", 0...10_000_000) }, current: { "\($0.maxFrameRate)" }),
         Option(name: "slow-consumer-grace", kind: .duration, help: "how long a client may stay over --max-outbound-bytes before close 1008",
-               apply: { c, v throws(Invalid) in c.slowConsumerGraceMs = try duration(v, "slow-consumer-grace", allowZero: true) }, current: { "\($0.slowConsumerGraceMs)ms" }),
+               apply: { c, v throws(Invalid) in c.slowConsumerGraceMs = try duration(v, "slow-consumer-grace", in: 0...Int.max) }, current: { "\($0.slowConsumerGraceMs)ms" }),
         Option(name: "trusted-proxies", kind: .list, help: "comma list of proxy IPv4 addresses/CIDRs whose X-Request-ID and X-Forwarded-For are believed",
                apply: { c, v throws(Invalid) in
                    guard let t = TrustedProxies(v) else { throw Invalid(description: "--trusted-proxies: expected IPv4 addresses or CIDR blocks, got '\(v)'") }
@@ -207,7 +207,7 @@ public struct Config: Sendable {
                    c.trustedProxiesText = v
                }, current: { $0.trustedProxiesText }),
         Option(name: "hsts-max-age", kind: .duration, help: "send Strict-Transport-Security with this max-age on HTTP answers, when TLS terminates in front (0 = off)",
-               apply: { c, v throws(Invalid) in c.hstsMaxAge = try duration(v, "hsts-max-age", allowZero: true) / 1000 }, current: { $0.hstsMaxAge == 0 ? "0" : "\($0.hstsMaxAge)s" }),
+               apply: { c, v throws(Invalid) in c.hstsMaxAge = try duration(v, "hsts-max-age", in: 0...Int.max) / 1000 }, current: { $0.hstsMaxAge == 0 ? "0" : "\($0.hstsMaxAge)s" }),
         Option(name: "analytics-rate", kind: .int, help: "analytics events/s per connection and per user (across the cluster)",
                apply: { c, v throws(Invalid) in c.analyticsRate = Double(try int(v, "analytics-rate", 1...1_000_000)) }, current: { "\(Int($0.analyticsRate))" }),
         Option(name: "analytics-burst", kind: .int, help: "analytics bucket capacity (events)",
@@ -340,8 +340,12 @@ public struct Config: Sendable {
         return Int(t).flatMap { $0 >= 0 ? $0 : nil }
     }
 
-    private static func duration(_ v: String, _ flag: String, allowZero: Bool = false) throws(Invalid) -> Int {
-        guard let ms = parseDuration(v), allowZero || ms > 0 else { throw Invalid(description: "--\(flag): expected a duration like 250ms, 5s or 2m, got '\(v)'") }
+    /// A duration flag in milliseconds within `range` (default: more than zero).
+    static func duration(_ v: String, _ flag: String, in range: ClosedRange<Int> = 1...Int.max) throws(Invalid) -> Int {
+        guard let ms = parseDuration(v), range.contains(ms) else {
+            let bounds = range.upperBound == Int.max ? "" : " (\(range.lowerBound)ms...\(range.upperBound / 1000)s)"
+            throw Invalid(description: "--\(flag): expected a duration like 250ms, 5s or 2m\(bounds), got '\(v)'")
+        }
         return ms
     }
 

@@ -93,7 +93,7 @@ extension Config {
         Option(name: "jwt-audience", kind: .string, help: "required member of the 'aud' claim (unset = not checked)",
                apply: { c, v in c.auth.jwtAudience = v.isEmpty ? nil : v }, current: { $0.auth.jwtAudience ?? "" }),
         Option(name: "jwt-leeway", kind: .duration, help: "clock skew tolerated on exp, nbf and iat",
-               apply: { c, v throws(Invalid) in c.auth.jwtLeewayMs = try authDuration(v, "jwt-leeway", max: 3_600_000) }, current: { "\($0.auth.jwtLeewayMs)ms" }),
+               apply: { c, v throws(Invalid) in c.auth.jwtLeewayMs = try duration(v, "jwt-leeway", in: 0...3_600_000) }, current: { "\($0.auth.jwtLeewayMs)ms" }),
         Option(name: "rooms-claim", kind: .string, help: "claim listing the room patterns a token may join ('*' = one segment, '{sub}' = the user)",
                apply: { c, v throws(Invalid) in c.auth.roomsClaim = try claimName(v, "rooms-claim") }, current: { $0.auth.roomsClaim }),
         Option(name: "publish-claim", kind: .string, help: "claim listing the room patterns a token may publish to",
@@ -103,27 +103,27 @@ extension Config {
         Option(name: "auth-retries", kind: .int, help: "auth backend retries after the first attempt (5xx, timeout, refused)",
                apply: { c, v throws(Invalid) in c.auth.authRetries = try int(v, "auth-retries", 0...10) }, current: { "\($0.auth.authRetries)" }),
         Option(name: "auth-backoff-base", kind: .duration, help: "ceiling of the first retry's full-jitter wait (doubles per retry)",
-               apply: { c, v throws(Invalid) in c.auth.authBackoffBaseMs = try authDuration(v, "auth-backoff-base", max: 60_000) }, current: { "\($0.auth.authBackoffBaseMs)ms" }),
+               apply: { c, v throws(Invalid) in c.auth.authBackoffBaseMs = try duration(v, "auth-backoff-base", in: 0...60_000) }, current: { "\($0.auth.authBackoffBaseMs)ms" }),
         Option(name: "auth-backoff-cap", kind: .duration, help: "largest backoff ceiling",
-               apply: { c, v throws(Invalid) in c.auth.authBackoffCapMs = try authDuration(v, "auth-backoff-cap", max: 600_000) }, current: { "\($0.auth.authBackoffCapMs)ms" }),
+               apply: { c, v throws(Invalid) in c.auth.authBackoffCapMs = try duration(v, "auth-backoff-cap", in: 0...600_000) }, current: { "\($0.auth.authBackoffCapMs)ms" }),
         Option(name: "auth-try-timeout", kind: .duration, help: "one auth backend attempt, connect to last byte",
-               apply: { c, v throws(Invalid) in c.auth.authTryTimeoutMs = try authDuration(v, "auth-try-timeout", min: 1, max: 600_000) }, current: { "\($0.auth.authTryTimeoutMs)ms" }),
+               apply: { c, v throws(Invalid) in c.auth.authTryTimeoutMs = try duration(v, "auth-try-timeout", in: 1...600_000) }, current: { "\($0.auth.authTryTimeoutMs)ms" }),
         Option(name: "auth-deadline", kind: .duration, help: "all attempts of one auth backend call",
-               apply: { c, v throws(Invalid) in c.auth.authDeadlineMs = try authDuration(v, "auth-deadline", min: 1, max: 600_000) }, current: { "\($0.auth.authDeadlineMs)ms" }),
+               apply: { c, v throws(Invalid) in c.auth.authDeadlineMs = try duration(v, "auth-deadline", in: 1...600_000) }, current: { "\($0.auth.authDeadlineMs)ms" }),
         Option(name: "auth-breaker-threshold", kind: .int, help: "consecutive failed backend attempts that open the circuit breaker",
                apply: { c, v throws(Invalid) in c.auth.authBreakerThreshold = try int(v, "auth-breaker-threshold", 1...1_000_000) }, current: { "\($0.auth.authBreakerThreshold)" }),
         Option(name: "auth-breaker-cooldown", kind: .duration, help: "time the breaker stays open (auths fail fast with 503 / 1013) before a probe",
-               apply: { c, v throws(Invalid) in c.auth.authBreakerCooldownMs = try authDuration(v, "auth-breaker-cooldown", max: 3_600_000) }, current: { "\($0.auth.authBreakerCooldownMs)ms" }),
+               apply: { c, v throws(Invalid) in c.auth.authBreakerCooldownMs = try duration(v, "auth-breaker-cooldown", in: 0...3_600_000) }, current: { "\($0.auth.authBreakerCooldownMs)ms" }),
         Option(name: "auth-cache-ttl", kind: .duration, help: "how long a backend success is reused for the same token (0 = no cache)",
-               apply: { c, v throws(Invalid) in c.auth.authCacheTTLMs = try authDuration(v, "auth-cache-ttl", max: 3_600_000) }, current: { "\($0.auth.authCacheTTLMs)ms" }),
+               apply: { c, v throws(Invalid) in c.auth.authCacheTTLMs = try duration(v, "auth-cache-ttl", in: 0...3_600_000) }, current: { "\($0.auth.authCacheTTLMs)ms" }),
         Option(name: "auth-cache-size", kind: .int, help: "most tokens in the auth backend cache",
                apply: { c, v throws(Invalid) in c.auth.authCacheSize = try int(v, "auth-cache-size", 1...10_000_000) }, current: { "\($0.auth.authCacheSize)" }),
         Option(name: "auth-max-inflight", kind: .int, help: "most distinct tokens checked with the backend at once (beyond: 503 / 1013)",
                apply: { c, v throws(Invalid) in c.auth.authMaxInflight = try int(v, "auth-max-inflight", 1...1_000_000) }, current: { "\($0.auth.authMaxInflight)" }),
         Option(name: "auth-timeout", kind: .duration, help: "time a token-less connection has to send {\"op\":\"auth\"} (then close 4001)",
-               apply: { c, v throws(Invalid) in c.auth.authTimeoutMs = try authDuration(v, "auth-timeout", min: 1, max: 3_600_000) }, current: { "\($0.auth.authTimeoutMs)ms" }),
+               apply: { c, v throws(Invalid) in c.auth.authTimeoutMs = try duration(v, "auth-timeout", in: 1...3_600_000) }, current: { "\($0.auth.authTimeoutMs)ms" }),
         Option(name: "token-grace", kind: .duration, help: "time after token_expired to send a fresh auth (then close 4003)",
-               apply: { c, v throws(Invalid) in c.auth.tokenGraceMs = try authDuration(v, "token-grace", max: 3_600_000) }, current: { "\($0.auth.tokenGraceMs)ms" }),
+               apply: { c, v throws(Invalid) in c.auth.tokenGraceMs = try duration(v, "token-grace", in: 0...3_600_000) }, current: { "\($0.auth.tokenGraceMs)ms" }),
         Option(name: "allowed-origins", kind: .list, help: "comma list of browser origins allowed to connect (https://app.example.com, https://*.example.com); unset = any",
                apply: { c, v in c.auth.allowedOrigins = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
                current: { $0.auth.allowedOrigins.joined(separator: ",") }),
@@ -159,13 +159,6 @@ extension Config {
         if c.auth.authBackoffCapMs < c.auth.authBackoffBaseMs {
             throw Invalid(description: "--auth-backoff-cap must be at least --auth-backoff-base")
         }
-    }
-
-    private static func authDuration(_ v: String, _ flag: String, min: Int = 0, max: Int) throws(Invalid) -> Int {
-        guard let ms = parseDuration(v), ms >= min, ms <= max else {
-            throw Invalid(description: "--\(flag): expected a duration like 250ms, 5s or 2m (\(min)ms...\(max / 1000)s), got '\(v)'")
-        }
-        return ms
     }
 
     private static func yesNo(_ v: String, _ flag: String) throws(Invalid) -> Bool {
