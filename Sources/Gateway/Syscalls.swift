@@ -1,5 +1,7 @@
 import CLinux
+import Foundation
 import Glibc
+import Synchronization
 
 /// A failed system call: the call's name and `errno` copied at the failure site.
 public struct SyscallError: Error, CustomStringConvertible, Sendable {
@@ -43,6 +45,29 @@ public enum Socket {
             throw error
         }
     }
+
+    /// A loopback TCP port nothing was bound to a moment ago, for tests and tools that start servers on
+    /// ports they choose. Taken below the kernel's ephemeral range (`ip_local_port_range`, default from
+    /// 32768), where no outgoing connection's local port can land between this check and the server's
+    /// bind (port 0 answers from that range and did collide under parallel tests), walking from a random
+    /// start so that calls in one process do not repeat a port. Errors: `SyscallError` when no port in
+    /// 1024..<start of the ephemeral range can be bound.
+    public static func unusedLoopbackPort() throws(SyscallError) -> Int {
+        let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } } ?? 32768
+        let low = 10_000 < ephemeralStart - 1000 ? 10_000 : 1024
+        let span = max(1, ephemeralStart - low)
+        for _ in 0..<min(span, 2000) {
+            let candidate = low + portCursor.add(1, ordering: .relaxed).newValue % span
+            if let fd = try? listen(host: "127.0.0.1", port: candidate, reusePort: false) {
+                close(fd)
+                return candidate
+            }
+        }
+        throw SyscallError(call: "bind", code: EADDRINUSE)
+    }
+
+    private static let portCursor = Atomic<Int>(Int.random(in: 0..<20_000))
 
     /// The port a bound socket listens on (useful with port 0).
     public static func localPort(_ fd: CInt) -> Int {

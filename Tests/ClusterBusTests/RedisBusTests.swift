@@ -70,6 +70,7 @@ import Testing
         #expect(recorder.states.withLock { $0 } == [.up])
         bus.subscribe(room: "r")
         bus.setPresence(room: "r", localCount: 2)
+        bus.setPresenceUser(room: "r", user: "alice", present: true)
         let joined = sync { done in bus.join(room: "r", since: nil) { done($0) } }
         guard case .success(let j)? = joined else {
             Issue.record("join failed: \(String(describing: joined))")
@@ -90,7 +91,7 @@ import Testing
         #expect(got.map(\.data.description) == (0..<5).map { "{\"i\":\($0)}" })
         let count = sync { done in bus.presence(room: "r") { done($0) } }
         guard case .success(let n)? = count else { Issue.record("presence failed"); return }
-        #expect(n == 2)
+        #expect(n == PresenceCount(connections: 2, users: 1))
         let resumed = sync { done in bus.join(room: "r", since: offsets[1]) { done($0) } }
         guard case .success(let rj)? = resumed else { Issue.record("resume failed"); return }
         #expect(rj.recovered && rj.replay.map(\.offset) == Array(offsets[2...]))
@@ -110,9 +111,5 @@ func startRedis(port: Int) throws -> Process {
     return p
 }
 
-/// A loopback port that was free a moment ago (the gateway's listener helpers bind port 0 and read it back).
-func freeTCPPort() throws -> Int {
-    let fd = try Socket.listen(host: "127.0.0.1", port: 0, reusePort: false)
-    defer { close(fd) }
-    return Socket.localPort(fd)
-}
+/// A loopback port that was free a moment ago, below the ephemeral range (see `Socket.unusedLoopbackPort`).
+func freeTCPPort() throws -> Int { try Socket.unusedLoopbackPort() }

@@ -45,7 +45,11 @@ import Testing
             p.standardOutput = h
             try p.run()
             process = p
-            try waitFor(10, "node \(id) ready") { (try? httpGet(port: adminPort, path: "/ready"))?.0 == 200 }
+            do {
+                try waitFor(10, "node \(id) ready") { (try? httpGet(port: adminPort, path: "/ready"))?.0 == 200 }
+            } catch {
+                throw TestFailure("\(error); running: \(p.isRunning); its log:\n\(log().suffix(3000))")
+            }
         }
 
         var pid: Int32 { process?.processIdentifier ?? 0 }

@@ -108,9 +108,7 @@ let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
 func freePort() throws -> Int {
     ignoreSIGPIPE
-    let fd = try Socket.listen(host: "127.0.0.1", port: 0, reusePort: false)
-    defer { close(fd) }
-    return Socket.localPort(fd)
+    return try Socket.unusedLoopbackPort()
 }
 
 /// One blocking HTTP/1.1 request over a raw socket; returns status and body.
