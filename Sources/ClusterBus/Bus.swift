@@ -35,6 +35,19 @@ public enum BusError: Error, Equatable, Sendable {
     case invalid(String)
 }
 
+/// A room's presence across the cluster (`presence {room}`).
+public struct PresenceCount: Sendable, Equatable {
+    /// Member connections on every node.
+    public var connections: Int
+    /// Distinct authenticated users among them (a user connected twice, or on two nodes, counts once).
+    public var users: Int
+
+    public init(connections: Int, users: Int) {
+        self.connections = connections
+        self.users = users
+    }
+}
+
 /// What a join learned from the room's history (RFC-free: Switchboard's resume contract, DESIGN.md).
 public struct JoinResult: Sendable {
     /// The room's latest offset at join time (the client resumes from here if it has nothing newer).
@@ -80,10 +93,13 @@ public protocol Bus: AnyObject, Sendable {
     func publish(room: String, data: JSONFragment, completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void)
     /// The room's latest offset and, with `since`, the messages after it (resume, DESIGN.md).
     func join(room: String, since: StreamOffset?, completion: @escaping @Sendable (Result<JoinResult, BusError>) -> Void)
-    /// Records this node's member count for `room` (0 removes the entry).
+    /// Records this node's member count for `room` (0 removes the entry, and this node's users with it).
     func setPresence(room: String, localCount: Int)
-    /// Cluster-wide member count of `room`.
-    func presence(room: String, completion: @escaping @Sendable (Result<Int, BusError>) -> Void)
+    /// Records that `user` has (`present`) or no longer has a connection in `room` on this node. Called on
+    /// the node's 0 ↔ 1 transitions only, after the `setPresence` that made the count non-zero.
+    func setPresenceUser(room: String, user: String, present: Bool)
+    /// Cluster-wide presence of `room`: member connections and distinct users.
+    func presence(room: String, completion: @escaping @Sendable (Result<PresenceCount, BusError>) -> Void)
 
     // MARK: Drain coordination (defaults below suit a single node)
 

@@ -21,6 +21,7 @@ public final class LocalBus: Bus, @unchecked Sendable {
         var historyStart = 0   // ring start index once history is full
         var subscribed = false
         var members = 0
+        var users: Set<String> = []
         /// Monotonic ms of the last publish (or of creation): the history expires a TTL after it.
         var lastActivity: UInt64
 
@@ -48,6 +49,7 @@ public final class LocalBus: Bus, @unchecked Sendable {
         if let old = state.rooms[name] {
             r.subscribed = old.subscribed
             r.members = old.members
+            r.users = old.users
         }
         state.rooms[name] = r
         return r
@@ -202,13 +204,24 @@ public final class LocalBus: Bus, @unchecked Sendable {
     public func setPresence(room: String, localCount: Int) {
         let now = monotonicMilliseconds()
         lock.withLock { state in
-            self.room(&state, room, now: now).members = localCount
-            if localCount == 0, let r = state.rooms[room], !r.subscribed, r.history.isEmpty { state.rooms[room] = nil }
+            let r = self.room(&state, room, now: now)
+            r.members = localCount
+            if localCount == 0 { r.users = [] }
+            if localCount == 0, !r.subscribed, r.history.isEmpty { state.rooms[room] = nil }
         }
     }
 
-    public func presence(room: String, completion: @escaping @Sendable (Result<Int, BusError>) -> Void) {
-        let n = lock.withLock { $0.rooms[room]?.members ?? 0 }
+    public func setPresenceUser(room: String, user: String, present: Bool) {
+        lock.withLock { state in
+            guard let r = state.rooms[room] else { return }
+            if present { r.users.insert(user) } else { r.users.remove(user) }
+        }
+    }
+
+    public func presence(room: String, completion: @escaping @Sendable (Result<PresenceCount, BusError>) -> Void) {
+        let n = lock.withLock { state in
+            PresenceCount(connections: state.rooms[room]?.members ?? 0, users: state.rooms[room]?.users.count ?? 0)
+        }
         completion(.success(n))
     }
 }

@@ -171,16 +171,23 @@ extension RedisBus {
     /// Writes this tick's presence changes (one script call per changed room).
     func flushPresence() {
         guard commands.isReady, let conn = commands.connection, let sha = scriptSHAs[RedisScripts.presence.name], presenceTable.needsFlush else { return }
-        for (room, count) in presenceTable.flush() {
+        for write in presenceTable.flush() {
+            let room = write.room
             let build = { [keys] (sha: String) -> RedisCommand in
-                var cmd = RedisCommand("EVALSHA", argumentCount: 8)
+                let users = write.added + write.removed
+                var cmd = RedisCommand("EVALSHA", argumentCount: 11 + users.count,
+                                       capacity: 3 * room.utf8.count + users.reduce(0) { $0 + $1.utf8.count + 16 } + 160)
                 cmd.append(sha)
-                cmd.append("2")
+                cmd.append("3")
                 cmd.append(keys.presence(room))
                 cmd.append(keys.nodeRooms(keys.nodeID))
+                cmd.append(keys.presenceUsers(room, node: keys.nodeID))
                 cmd.append(keys.nodeID)
-                cmd.append(count)
+                cmd.append(write.count)
                 cmd.append(room)
+                cmd.append(write.replaceUsers ? "1" : "0")
+                cmd.append(write.added.count)
+                for u in users { cmd.append(u) }
                 return cmd
             }
             evalScript(RedisScripts.presence, on: conn, sha: sha, build) { [self] reply in

@@ -247,20 +247,34 @@ public final class RedisBus: Bus, @unchecked Sendable {
         }
     }
 
-    public func presence(room: String, completion: @escaping @Sendable (Result<Int, BusError>) -> Void) {
+    public func setPresenceUser(room: String, user: String, present: Bool) {
         onLoop { [self] in
-            guard commands.isReady, let conn = commands.connection else {
+            if presenceTable.setUser(room: room, user: user, present: present) { scheduleTickFlush() }
+        }
+    }
+
+    public func presence(room: String, completion: @escaping @Sendable (Result<PresenceCount, BusError>) -> Void) {
+        onLoop { [self] in
+            guard commands.isReady, let conn = commands.connection, let sha = scriptSHAs[RedisScripts.presenceRead.name] else {
                 completion(.failure(.unavailable("the cluster bus is down (Redis unreachable)")))
                 return
             }
-            let sent = conn.send(RedisCommand(["HVALS", keys.presence(room)])) { reply in
-                guard let items = reply?.array else {
+            let build = { [keys] (sha: String) -> RedisCommand in
+                var cmd = RedisCommand("EVALSHA", argumentCount: 6, capacity: 2 * room.utf8.count + 2 * keys.prefix.utf8.count + 80)
+                cmd.append(sha)
+                cmd.append("1")
+                cmd.append(keys.presence(room))
+                cmd.append(keys.prefix)
+                cmd.append(room)
+                return cmd
+            }
+            evalScript(RedisScripts.presenceRead, on: conn, sha: sha, build) { reply in
+                guard let items = reply?.array, items.count == 2, let connections = items[0].int, let users = items[1].int else {
                     completion(.failure(.unavailable("presence read failed")))
                     return
                 }
-                completion(.success(items.reduce(0) { $0 + max(0, $1.int ?? 0) }))
+                completion(.success(PresenceCount(connections: connections, users: users)))
             }
-            if !sent { completion(.failure(.unavailable("the cluster bus is down (Redis unreachable)"))) }
         }
     }
 

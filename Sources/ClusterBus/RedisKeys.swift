@@ -35,6 +35,9 @@ public struct RedisKeys: Sendable, Equatable {
     public func history(_ room: String) -> String { prefix + "history:" + room }
     public func meta(_ room: String) -> String { prefix + "meta:" + room }
     public func presence(_ room: String) -> String { prefix + "presence:" + room }
+    /// A node's authenticated users in a room; the space cannot occur in a room name, so room and node
+    /// never run together ambiguously.
+    public func presenceUsers(_ room: String, node: String) -> String { prefix + "presence-users:" + room + " " + node }
     public func node(_ id: String) -> String { prefix + "node:" + id }
     public func nodeRooms(_ id: String) -> String { prefix + "node-rooms:" + id }
     public var nodes: String { prefix + "nodes" }

@@ -131,24 +131,58 @@ public enum RedisScripts {
         return {epoch, last, recovered, entries}
         """)
 
-    /// Sets or removes this node's member count in a room's presence hash.
+    /// Sets or removes this node's member count in a room's presence hash, and updates the set of
+    /// authenticated users this node has in the room.
     ///
-    /// KEYS[1] `{prefix}presence:{room}`, KEYS[2] `{prefix}node-rooms:{node}`; ARGV[1] node id, ARGV[2] count
-    /// (0 removes), ARGV[3] room.
+    /// KEYS[1] `{prefix}presence:{room}`, KEYS[2] `{prefix}node-rooms:{node}`, KEYS[3]
+    /// `{prefix}presence-users:{room} {node}`; ARGV[1] node id, ARGV[2] count (0 removes the entry and the
+    /// user set), ARGV[3] room, ARGV[4] `1` to replace the user set, ARGV[5] the number k of users added,
+    /// ARGV[6 ... 5+k] users added, the rest users removed.
     public static let presence = RedisScript(name: "presence", source: """
-        -- switchboard presence v1: KEYS presence hash, node-rooms set; ARGV node, count, room
+        -- switchboard presence v2: KEYS presence hash, node-rooms set, node's user set; ARGV node, count, room, replace, k, added..., removed...
+        local function apply(cmd, from, to)
+          for i = from, to, 500 do
+            redis.call(cmd, KEYS[3], unpack(ARGV, i, math.min(i + 499, to)))
+          end
+        end
         if tonumber(ARGV[2]) > 0 then
           redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
           redis.call('SADD', KEYS[2], ARGV[3])
+          if ARGV[4] == '1' then redis.call('DEL', KEYS[3]) end
+          local k = tonumber(ARGV[5])
+          apply('SADD', 6, 5 + k)
+          apply('SREM', 6 + k, #ARGV)
         else
           redis.call('HDEL', KEYS[1], ARGV[1])
           redis.call('SREM', KEYS[2], ARGV[3])
+          redis.call('DEL', KEYS[3])
         end
         return 1
         """)
 
+    /// A room's presence across the cluster: the sum of the nodes' member counts and the number of
+    /// distinct users in the union of the nodes' user sets.
+    ///
+    /// KEYS[1] `{prefix}presence:{room}`; ARGV[1] prefix, ARGV[2] room. Returns `{connections, users}`.
+    public static let presenceRead = RedisScript(name: "presence-read", source: """
+        -- switchboard presence-read v1: KEYS presence hash; ARGV prefix, room
+        local entries = redis.call('HGETALL', KEYS[1])
+        local count, users, seen = 0, 0, {}
+        for i = 1, #entries, 2 do
+          count = count + math.max(0, tonumber(entries[i + 1]) or 0)
+          for _, u in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'presence-users:' .. ARGV[2] .. ' ' .. entries[i])) do
+            if not seen[u] then
+              seen[u] = true
+              users = users + 1
+            end
+          end
+        end
+        return {count, users}
+        """)
+
     /// Refreshes this node's registry key, optionally announces an event on `{prefix}ctl`, and removes the
-    /// presence entries of every registered node whose key expired (crash, SIGKILL, partition).
+    /// presence entries (counts and user sets) of every registered node whose key expired (crash, SIGKILL,
+    /// partition).
     ///
     /// KEYS[1] `{prefix}nodes`; ARGV[1] prefix, ARGV[2] node id, ARGV[3] node info (JSON object), ARGV[4] TTL
     /// (ms), ARGV[5] event to announce (`node-up`, `node-draining`) or `""`, ARGV[6] `1` to clear this node's
@@ -157,13 +191,14 @@ public enum RedisScripts {
     /// node ids}`; `existed` 0 means this node had been given up for dead, so it rewrites its presence.
     /// Keys other than KEYS[1] are derived from the prefix (Switchboard does not support Redis Cluster).
     public static let heartbeat = RedisScript(name: "heartbeat", source: """
-        -- switchboard heartbeat v1: KEYS nodes set; ARGV prefix, node, info JSON, ttl ms, event, reset own presence
+        -- switchboard heartbeat v2: KEYS nodes set; ARGV prefix, node, info JSON, ttl ms, event, reset own presence
         local p = ARGV[1]
         local me = ARGV[2]
         local existed = redis.call('EXISTS', p .. 'node:' .. me)
         if ARGV[6] == '1' then
           for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. me)) do
             redis.call('HDEL', p .. 'presence:' .. room, me)
+            redis.call('DEL', p .. 'presence-users:' .. room .. ' ' .. me)
           end
           redis.call('DEL', p .. 'node-rooms:' .. me)
         end
@@ -177,6 +212,7 @@ public enum RedisScripts {
           if redis.call('EXISTS', p .. 'node:' .. id) == 0 then
             for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. id)) do
               redis.call('HDEL', p .. 'presence:' .. room, id)
+              redis.call('DEL', p .. 'presence-users:' .. room .. ' ' .. id)
             end
             redis.call('DEL', p .. 'node-rooms:' .. id)
             redis.call('SREM', KEYS[1], id)
@@ -187,15 +223,17 @@ public enum RedisScripts {
         return {existed, removed}
         """)
 
-    /// A node leaving cleanly: removes its presence entries and registry key and announces `node-down`.
+    /// A node leaving cleanly: removes its presence entries (counts and user sets) and registry key and
+    /// announces `node-down`.
     ///
     /// KEYS[1] `{prefix}nodes`; ARGV[1] prefix, ARGV[2] node id.
     public static let leave = RedisScript(name: "leave", source: """
-        -- switchboard leave v1: KEYS nodes set; ARGV prefix, node
+        -- switchboard leave v2: KEYS nodes set; ARGV prefix, node
         local p = ARGV[1]
         local me = ARGV[2]
         for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. me)) do
           redis.call('HDEL', p .. 'presence:' .. room, me)
+          redis.call('DEL', p .. 'presence-users:' .. room .. ' ' .. me)
         end
         redis.call('DEL', p .. 'node-rooms:' .. me, p .. 'node:' .. me)
         redis.call('SREM', KEYS[1], me)
@@ -225,5 +263,5 @@ public enum RedisScripts {
         """)
 
     /// Every script, in load order.
-    public static let all: [RedisScript] = [publish, read, presence, heartbeat, leave, drainSlot, tokenBucket]
+    public static let all: [RedisScript] = [publish, read, presence, presenceRead, heartbeat, leave, drainSlot, tokenBucket]
 }

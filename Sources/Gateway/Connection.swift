@@ -273,8 +273,8 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             let loopRef = loop
             loop.node.bus.presence(room: room) { result in
                 loopRef.onLoop {
-                        switch result {
-                    case .success(let n): self.send(Envelope.presence(room: room, count: n), class: .droppable)
+                    switch result {
+                    case .success(let p): self.send(Envelope.presence(room: room, count: p.connections, users: p.users), class: .droppable)
                     case .failure: self.send(Envelope.error(.unavailable, message: "presence is unavailable: the bus is down"))
                     }
                 }

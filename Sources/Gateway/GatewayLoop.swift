@@ -60,7 +60,7 @@ public final class GatewayLoop: @unchecked Sendable {
         c.roomSlots[room] = r.members.count
         r.members.append(c)
         metrics.roomJoins.add()
-        node.hub.membersChanged(room: room, loop: loop.index, localCount: r.members.count)
+        node.hub.membersChanged(room: room, loop: loop.index, localCount: r.members.count, user: c.authState?.identity?.user, joined: true)
         return true
     }
 
@@ -79,7 +79,7 @@ public final class GatewayLoop: @unchecked Sendable {
         r.heldForResume[ObjectIdentifier(c)] = nil
         metrics.roomLeaves.add()
         if r.members.isEmpty { rooms[room] = nil }
-        node.hub.membersChanged(room: room, loop: loop.index, localCount: r.members.count)
+        node.hub.membersChanged(room: room, loop: loop.index, localCount: r.members.count, user: c.authState?.identity?.user, joined: false)
         return true
     }
 

@@ -16,6 +16,8 @@ final class Hub: BusDelegate, @unchecked Sendable {
     private struct RoomState {
         var loopMask: UInt64 = 0
         var perLoop: [Int]
+        /// Member connections per authenticated user on this node (presence counts distinct users).
+        var users: [String: Int] = [:]
         var total: Int { perLoop.reduce(0, +) }
     }
 
@@ -33,21 +35,30 @@ final class Hub: BusDelegate, @unchecked Sendable {
     /// Number of rooms with at least one member on this node.
     var roomCount: Int { rooms.withLock { $0.count } }
 
-    /// A loop's member count for `room` changed to `localCount` (called on that loop's thread).
-    func membersChanged(room: String, loop: Int, localCount: Int) {
+    /// A loop's member count for `room` changed to `localCount` because a connection of `user` (nil when
+    /// not authenticated) joined or left (called on that loop's thread).
+    func membersChanged(room: String, loop: Int, localCount: Int, user: String?, joined: Bool) {
         interest.withLock { _ in
-            let (before, after) = rooms.withLock { map -> (Int, Int) in
+            let (before, after, userPresent) = rooms.withLock { map -> (Int, Int, Bool?) in
                 var s = map[room] ?? RoomState(perLoop: Array(repeating: 0, count: loopCount))
                 let before = s.total
                 s.perLoop[loop] = localCount
                 if localCount > 0 { s.loopMask |= (1 << UInt64(loop)) } else { s.loopMask &= ~(1 << UInt64(loop)) }
+                // The user's first connection in the room on this node, or its last one gone.
+                var userPresent: Bool? = nil
+                if let user {
+                    let n = (s.users[user] ?? 0) + (joined ? 1 : -1)
+                    s.users[user] = n > 0 ? n : nil
+                    if joined && n == 1 { userPresent = true } else if !joined && n == 0 { userPresent = false }
+                }
                 let after = s.total
                 map[room] = after == 0 ? nil : s
-                return (before, after)
+                return (before, after, userPresent)
             }
             if before == 0 && after > 0 { node.bus.subscribe(room: room) }
             if before > 0 && after == 0 { node.bus.unsubscribe(room: room) }
             if before != after { node.bus.setPresence(room: room, localCount: after) }
+            if let user, let present = userPresent { node.bus.setPresenceUser(room: room, user: user, present: present) }
         }
     }
 

@@ -59,11 +59,14 @@ extension Envelope {
         return w.finish()
     }
 
-    /// `{"op":"presence","room":…,"count":n}`: members of the room across the cluster.
-    public static func presence(room: String, count: Int) -> [UInt8] {
+    /// `{"op":"presence","room":…,"count":n,"users":u}`: the room's members (connections) across the
+    /// cluster, and how many distinct authenticated users they belong to (connections without a user, as
+    /// with authentication off, are in `count` only).
+    public static func presence(room: String, count: Int, users: Int) -> [UInt8] {
         var w = JSONObjectWriter(op: "presence")
         w.string("room", room)
         w.int("count", count)
+        w.int("users", users)
         return w.finish()
     }
 
@@ -107,6 +110,7 @@ extension Envelope {
         message.id = object["id"].flatMap(JSONValue.fragment)
         message.code = string("code")
         message.count = int("count")
+        message.users = int("users")
         if let v = object["recovered"], case .bool(let b) = JSONValue(v) { message.recovered = b }
         message.afterMs = int("after_ms")
         message.session = string("session")

@@ -13,8 +13,10 @@ public struct ServerMessage: Sendable, Hashable {
     public var id: JSONFragment?
     /// `code` (error), an ``ErrorCode`` raw value.
     public var code: String?
-    /// `count` (presence).
+    /// `count` (presence): connections.
     public var count: Int?
+    /// `users` (presence): distinct authenticated users.
+    public var users: Int?
     /// `recovered` (joined).
     public var recovered: Bool?
     /// `after_ms` (reconnect), milliseconds.

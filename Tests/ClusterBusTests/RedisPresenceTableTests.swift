@@ -32,3 +32,26 @@ import Testing
         #expect(r5.first?.count == 0)
     }
 }
+
+@Suite struct RedisPresenceTableUserTests {
+    @Test func userChangesAreCollapsedPerTickAndRewrittenInFullAfterAReconnect() {
+        var t = RedisPresenceTable()
+        #expect(t.setUser(room: "a", user: "alice", present: true) == false, "no members: nothing to record")
+        t.set(room: "a", count: 2)
+        t.setUser(room: "a", user: "alice", present: true)
+        t.setUser(room: "a", user: "bob", present: true)
+        let first = t.flush()
+        #expect(first == [.init(room: "a", count: 2, replaceUsers: false, added: ["alice", "bob"], removed: [])])
+        t.set(room: "a", count: 1)
+        t.setUser(room: "a", user: "bob", present: false)
+        t.setUser(room: "a", user: "carol", present: true)
+        t.setUser(room: "a", user: "carol", present: false)
+        #expect(t.flush() == [.init(room: "a", count: 1, replaceUsers: false, added: [], removed: ["bob", "carol"])])
+        t.markAllDirty()
+        #expect(t.flush() == [.init(room: "a", count: 1, replaceUsers: true, added: ["alice"], removed: [])])
+        t.set(room: "a", count: 0)
+        #expect(t.flush() == [.init(room: "a", count: 0, replaceUsers: true, added: [], removed: [])])
+        t.set(room: "a", count: 1)
+        #expect(t.flush().first?.added == [], "users went with the count")
+    }
+}

@@ -17,7 +17,7 @@ import Testing
             == #"{"op":"message","room":"lobby","offset":"1-0","data":{"text":"hi"}}"#)
         #expect(text(Envelope.ack(id: JSONFragment(#""a""#), offset: "2-0")) == #"{"op":"ack","id":"a","offset":"2-0"}"#)
         #expect(text(Envelope.ack(id: nil, offset: "2-0")) == #"{"op":"ack","offset":"2-0"}"#)
-        #expect(text(Envelope.presence(room: "r", count: 3)) == #"{"op":"presence","room":"r","count":3}"#)
+        #expect(text(Envelope.presence(room: "r", count: 3, users: 2)) == #"{"op":"presence","room":"r","count":3,"users":2}"#)
         #expect(text(Envelope.error(.throttled, message: "slow down", id: JSONFragment("5"), extra: [("retry_after_ms", 500)]))
             == #"{"op":"error","code":"throttled","message":"slow down","id":5,"retry_after_ms":500}"#)
         #expect(text(Envelope.error(.internal, message: "line\nbreak \"q\""))
@@ -42,7 +42,7 @@ import Testing
         let ack = server(Envelope.ack(id: JSONFragment("12345678901234567890"), offset: "3-0"))
         #expect(ack?.id == JSONFragment("12345678901234567890") && ack?.offset == "3-0")
 
-        #expect(server(Envelope.presence(room: "r", count: 4))?.count == 4)
+        #expect(server(Envelope.presence(room: "r", count: 4, users: 1)).map { [$0.count, $0.users] } == [4, 1])
         let error = server(Envelope.error(.notJoined, message: "join first", id: JSONFragment(#""q""#)))
         #expect(error?.code == "not_joined" && error?.message == "join first" && error?.id == JSONFragment(#""q""#))
         #expect(server(Envelope.reconnect(afterMs: 250))?.afterMs == 250)
