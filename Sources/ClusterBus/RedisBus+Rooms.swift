@@ -150,7 +150,11 @@ extension RedisBus {
                 return
             }
             if result.epoch != since.epoch {
-                logger(.warn, "room history was reset (new epoch): members may have missed messages", [("room", .string(room))])
+                // An empty history that expired (or a new room) is no loss; one this node had delivered from may be.
+                let hadMessages = since.milliseconds != 0 || since.sequence != 0
+                logger(hadMessages ? .warn : .info,
+                       hadMessages ? "room history was reset (new epoch): members may have missed messages" : "room history started again (new epoch)",
+                       [("room", .string(room)), ("since", .string(since.description))])
             } else if !result.recovered {
                 metrics.backfillGaps.add()
                 logger(.warn, "history trimmed past this node's last delivered offset: members missed messages",

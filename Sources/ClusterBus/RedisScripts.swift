@@ -26,6 +26,8 @@ public enum RedisScripts {
     /// (`INFO commandstats`, 200,000 calls each, redis-benchmark -c 20): without a TTL 14.3–16.7 µs, with
     /// two `PEXPIRE`s on every publish 21.4–23.6 µs, as written here 16.8–17.3 µs.
     ///
+    /// A stream found without its epoch (the meta hash was deleted or evicted on its own) is deleted first:
+    /// its entries must not come back under the new epoch, where nothing could tell them from new messages.
     /// The epoch is created with the stream (a reset or evicted history gets a new one): Redis's clock in µs
     /// plus 8 hex digits of the server's `run_id` (random per server start), so neither a restart nor a clock
     /// step reproduces an old epoch (Lua's `math.random` is seeded identically on every start: not usable).
@@ -35,10 +37,14 @@ public enum RedisScripts {
     /// (~10 entries read, tens of µs); batches of 100 took ~0.6 ms and showed up in the cross-node p99, and
     /// trimming one entry per publish made every publish slower.
     public static let publish = RedisScript(name: "publish", source: """
-        -- switchboard publish v3: KEYS history, meta; ARGV channel, data (JSON), history size, history TTL ms (optional)
+        -- switchboard publish v4: KEYS history, meta; ARGV channel, data (JSON), history size, history TTL ms (optional)
         local epoch = redis.call('HGET', KEYS[2], 'epoch')
         local left = redis.call('PTTL', KEYS[1])
         if (not epoch) or left == -2 then
+          if left ~= -2 then
+            redis.call('DEL', KEYS[1])
+            left = -2
+          end
           local t = redis.call('TIME')
           local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
           epoch = string.format('%x%05x', tonumber(t[1]), tonumber(t[2])) .. string.sub(run, 1, 8)
@@ -71,7 +77,7 @@ public enum RedisScripts {
     /// Creates an empty stream and its epoch when the room has none, so the offset a join returns stays
     /// valid for the first publish.
     public static let read = RedisScript(name: "read", source: """
-        -- switchboard read v2: KEYS history, meta; ARGV since epoch, since id, mode (join|backfill), history TTL ms
+        -- switchboard read v3: KEYS history, meta; ARGV since epoch, since id, mode (join|backfill), history TTL ms
         local function numcmp(a, b)
           a = string.gsub(a, '^0+(%d)', '%1')
           b = string.gsub(b, '^0+(%d)', '%1')
@@ -90,6 +96,10 @@ public enum RedisScripts {
         local trimmed = redis.call('HGET', KEYS[2], 'trimmed') or '0-0'
         local exists = redis.call('EXISTS', KEYS[1]) == 1
         if (not epoch) or (not exists) then
+          if exists then
+            redis.call('DEL', KEYS[1])
+            exists = false
+          end
           if not exists then
             redis.call('XGROUP', 'CREATE', KEYS[1], 'switchboard-init', '$', 'MKSTREAM')
             redis.call('XGROUP', 'DESTROY', KEYS[1], 'switchboard-init')

@@ -67,3 +67,24 @@ extension ClusterTests {
         #expect(after.first?.offset != nil && after.first?.offset != first)
     }
 }
+
+extension ClusterTests {
+    /// A history whose meta hash vanished on its own (eviction) starts again empty: a back-fill after a
+    /// subscriber outage must not deliver the old entries a second time under the new epoch.
+    @Test func aHistoryThatLostItsMetaStartsAgainWithoutRedeliveringOldEntries() throws {
+        let prefix = "t-meta:"
+        let (redis, nodes) = try cluster(["a"], prefix: prefix)
+        defer { withExtendedLifetime((redis, nodes)) {} }
+        let member = try WSClient(port: nodes[0].port)
+        _ = try member.join("m")
+        for i in 0..<5 { try publish(member, "m", "\(i)") }
+        #expect(try messages(member, quiet: 0.3).map(dataText) == ["0", "1", "2", "3", "4"])
+        #expect(try redis.command(["DEL", prefix + "meta:m"]).int == 1)
+        _ = try redis.command(["CLIENT", "KILL", "TYPE", "pubsub"])
+        try waitUntil(10, "node ready again") { (try? httpGet(port: nodes[0].adminPort, path: "/ready"))?.0 == 200 }
+        try publish(member, "m", "5")
+        let after = try messages(member, quiet: 1.0).map(dataText)
+        #expect(after == ["5"], "old entries came back: \(after)")
+        #expect(try redis.command(["XLEN", prefix + "history:m"]).int == 1, "the orphaned entries were dropped with the old epoch")
+    }
+}
