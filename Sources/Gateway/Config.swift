@@ -316,16 +316,19 @@ public struct Config: Sendable {
         return v
     }
 
-    /// Milliseconds from `250ms`, `5s`, `2m`, `1h` or a bare number of seconds.
+    /// Values past this (about 285,000 years in ms, or 8 PB) are refused rather than overflowing `Int`.
+    private static let largestParsed = 9e15
+
+    /// Milliseconds from `250ms`, `5s`, `1.5s`, `2m`, `1h`, or `0`. A bare non-zero number is refused: is
+    /// `5000` seconds or milliseconds? Guessing wrong turns a 5 s timeout into 83 minutes.
     public static func parseDuration(_ text: String) -> Int? {
         let t = text.trimmingCharacters(in: .whitespaces).lowercased()
         let units: [(String, Double)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
         for (suffix, scale) in units where t.hasSuffix(suffix) {
-            guard let n = Double(t.dropLast(suffix.count)), n >= 0, n.isFinite else { return nil }
+            guard let n = Double(t.dropLast(suffix.count)), n >= 0, n * scale < largestParsed else { return nil }
             return Int(n * scale)
         }
-        guard let n = Double(t), n >= 0, n.isFinite else { return nil }
-        return Int(n * 1000)
+        return Double(t) == 0 ? 0 : nil
     }
 
     /// Bytes from `512B`, `64KiB`, `1MiB`, `1GiB`, `1KB`/`1MB` (taken as binary units) or a bare number of bytes.
@@ -334,17 +337,17 @@ public struct Config: Sendable {
         let units: [(String, Int)] = [("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("kb", 1 << 10), ("mb", 1 << 20), ("gb", 1 << 30),
                                       ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("b", 1)]
         for (suffix, scale) in units where t.hasSuffix(suffix) {
-            guard let n = Double(t.dropLast(suffix.count)), n >= 0, n.isFinite else { return nil }
+            guard let n = Double(t.dropLast(suffix.count)), n >= 0, n * Double(scale) < largestParsed else { return nil }
             return Int(n * Double(scale))
         }
-        return Int(t).flatMap { $0 >= 0 ? $0 : nil }
+        return Int(t).flatMap { $0 >= 0 && Double($0) < largestParsed ? $0 : nil }
     }
 
     /// A duration flag in milliseconds within `range` (default: more than zero).
     static func duration(_ v: String, _ flag: String, in range: ClosedRange<Int> = 1...Int.max) throws(Invalid) -> Int {
         guard let ms = parseDuration(v), range.contains(ms) else {
             let bounds = range.upperBound == Int.max ? "" : " (\(range.lowerBound)ms...\(range.upperBound / 1000)s)"
-            throw Invalid(description: "--\(flag): expected a duration like 250ms, 5s or 2m\(bounds), got '\(v)'")
+            throw Invalid(description: "--\(flag): expected a duration with a unit like 250ms, 5s or 2m\(bounds), got '\(v)'")
         }
         return ms
     }
