@@ -33,8 +33,16 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
                 case .complete(let h, let consumed):
                     head = h
                     rest = UnsafeRawBufferPointer(rebasing: rest[consumed...])
-                    if let cl = h.headers["Content-Length"] {
-                        guard let n = Int(cl), n >= 0 else { return respond(HTTPResponse(error: HTTPError(status: .badRequest, reason: "bad Content-Length", headers: []))) }
+                    // RFC 9112 §6.3: both framings at once, or differing lengths, are a smuggling vector: 400.
+                    if h.headers["Transfer-Encoding"] != nil && h.headers["Content-Length"] != nil {
+                        return respond(HTTPResponse(error: HTTPError(status: .badRequest, reason: "both Content-Length and Transfer-Encoding", headers: [])))
+                    }
+                    let lengths = Set(h.headers.values("Content-Length"))
+                    if let cl = lengths.first {
+                        guard lengths.count == 1, !cl.isEmpty, cl.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                              let n = Int(cl) else {
+                            return respond(HTTPResponse(error: HTTPError(status: .badRequest, reason: "bad Content-Length", headers: [])))
+                        }
                         guard n <= AdminConnection.maxBody else { return respond(HTTPResponse(error: HTTPError(status: .payloadTooLarge, reason: "body over 1 MiB", headers: []))) }
                         expectedBody = n
                     } else if h.headers["Transfer-Encoding"] != nil {

@@ -83,6 +83,24 @@ import Testing
         #expect(trusted.log().contains("\"request_id\":\"from-proxy-42\""))
     }
 
+    @Test func adminPortRefusesAmbiguousBodyFraming() throws {
+        let gw = try GatewayProcess(["--api-key", "k"], threads: 1)
+        let body = #"{"room":"r","data":1}"#
+        let head = "POST /api/publish HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer k\r\n"
+        func status(_ headers: String) throws -> String {
+            let raw = try RawSocket(port: gw.adminPort)
+            try raw.send(Array((head + headers + "\r\n" + body).utf8))
+            return String(decoding: try raw.readToEOF(timeout: 3), as: UTF8.self).split(separator: "\r\n").first.map(String.init) ?? ""
+        }
+        #expect(try status("Content-Length: \(body.utf8.count)\r\n").hasPrefix("HTTP/1.1 202"), "the well-formed request is accepted")
+        for bad in ["Content-Length: \(body.utf8.count)\r\nTransfer-Encoding: chunked\r\n",
+                    "Content-Length: \(body.utf8.count)\r\nContent-Length: 3\r\n",
+                    "Content-Length: +\(body.utf8.count)\r\n",
+                    "Content-Length: \(body.utf8.count), \(body.utf8.count)\r\n"] {
+            #expect(try status(bad).hasPrefix("HTTP/1.1 400"), "\(bad)")
+        }
+    }
+
     @Test func hstsIsSentOnlyWhenConfigured() throws {
         let gw = try GatewayProcess(["--hsts-max-age", "1h"], threads: 1)
         let raw = try RawSocket(port: gw.adminPort)
