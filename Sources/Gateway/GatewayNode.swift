@@ -55,6 +55,11 @@ public final class GatewayNode: @unchecked Sendable {
         var listenFDs: [CInt] = []
         var adminFD: CInt = -1
         do {
+            if config.port != 0 {
+                // SO_REUSEPORT would let a second node on this port start silently and take a share of its
+                // connections (rooms split between processes): a plain bind first fails if anyone listens.
+                Glibc.close(try Socket.listen(host: config.host, port: config.port, reusePort: false))
+            }
             for _ in 0..<n {
                 let fd = try Socket.listen(host: config.host, port: config.port, reusePort: true)
                 listenFDs.append(fd)

@@ -35,7 +35,7 @@ public enum Socket {
             try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
             if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
             var addr = try ipv4Address(host: host, port: port)
-            _ = try syscall("bind") {
+            _ = try syscall("bind \(host):\(port)") {
                 withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
             }
             _ = try syscall("listen") { Glibc.listen(fd, backlog) }

@@ -5,6 +5,23 @@ import Testing
 
 /// Handshake answers, close handshake, heartbeats, admin endpoints and shutdown, against the real binary.
 @Suite(.serialized) struct LifecycleTests {
+    @Test func aSecondNodeOnTheSamePortRefusesToStartAndNamesThePort() throws {
+        let gw = try GatewayProcess(threads: 2)
+        let p = Process()
+        p.executableURL = GatewayProcess.binary
+        p.arguments = ["--port", "\(gw.port)", "--admin-port", "\(try freePort())", "--threads", "2", "--log-level", "error"]
+        let pipe = Pipe()
+        p.standardError = pipe
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let err = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 1)
+        #expect(err.contains("bind 127.0.0.1:\(gw.port): Address already in use"), "\(err)")
+        // The first node still has its port to itself.
+        #expect(try WSClient(port: gw.port).join("still-here").op == "joined")
+    }
+
     @Test func httpAnswersBeforeUpgrade() throws {
         let gw = try GatewayProcess(threads: 1)
         let (s404, _) = try httpGet(port: gw.port, path: "/nope")
