@@ -101,6 +101,12 @@ public final class GatewayNode: @unchecked Sendable {
         fields.append(("bus", .string(config.redisURL == nil ? "local" : "redis")))
         logger.log(.info, "switchboard started", pairs: fields)
         for warning in auth.startupWarnings() { logger.warn(warning) }
+        let closable = config.drainDeadlineMs - config.drainDelayMs - config.closeTimeoutMs - 500
+        if config.drainWindowMs > 0 && closable < config.drainWindowMs * 9 / 10 {
+            // The last close handshake must fit before the deadline, so the paced closes get what is left.
+            logger.warn("drain window shortened: closes are paced over at most --drain-deadline - --drain-delay - --close-timeout - 0.5s",
+                        ["drain_window_ms": .int(config.drainWindowMs), "effective_ms": .int(max(0, closable))])
+        }
         if config.redisURL == nil {
             logger.info("single node with the in-process bus (no --redis-url): rooms do not span nodes")
         }
@@ -178,11 +184,14 @@ public final class GatewayNode: @unchecked Sendable {
         let tick: UInt64 = 100
         let plans = loops.map { DrainPlan(loop: $0) }
         for p in plans { p.snapshot() }
+        logger.info("closing connections", ["window_ms": .int(Int(window)), "connections": .int(openConnections())])
         while true {
             let now = monotonicMilliseconds()
             let fraction = window == 0 ? 1.0 : min(1.0, Double(now - windowStart + tick) / Double(window))
             for p in plans { p.closeUpTo(fraction: fraction, reconnectJitterMs: Int(min(window, 5000))) }
             if fraction >= 1.0 { break }
+            // Nothing left to pace (the listeners are closed, so nothing new arrives): do not sit out the window.
+            if openConnections() == 0 { break }
             sleepUntil(now + tick)
         }
         // Wait for the close handshakes (bounded by the close timeout and the deadline).
