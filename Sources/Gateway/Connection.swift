@@ -23,6 +23,8 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     private var reader: WebSocketReader
     /// room → index in the loop room's member array.
     var roomSlots: [String: Int] = [:]
+    /// Rooms held when the close began (they are left before the close log line is written).
+    private var roomsAtClose = 0
     var requestID = ""
     private let acceptedAt: UInt64
     private var bytesAtOpen = 0
@@ -250,8 +252,9 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
 
     private func handleRequest(_ payload: UnsafeRawBufferPointer) {
         let request: ClientRequest
+        let requestID: JSONFragment?
         do {
-            request = try Envelope.decode(payload)
+            (request, requestID) = try Envelope.decodeWithID(payload)
         } catch {
             loop.metrics.envelopeErrors.add()
             send(Envelope.error(error.code, message: error.message, id: error.id))
@@ -260,12 +263,12 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         guard authorize(request) else { return }   // unauthorized / token_expired / forbidden (Auth/ConnectionAuth.swift)
         switch request {
         case .join(let room, let since):
-            join(room: room, since: since)
+            join(room: room, since: since, id: requestID)
         case .leave(let room):
             if loop.leave(self, room: room) {
-                send(Envelope.left(room: room))
+                send(Envelope.left(room: room, id: requestID))
             } else {
-                send(Envelope.error(.notJoined, message: "not a member of '\(room)'"))
+                send(Envelope.error(.notJoined, message: "not a member of '\(room)'", id: requestID))
             }
         case .publish(let room, let data, let id):
             publish(room: room, data: data, id: id)
@@ -274,8 +277,8 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             loop.node.bus.presence(room: room) { result in
                 loopRef.onLoop {
                     switch result {
-                    case .success(let p): self.send(Envelope.presence(room: room, count: p.connections, users: p.users), class: .droppable)
-                    case .failure: self.send(Envelope.error(.unavailable, message: "presence is unavailable: the bus is down"))
+                    case .success(let p): self.send(Envelope.presence(room: room, count: p.connections, users: p.users, id: requestID), class: .droppable)
+                    case .failure: self.send(Envelope.error(.unavailable, message: "presence is unavailable: the bus is down", id: requestID))
                     }
                 }
             }
@@ -287,11 +290,11 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         }
     }
 
-    private func join(room: String, since: String?) {
+    private func join(room: String, since: String?, id: JSONFragment?) {
         let sinceOffset: StreamOffset?
         if let since {
             guard let o = StreamOffset(since) else {
-                send(Envelope.error(.badRequest, message: "field 'since' is not an offset this server issued"))
+                send(Envelope.error(.badRequest, message: "field 'since' is not an offset this server issued", id: id))
                 return
             }
             sinceOffset = o
@@ -299,17 +302,18 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             sinceOffset = nil
         }
         if roomSlots[room] == nil && roomSlots.count >= loop.config.maxRoomsPerConnection {
-            send(Envelope.error(.tooManyRooms, message: "at most \(loop.config.maxRoomsPerConnection) rooms per connection"))
+            send(Envelope.error(.tooManyRooms, message: "at most \(loop.config.maxRoomsPerConnection) rooms per connection", id: id))
             return
         }
         let fresh = loop.join(self, room: room)
-        if !fresh && sinceOffset == nil {
-            // Idempotent: a repeated join is acknowledged again and changes nothing.
+        if !fresh {
+            // Idempotent: a repeated join is acknowledged again and changes nothing; with `since` it replays
+            // nothing either, since a member already receives every message live (no duplicates).
             let loopRef = loop
             loop.node.bus.join(room: room, since: nil) { result in
                 loopRef.onLoop {
                     guard case .success(let r) = result else { return }
-                    self.send(Envelope.joined(room: room, offset: r.offset.description, recovered: false))
+                    self.send(Envelope.joined(room: room, offset: r.offset.description, recovered: false, id: id))
                 }
             }
             return
@@ -322,7 +326,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
                 let held = self.loop.rooms[room]?.heldForResume.removeValue(forKey: ObjectIdentifier(self)) ?? []
                 switch result {
                 case .success(let r):
-                    self.send(Envelope.joined(room: room, offset: r.offset.description, recovered: r.recovered))
+                    self.send(Envelope.joined(room: room, offset: r.offset.description, recovered: r.recovered, id: id))
                     for m in r.replay {
                         self.enqueueFrame(Bytes.frame(.text, Envelope.message(room: m.room, offset: m.offset.description, data: m.data)))
                     }
@@ -336,7 +340,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
                     }
                 case .failure:
                     self.loop.leave(self, room: room)
-                    self.send(Envelope.error(.unavailable, message: "cannot join '\(room)': the bus is down"))
+                    self.send(Envelope.error(.unavailable, message: "cannot join '\(room)': the bus is down", id: id))
                 }
             }
         }
@@ -500,10 +504,12 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         loop.node.logger.info("connection closed", ["conn": .string(String(id, radix: 16)), "request_id": .string(requestID),
                                                     "close_code": .int(Int(closeCode ?? 1006)), "reason": .string(closeReason),
                                                     "duration_ms": .int(Int(loop.loop.now - acceptedAt)),
-                                                    "bytes_in": .int(bytesRead), "bytes_out": .int(bytesWritten), "rooms": .int(roomSlots.count)])
+                                                    "bytes_in": .int(bytesRead), "bytes_out": .int(bytesWritten), "rooms": .int(max(roomSlots.count, roomsAtClose))])
     }
 
     private func leaveAllRooms() {
+        guard !roomSlots.isEmpty else { return }
+        roomsAtClose = roomSlots.count
         for room in Array(roomSlots.keys) { loop.leave(self, room: room) }
     }
 

@@ -18,11 +18,21 @@ public enum Envelope {
     /// `id`, accepted on every op, must be a JSON string or number ("field 'id' must be a string or
     /// number" otherwise). `data` and `id` come back as compact ``JSONFragment``s.
     public static func decode(_ text: UnsafeRawBufferPointer) throws(EnvelopeError) -> ClientRequest {
+        try decodeWithID(text).request
+    }
+
+    /// As ``decode(_:)``, also returning the frame's `id` (for every op, so answers and errors can echo it).
+    public static func decodeWithID(_ text: UnsafeRawBufferPointer) throws(EnvelopeError) -> (request: ClientRequest, id: JSONFragment?) {
+        var id: JSONFragment?
+        let request = try decodeRequest(text, id: &id)
+        return (request, id)
+    }
+
+    private static func decodeRequest(_ text: UnsafeRawBufferPointer, id: inout JSONFragment?) throws(EnvelopeError) -> ClientRequest {
         guard let parsed = JSONValue.parse(text) else { throw EnvelopeError(code: .badRequest, message: "malformed JSON") }
         guard let object = parsed as? [String: Any] else {
             throw EnvelopeError(code: .badRequest, message: "frame must be a JSON object")
         }
-        var id: JSONFragment?
         if let rawID = object["id"] {
             switch JSONValue(rawID) {
             case .string, .number: id = JSONValue.fragment(rawID)

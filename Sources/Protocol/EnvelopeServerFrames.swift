@@ -14,20 +14,23 @@ extension Envelope {
         return w.finish()
     }
 
-    /// `{"op":"joined","room":…,"offset":…,"recovered":bool}`: `offset` is the room's position now;
-    /// `recovered` tells whether every message after the client's `since` was replayed.
-    public static func joined(room: String, offset: String, recovered: Bool) -> [UInt8] {
+    /// `{"op":"joined","room":…,"offset":…,"recovered":bool,"id":…?}`: `offset` is the room's position now;
+    /// `recovered` tells whether every message after the client's `since` was replayed; `id` echoes the
+    /// `join` frame's id.
+    public static func joined(room: String, offset: String, recovered: Bool, id: JSONFragment? = nil) -> [UInt8] {
         var w = JSONObjectWriter(op: "joined")
         w.string("room", room)
         w.string("offset", offset)
         w.bool("recovered", recovered)
+        if let id { w.raw("id", id) }
         return w.finish()
     }
 
-    /// `{"op":"left","room":…}`.
-    public static func left(room: String) -> [UInt8] {
+    /// `{"op":"left","room":…,"id":…?}`: `id` echoes the `leave` frame's id.
+    public static func left(room: String, id: JSONFragment? = nil) -> [UInt8] {
         var w = JSONObjectWriter(op: "left")
         w.string("room", room)
+        if let id { w.raw("id", id) }
         return w.finish()
     }
 
@@ -62,11 +65,12 @@ extension Envelope {
     /// `{"op":"presence","room":…,"count":n,"users":u}`: the room's members (connections) across the
     /// cluster, and how many distinct authenticated users they belong to (connections without a user, as
     /// with authentication off, are in `count` only).
-    public static func presence(room: String, count: Int, users: Int) -> [UInt8] {
+    public static func presence(room: String, count: Int, users: Int, id: JSONFragment? = nil) -> [UInt8] {
         var w = JSONObjectWriter(op: "presence")
         w.string("room", room)
         w.int("count", count)
         w.int("users", users)
+        if let id { w.raw("id", id) }
         return w.finish()
     }
 

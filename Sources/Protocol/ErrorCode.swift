@@ -15,7 +15,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let unknownOp = ErrorCode(rawValue: "unknown_op")
     /// "invalid_room": the room name fails ``Envelope/isValidRoomName(_:)``.
     public static let invalidRoom = ErrorCode(rawValue: "invalid_room")
-    /// "not_joined": publish or presence for a room the connection has not joined.
+    /// "not_joined": `leave` of a room the connection has not joined.
     public static let notJoined = ErrorCode(rawValue: "not_joined")
     /// "forbidden": the token's claims do not allow this room or op.
     public static let forbidden = ErrorCode(rawValue: "forbidden")
