@@ -70,6 +70,29 @@ import Testing
         #expect(try b.drainJSON(quiet: 0.3).filter { $0.op == "message" }.count == 1)
     }
 
+    @Test func answersEchoTheRequestIDAndARepeatedJoinWithSinceReplaysNothing() throws {
+        let gw = try GatewayProcess(threads: 1)
+        let c = try WSClient(port: gw.port)
+        try c.sendOp(#"{"op":"join","room":"ids","id":"j1"}"#)
+        let joined = try c.nextJSON()
+        #expect(joined.op == "joined" && joined.id == JSONFragment(#""j1""#))
+        for i in 0..<3 { try c.sendOp("{\"op\":\"publish\",\"room\":\"ids\",\"data\":\(i)}") }
+        let got = try c.drainJSON(quiet: 0.3).filter { $0.op == "message" }
+        #expect(got.count == 3)
+        // Already a member: the join is acknowledged and nothing is replayed again.
+        try c.sendOp("{\"op\":\"join\",\"room\":\"ids\",\"since\":\"\(try #require(got.first?.offset))\",\"id\":2}")
+        let again = try c.drainJSON(quiet: 0.3)
+        #expect(again.map(\.op) == ["joined"] && again.first?.recovered == false && again.first?.id == JSONFragment("2"))
+        try c.sendOp(#"{"op":"presence","room":"ids","id":3}"#)
+        #expect(try c.nextJSON().id == JSONFragment("3"))
+        try c.sendOp(#"{"op":"leave","room":"ids","id":4}"#)
+        let left = try c.nextJSON()
+        #expect(left.op == "left" && left.id == JSONFragment("4"))
+        try c.sendOp(#"{"op":"leave","room":"ids","id":5}"#)
+        let notJoined = try c.nextJSON()
+        #expect(notJoined.code == "not_joined" && notJoined.id == JSONFragment("5"))
+    }
+
     @Test func leaveOfUnknownRoomAndDoubleLeaveKeepOthersSubscribed() throws {
         // ../shared/cases C27
         let gw = try GatewayProcess(threads: 1)
