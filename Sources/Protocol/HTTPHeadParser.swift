@@ -2,7 +2,8 @@
 /// header count (default 100) -> 431; malformed request line / header line (no colon, space before colon,
 /// obs-fold, bad version, control chars) -> 400. Accepts CRLF and bare LF line ends.
 ///
-/// RFC 9112 §2–§5. Empty lines before the request line are skipped (§2.2). Only the head is
+/// RFC 9112 §2–§5. Empty lines before the request line are skipped (§2.2); a first byte that cannot
+/// start a method token is 400 at once. Only the head is
 /// parsed: bodies are the caller's business. A head that fits in one `feed` is parsed straight
 /// from the input with no copy; otherwise its bytes are buffered (at most `maxHeadBytes`).
 /// After `.complete` the parser is ready for the next head (keep-alive); after a throw it must
@@ -29,6 +30,11 @@ public struct HTTPHeadParser: Sendable {
     /// after the head (e.g. the first WebSocket frames) that the caller must hand to the frame decoder.
     /// - Throws: ``HTTPError`` with status 400 (malformed) or 431 (limits).
     public mutating func feed(_ input: UnsafeRawBufferPointer) throws(HTTPError) -> Result {
+        // A request line starts with a method token: anything else (a TLS ClientHello, binary noise) is
+        // answered at once instead of waiting for a blank line that never comes.
+        if scanner.isIdle, let first = input.first(where: { $0 != 0x0D && $0 != 0x0A }), !HTTPHeadSyntax.isTokenChar(first) {
+            throw HTTPHeadSyntax.bad("not an HTTP request")
+        }
         let maxCount = scanner.maxHeaderCount
         guard let (head, consumed) = try scanner.feed(input, parse: { (bytes) throws(HTTPError) in
             try Self.parse(bytes, maxHeaderCount: maxCount)

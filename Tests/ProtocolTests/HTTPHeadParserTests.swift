@@ -17,6 +17,24 @@ import Testing
         return nil
     }
 
+    @Test func bytesThatCannotStartARequestLineAre400AtOnce() {
+        // A TLS ClientHello (record type 0x16) sent to the plain port, and binary noise: no blank line will come.
+        for bytes: [UInt8] in [[0x16, 0x03, 0x01, 0x02, 0x00, 0x01], [0x00, 0xFF], Array("\r\n\u{01}GET".utf8)] {
+            do {
+                _ = try run([bytes])
+                Issue.record("\(bytes) was not refused")
+            } catch {
+                #expect(error.status == .badRequest)
+            }
+        }
+        do {
+            let partial = try run([Array("\r\nGE".utf8)])
+            #expect(partial == nil, "a request split after its first letters still waits")
+        } catch {
+            Issue.record("a valid beginning was refused: \(error)")
+        }
+    }
+
     @Test func parsesAnUpgradeRequest() throws {
         let head = try parseRequest(Self.upgrade)
         #expect(head.method == "GET")
