@@ -63,6 +63,10 @@ public final class RedisBus: Bus, @unchecked Sendable {
     var tickFlushScheduled = false
     var announceOnNextHeartbeat: String? = "node-up"
     var announcedDraining = false
+    /// The registry value this node wrote last (nil before its first heartbeat is answered).
+    var lastRegistryValue: [UInt8]?
+    /// True once a heartbeat was answered (the startup check of the registry key is done).
+    var registryWritten = false
     /// Set by `announceDraining()`: the registry says draining from now on.
     var drainingRequested = false
     var cancelHeartbeat: (() -> Void)?

@@ -49,6 +49,8 @@ public final class RedisBusMetrics: Sendable {
     public let subscribedRooms = BusCounter()
     /// Dead nodes whose presence entries this node removed.
     public let deadNodesCleaned = BusCounter()
+    /// Heartbeats that found the registry key rewritten by another process: a duplicate `--node-id`.
+    public let nodeIDConflicts = BusCounter()
     /// `publish()` call to Redis's reply (seconds in export): the bus hop plus one Redis round trip.
     public let publishLatency = LatencyHistogram(bounds: LatencyHistogram.busBounds)
     /// Redis `XADD` time (the entry ID's ms) to hand-off to the hub on this node: cross-node delivery latency

@@ -198,13 +198,16 @@ public enum RedisScripts {
     /// (ms), ARGV[5] event to announce (`node-up`, `node-draining`) or `""`, ARGV[6] `1` to clear this node's
     /// own presence entries first (on every (re)connect, followed by a rewrite of the current counts, so
     /// entries left by an earlier process with the same id do not linger). Returns `{existed (0/1), removed
-    /// node ids}`; `existed` 0 means this node had been given up for dead, so it rewrites its presence.
+    /// node ids, the registry value it replaced ("" when none)}`; `existed` 0 means this node had been given
+    /// up for dead, so it rewrites its presence; a replaced value other than the one this node wrote last
+    /// means another live node uses the same id.
     /// Keys other than KEYS[1] are derived from the prefix (Switchboard does not support Redis Cluster).
     public static let heartbeat = RedisScript(name: "heartbeat", source: """
-        -- switchboard heartbeat v2: KEYS nodes set; ARGV prefix, node, info JSON, ttl ms, event, reset own presence
+        -- switchboard heartbeat v3: KEYS nodes set; ARGV prefix, node, info JSON, ttl ms, event, reset own presence
         local p = ARGV[1]
         local me = ARGV[2]
-        local existed = redis.call('EXISTS', p .. 'node:' .. me)
+        local previous = redis.call('GET', p .. 'node:' .. me)
+        local existed = previous and 1 or 0
         if ARGV[6] == '1' then
           for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. me)) do
             redis.call('HDEL', p .. 'presence:' .. room, me)
@@ -230,7 +233,7 @@ public enum RedisScripts {
             removed[#removed + 1] = id
           end
         end
-        return {existed, removed}
+        return {existed, removed, previous or ''}
         """)
 
     /// A node leaving cleanly: removes its presence entries (counts and user sets) and registry key and

@@ -98,6 +98,8 @@ extension GatewayNode {
                [("", m.analyticsDropped.load())])
         family("switchboard_bus_dead_nodes_cleaned_total", "counter", "Dead nodes whose presence entries this node removed.",
                [("", m.deadNodesCleaned.load())])
+        family("switchboard_bus_node_id_conflicts_total", "counter", "Heartbeats that found this node's registry key written by another live node: a duplicate --node-id.",
+               [("", m.nodeIDConflicts.load())])
         histogram("switchboard_redis_publish_latency_seconds", "Bus thread view of a publish: the bus call to the publish script's answer (bus hop plus one Redis round trip).", m.publishLatency)
         histogram("switchboard_bus_delivery_latency_seconds", "Redis XADD time to hand-off to the hub on this node (ms resolution).", m.deliveryLatency)
         return out

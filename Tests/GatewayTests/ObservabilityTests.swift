@@ -61,7 +61,10 @@ import Testing
     }
 
     @Test func dashboardAndAlertsQueryOnlyExportedMetrics() throws {
-        let gw = try GatewayProcess(threads: 1)
+        // With Redis, so the bus families (exported only by a node on the Redis bus) are there too.
+        let redis = try RedisServer()
+        let gw = try GatewayProcess(["--redis-url", redis.url], threads: 1)
+        defer { withExtendedLifetime(redis) {} }
         let (status, out) = try run(["python3", Self.root.appendingPathComponent("scripts/check-dashboard.py").path,
                                      "http://127.0.0.1:\(gw.adminPort)/metrics",
                                      Self.root.appendingPathComponent("deploy/grafana/switchboard-dashboard.json").path,

@@ -61,3 +61,14 @@ extension ClusterTests {
         #expect(try presence(anonymous[0]) == (2, 0))
     }
 }
+
+extension ClusterTests {
+    @Test func twoLiveNodesWithOneNodeIDAreReported() throws {
+        let (redis, nodes) = try cluster(["dup", "dup", "solo"], prefix: "t-dup:", ["--heartbeat-interval", "300ms"])
+        defer { withExtendedLifetime((redis, nodes)) {} }
+        func conflicts(_ n: GatewayProcess) -> Double { (try? n.metric("switchboard_bus_node_id_conflicts_total")) ?? 0 }
+        try waitUntil(5, "a duplicate node id reported") { conflicts(nodes[0]) + conflicts(nodes[1]) > 0 }
+        #expect(nodes[0].log().contains("another live node uses this node id") || nodes[1].log().contains("another live node uses this node id"))
+        #expect(conflicts(nodes[2]) == 0, "a node with its own id sees no conflict")
+    }
+}
