@@ -469,10 +469,13 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
 
     /// Drain: tells the client when to reconnect (`reconnect {after_ms}`), then closes with 1012 (service
     /// restart) behind whatever is already queued. Returns false when the connection was not open
-    /// (handshakes in progress are closed outright).
+    /// (handshakes in progress, e.g. waiting for the auth backend, are answered 503 with Retry-After).
     func drainClose(afterMs: Int) -> Bool {
         guard phase == .open else {
-            if phase == .http { closeSocket() }
+            if phase == .http {
+                reject(HTTPError(status: .serviceUnavailable, reason: "node is shutting down",
+                                 headers: [HTTPHeader("Retry-After", String(max(1, (afterMs + 999) / 1000)))]))
+            }
             return false
         }
         if kind == .rooms { send(Envelope.reconnect(afterMs: afterMs)) }

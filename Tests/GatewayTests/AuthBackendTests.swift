@@ -114,6 +114,31 @@ import Testing
     }
 
     /// ../shared/cases C29: the backend accepts TCP but never answers, then recovers.
+    @Test func aDrainAnswersHandshakesStillWaitingForTheBackend503() throws {
+        let backend = try FakeAuthBackend { _, _ in .hang(20) }
+        let gw = try backendGateway(backend, ["--auth-try-timeout", "15s", "--auth-retries", "0", "--auth-deadline", "15s",
+                                              "--drain-delay", "0", "--drain-window", "1s", "--drain-deadline", "10s"])
+        let answers = Mutex<[Int]>([])
+        let group = DispatchGroup()
+        for i in 0..<5 {
+            group.enter()
+            Thread {
+                let a = (try? upgradeAnswer(port: gw.port, headers: [HTTPHeader("Authorization", "Bearer waiting-\(i)")], timeout: 10)) ?? (status: 0, text: "")
+                answers.withLock { $0.append(a.status) }
+                group.leave()
+            }.start()
+        }
+        let deadline = Date().addingTimeInterval(5)
+        while backend.requests.count < 5 && Date() < deadline { usleep(20_000) }
+        #expect(backend.requests.count == 5, "every handshake is waiting for the backend")
+        let t0 = Date()
+        let status = gw.stop(signal: SIGTERM, timeout: 12)
+        group.wait()
+        #expect(status == 0)
+        #expect(answers.withLock { $0 } == [503, 503, 503, 503, 503], "not a reset at exit: \(answers.withLock { $0 })")
+        #expect(Date().timeIntervalSince(t0) < 5)
+    }
+
     @Test func hangingBackendIsAnswered503WithinTheBoundThenRecovers() throws {
         let recovered = Mutex(false)
         let backend = try FakeAuthBackend { _, _ in recovered.withLock { $0 } ? .respond(200, FakeAuthBackend.okBody()) : .hang(8) }
