@@ -134,14 +134,15 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
 
     /// Checks `Authorization: Bearer <--api-key>`; answers 404 (API off) or 401 itself and returns false.
     private func authorizeAPI(_ h: HTTPRequestHead) -> Bool {
+        // JSON error bodies like the API's 400s, so a backend parses one shape whatever went wrong.
         guard let key = loop.node.config.apiKey else {
-            respond(HTTPResponse(error: HTTPError(status: .notFound, reason: "the API is off (set --api-key)", headers: [])))
+            respond(.json(.notFound, Envelope.error(.unavailable, message: "the API is off (set --api-key)")))
             return false
         }
         let auth = h.headers["Authorization"] ?? ""
         guard auth.hasPrefix("Bearer "), constantTimeEquals(String(auth.dropFirst(7)), key) else {
-            respond(HTTPResponse(error: HTTPError(status: .unauthorized, reason: "missing or wrong API key",
-                                                  headers: [HTTPHeader("WWW-Authenticate", "Bearer")])))
+            respond(.json(.unauthorized, Envelope.error(.unauthorized, message: "missing or wrong API key"),
+                          headers: [HTTPHeader("WWW-Authenticate", "Bearer")]))
             return false
         }
         return true
