@@ -54,6 +54,9 @@ public struct RedisPresenceTable: Sendable {
             counts[room] = nil
             users[room] = nil
             userChanges[room] = nil
+            // Redis still holds the old user set until a write reaches it: if members come back within
+            // this tick, the write must replace the set, not apply deltas to it.
+            fullRewrite.insert(room)
         } else {
             counts[room] = c
         }
