@@ -16,6 +16,8 @@ extension RedisBus {
 
     func heartbeatTick() {
         if commands.isReady { sendHeartbeat() }
+        // Presence writes Redis refused are retried here, once per heartbeat rather than every tick.
+        if commands.isReady && presenceTable.needsFlush { flushPresence() }
         if commands.isReady, subscriber.isReady, subscriptions.isActive(keys.ownControlChannel), canary.outstanding == nil {
             sendCanary()
         }

@@ -200,7 +200,11 @@ extension RedisBus {
                     presenceTable.markDirty(room)
                     return
                 }
-                if let e = reply?.errorMessage { logger(.warn, "presence write failed", [("room", .string(room)), ("error", .string(e))]) }
+                if let e = reply?.errorMessage {
+                    // Refused (OOM, READONLY, BUSY): written again, in full, on the next heartbeat.
+                    presenceTable.markDirty(room)
+                    logger(.warn, "presence write failed", [("room", .string(room)), ("error", .string(e))])
+                }
             }
         }
     }

@@ -72,3 +72,19 @@ extension ClusterTests {
         #expect(conflicts(nodes[2]) == 0, "a node with its own id sees no conflict")
     }
 }
+
+extension ClusterTests {
+    /// A presence write Redis refuses (here OOM under `noeviction`) is written again on a later heartbeat.
+    @Test func presenceRefusedByRedisIsWrittenAgainOnceRedisTakesWrites() throws {
+        let (redis, nodes) = try cluster(["a"], prefix: "t-oom:", ["--jwt-secret", TestKeys.shared.secret, "--heartbeat-interval", "300ms"])
+        defer { withExtendedLifetime((redis, nodes)) {} }
+        let first = try [connect(nodes[0], as: "alice"), connect(nodes[0], as: "bob")]
+        try waitUntil(3, "presence 2/2") { try presence(first[0]) == (2, 2) }
+        _ = try redis.command(["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+        _ = try redis.command(["CONFIG", "SET", "maxmemory", "1"])
+        let carol = try connect(nodes[0], as: "carol")
+        try waitUntil(3, "the refused write logged") { nodes[0].log().contains("presence write failed") }
+        _ = try redis.command(["CONFIG", "SET", "maxmemory", "0"])
+        try waitUntil(3, "presence 3/3 after Redis takes writes again") { try presence(carol) == (3, 3) }
+    }
+}
