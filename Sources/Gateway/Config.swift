@@ -325,10 +325,18 @@ public struct Config: Sendable {
         let t = text.trimmingCharacters(in: .whitespaces).lowercased()
         let units: [(String, Double)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
         for (suffix, scale) in units where t.hasSuffix(suffix) {
-            guard let n = Double(t.dropLast(suffix.count)), n >= 0, n * scale < largestParsed else { return nil }
-            return Int(n * scale)
+            guard let n = decimal(t.dropLast(suffix.count)), n * scale < largestParsed else { return nil }
+            return Int((n * scale).rounded())
         }
-        return Double(t) == 0 ? 0 : nil
+        return decimal(Substring(t)) == 0 ? 0 : nil
+    }
+
+    /// A plain decimal number (`5`, `1.5`, `0.25`): digits with at most one point between digits. No sign,
+    /// exponent, hex or `inf` (all of which `Double.init` would take).
+    private static func decimal(_ text: Substring) -> Double? {
+        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } }) else { return nil }
+        return Double(text)
     }
 
     /// Bytes from `512B`, `64KiB`, `1MiB`, `1GiB`, `1KB`/`1MB` (taken as binary units) or a bare number of bytes.
@@ -345,9 +353,12 @@ public struct Config: Sendable {
 
     /// A duration flag in milliseconds within `range` (default: more than zero).
     static func duration(_ v: String, _ flag: String, in range: ClosedRange<Int> = 1...Int.max) throws(Invalid) -> Int {
-        guard let ms = parseDuration(v), range.contains(ms) else {
-            let bounds = range.upperBound == Int.max ? "" : " (\(range.lowerBound)ms...\(range.upperBound / 1000)s)"
-            throw Invalid(description: "--\(flag): expected a duration with a unit like 250ms, 5s or 2m\(bounds), got '\(v)'")
+        guard let ms = parseDuration(v) else {
+            throw Invalid(description: "--\(flag): expected a duration with a unit like 250ms, 1.5s or 2m, got '\(v)'")
+        }
+        guard range.contains(ms) else {
+            let bounds = range.upperBound == Int.max ? "at least \(range.lowerBound)ms" : "\(range.lowerBound)ms...\(range.upperBound / 1000)s"
+            throw Invalid(description: "--\(flag): '\(v)' is out of range (\(bounds))")
         }
         return ms
     }

@@ -90,6 +90,11 @@ import Testing
         #expect(Config.parseDuration("soon") == nil)
         #expect(Config.parseDuration("99999999999999999999s") == nil, "too large: refused, not a trap")
         #expect(Config.parseDuration("1e30ms") == nil)
+        for odd in ["0x10s", "+5s", ".5s", "5.s", "-0s", "infs", "nanms", "1e3ms"] {
+            #expect(Config.parseDuration(odd) == nil, "\(odd)")
+        }
+        #expect(Config.parseDuration("1.9ms") == 2, "rounded, not truncated")
+        #expect(Config.parseDuration(" 5S") == 5000, "case and surrounding blanks do not matter")
         #expect(Config.parseSize("99999999999GiB") == nil)
         #expect(Config.parseSize("64KiB") == 65536)
         #expect(Config.parseSize("1MiB") == 1 << 20)
