@@ -35,10 +35,20 @@ public struct HTTPHeadParser: Sendable {
         if scanner.isIdle, let first = input.first(where: { $0 != 0x0D && $0 != 0x0A }), !HTTPHeadSyntax.isTokenChar(first) {
             throw HTTPHeadSyntax.bad("not an HTTP request")
         }
+        let wasIdle = scanner.isIdle
         let maxCount = scanner.maxHeaderCount
         guard let (head, consumed) = try scanner.feed(input, parse: { (bytes) throws(HTTPError) in
             try Self.parse(bytes, maxHeaderCount: maxCount)
-        }) else { return .needMore }
+        }) else {
+            // The head is not complete, but its first line may be: a line that is no request line
+            // (`SSH-2.0-…`, `HELLO`, `GET /ws` without a version) is answered now, not at the timeout.
+            if wasIdle, let start = input.firstIndex(where: { $0 != 0x0D && $0 != 0x0A }),
+               let lf = input[start...].firstIndex(of: 0x0A) {
+                let end = lf > start && input[lf - 1] == 0x0D ? lf - 1 : lf
+                _ = try Self.requestLine(input, start..<end)
+            }
+            return .needMore
+        }
         return .complete(head, consumed: consumed)
     }
 
@@ -50,6 +60,27 @@ public struct HTTPHeadParser: Sendable {
         typealias S = HTTPHeadSyntax
         var position = 0
         let line = S.nextLine(head, &position)
+        let (methodEnd, targetStart, targetEnd, major, minor) = try requestLine(head, line)
+        let headers = try S.headers(head, from: position, maxCount: maxHeaderCount)
+        var query: String?
+        var pathEnd = targetEnd
+        for j in targetStart..<targetEnd where head[j] == UInt8(ascii: "?") {
+            pathEnd = j
+            query = S.string(head, (j + 1)..<targetEnd)
+            break
+        }
+        let target = S.string(head, targetStart..<targetEnd)
+        return HTTPRequestHead(
+            method: S.string(head, line.lowerBound..<methodEnd), target: target,
+            path: query == nil ? target : S.string(head, targetStart..<pathEnd), query: query,
+            versionMajor: major, versionMinor: minor, headers: headers)
+    }
+
+    /// Checks `line` (without CR LF) as method SP request-target SP HTTP-version; returns where the
+    /// method ends, the target's bounds and the version. Throws 400 when it is not one.
+    static func requestLine(_ head: UnsafeRawBufferPointer, _ line: Range<Int>) throws(HTTPError)
+        -> (methodEnd: Int, targetStart: Int, targetEnd: Int, major: Int, minor: Int) {
+        typealias S = HTTPHeadSyntax
         var i = line.lowerBound
         while i < line.upperBound, S.isTokenChar(head[i]) { i += 1 }
         let methodEnd = i
@@ -64,18 +95,6 @@ public struct HTTPHeadParser: Sendable {
             throw S.bad("malformed request line")
         }
         let (major, minor) = try S.version(head, (i + 1)..<line.upperBound)
-        let headers = try S.headers(head, from: position, maxCount: maxHeaderCount)
-        var query: String?
-        var pathEnd = targetEnd
-        for j in targetStart..<targetEnd where head[j] == UInt8(ascii: "?") {
-            pathEnd = j
-            query = S.string(head, (j + 1)..<targetEnd)
-            break
-        }
-        let target = S.string(head, targetStart..<targetEnd)
-        return HTTPRequestHead(
-            method: S.string(head, line.lowerBound..<methodEnd), target: target,
-            path: query == nil ? target : S.string(head, targetStart..<pathEnd), query: query,
-            versionMajor: major, versionMinor: minor, headers: headers)
+        return (methodEnd, targetStart, targetEnd, major, minor)
     }
 }

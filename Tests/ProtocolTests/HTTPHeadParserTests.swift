@@ -19,7 +19,10 @@ import Testing
 
     @Test func bytesThatCannotStartARequestLineAre400AtOnce() {
         // A TLS ClientHello (record type 0x16) sent to the plain port, and binary noise: no blank line will come.
-        for bytes: [UInt8] in [[0x16, 0x03, 0x01, 0x02, 0x00, 0x01], [0x00, 0xFF], Array("\r\n\u{01}GET".utf8)] {
+        // And complete first lines that are no request line, though the head itself is not complete.
+        for bytes: [UInt8] in [[0x16, 0x03, 0x01, 0x02, 0x00, 0x01], [0x00, 0xFF], Array("\r\n\u{01}GET".utf8),
+                               Array("SSH-2.0-OpenSSH_9.0\r\n".utf8), Array("HELLO\r\n".utf8), Array("GET /ws\r\nHost: a\r\n".utf8),
+                               Array("GET\n".utf8)] {
             do {
                 _ = try run([bytes])
                 Issue.record("\(bytes) was not refused")
@@ -30,6 +33,8 @@ import Testing
         do {
             let partial = try run([Array("\r\nGE".utf8)])
             #expect(partial == nil, "a request split after its first letters still waits")
+            let firstLine = try run([Array("GET /ws HTTP/1.1\r\nHost: a\r\n".utf8)])
+            #expect(firstLine == nil, "a valid first line waits for the rest of the head")
         } catch {
             Issue.record("a valid beginning was refused: \(error)")
         }
