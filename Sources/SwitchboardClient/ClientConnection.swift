@@ -135,14 +135,14 @@ package protocol ClientConnectionDelegate: AnyObject {
 /// `WebSocketReader(role: .client)`. Every frame sent is masked with a fresh key; server pings get pongs.
 /// Writes use `send(MSG_NOSIGNAL)`, so no SIGPIPE handling is needed.
 ///
-/// Loop-confined, one use only. The delegate is `unowned`: it must outlive the connection, or `reset()` it
-/// first.
+/// Loop-confined, one use only. The delegate is `weak`: an owner released on another thread (a test that
+/// drops its clients) leaves a connection that reports to nobody until its `reset()` runs on the loop.
 package final class ClientConnection: EventHandler, @unchecked Sendable {
     /// Lifecycle: `idle` → `connecting` → `handshaking` → `open` → `closed` (any state may go to `closed`).
     package enum State: UInt8 { case idle, connecting, handshaking, open, closed }
 
     package let loop: ClientLoop
-    package unowned let delegate: ClientConnectionDelegate
+    package private(set) weak var delegate: ClientConnectionDelegate?
     /// The owner's index for this connection (e.g. member number).
     package let tag: Int
     package private(set) var state = State.idle
@@ -162,7 +162,7 @@ package final class ClientConnection: EventHandler, @unchecked Sendable {
     /// Server pings answered with a pong.
     package private(set) var pingsAnswered = 0
 
-    /// A connection on `loop` reporting to `delegate` (held `unowned`), labelled `tag`. Loop thread.
+    /// A connection on `loop` reporting to `delegate` (held `weak`), labelled `tag`. Loop thread.
     package init(loop: ClientLoop, delegate: ClientConnectionDelegate, tag: Int = 0) {
         self.loop = loop
         self.delegate = delegate
@@ -224,7 +224,7 @@ package final class ClientConnection: EventHandler, @unchecked Sendable {
     private func failLater(_ cause: CloseCause) {
         if fd >= 0 { Glibc.close(fd); fd = -1 }
         state = .closed
-        loop.run { [self] in if !silenced { delegate.clientClosed(self, cause) } }
+        loop.run { [self] in if !silenced { delegate?.clientClosed(self, cause) } }
     }
 
     package func handleEvent(_ events: UInt32) {
@@ -288,7 +288,7 @@ package final class ClientConnection: EventHandler, @unchecked Sendable {
             guard WebSocketHandshake.isValidServerResponse(response, forKey: key) else { return fail(.badAccept) }
             state = .open
             openedAt = monotonicNanoseconds()
-            delegate.clientOpened(self)
+            delegate?.clientOpened(self)
             if state == .open && consumed < bytes.count {
                 feedFrames(UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...]))
             }
@@ -305,7 +305,7 @@ package final class ClientConnection: EventHandler, @unchecked Sendable {
             try reader.feed(bytes) { event in
                 switch event {
                 case .text(let text):
-                    self.delegate.clientText(self, text)
+                    self.delegate?.clientText(self, text)
                 case .binary:
                     break
                 case .ping(let payload):
@@ -328,7 +328,7 @@ package final class ClientConnection: EventHandler, @unchecked Sendable {
                 let body = FrameEncoder.closePayload(code: code.flatMap { CloseCode(rawValue: $0) })
                 sendFrame(.close, body)
                 finish(reset: false)
-                delegate.clientClosed(self, cause)
+                delegate?.clientClosed(self, cause)
             } else {
                 fail(cause)
             }
@@ -420,7 +420,7 @@ package final class ClientConnection: EventHandler, @unchecked Sendable {
     private func fail(_ cause: CloseCause) {
         guard state != .closed else { return }
         finish(reset: true)
-        delegate.clientClosed(self, cause)
+        delegate?.clientClosed(self, cause)
     }
 
     private func finish(reset: Bool) {

@@ -111,9 +111,12 @@ public final class SwitchboardClient: @unchecked Sendable {
         addresses = list
     }
 
-    /// Resets a connection still open (its delegate, this client, is held `unowned`). Like everything
-    /// else here, release a client on the loop thread, or `close()` it first.
-    deinit { connection?.reset() }
+    /// Resets a connection still open: at once on the loop thread, else on the loop's next turn (the
+    /// connection holds this client `weak`, so nothing reports to it meanwhile). Safe from any thread.
+    deinit {
+        guard let c = connection else { return }
+        if loop.loop.inLoop { c.reset() } else { loop.run { c.reset() } }
+    }
 
     /// The last offset this client holds for `room` (what it would pass as `since`), if any.
     public func lastOffset(of room: String) -> String? { lastOffsets[room] }

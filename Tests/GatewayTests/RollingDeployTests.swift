@@ -207,7 +207,22 @@ import Testing
         /// Last offset each client holds (entry ID part), read on the loop.
         func lastIDs() -> [String?] { loop.sync { [self] in received.map { $0.last.map(entryID) } } }
 
-        func stop() { _ = loop.sync { [self] in for c in clients { c.close() }; return true }; usleep(100_000); loop.stop() }
+        private final class Once: Sendable { let done = Atomic<Bool>(false) }
+        private let stopped = Once()
+
+        /// Closes every client and stops the loop; once (a second `sync` on a stopped loop would wait forever).
+        func stop() { Self.shutDown(loop, clients, stopped) }
+
+        // A test that threw before its `stop()` still closes its clients (without capturing self in deinit).
+        deinit { Self.shutDown(loop, clients, stopped) }
+
+        private static func shutDown(_ loop: ClientLoop, _ clients: [SwitchboardClient], _ once: Once) {
+            guard !once.done.exchange(true, ordering: .relaxed) else { return }
+            let box = TestBox(clients)
+            _ = loop.sync { for c in box.value { c.close() }; return true }
+            usleep(100_000)
+            loop.stop()
+        }
     }
 
     /// POSTs `{"room", "data": {"n"}}` at `rate`/s to the admin API, rotating over the nodes and skipping one
