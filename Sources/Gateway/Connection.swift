@@ -120,7 +120,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             return
         }
         guard loop.node.isAccepting else {
-            reject(HTTPError(status: .serviceUnavailable, reason: "node is shutting down", headers: [HTTPHeader("Retry-After", "1")]))
+            rejectShuttingDown(retryAfterSeconds: 1)
             return
         }
         guard loop.node.socketCount.load(ordering: .relaxed) <= config.maxConnections else {
@@ -173,6 +173,11 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     }
 
     /// Answers a failed handshake with its HTTP status and closes after the response is written.
+    /// 503 for a handshake that arrives, or is still in progress, while the node drains.
+    private func rejectShuttingDown(retryAfterSeconds: Int) {
+        reject(HTTPError(status: .serviceUnavailable, reason: "node is shutting down", headers: [HTTPHeader("Retry-After", String(retryAfterSeconds))]))
+    }
+
     func reject(_ error: HTTPError) {
         loop.metrics.countRejection(error.status.rawValue)
         loop.node.logger.rateLimited(.info, "handshake rejected", ["status": .int(error.status.rawValue), "reason": .string(error.reason),
@@ -252,9 +257,10 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
 
     private func handleRequest(_ payload: UnsafeRawBufferPointer) {
         let request: ClientRequest
-        let requestID: JSONFragment?
+        // The frame's `id`, echoed by answers and errors (not the connection's X-Request-ID).
+        let frameID: JSONFragment?
         do {
-            (request, requestID) = try Envelope.decodeWithID(payload)
+            (request, frameID) = try Envelope.decodeWithID(payload)
         } catch {
             loop.metrics.envelopeErrors.add()
             send(Envelope.error(error.code, message: error.message, id: error.id))
@@ -263,12 +269,12 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         guard authorize(request) else { return }   // unauthorized / token_expired / forbidden (Auth/ConnectionAuth.swift)
         switch request {
         case .join(let room, let since):
-            join(room: room, since: since, id: requestID)
+            join(room: room, since: since, id: frameID)
         case .leave(let room):
             if loop.leave(self, room: room) {
-                send(Envelope.left(room: room, id: requestID))
+                send(Envelope.left(room: room, id: frameID))
             } else {
-                send(Envelope.error(.notJoined, message: "not a member of '\(room)'", id: requestID))
+                send(Envelope.error(.notJoined, message: "not a member of '\(room)'", id: frameID))
             }
         case .publish(let room, let data, let id):
             publish(room: room, data: data, id: id)
@@ -277,8 +283,8 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             loop.node.bus.presence(room: room) { result in
                 loopRef.onLoop {
                     switch result {
-                    case .success(let p): self.send(Envelope.presence(room: room, count: p.connections, users: p.users, id: requestID), class: .droppable)
-                    case .failure: self.send(Envelope.error(.unavailable, message: "presence is unavailable: the bus is down", id: requestID))
+                    case .success(let p): self.send(Envelope.presence(room: room, count: p.connections, users: p.users, id: frameID), class: .droppable)
+                    case .failure: self.send(Envelope.error(.unavailable, message: "presence is unavailable: the bus is down", id: frameID))
                     }
                 }
             }
@@ -472,10 +478,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     /// (handshakes in progress, e.g. waiting for the auth backend, are answered 503 with Retry-After).
     func drainClose(afterMs: Int) -> Bool {
         guard phase == .open else {
-            if phase == .http {
-                reject(HTTPError(status: .serviceUnavailable, reason: "node is shutting down",
-                                 headers: [HTTPHeader("Retry-After", String(max(1, (afterMs + 999) / 1000)))]))
-            }
+            if phase == .http { rejectShuttingDown(retryAfterSeconds: max(1, (afterMs + 999) / 1000)) }
             return false
         }
         if kind == .rooms { send(Envelope.reconnect(afterMs: afterMs)) }

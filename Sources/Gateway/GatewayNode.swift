@@ -115,12 +115,11 @@ public final class GatewayNode: @unchecked Sendable {
     /// Actual port of the public listener (useful with `--port 0` in tests).
     public var boundPort: Int { loops.first?.listener.map { Socket.localPort($0.fd) } ?? config.port }
 
-    /// Process setup for the `switchboard` executable; call before `start()` so loop threads inherit it:
-    /// ignores SIGPIPE, blocks SIGTERM/SIGINT on all threads (`runUntilSignalled` waits for them), and
-    /// initialises OpenSSL without its `atexit` cleanup, which would free libcrypto's global state under
+    /// Process setup for the `switchboard` executable; call before `start()` so loop threads inherit it
+    /// (`start()` itself sets SIGPIPE to ignored): blocks SIGTERM/SIGINT on all threads (`runUntilSignalled`
+    /// waits for them), and initialises OpenSSL without its `atexit` cleanup, which would free libcrypto's global state under
     /// a thread still inside it when `exit()` runs (seen as SIGSEGV in libcrypto at the end of a drain).
     public static func blockSignals() {
-        signal(SIGPIPE, SIG_IGN)
         _ = OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_ATEXIT), nil)
         _ = clinux_block_signals(SIGTERM, SIGINT, 0)
     }
