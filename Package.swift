@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "switchboard-bench", targets: ["switchboard-bench"]),
         .library(name: "Protocol", targets: ["Protocol"]),
         .library(name: "ClusterBus", targets: ["ClusterBus"]),
+        .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Gateway", targets: ["Gateway"]),
     ],
     targets: [
@@ -29,13 +30,17 @@ let package = Package(
             providers: [.apt(["libhiredis-dev"])]
         ),
         .target(name: "Protocol", dependencies: ["COpenSSL"]),
-        .target(name: "ClusterBus", dependencies: ["Protocol", "CHiredis", "CLinux"]),
-        .target(name: "Gateway", dependencies: ["Protocol", "ClusterBus", "CLinux", "COpenSSL"]),
-        .target(name: "SwitchboardClient", dependencies: ["Protocol", "ClusterBus", "Gateway"]),
+        // The I/O runtime every other I/O module stands on: epoll loops, timer wheel, sockets and transports,
+        // byte buffers, clocks, counters and histograms. Knows nothing about WebSocket, rooms or Redis.
+        .target(name: "Runtime", dependencies: ["CLinux"]),
+        .target(name: "ClusterBus", dependencies: ["Protocol", "Runtime", "CHiredis", "CLinux"]),
+        .target(name: "Gateway", dependencies: ["Protocol", "Runtime", "ClusterBus", "CLinux", "COpenSSL"]),
+        .target(name: "SwitchboardClient", dependencies: ["Protocol", "Runtime", "CLinux"]),
         .executableTarget(name: "switchboard", dependencies: ["Gateway"]),
-        .executableTarget(name: "switchboard-bench", dependencies: ["Protocol", "ClusterBus", "Gateway", "CLinux", "SwitchboardClient"]),
+        .executableTarget(name: "switchboard-bench", dependencies: ["Protocol", "Runtime", "CLinux", "SwitchboardClient"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Protocol", "ClusterBus", "Gateway", "CLinux", "switchboard", "SwitchboardClient"]),
-        .testTarget(name: "ClusterBusTests", dependencies: ["ClusterBus", "Gateway", "Protocol", "switchboard"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Protocol", "Runtime", "ClusterBus", "Gateway", "CLinux", "switchboard", "SwitchboardClient"]),
+        .testTarget(name: "ClusterBusTests", dependencies: ["ClusterBus", "Runtime", "Protocol", "switchboard"]),
     ]
 )

@@ -1,4 +1,5 @@
 import Protocol
+import Runtime
 
 /// One analytics event accepted by a node, on its way to the analytics stream (`{prefix}analytics`).
 public struct AnalyticsEvent: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Protocol
+import Runtime
 
 /// A room message as the bus hands it to a node: decoded once per node, then framed once and fanned out.
 public struct BusMessage: Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import Protocol
+import Runtime
 import Synchronization
 
 /// The in-process bus for a single node (the embedded default when no `--redis-url` is given).

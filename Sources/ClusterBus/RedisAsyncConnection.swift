@@ -1,6 +1,7 @@
 import CHiredis
 import CLinux
 import Glibc
+import Runtime
 
 /// hiredis's reply callback type, spelled as a C function pointer (`redisCallbackFn` is a function *type*
 /// typedef, which Swift imports as a Swift function type).
@@ -16,7 +17,7 @@ protocol RedisAsyncConnectionDelegate: AnyObject {
     func redisConnection(_ connection: RedisAsyncConnection, pushed reply: UnsafePointer<redisReply>)
 }
 
-/// One hiredis 0.14 async context driven by a `BusEventLoop` through hiredis's adapter hooks
+/// One hiredis 0.14 async context driven by a `EventLoop` through hiredis's adapter hooks
 /// (`addRead`, `delRead`, `addWrite`, `delWrite`, `cleanup`); never a blocking call.
 ///
 /// Lifecycle (STYLE.md, hiredis points 2–6):
@@ -34,7 +35,7 @@ protocol RedisAsyncConnectionDelegate: AnyObject {
 ///
 /// Loop-confined: every method runs on the bus loop thread.
 final class RedisAsyncConnection {
-    let loop: BusEventLoop
+    let loop: EventLoop
     /// `commands` or `subscriber`, for logs.
     let role: String
     private(set) var context: UnsafeMutablePointer<redisAsyncContext>?
@@ -49,7 +50,7 @@ final class RedisAsyncConnection {
     /// Commands sent whose reply has not arrived yet.
     private(set) var pendingReplies = 0
 
-    private init(loop: BusEventLoop, role: String, context: UnsafeMutablePointer<redisAsyncContext>) {
+    private init(loop: EventLoop, role: String, context: UnsafeMutablePointer<redisAsyncContext>) {
         self.loop = loop
         self.role = role
         self.context = context
@@ -58,7 +59,7 @@ final class RedisAsyncConnection {
 
     /// Starts a non-blocking connect to `host` (a numeric address: resolve names off the loop first) and
     /// attaches the adapter. Errors: hiredis's error string (e.g. an invalid address).
-    static func open(host: String, port: Int, loop: BusEventLoop, role: String) -> Result<RedisAsyncConnection, RedisConnectError> {
+    static func open(host: String, port: Int, loop: EventLoop, role: String) -> Result<RedisAsyncConnection, RedisConnectError> {
         guard let ac = redisAsyncConnect(host, CInt(port)) else { return .failure(RedisConnectError("out of memory")) }
         if ac.pointee.err != 0 {
             let message = ac.pointee.errstr.map { String(cString: $0) } ?? "connect failed"

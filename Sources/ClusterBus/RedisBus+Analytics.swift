@@ -1,4 +1,5 @@
 import Protocol
+import Runtime
 
 /// Analytics over Redis: a per-user token bucket shared by every node (one Lua round trip, key with a
 /// TTL) and a stream `{prefix}analytics` that backends read with `XREAD` or consumer groups

@@ -1,4 +1,5 @@
 import CHiredis
+import Runtime
 
 /// The two connections' handshakes and what happens when they come and go.
 ///

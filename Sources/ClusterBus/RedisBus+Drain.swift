@@ -1,3 +1,4 @@
+import Runtime
 /// Drain coordination over Redis (the `Bus` drain hooks): the registry says `draining`, `{prefix}ctl`
 /// announces `node-draining`, and a cluster-wide semaphore (`RedisScripts.drainSlot`) lets at most
 /// `--max-draining` nodes drain at once. Slots expire after their TTL, so a node killed mid-drain cannot

@@ -1,3 +1,4 @@
+import Runtime
 /// The heartbeat: node registry refresh, dead-node cleanup, cluster announcements and the canary.
 ///
 /// Every `heartbeatIntervalMilliseconds` (default 2 s), while the commands connection is ready, the

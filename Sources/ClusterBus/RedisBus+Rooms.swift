@@ -1,5 +1,6 @@
 import CHiredis
 import Protocol
+import Runtime
 
 /// Room traffic: the subscriber's pub/sub replies, per-tick SUBSCRIBE/UNSUBSCRIBE, joins and back-fills.
 extension RedisBus {

@@ -1,13 +1,14 @@
 import CHiredis
 import Glibc
 import Protocol
+import Runtime
 import Synchronization
 
 /// The cluster bus over Redis: rooms span every node connected to the same Redis (and prefix), in one
 /// offset order, with history for resume, presence, a node registry and an end-to-end canary.
 ///
 /// Shape (DESIGN.md, issue 3):
-/// - Runs on its own `BusEventLoop` (the gateway's dedicated "bus" loop): two hiredis async connections,
+/// - Runs on its own `EventLoop` (the gateway's dedicated "bus" loop): two hiredis async connections,
 ///   *commands* (scripts, presence, registry, canary publish) and *subscriber* (room channels, `{prefix}ctl`,
 ///   the node's own control channel). No blocking Redis call on any loop; every public method is
 ///   thread-safe and hops onto the bus loop.
@@ -30,7 +31,7 @@ public final class RedisBus: Bus, @unchecked Sendable {
     public let configuration: RedisBusConfiguration
     /// Counters and histograms for `/metrics`.
     public let metrics = RedisBusMetrics()
-    let loop: BusEventLoop
+    let loop: EventLoop
     let keys: RedisKeys
     let logger: RedisBusLogger
     private let upFlag = Atomic<Bool>(false)
@@ -78,7 +79,7 @@ public final class RedisBus: Bus, @unchecked Sendable {
     ///   - loop: the bus loop (a dedicated gateway `EventLoop`, already running).
     ///   - configuration: endpoint, prefix, node id, history size, timings.
     ///   - logger: where connection events go (called on the bus loop).
-    public init(loop: BusEventLoop, configuration: RedisBusConfiguration, logger: @escaping RedisBusLogger = { _, _, _ in }) {
+    public init(loop: EventLoop, configuration: RedisBusConfiguration, logger: @escaping RedisBusLogger = { _, _, _ in }) {
         self.loop = loop
         self.configuration = configuration
         self.keys = RedisKeys(prefix: configuration.prefix, nodeID: configuration.nodeID)

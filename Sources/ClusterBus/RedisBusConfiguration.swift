@@ -1,4 +1,5 @@
 import Protocol
+import Runtime
 
 /// Settings of a `RedisBus` (the gateway maps its flags onto these).
 public struct RedisBusConfiguration: Sendable {

@@ -1,3 +1,4 @@
+import Runtime
 /// One Redis command encoded as RESP (`*N\r\n$len\r\narg\r\n…`), binary-safe, ready for
 /// `redisAsyncFormattedCommand` (hiredis 0.14 has no Swift-callable variadic API; see STYLE.md).
 ///

@@ -1,3 +1,4 @@
+import Runtime
 /// Where the cluster bus finds Redis: a parsed `redis://[[user]:password@]host[:port][/db]` URL.
 ///
 /// - `host`: a name, an IPv4 address or a bracketed IPv6 address (`redis://[::1]:6379`); stored without brackets.

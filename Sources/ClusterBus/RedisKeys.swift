@@ -1,3 +1,4 @@
+import Runtime
 /// Redis key and channel names of one cluster (DESIGN.md "Redis layout"), all under `prefix` (`--prefix`,
 /// default `sb:`). Every node of a cluster must use the same prefix and database.
 ///

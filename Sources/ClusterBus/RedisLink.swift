@@ -1,6 +1,7 @@
 import CHiredis
 import Foundation
 import Glibc
+import Runtime
 
 /// One logical Redis connection of the bus (commands or subscriber): a `RedisConnectionMachine` plus the
 /// I/O it asks for. Opens `RedisAsyncConnection`s, runs the handshake the owner supplies, arms the
@@ -10,7 +11,7 @@ import Glibc
 /// addresses connect directly. Loop-confined.
 final class RedisLink: RedisAsyncConnectionDelegate {
     let role: String
-    private let loop: BusEventLoop
+    private let loop: EventLoop
     private let endpoint: RedisEndpoint
     private let clock: () -> UInt64
     private let jitter: () -> Double
@@ -32,7 +33,7 @@ final class RedisLink: RedisAsyncConnectionDelegate {
     /// Pub/sub replies (subscriber connection).
     var onPush: (UnsafePointer<redisReply>) -> Void = { _ in }
 
-    init(role: String, loop: BusEventLoop, endpoint: RedisEndpoint, backoff: RedisBackoff, connectTimeoutMilliseconds: Int,
+    init(role: String, loop: EventLoop, endpoint: RedisEndpoint, backoff: RedisBackoff, connectTimeoutMilliseconds: Int,
          clock: @escaping () -> UInt64, jitter: @escaping () -> Double) {
         self.role = role
         self.loop = loop

@@ -1,3 +1,4 @@
+import Runtime
 /// This node's presence per room (member count and the authenticated users among the members), written to
 /// Redis batched per loop tick. No I/O.
 ///

@@ -1,4 +1,5 @@
 import Protocol
+import Runtime
 
 /// The `read` script's answer (`RedisScripts.read`) for a join or a back-fill, decoded from its reply
 /// `{epoch, lastID, recovered, entries}`; entries are `XRANGE` items `[id, [field, value, …]]` whose field

@@ -1,4 +1,5 @@
 import CHiredis
+import Runtime
 
 /// A Redis reply copied out of hiredis's `redisReply` tree.
 ///

@@ -1,4 +1,5 @@
 import Protocol
+import Runtime
 
 /// The payload the publish script sends on `{prefix}room:{room}`: `{"offset":"{epoch}:{ms}-{seq}","data":DATA}`,
 /// DATA being the published JSON value verbatim (the script splices it in; see docs/redis.md).

@@ -1,3 +1,4 @@
+import Runtime
 /// A Lua script the bus loads with `SCRIPT LOAD` on every (re)connect and runs with `EVALSHA`
 /// (reloading on `NOSCRIPT`, e.g. after `SCRIPT FLUSH` or a Redis restart).
 public struct RedisScript: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import Runtime
 /// The subscriber connection's channel table: what the node wants versus what Redis confirmed, with
 /// SUBSCRIBE / UNSUBSCRIBE batched per loop tick. No I/O: `flush()` returns the channels to send.
 ///

@@ -1,3 +1,4 @@
+import Runtime
 /// The position of a message in a room's history: the history's epoch plus a stream entry ID.
 ///
 /// Text form (opaque to clients, stable across nodes): `"{epoch}:{ms}-{seq}"`, e.g. `"9f3a61c2:1732871234567-0"`.

@@ -2,6 +2,7 @@ import ClusterBus
 import Foundation
 import Glibc
 import Protocol
+import Runtime
 
 /// One HTTP/1.1 request on the admin port (`/health`, `/ready`, `/metrics`, `POST /api/publish`), answered
 /// and closed (`Connection: close`). The admin port is separate so metrics and the publish API are never

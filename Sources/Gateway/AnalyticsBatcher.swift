@@ -1,5 +1,6 @@
 import ClusterBus
 import Protocol
+import Runtime
 
 /// Collects one loop's accepted analytics events and hands them to the bus in batches: when 100 are
 /// waiting, or 50 ms after the first one, whichever comes first. Loop-confined.

@@ -1,6 +1,7 @@
 import ClusterBus
 import Foundation
 import Glibc
+import Runtime
 
 /// The effective configuration of one gateway node: every flag, with its environment-variable twin
 /// (`--ws-path` / `SWITCHBOARD_WS_PATH`). Flags win over the environment, the environment over defaults.

@@ -3,6 +3,7 @@ import ClusterBus
 import Foundation
 import Glibc
 import Protocol
+import Runtime
 
 /// One client socket, from accept to close: HTTP upgrade, then RFC 6455 frames carrying the JSON room
 /// protocol (or verbatim echo on `--echo-path`).

@@ -2,6 +2,7 @@ import CLinux
 import ClusterBus
 import Glibc
 import Protocol
+import Runtime
 
 /// Everything one event loop owns: its epoll loop, its listener, the connections on it, the rooms of those
 /// connections, a shared read buffer (so an idle connection holds no buffer of its own), a scratch iovec

@@ -1,5 +1,6 @@
 import ClusterBus
 import Foundation
+import Runtime
 
 /// Wiring of the Redis cluster bus into a node: the dedicated "bus" event loop, the node info the registry
 /// advertises, the readiness detail and the `switchboard_bus_*` / `switchboard_redis_*` metrics.

@@ -4,6 +4,7 @@ import COpenSSL
 import Foundation
 import Glibc
 import Protocol
+import Runtime
 import Synchronization
 
 /// One gateway node: `threads` event loops, each with its own `SO_REUSEPORT` listener, the admin listener

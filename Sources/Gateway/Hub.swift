@@ -1,5 +1,6 @@
 import ClusterBus
 import Protocol
+import Runtime
 import Synchronization
 
 /// The node-level room registry between the event loops and the bus.

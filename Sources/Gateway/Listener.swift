@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import Runtime
 
 /// Accepts connections on one loop's listening socket (each loop has its own `SO_REUSEPORT` socket) and
 /// hands each accepted fd to `onAccept` on the same loop. Accepts at most 64 per wakeup for fairness.

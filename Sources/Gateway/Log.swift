@@ -2,6 +2,7 @@ import ClusterBus
 import Foundation
 import Protocol
 import Glibc
+import Runtime
 import Synchronization
 
 /// Log severity, lowest first.

@@ -1,6 +1,7 @@
 import ClusterBus
 import Foundation
 import Glibc
+import Runtime
 
 extension GatewayNode {
     /// Prometheus text exposition format 0.0.4: `# HELP` and `# TYPE` for every family, `switchboard_` prefix,
@@ -14,8 +15,8 @@ extension GatewayNode {
                 out += "\(name)\(labels) \(value)\n"
             }
         }
-        func sum(_ f: (LoopMetrics) -> LoopCounter) -> Double { Double(loops.reduce(0) { $0 + f($1.metrics).load() }) }
-        func counter(_ name: String, _ help: String, _ f: (LoopMetrics) -> LoopCounter) { family(name, "counter", help, [("", sum(f))]) }
+        func sum(_ f: (LoopMetrics) -> Counter) -> Double { Double(loops.reduce(0) { $0 + f($1.metrics).load() }) }
+        func counter(_ name: String, _ help: String, _ f: (LoopMetrics) -> Counter) { family(name, "counter", help, [("", sum(f))]) }
         func histogram(_ name: String, _ help: String, _ f: (LoopMetrics) -> LatencyHistogram) {
             out += LatencyHistogram.exposition(name: name, help: help, loops.map { f($0.metrics) })
         }

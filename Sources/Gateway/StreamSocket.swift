@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import Runtime
 
 /// A non-blocking TCP socket on one loop with an outbound queue flushed by `writev` at the end of the loop
 /// iteration. `EPOLLOUT` is armed only while bytes are pending. Base of WebSocket and admin connections.

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Runtime
 
 /// Peers whose forwarding headers (`X-Request-ID`, `X-Forwarded-For`) are believed: a list of IPv4
 /// addresses and CIDR blocks (`--trusted-proxies 10.0.0.0/8,127.0.0.1`). Empty = trust no one.

@@ -1,14 +1,13 @@
-import ClusterBus
-import Gateway
+import CLinux
 import Glibc
 import Protocol
+import Runtime
 
-// epoll flags (from <sys/epoll.h>; CLinux is not a dependency of this target).
-private let evIn: UInt32 = 0x001
-private let evOut: UInt32 = 0x004
-private let evErr: UInt32 = 0x008
-private let evHup: UInt32 = 0x010
-private let evRdHup: UInt32 = 0x2000
+private let evIn = EPOLLIN.rawValue
+private let evOut = EPOLLOUT.rawValue
+private let evErr = EPOLLERR.rawValue
+private let evHup = EPOLLHUP.rawValue
+private let evRdHup = EPOLLRDHUP.rawValue
 
 /// Why a connection ended.
 public enum ConnectionEnd: Sendable, Equatable, CustomStringConvertible {

@@ -1,6 +1,6 @@
 import Foundation
-import Gateway
 import Glibc
+import Runtime
 import Synchronization
 
 /// A `Gateway.EventLoop` on its own thread plus what every client on it shares: one read buffer and a

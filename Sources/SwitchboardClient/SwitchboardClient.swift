@@ -1,7 +1,7 @@
 import Foundation
-import Gateway
 import Glibc
 import Protocol
+import Runtime
 
 /// The reference Switchboard client: what docs/protocol.md ("A well-behaved client") asks of a client,
 /// and nothing more.

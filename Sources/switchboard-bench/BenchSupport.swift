@@ -1,8 +1,7 @@
-import ClusterBus
 import CLinux
 import Foundation
-import Gateway
 import Glibc
+import Runtime
 import SwitchboardClient
 
 // The bench's event loop is `SwitchboardClient.ClientLoop` and its connection class is

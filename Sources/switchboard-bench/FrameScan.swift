@@ -1,4 +1,5 @@
 import Glibc
+import Runtime
 
 /// Fast, allocation-free field extraction for the two frames the bench sees at high rates: room messages
 /// carrying the bench's own `data` (`{"t":…,"s":…,"p":…}`) and publish acks. Anything else goes through

@@ -1,6 +1,5 @@
-import ClusterBus
-import Gateway
 import Glibc
+import Runtime
 import SwitchboardClient
 
 /// The `handshakes` load: `concurrency` slots, each repeatedly connecting, upgrading (the client checks the

@@ -1,3 +1,4 @@
+import Runtime
 /// The bench's one percentile helper: a log-linear histogram of nanosecond values (HDR-style, 8 significant
 /// bits: every value is kept within 0.4 % of what was recorded), mergeable across members and processes.
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 
 /// Command-line flags of one bench run: `--name value` or `--name=value`, plus boolean switches.
 ///

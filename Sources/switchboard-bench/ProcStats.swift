@@ -1,7 +1,6 @@
-import ClusterBus
 import Foundation
-import Gateway
 import Glibc
+import Runtime
 
 /// Figures about a process from /proc (the gateway's RSS and CPU, the bench's own CPU).
 enum ProcStats {

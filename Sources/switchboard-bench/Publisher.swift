@@ -1,6 +1,5 @@
-import ClusterBus
-import Gateway
 import Glibc
+import Runtime
 import SwitchboardClient
 import Protocol
 

@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 
 /// The bench's one report printer: ordered key/value figures printed as aligned human-readable lines and
 /// as a one-line JSON object (`{"scenario":…, key: value, …}`), the line scripts record.

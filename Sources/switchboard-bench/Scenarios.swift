@@ -1,7 +1,6 @@
-import ClusterBus
 import Foundation
-import Gateway
 import Glibc
+import Runtime
 import SwitchboardClient
 import Protocol
 

@@ -1,7 +1,6 @@
-import ClusterBus
 import Foundation
-import Gateway
 import Glibc
+import Runtime
 import SwitchboardClient
 
 /// Some of the members: hosted on this process's loop (`LocalShard`) or by a child process of the bench

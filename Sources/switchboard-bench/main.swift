@@ -1,6 +1,6 @@
 import Foundation
-import Gateway
 import Glibc
+import Runtime
 import SwitchboardClient
 
 // switchboard-bench: the load generator of docs/benchmarks.md. `switchboard-bench --help`.

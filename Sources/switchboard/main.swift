@@ -2,6 +2,7 @@ import CLinux
 import Foundation
 import Gateway
 import Glibc
+import Runtime
 
 // switchboard: one gateway node. Flags and their environment twins: `switchboard --help`.
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -1,6 +1,7 @@
 @testable import ClusterBus
 import Glibc
 import Protocol
+import Runtime
 import Synchronization
 import Testing
 

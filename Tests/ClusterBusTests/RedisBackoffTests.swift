@@ -1,4 +1,5 @@
 import ClusterBus
+import Runtime
 import Testing
 
 @Suite struct RedisBackoffTests {

@@ -1,8 +1,8 @@
 import ClusterBus
 import Foundation
-import Gateway
 import Glibc
 import Protocol
+import Runtime
 import Synchronization
 import Testing
 

@@ -1,4 +1,5 @@
 import ClusterBus
+import Runtime
 import Testing
 
 /// The connection state machine driven with a fake clock and injected jitter: no sockets.

@@ -1,5 +1,6 @@
 import ClusterBus
 import Protocol
+import Runtime
 import Testing
 
 @Suite struct RedisRoomDeliveryTests {

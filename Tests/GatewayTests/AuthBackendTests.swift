@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Protocol
+import Runtime
 import Synchronization
 import Testing
 @testable import Gateway

@@ -2,6 +2,7 @@ import COpenSSL
 import Foundation
 import Glibc
 import Protocol
+import Runtime
 import Synchronization
 @testable import Gateway
 

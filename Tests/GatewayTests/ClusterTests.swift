@@ -2,6 +2,7 @@ import ClusterBus
 import Foundation
 import Glibc
 import Protocol
+import Runtime
 import Testing
 
 /// The Redis cluster bus end to end (issue 3, "Done when"): a real `redis-server` (Debian's, free port, no

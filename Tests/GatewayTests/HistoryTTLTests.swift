@@ -2,6 +2,7 @@ import ClusterBus
 import Foundation
 import Glibc
 import Protocol
+import Runtime
 import Testing
 
 /// `--history-ttl`: a room's history expires after its last publish, in Redis (key TTLs) and in the

@@ -3,6 +3,7 @@ import Foundation
 import Gateway
 import Glibc
 import Protocol
+import Runtime
 import Synchronization
 import SwitchboardClient
 import Testing

@@ -1,6 +1,7 @@
 import ClusterBus
 import Foundation
 import Glibc
+import Runtime
 import Synchronization
 
 /// The client address for per-IP limits and the auth backend: the TCP peer, unless the peer is a trusted

@@ -1,6 +1,7 @@
 import ClusterBus
 import Foundation
 import Glibc
+import Runtime
 import Synchronization
 
 /// The auth backend (`--auth-url`): for each new connection whose token is not cached, the gateway POSTs

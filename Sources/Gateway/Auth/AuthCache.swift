@@ -1,4 +1,5 @@
 import COpenSSL
+import Runtime
 
 /// The cache key of a token: its SHA-256 (so the cache never holds tokens and every key is 32 bytes).
 public struct AuthCacheKey: Hashable, Sendable {

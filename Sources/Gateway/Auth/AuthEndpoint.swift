@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Runtime
 import Synchronization
 
 /// Where the auth backend listens: `--auth-url http://host[:port][/path]`.

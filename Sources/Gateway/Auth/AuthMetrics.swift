@@ -1,37 +1,38 @@
+import Runtime
 /// Per-loop auth counters (owner loop writes, `/metrics` sums the loops), held by ``LoopMetrics``.
 public final class AuthLoopMetrics: Sendable {
     /// Authentication outcomes (handshake token or `auth` op), by result; see ``AuthLoopMetrics/Result``.
-    public let results: [LoopCounter] = Result.allCases.map { _ in LoopCounter() }
+    public let results: [Counter] = Result.allCases.map { _ in Counter() }
     /// `join` (or `presence`) refused by the rooms claim.
-    public let forbiddenJoins = LoopCounter()
+    public let forbiddenJoins = Counter()
     /// `publish` refused by the publish claim.
-    public let forbiddenPublishes = LoopCounter()
+    public let forbiddenPublishes = Counter()
     /// Handshakes answered 403 for their `Origin`.
-    public let originRejected = LoopCounter()
+    public let originRejected = Counter()
     /// Handshakes refused (429) because the IP had `--max-connections-per-ip` connections open.
-    public let admissionConnections = LoopCounter()
+    public let admissionConnections = Counter()
     /// Handshakes refused (429) because the IP passed `--max-handshakes-per-ip` per second.
-    public let admissionRate = LoopCounter()
+    public let admissionRate = Counter()
     /// Handshakes refused (503) because the admission table was full.
-    public let admissionCapacity = LoopCounter()
+    public let admissionCapacity = Counter()
     /// Backend answers served from the cache.
-    public let cacheHits = LoopCounter()
+    public let cacheHits = Counter()
     /// Cache misses that led a backend call.
-    public let cacheMisses = LoopCounter()
+    public let cacheMisses = Counter()
     /// Connections that waited for a call already in flight for the same token.
-    public let coalesced = LoopCounter()
+    public let coalesced = Counter()
     /// Backend attempts answered 200 with a valid identity.
-    public let backendOK = LoopCounter()
+    public let backendOK = Counter()
     /// Backend attempts answered 401/403.
-    public let backendRejected = LoopCounter()
+    public let backendRejected = Counter()
     /// Backend attempts that failed (5xx, 408, 429, timeout, refused, malformed or unexpected answer).
-    public let backendErrors = LoopCounter()
+    public let backendErrors = Counter()
     /// Backend attempts that hit the per-try timeout (also counted in `backendErrors`).
-    public let backendTimeouts = LoopCounter()
+    public let backendTimeouts = Counter()
     /// Retries scheduled after a failed attempt.
-    public let backendRetries = LoopCounter()
+    public let backendRetries = Counter()
     /// Authentications failed fast without calling (breaker open, too many in flight).
-    public let backendFastFails = LoopCounter()
+    public let backendFastFails = Counter()
 
     /// The `result` label of `switchboard_auth_attempts_total`.
     public enum Result: Int, CaseIterable, Sendable {
@@ -66,7 +67,7 @@ extension GatewayNode {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
             for (labels, v) in samples { out += "\(name)\(labels) \(v)\n" }
         }
-        func sum(_ f: (AuthLoopMetrics) -> LoopCounter) -> Int { loops.reduce(0) { $0 + f($1.metrics.auth).load() } }
+        func sum(_ f: (AuthLoopMetrics) -> Counter) -> Int { loops.reduce(0) { $0 + f($1.metrics.auth).load() } }
         family("switchboard_auth_attempts_total", "counter", "Authentications by result (ok, invalid token, rejected by the backend, backend unavailable, auth timeout 4001, expiry 4003).",
                AuthLoopMetrics.Result.allCases.map { r in ("{result=\"\(r.label)\"}", sum { $0.results[r.rawValue] }) })
         family("switchboard_auth_forbidden_total", "counter", "Ops refused by the token's claims (error forbidden), by op.",

@@ -1,6 +1,7 @@
 import ClusterBus
 import Foundation
 import Protocol
+import Runtime
 
 /// Everything a node needs to authenticate and admit connections, built once from ``Config`` and shared by
 /// every loop (all members immutable or internally locked).

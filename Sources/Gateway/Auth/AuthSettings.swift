@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 
 /// The authentication, Origin and admission part of ``Config`` (flags listed in ``Config/authOptions``).
 /// Durations in milliseconds.

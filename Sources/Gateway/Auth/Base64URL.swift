@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 
 /// Base64url without padding (RFC 4648 §5), as JWS compact serialization uses it (RFC 7515 §2, §3.1).
 ///

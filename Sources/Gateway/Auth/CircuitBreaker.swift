@@ -1,3 +1,4 @@
+import Runtime
 /// A circuit breaker for the auth backend, as a value driven by the caller's clock (monotonic ms), so tests
 /// run it with a fake one.
 ///

@@ -1,6 +1,7 @@
 import ClusterBus
 import Foundation
 import Protocol
+import Runtime
 
 /// The auth side of one connection: where it is in authentication, who it is, its pending deadline (auth
 /// timeout, token expiry, grace) and its admission ticket. Allocated only when the node checks anything

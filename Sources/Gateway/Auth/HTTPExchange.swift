@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 import Protocol
+import Runtime
 
 /// One HTTP/1.1 request and its response over a non-blocking TCP socket registered with an event loop: the
 /// auth backend's client. Nothing here blocks: connect, write and read are driven by epoll readiness, and

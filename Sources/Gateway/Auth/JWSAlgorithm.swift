@@ -1,4 +1,5 @@
 import COpenSSL
+import Runtime
 
 /// A JWS signature algorithm this gateway verifies (RFC 7518 §3.1). `none` is deliberately absent: an
 /// unsecured JWS (RFC 7515 §A.5) is never accepted.

@@ -1,5 +1,6 @@
 import COpenSSL
 import Foundation
+import Runtime
 
 /// Why a token was refused. Every case answers 401 before an upgrade and close 4002 after one; ``reason``
 /// is the short text sent (it names the rule, never key material).

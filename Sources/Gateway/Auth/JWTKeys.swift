@@ -1,5 +1,6 @@
 import COpenSSL
 import Foundation
+import Runtime
 
 /// A key file or secret that cannot be used; the message names the key and the reason.
 public struct JWTKeyError: Error, CustomStringConvertible, Sendable, Equatable {

@@ -1,3 +1,4 @@
+import Runtime
 /// Which browser origins may open a WebSocket (RFC 6455 §10.2: a server that is not meant for every web
 /// page must check `Origin` and refuse others; this is what stops cross-site WebSocket hijacking, where a
 /// foreign page rides on the user's cookies).

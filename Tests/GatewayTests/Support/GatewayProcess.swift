@@ -1,6 +1,7 @@
 import Foundation
 import Gateway
 import Glibc
+import Runtime
 
 /// The real `switchboard` binary, started on free loopback ports for one test and killed afterwards.
 final class GatewayProcess: @unchecked Sendable {

@@ -1,4 +1,5 @@
 import Gateway
+import Runtime
 import Testing
 
 /// The gateway flags that configure the Redis bus.

@@ -1,4 +1,3 @@
-import ClusterBus
 import CLinux
 import Foundation
 import Glibc
@@ -12,7 +11,7 @@ public protocol EventHandler: AnyObject {
 
 /// Something that wants `flushNow()` called once at the end of the current loop iteration
 /// (the per-loop cork: many frames queued in one iteration leave in one `writev`).
-protocol TickFlushable: AnyObject {
+public protocol TickFlushable: AnyObject {
     func flushNow()
 }
 
@@ -38,7 +37,7 @@ public final class EventLoop: @unchecked Sendable {
     private var dueTimers: [(target: TimerTarget, generation: UInt32)] = []
     private var tickEndHooks: [() -> Void] = []
     private var threadID: pthread_t?
-    /// Closure-based watchers (`BusEventLoop.watch`), by fd.
+    /// Closure-based watchers (`EventLoop.watch`), by fd.
     var watchers: [CInt: FDWatcher] = [:]
     private let stopped = Atomic<Bool>(false)
     /// Signalled once when a thread started by `start(name:)` leaves `run()`.
@@ -162,7 +161,7 @@ public final class EventLoop: @unchecked Sendable {
     // MARK: - Batching (loop thread)
 
     /// Queues `target.flushNow()` for the end of this iteration. The caller keeps a flag so it is added once.
-    func flushAtTickEnd(_ target: TickFlushable) {
+    public func flushAtTickEnd(_ target: TickFlushable) {
         flushList.append(target)
     }
 

@@ -1,5 +1,5 @@
+import Runtime
 import Testing
-@testable import Gateway
 
 /// The timer wheel driven with a fake clock: no threads, no sleeps.
 @Suite struct TimerWheelTests {
@@ -75,42 +75,5 @@ import Testing
         let p = Probe()
         wheel.schedule(p, generation: 0, deadline: 95)
         #expect(wheel.millisecondsUntilNext(now: 0) == 100)
-    }
-}
-
-@Suite struct ConfigTests {
-    @Test func durationsAndSizesTakeUnits() {
-        #expect(Config.parseDuration("250ms") == 250)
-        #expect(Config.parseDuration("5s") == 5000)
-        #expect(Config.parseDuration("2m") == 120_000)
-        #expect(Config.parseDuration("1.5s") == 1500)
-        #expect(Config.parseDuration("0") == 0)
-        #expect(Config.parseDuration("3") == nil, "a bare number could mean seconds or milliseconds: refused")
-        #expect(Config.parseDuration("-1s") == nil)
-        #expect(Config.parseDuration("soon") == nil)
-        #expect(Config.parseDuration("99999999999999999999s") == nil, "too large: refused, not a trap")
-        #expect(Config.parseDuration("1e30ms") == nil)
-        for odd in ["0x10s", "+5s", ".5s", "5.s", "-0s", "infs", "nanms", "1e3ms"] {
-            #expect(Config.parseDuration(odd) == nil, "\(odd)")
-        }
-        #expect(Config.parseDuration("1.9ms") == 2, "rounded, not truncated")
-        #expect(Config.parseDuration(" 5S") == 5000, "case and surrounding blanks do not matter")
-        #expect(Config.parseSize("99999999999GiB") == nil)
-        #expect(Config.parseSize("64KiB") == 65536)
-        #expect(Config.parseSize("1MiB") == 1 << 20)
-        #expect(Config.parseSize("512") == 512)
-        #expect(Config.parseSize("lots") == nil)
-    }
-
-    @Test func flagsWinOverEnvironmentAndBadValuesNameTheFlag() throws {
-        let c = try Config.parse(arguments: ["--port", "9000", "--ping-interval=1s"], environment: ["SWITCHBOARD_PORT": "7000", "SWITCHBOARD_WS_PATH": "/socket"])
-        #expect(c.port == 9000)
-        #expect(c.wsPath == "/socket")
-        #expect(c.pingIntervalMs == 1000)
-        #expect(throws: Config.Invalid.self) { try Config.parse(arguments: ["--threads", "0"], environment: [:]) }
-        #expect(throws: Config.Invalid.self) { try Config.parse(arguments: ["--nope", "1"], environment: [:]) }
-        #expect(throws: Config.Invalid.self) { try Config.parse(arguments: ["--max-message-size", "big"], environment: [:]) }
-        let masked = try Config.parse(arguments: ["--api-key", "hunter2"], environment: [:]).loggable
-        #expect(masked.first { $0.0 == "api-key" }?.1 == "***")
     }
 }

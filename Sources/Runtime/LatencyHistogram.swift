@@ -10,14 +10,14 @@ public final class LatencyHistogram: Sendable {
     /// Upper bounds in seconds (the `le` labels, +Inf implied).
     public let bounds: [Double]
     private let boundsNanoseconds: [Int]
-    private let buckets: [BusCounter]
-    private let sumNanoseconds = BusCounter()
+    private let buckets: [Counter]
+    private let sumNanoseconds = Counter()
 
     /// - Parameter bounds: ascending upper bounds in seconds.
     public init(bounds: [Double]) {
         self.bounds = bounds
         boundsNanoseconds = bounds.map { Int(($0 * 1e9).rounded()) }
-        buckets = (0...bounds.count).map { _ in BusCounter() }
+        buckets = (0...bounds.count).map { _ in Counter() }
     }
 
     /// Owning thread only. Negative values (clock skew between nodes) count as 0.

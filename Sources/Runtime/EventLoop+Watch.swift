@@ -1,8 +1,10 @@
 import CLinux
-import ClusterBus
 
-/// Lets a bus (hiredis's async adapter) run on a gateway event loop.
-extension EventLoop: BusEventLoop {
+/// Closure-based fd watching, timers and tick-end hooks: what the Redis connections (ClusterBus) and the
+/// auth/proxy HTTP client use instead of an `EventHandler` subclass.
+extension EventLoop {
+    /// Starts or updates readiness interest for `fd`; `handler` gets (readable, writable) on the loop thread.
+    /// Passing `readable: false, writable: false` stops watching. Errors: the `epoll_ctl` failure.
     public func watch(fd: CInt, readable: Bool, writable: Bool, handler: @escaping (Bool, Bool) -> Void) throws {
         let events = (readable ? EPOLLIN.rawValue : 0) | (writable ? EPOLLOUT.rawValue : 0)
         if let existing = watchers[fd] {
@@ -21,6 +23,7 @@ extension EventLoop: BusEventLoop {
         watchers[fd] = w
     }
 
+    /// Runs `action` after `milliseconds` on the loop; call the returned closure to cancel.
     public func runAfter(milliseconds: Int, _ action: @escaping () -> Void) -> () -> Void {
         let t = schedule(afterMilliseconds: milliseconds, action)
         return { t.cancel() }

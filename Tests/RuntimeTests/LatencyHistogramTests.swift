@@ -1,4 +1,4 @@
-import ClusterBus
+import Runtime
 import Testing
 
 @Suite struct LatencyHistogramTests {
