@@ -17,6 +17,11 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
     /// Largest accepted request body (the publish API).
     static let maxBody = 1 << 20
 
+    /// The gateway loop this socket belongs to (its context; no extra pointer per socket).
+    var loop: GatewayLoop { unsafeDowncast(context, to: GatewayLoop.self) }
+
+    init(loop: GatewayLoop, fd: CInt) { super.init(context: loop, fd: fd) }
+
     func start() {
         guard register() else { return }
         loop.loop.schedule(self, generation: timerGeneration, deadline: loop.loop.now + 10_000)

@@ -52,12 +52,15 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     private var closeCode: UInt16?
     private var closeReason = ""
 
-    override init(loop: GatewayLoop, fd: CInt) {
+    /// The gateway loop this connection lives on (its socket context; no extra pointer per connection).
+    var loop: GatewayLoop { unsafeDowncast(context, to: GatewayLoop.self) }
+
+    init(loop: GatewayLoop, fd: CInt) {
         self.id = loop.makeConnectionID()
         self.acceptedAt = loop.loop.now
         self.http = HTTPHeadParser(maxHeadBytes: loop.config.maxHeadSize, maxHeaderCount: loop.config.maxHeaderCount)
         self.reader = WebSocketReader(role: .server, maxMessageSize: loop.config.maxMessageSize)
-        super.init(loop: loop, fd: fd)
+        super.init(context: loop, fd: fd)
     }
 
     /// Registers with the loop and arms the handshake deadline.

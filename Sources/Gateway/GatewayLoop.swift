@@ -7,17 +7,11 @@ import Runtime
 /// Everything one event loop owns: its epoll loop, its listener, the connections on it, the rooms of those
 /// connections, a shared read buffer (so an idle connection holds no buffer of its own), a scratch iovec
 /// array for `writev`, and its metrics. Loop-confined except for `metrics` and `loop.execute`.
-public final class GatewayLoop: @unchecked Sendable {
-    /// The event loop this state lives on.
-    public let loop: EventLoop
+public final class GatewayLoop: SocketContext, @unchecked Sendable {
     let node: GatewayNode
     var config: Config { node.config }
     /// Counters summed by `/metrics`.
-    public let metrics = LoopMetrics()
-    /// 64 KiB, reused by every connection on this loop for `read(2)`.
-    let readBuffer: UnsafeMutableRawBufferPointer
-    static let iovecCount = 64
-    let iovecs: UnsafeMutablePointer<iovec>
+    public let metrics: LoopMetrics
     /// room → members on this loop.
     var rooms: [String: LoopRoom] = [:]
     /// Every open WebSocket connection on this loop (for shutdown), by connection id.
@@ -29,15 +23,11 @@ public final class GatewayLoop: @unchecked Sendable {
     private var nextConnectionNumber: UInt64 = 0
 
     init(index: Int, node: GatewayNode) throws(SyscallError) {
-        self.loop = try EventLoop(index: index)
+        let metrics = LoopMetrics()
+        self.metrics = metrics
         self.node = node
-        self.readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
-        self.iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: GatewayLoop.iovecCount)
-    }
-
-    deinit {
-        readBuffer.deallocate()
-        iovecs.deallocate()
+        super.init(loop: try EventLoop(index: index), bytesIn: metrics.bytesIn, bytesOut: metrics.bytesOut,
+                   outboundQueueBytes: metrics.outboundQueueBytes)
     }
 
     /// A node-unique connection id: loop index in the top byte.

@@ -2,46 +2,53 @@ import CLinux
 import Glibc
 import Runtime
 
-/// A non-blocking TCP socket on one loop with an outbound queue flushed by `writev` at the end of the loop
-/// iteration. `EPOLLOUT` is armed only while bytes are pending. Base of WebSocket and admin connections.
+/// A non-blocking stream socket on one loop with an outbound queue flushed by one vectored write at the end
+/// of the loop iteration. `EPOLLOUT` is armed only while bytes are pending. The bytes go through a
+/// `Transport` (plain TCP or TLS), so everything above (WebSocket and admin connections) is the same for
+/// both. Subclasses override the hooks at the end (`received`, `peerClosed`, `didClose`, …).
 ///
-/// Loop-confined (see `EventLoop`): `@unchecked Sendable` only so bus completions can carry a reference
-/// back to the loop, where every use happens.
-class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
-    /// `unowned(unsafe)`: a loop outlives every socket on it, and a checked `unowned` costs a retain and
+/// Loop-confined (see `EventLoop`): `@unchecked Sendable` only so completions from other threads can carry
+/// a reference back to the loop, where every use happens.
+open class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
+    /// `unowned(unsafe)`: a context outlives every socket on it, and a checked `unowned` costs a retain and
     /// release per member per message on the fan-out path.
-    unowned(unsafe) let loop: GatewayLoop
-    private(set) var fd: CInt
+    public unowned(unsafe) let context: SocketContext
+    public private(set) var fd: CInt
+    /// Plain TCP or TLS; fixed for the socket's life.
+    public let transport: any Transport
     private var queue: [Bytes] = []
     private var head = 0
     private var headOffset = 0
     /// Bytes queued and not yet written (the high-water mark compares against this).
-    private(set) var queuedBytes = 0
+    public private(set) var queuedBytes = 0
     private var flushScheduled = false
     private var writeArmed = false
     /// After the queue drains: send FIN (`shutdown(SHUT_WR)`) and wait for the peer's EOF.
     private var shutdownAfterFlush = false
-    private(set) var writeShutDown = false
+    public private(set) var writeShutDown = false
     /// Bytes read from and written to this socket (for the close log line).
-    private(set) var bytesRead = 0
-    private(set) var bytesWritten = 0
+    public private(set) var bytesRead = 0
+    public private(set) var bytesWritten = 0
 
-    init(loop: GatewayLoop, fd: CInt) {
-        self.loop = loop
+    /// Wraps an accepted or connected non-blocking `fd`; call `register()` before use.
+    public init(context: SocketContext, fd: CInt, transport: any Transport = PlainTransport.shared) {
+        self.context = context
         self.fd = fd
+        self.transport = transport
     }
 
-    var isClosed: Bool { fd < 0 }
+    public var isClosed: Bool { fd < 0 }
 
     /// True while the kernel's send buffer is full (`EPOLLOUT` armed): the peer is not reading.
-    var isWriteBlocked: Bool { writeArmed }
+    public var isWriteBlocked: Bool { writeArmed }
 
     /// Registers for reads. Errors close the socket.
-    func register() -> Bool {
+    public func register() -> Bool {
         do {
-            try loop.loop.register(fd: fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue, handler: self)
+            try context.loop.register(fd: fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue, handler: self)
             return true
         } catch {
+            transport.release()
             Glibc.close(fd)
             fd = -1
             return false
@@ -49,30 +56,30 @@ class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
     }
 
     /// Appends bytes to the outbound queue; they leave at the end of this loop iteration.
-    func enqueueRaw(_ bytes: Bytes) {
+    public func enqueueRaw(_ bytes: Bytes) {
         guard fd >= 0, !writeShutDown, !shutdownAfterFlush else { return }
         queue.append(bytes)
         queuedBytes += bytes.count
-        loop.metrics.outboundQueueBytes.add(bytes.count)
+        context.outboundQueueBytes.add(bytes.count)
         scheduleFlush()
     }
 
     /// Drops queued bytes that have not started to leave (a partially written frame stays, so the stream
     /// stays well-formed). Returns how many bytes were dropped.
     @discardableResult
-    func discardUnsentQueue() -> Int {
+    public func discardUnsentQueue() -> Int {
         let keep = headOffset > 0 ? head + 1 : head
         guard keep < queue.count else { return 0 }
         var dropped = 0
         for i in keep..<queue.count { dropped += queue[i].count }
         queue.removeSubrange(keep...)
         queuedBytes -= dropped
-        loop.metrics.outboundQueueBytes.add(-dropped)
+        context.outboundQueueBytes.add(-dropped)
         return dropped
     }
 
     /// Sends FIN once everything queued has been written.
-    func shutdownWriteAfterFlush() {
+    public func shutdownWriteAfterFlush() {
         guard fd >= 0, !writeShutDown else { return }
         shutdownAfterFlush = true
         scheduleFlush()
@@ -81,19 +88,19 @@ class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
     private func scheduleFlush() {
         if !flushScheduled && !writeArmed {
             flushScheduled = true
-            loop.loop.flushAtTickEnd(self)
+            context.loop.flushAtTickEnd(self)
         }
     }
 
-    func flushNow() {
+    public func flushNow() {
         flushScheduled = false
         guard fd >= 0 else { return }
-        let iov = loop.iovecs
+        let iov = context.iovecs
         while head < queue.count {
             var n = 0
             var total = 0
             var i = head
-            while i < queue.count && n < GatewayLoop.iovecCount {
+            while i < queue.count && n < SocketContext.iovecCount {
                 let b = queue[i]
                 let skip = i == head ? headOffset : 0
                 iov[n] = iovec(iov_base: b.base + skip, iov_len: b.count - skip)
@@ -101,15 +108,14 @@ class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
                 n += 1
                 i += 1
             }
-            let written = writev(fd, iov, CInt(n))
-            if written < 0 {
-                let e = errno
-                if e == EINTR { continue }
-                if e == EAGAIN || e == EWOULDBLOCK { armWrite(true); return }
-                writeFailed(errno: e)
-                return
+            let written: Int
+            switch transport.write(fd: fd, iov, count: n) {
+            case .done(let w): written = w
+            case .wouldBlock: armWrite(true); return
+            case .failed(let e): writeFailed(errno: e); return
+            case .eof: writeFailed(errno: EPIPE); return
             }
-            loop.metrics.bytesOut.add(written)
+            context.bytesOut.add(written)
             bytesWritten += written
             advance(by: written)
             if written < total { armWrite(true); return }
@@ -120,8 +126,12 @@ class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
         headOffset = 0
         armWrite(false)
         if shutdownAfterFlush && !writeShutDown {
+            switch transport.shutdownWrite(fd: fd) {
+            case .wouldBlock: armWrite(true); return
+            case .failed(let e): writeFailed(errno: e); return
+            case .done, .eof: break
+            }
             writeShutDown = true
-            Glibc.shutdown(fd, CInt(SHUT_WR))
             didShutDownWrite()
         }
         didDrain()
@@ -130,7 +140,7 @@ class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
     private func advance(by written: Int) {
         var left = written
         queuedBytes -= written
-        loop.metrics.outboundQueueBytes.add(-written)
+        context.outboundQueueBytes.add(-written)
         while left > 0 {
             let remaining = queue[head].count - headOffset
             if left >= remaining {
@@ -151,34 +161,35 @@ class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
     private func armWrite(_ on: Bool) {
         guard on != writeArmed, fd >= 0 else { return }
         writeArmed = on
-        loop.loop.modify(fd: fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (on ? EPOLLOUT.rawValue : 0))
+        context.loop.modify(fd: fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (on ? EPOLLOUT.rawValue : 0))
     }
 
     /// Closes the fd now (queued bytes are dropped). Idempotent.
-    func closeSocket() {
+    public func closeSocket() {
         guard fd >= 0 else { return }
-        loop.loop.deregister(fd: fd)
+        context.loop.deregister(fd: fd)
+        transport.release()
         Glibc.close(fd)
         fd = -1
         queue = []
         head = 0
         headOffset = 0
-        loop.metrics.outboundQueueBytes.add(-queuedBytes)
+        context.outboundQueueBytes.add(-queuedBytes)
         queuedBytes = 0
         didClose()
     }
 
     /// Closes with RST (SO_LINGER 0): for peers we give up on, so no TIME_WAIT or unsent data lingers.
-    func resetSocket() {
+    public func resetSocket() {
         guard fd >= 0 else { return }
         var l = linger(l_onoff: 1, l_linger: 0)
         _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
         closeSocket()
     }
 
-    // MARK: - Hooks for subclasses
+    // MARK: - Readiness
 
-    func handleEvent(_ events: UInt32) {
+    public func handleEvent(_ events: UInt32) {
         if events & EPOLLOUT.rawValue != 0 {
             writeArmed = false
             flushNow()
@@ -189,38 +200,45 @@ class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
         }
     }
 
-    /// Reads until `EAGAIN`, at most 4 buffers per wakeup (fairness), into the loop's shared buffer.
-    func readAvailable() {
-        let buf = loop.readBuffer
+    /// Reads until the transport would block, at most 4 buffers per wakeup (fairness), into the loop's
+    /// shared buffer. A short plain read means the kernel is drained; a transport holding decrypted input
+    /// (`hasBufferedInput`) is read again, since no readiness event will announce it.
+    public func readAvailable() {
+        let buf = context.readBuffer
         var rounds = 0
         while fd >= 0 && rounds < 4 {
-            let n = read(fd, buf.baseAddress!, buf.count)
-            if n > 0 {
-                loop.metrics.bytesIn.add(n)
+            switch transport.read(fd: fd, into: buf) {
+            case .done(let n):
+                context.bytesIn.add(n)
                 bytesRead += n
                 received(UnsafeMutableRawBufferPointer(start: buf.baseAddress!, count: n))
-                if n < buf.count { return }
+                if n < buf.count && !(fd >= 0 && transport.hasBufferedInput) { return }
                 rounds += 1
-            } else if n == 0 {
+            case .eof:
                 peerClosed()
                 return
-            } else {
-                let e = errno
-                if e == EINTR { continue }
-                if e == EAGAIN || e == EWOULDBLOCK { return }
+            case .wouldBlock:
+                return
+            case .failed(let e):
                 readFailed(errno: e)
                 return
             }
         }
+        // Fairness cut the loop short while input is still buffered inside the transport: come back next tick.
+        if fd >= 0 && transport.hasBufferedInput {
+            context.loop.atTickEnd { [weak self] in self?.readAvailable() }
+        }
     }
 
+    // MARK: - Hooks for subclasses
+
     /// Bytes arrived (valid only during the call).
-    func received(_ bytes: UnsafeMutableRawBufferPointer) {}
-    /// The peer sent FIN.
-    func peerClosed() { closeSocket() }
-    func readFailed(errno: CInt) { closeSocket() }
-    func writeFailed(errno: CInt) { closeSocket() }
-    func didShutDownWrite() {}
-    func didDrain() {}
-    func didClose() {}
+    open func received(_ bytes: UnsafeMutableRawBufferPointer) {}
+    /// The peer closed its side in order (FIN; TLS `close_notify`).
+    open func peerClosed() { closeSocket() }
+    open func readFailed(errno: CInt) { closeSocket() }
+    open func writeFailed(errno: CInt) { closeSocket() }
+    open func didShutDownWrite() {}
+    open func didDrain() {}
+    open func didClose() {}
 }
