@@ -12,6 +12,9 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
     var config: Config { node.config }
     /// Counters summed by `/metrics`.
     public let metrics: LoopMetrics
+    /// Limits of room-protocol and echo connections on this loop (shared: one pointer per connection).
+    let connectionLimits: ConnectionLimits
+    let echoLimits: ConnectionLimits
     /// room → members on this loop.
     var rooms: [String: LoopRoom] = [:]
     /// Every open WebSocket connection on this loop (for shutdown), by connection id.
@@ -26,6 +29,8 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
         let metrics = LoopMetrics()
         self.metrics = metrics
         self.node = node
+        self.connectionLimits = ConnectionLimits(node.config, frameRateLimited: true)
+        self.echoLimits = ConnectionLimits(node.config, frameRateLimited: false)
         super.init(loop: try EventLoop(index: index), bytesIn: metrics.bytesIn, bytesOut: metrics.bytesOut,
                    outboundQueueBytes: metrics.outboundQueueBytes)
     }
@@ -66,8 +71,7 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
             moved.roomSlots[room] = slot
         }
         r.members.removeLast()
-        r.resumeFloors[ObjectIdentifier(c)] = nil
-        r.heldForResume[ObjectIdentifier(c)] = nil
+        r.forget(c)
         metrics.roomLeaves.add()
         if r.members.isEmpty { rooms[room] = nil }
         node.hub.membersChanged(room: room, loop: loop.index, localCount: r.members.count, user: c.authState?.identity?.user, joined: false)
@@ -79,38 +83,73 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
         guard let r = rooms[room] else { return }
         let now = wallClockMilliseconds()
         metrics.deliveryLatency.observe(nanoseconds: (Int(bitPattern: UInt(now)) - Int(bitPattern: UInt(publishedAtMilliseconds))) * 1_000_000)
-        if r.resumeFloors.isEmpty && r.heldForResume.isEmpty {
+        if !r.isResuming {
             for m in r.members { m.enqueueFrame(frame) }
         } else {
-            for m in r.members {
-                if r.heldForResume[ObjectIdentifier(m)] != nil {
-                    // Its `join since` is in flight: hold live messages until the replay is sent (resume seam).
-                    r.heldForResume[ObjectIdentifier(m)]!.append((offset, frame))
-                    continue
-                }
-                if let floor = r.resumeFloors[ObjectIdentifier(m)] {
-                    // A message already replayed from history to this member (resume seam): skip it.
-                    if floor.epoch == offset.epoch && !offset.isAfter(floor) { continue }
-                    r.resumeFloors[ObjectIdentifier(m)] = nil
-                }
-                m.enqueueFrame(frame)
-            }
+            for m in r.members where r.admitLive(m, offset: offset, frame: frame) { m.enqueueFrame(frame) }
         }
+    }
+
+    /// Runs `body` on this loop: inline when already there (bus completions from LocalBus), else queued.
+    func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if loop.inLoop { body() } else { loop.execute(body) }
     }
 
     func register(_ c: Connection) { connections[c.id] = c }
     func unregister(_ c: Connection) { connections[c.id] = nil }
 }
 
-/// The members of one room on one loop. Members are an array (fast fan-out); each connection stores its
-/// slot so removal is O(1) by swapping the last member in.
+/// The members of one room on one loop, and the owner of the room's resume seam on this loop. Members are an
+/// array (fast fan-out); each connection stores its slot so removal is O(1) by swapping the last member in.
+///
+/// The resume seam: a member whose `join since` is in flight (an asynchronous bus such as Redis answers after
+/// live messages may already flow) has its live frames held until the replay is queued; after it, live
+/// messages the replay already covered are skipped once. Only this type reads or writes that state.
 final class LoopRoom {
     let name: String
     var members: [Connection] = []
     /// Members that resumed from history: live messages at or below the floor were already replayed.
-    var resumeFloors: [ObjectIdentifier: StreamOffset] = [:]
-    /// Members whose `join since` is in flight (an asynchronous bus such as Redis answers after live
-    /// messages may already flow): their live frames wait here and follow the replay, duplicates dropped.
-    var heldForResume: [ObjectIdentifier: [(offset: StreamOffset, frame: Bytes)]] = [:]
+    private var resumeFloors: [ObjectIdentifier: StreamOffset] = [:]
+    /// Members whose `join since` is in flight: their live frames, in order.
+    private var heldForResume: [ObjectIdentifier: [(offset: StreamOffset, frame: Bytes)]] = [:]
     init(name: String) { self.name = name }
+
+    /// True while any member is inside the resume seam (the fan-out then checks each member).
+    var isResuming: Bool { !resumeFloors.isEmpty || !heldForResume.isEmpty }
+
+    /// Holds live messages for `c` until ``endResume(_:replayedUpTo:)``.
+    func holdForResume(_ c: Connection) { heldForResume[ObjectIdentifier(c)] = [] }
+
+    /// Ends the hold on `c`: returns the held frames the replay did not cover (the replay ended at
+    /// `replayedUpTo`; nil when nothing was replayed), and skips covered live messages from then on.
+    func endResume(_ c: Connection, replayedUpTo: StreamOffset?) -> [Bytes] {
+        let held = heldForResume.removeValue(forKey: ObjectIdentifier(c)) ?? []
+        guard let floor = replayedUpTo else { return held.map(\.frame) }
+        resumeFloors[ObjectIdentifier(c)] = floor
+        return held.compactMap { isCovered($0.offset, by: floor) ? nil : $0.frame }
+    }
+
+    /// Whether live message `offset` goes to member `m` now (false: held, or already replayed).
+    func admitLive(_ m: Connection, offset: StreamOffset, frame: Bytes) -> Bool {
+        let key = ObjectIdentifier(m)
+        if heldForResume[key] != nil {
+            heldForResume[key]!.append((offset, frame))
+            return false
+        }
+        if let floor = resumeFloors[key] {
+            if isCovered(offset, by: floor) { return false }
+            resumeFloors[key] = nil
+        }
+        return true
+    }
+
+    /// A member left: forget its resume state.
+    func forget(_ c: Connection) {
+        resumeFloors[ObjectIdentifier(c)] = nil
+        heldForResume[ObjectIdentifier(c)] = nil
+    }
+
+    private func isCovered(_ offset: StreamOffset, by floor: StreamOffset) -> Bool {
+        floor.epoch == offset.epoch && !offset.isAfter(floor)
+    }
 }

@@ -3,7 +3,7 @@ import Runtime
 import Synchronization
 
 /// Close codes counted individually in `switchboard_connections_closed_total{code}`; others count as "other".
-let countedCloseCodes: [UInt16] = [1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 1012, 1013, 4001, 4002, 4003]
+let countedCloseCodes: [UInt16] = [1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 1012, 1013, 4001, 4002, 4003, 4004]
 
 /// Per-loop counters and gauges (see `MetricsExporter` for names and help texts).
 public final class LoopMetrics: Sendable {

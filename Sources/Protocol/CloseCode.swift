@@ -10,6 +10,9 @@
 /// | 4001 | ``authTimeout`` | no `auth` op arrived before the authentication deadline | reconnect and authenticate promptly |
 /// | 4002 | ``authFailed`` | the token was rejected | not reconnect with the same token |
 /// | 4003 | ``tokenExpired`` | the session's token expired while connected | fetch a new token, then reconnect |
+/// | 4004 | ``slowConsumer`` | the client did not read fast enough (outbound queue over the mark) | reconnect and resume with `since` |
+///
+/// 1008 (``policyViolation``) means the client broke a rule (e.g. too many frames): retrying unchanged fails again.
 public struct CloseCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     /// The 16-bit status code as sent on the wire.
     public var rawValue: UInt16
@@ -48,6 +51,9 @@ public struct CloseCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let authFailed = CloseCode(rawValue: 4002)
     /// 4003 (Switchboard): the token expired during the session; reconnect with a fresh one.
     public static let tokenExpired = CloseCode(rawValue: 4003)
+    /// 4004 (Switchboard): the client read too slowly and its outbound queue passed the limit; nothing was
+    /// dropped silently: reconnect and resume from the last offset received.
+    public static let slowConsumer = CloseCode(rawValue: 4004)
 
     /// Whether a peer may send this code (§7.4.1/§7.4.2): invalid are < 1000, 1004, 1005, 1006, 1015, 1016...2999, >= 5000.
     /// Valid: 1000-1003, 1007-1014, 3000-4999.
@@ -77,6 +83,7 @@ public struct CloseCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         case 4001: "authTimeout"
         case 4002: "authFailed"
         case 4003: "tokenExpired"
+        case 4004: "slowConsumer"
         default: nil
         }
         return name.map { "\(rawValue) \($0)" } ?? String(rawValue)

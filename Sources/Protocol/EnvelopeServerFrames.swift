@@ -90,6 +90,14 @@ extension Envelope {
         error(failure.code, message: failure.message, id: failure.id)
     }
 
+    /// `{"op":"token_expiring","expires_in_ms":n}`: the session's token expires in `expiresInMs` milliseconds;
+    /// send `auth` with a fresh token before then (docs/protocol.md, token lifecycle).
+    public static func tokenExpiring(expiresInMs: Int) -> [UInt8] {
+        var w = JSONObjectWriter(op: "token_expiring")
+        w.int("expires_in_ms", expiresInMs)
+        return w.finish()
+    }
+
     /// `{"op":"reconnect","after_ms":n}`: sent before a drain close; reconnect after `afterMs` milliseconds.
     public static func reconnect(afterMs: Int) -> [UInt8] {
         var w = JSONObjectWriter(op: "reconnect")

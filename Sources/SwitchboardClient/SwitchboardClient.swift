@@ -14,7 +14,7 @@ import Runtime
 /// - Rejoins every room it joined with `since` = the last offset it received in that room.
 /// - Drops any `message` at or below a room's last offset (the resume seam: a replayed or duplicated message
 ///   is never delivered twice) and reports `joined.recovered` through `onJoined`.
-/// - Does not reconnect after a close that retrying cannot fix (1002, 1003, 1007, 1009, 4001–4003).
+/// - Does not reconnect after a close that retrying cannot fix (1002, 1003, 1007, 1008, 1009, 4001–4003); a slow-consumer close (4004) reconnects and resumes.
 ///
 /// Runs on a `ClientLoop`; thousands of clients can share one loop. Everything here, callbacks included,
 /// happens on the loop thread: create, `join`, `publish`, `close` there (for example inside
@@ -195,7 +195,7 @@ public final class SwitchboardClient: @unchecked Sendable {
         connection = nil
         lastEnd = end
         guard state != .stopped else { return }
-        if case .serverClosed(let code?) = end, [1002, 1003, 1007, 1009, 4001, 4002, 4003].contains(code) {
+        if case .serverClosed(let code?) = end, [1002, 1003, 1007, 1008, 1009, 4001, 4002, 4003].contains(code) {
             state = .stopped
             onDisconnect?(end)
             return

@@ -133,6 +133,9 @@ import Testing
         // Not renewed: token_expired, then 4003 after the grace period.
         let lapsed = try WSClient(port: gw.port, headers: bearer(TokenFactory.make(claims: TokenFactory.claims(exp: exp))))
         #expect(try lapsed.join("lobby").op == "joined")
+        // token_expiring comes first, halfway through a token shorter than --token-expiring-notice.
+        let notice = try lapsed.nextJSON(timeout: 4)
+        #expect(notice.op == "token_expiring")
         let warning = try lapsed.nextJSON(timeout: 4)
         #expect(warning.op == "error" && warning.code == "token_expired")
         try lapsed.sendOp(#"{"op":"join","room":"user:alice"}"#)
@@ -141,6 +144,7 @@ import Testing
         // Renewed within the grace period: the session continues, rooms kept.
         let renewing = try WSClient(port: gw.port, headers: bearer(TokenFactory.make(claims: TokenFactory.claims(exp: TokenFactory.now + 2))))
         #expect(try renewing.join("lobby").op == "joined")
+        #expect(try renewing.nextJSON(timeout: 4).op == "token_expiring")
         #expect(try renewing.nextJSON(timeout: 4).code == "token_expired")
         try renewing.sendOp(#"{"op":"auth","token":"\#(TokenFactory.make(alg: "ES256", claims: TokenFactory.claims(exp: TokenFactory.now + 3600)))"}"#)
         #expect(try renewing.nextJSON().op == "hello")

@@ -19,7 +19,7 @@ const DEFAULTS = {
 };
 
 // Close codes after which reconnecting cannot help (docs/protocol.md "Close codes").
-const FINAL_CLOSE_CODES = new Set([1002, 1003, 1007, 1009, 4001, 4002, 4003]);
+const FINAL_CLOSE_CODES = new Set([1002, 1003, 1007, 1008, 1009, 4001, 4002, 4003]);
 
 /** Compares two offsets "{epoch}:{ms}-{seq}" of the same epoch; null when they cannot be compared. */
 export function compareOffsets(a, b) {

@@ -7,6 +7,8 @@ public final class AuthLoopMetrics: Sendable {
     public let forbiddenJoins = Counter()
     /// `publish` refused by the publish claim.
     public let forbiddenPublishes = Counter()
+    /// `token_expiring` notices sent ahead of a token's `exp`.
+    public let expiringNotices = Counter()
     /// Handshakes answered 403 for their `Origin`.
     public let originRejected = Counter()
     /// Handshakes refused (429) because the IP had `--max-connections-per-ip` connections open.
@@ -72,6 +74,7 @@ extension GatewayNode {
                AuthLoopMetrics.Result.allCases.map { r in ("{result=\"\(r.label)\"}", sum { $0.results[r.rawValue] }) })
         family("switchboard_auth_forbidden_total", "counter", "Ops refused by the token's claims (error forbidden), by op.",
                [("{op=\"join\"}", sum { $0.forbiddenJoins }), ("{op=\"publish\"}", sum { $0.forbiddenPublishes })])
+        family("switchboard_auth_token_expiring_notices_total", "counter", "token_expiring notices sent ahead of a token's exp.", [("", sum { $0.expiringNotices })])
         family("switchboard_origin_rejected_total", "counter", "Handshakes answered 403 because their Origin is not allowed.", [("", sum { $0.originRejected })])
         family("switchboard_admission_rejected_total", "counter", "Handshakes refused by per-IP admission, by reason.",
                [("{reason=\"connections\"}", sum { $0.admissionConnections }), ("{reason=\"rate\"}", sum { $0.admissionRate }),

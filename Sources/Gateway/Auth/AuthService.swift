@@ -29,6 +29,8 @@ public final class AuthService: Sendable {
     public let authTimeoutMs: Int
     /// Milliseconds after `token_expired` to re-authenticate.
     public let graceMs: Int
+    /// Milliseconds before `exp` that `token_expiring` is sent (0 = never).
+    public let expiringNoticeMs: Int
     /// Seconds of leeway also applied to the expiry of open connections.
     public let leewaySeconds: Double
     /// True when a token is required (JWT keys or a backend configured).
@@ -66,6 +68,7 @@ public final class AuthService: Sendable {
         tokenCookie = a.tokenCookie
         authTimeoutMs = a.authTimeoutMs
         graceMs = a.tokenGraceMs
+        expiringNoticeMs = a.tokenExpiringNoticeMs
         requiresToken = a.requiresToken
         isActive = requiresToken || !origins.allowsAnyOrigin || !origins.allowsMissingOrigin || admission.isActive
     }

@@ -44,6 +44,9 @@ public struct AuthSettings: Sendable {
     public var authTimeoutMs = 10_000
     /// `--token-grace`: time after `token_expired` for a fresh `auth` (default 30 s, then close 4003).
     public var tokenGraceMs = 30_000
+    /// `--token-expiring-notice`: `token_expiring` is sent this long before `exp`, or halfway through the
+    /// time left when the token is shorter (default 60 s; 0 = no notice).
+    public var tokenExpiringNoticeMs = 60_000
     /// `--allowed-origins`: allowed browser origins (see ``OriginPolicy``); empty = any.
     public var allowedOrigins: [String] = []
     /// `--allow-no-origin`: whether handshakes without `Origin` (non-browser clients) are allowed (default yes).
@@ -123,6 +126,8 @@ extension Config {
                apply: { c, v throws(Invalid) in c.auth.authMaxInflight = try int(v, "auth-max-inflight", 1...1_000_000) }, current: { "\($0.auth.authMaxInflight)" }),
         Option(name: "auth-timeout", kind: .duration, help: "time a token-less connection has to send {\"op\":\"auth\"} (then close 4001)",
                apply: { c, v throws(Invalid) in c.auth.authTimeoutMs = try duration(v, "auth-timeout", in: 1...3_600_000) }, current: { "\($0.auth.authTimeoutMs)ms" }),
+        Option(name: "token-expiring-notice", kind: .duration, help: "token_expiring is sent this long before exp (or halfway through a shorter token; 0 = off)",
+               apply: { c, v throws(Invalid) in c.auth.tokenExpiringNoticeMs = try duration(v, "token-expiring-notice", in: 0...86_400_000) }, current: { "\($0.auth.tokenExpiringNoticeMs)ms" }),
         Option(name: "token-grace", kind: .duration, help: "time after token_expired to send a fresh auth (then close 4003)",
                apply: { c, v throws(Invalid) in c.auth.tokenGraceMs = try duration(v, "token-grace", in: 0...3_600_000) }, current: { "\($0.auth.tokenGraceMs)ms" }),
         Option(name: "allowed-origins", kind: .list, help: "comma list of browser origins allowed to connect (https://app.example.com, https://*.example.com); unset = any",

@@ -22,8 +22,8 @@ final class ConnectionAuthState {
     var identity: AuthIdentity?
     /// A token is being checked (handshake or `auth` op); a second `auth` meanwhile is refused.
     var checking = false
-    /// The one pending auth deadline (auth timeout, expiry or grace end).
-    var timer: ClosureTimer?
+    /// When the current token's `exp` plus leeway passes, on the loop's monotonic clock (0 = never).
+    var expiresAtLoopMs: UInt64 = 0
     /// The IP counted by admission, released on close.
     var admittedIP: String?
     /// What the backend is told (kept only when a backend is configured).
@@ -74,7 +74,7 @@ extension Connection {
             reject(HTTPError(status: .serviceUnavailable, reason: "admission table full", headers: [HTTPHeader("Retry-After", String(after))]))
             return false
         }
-        guard kind == .rooms, svc.requiresToken else { return true }
+        guard personality is RoomProtocol, svc.requiresToken else { return true }
         if svc.backend != nil {
             st.context = AuthRequestContext(clientIP: ip, headers: AuthRequestContext.forwardedHeaders.compactMap { name in
                 head.headers[name].map { (name.lowercased(), $0) }
@@ -93,7 +93,7 @@ extension Connection {
         // for as long as the backend call may take.
         st.pendingHead = head
         st.pendingHandshake = handshake
-        arm(deadline: loop.loop.now + UInt64((svc.backend?.policy.deadlineMs ?? 0) + 1000))
+        machineAuthenticating(until: now + UInt64((svc.backend?.policy.deadlineMs ?? 0) + 1000))
         return false
     }
 
@@ -125,7 +125,7 @@ extension Connection {
 
     /// The backend answered for a held handshake.
     private func handshakeAuthFinished(_ outcome: AuthOutcome) {
-        guard phase == .http, !isClosed, let st = authState, let head = st.pendingHead, let handshake = st.pendingHandshake else { return }
+        guard phase == .authenticating, !isClosed, let st = authState, let head = st.pendingHead, let handshake = st.pendingHandshake else { return }
         st.pendingHead = nil
         st.pendingHandshake = nil
         guard applyHandshakeOutcome(outcome) else { return }
@@ -155,12 +155,22 @@ extension Connection {
         guard let st = authState else { return }
         switch st.status {
         case .awaitingToken:
-            let ms = authService.authTimeoutMs
-            st.timer = loop.loop.schedule(afterMilliseconds: ms) { [weak self] in self?.authTimedOut() }
+            setAuthDeadline(.authTimeout, at: now + UInt64(authService.authTimeoutMs))
         case .authenticated:
             scheduleExpiry()
         case .open, .expired:
             break
+        }
+    }
+
+    /// The machine's authentication deadline passed (Connection.timerFired).
+    func authDeadlinePassed(_ deadline: ConnectionMachine.AuthDeadline) {
+        switch deadline {
+        case .authTimeout: authTimedOut()
+        case .expiryNotice: expiryNotice()
+        case .expiry: tokenExpired()
+        case .graceEnd: graceEnded()
+        case .none: break
         }
     }
 
@@ -178,7 +188,7 @@ extension Connection {
     /// unavailable` and keeps the session).
     func handleAuthOp(_ token: String) {
         let svc = authService
-        guard svc.requiresToken, kind == .rooms, let st = authState else {
+        guard svc.requiresToken, personality is RoomProtocol, let st = authState else {
             send(Envelope.error(.badRequest, message: "authentication is not configured on this node"))
             return
         }
@@ -186,10 +196,7 @@ extension Connection {
             send(Envelope.error(.badRequest, message: "an authentication is already in progress"))
             return
         }
-        if st.status == .awaitingToken {
-            st.timer?.cancel()
-            st.timer = nil
-        }
+        if st.status == .awaitingToken { setAuthDeadline(.none, at: 0) }
         st.checking = true
         let ctx = st.context ?? AuthRequestContext(clientIP: Socket.peerAddress(fd), headers: [])
         if let outcome = svc.authenticate(token: token, context: ctx, on: loop, completion: { outcome in self.applyOpOutcome(outcome) }) {
@@ -277,15 +284,32 @@ extension Connection {
 
     // MARK: - Expiry
 
-    /// Arms the expiry of the current identity at `exp` + leeway (wall clock).
+    /// Arms the deadlines of the current identity on the machine: the `token_expiring` notice ahead of `exp`,
+    /// then the expiry at `exp` + leeway (wall-clock times mapped onto the loop's monotonic clock).
     private func scheduleExpiry() {
         guard let st = authState else { return }
-        st.timer?.cancel()
-        st.timer = nil
-        guard let exp = st.identity?.expiresAt else { return }
-        let leftMs = (exp + authService.leewaySeconds) * 1000 - Double(wallClockMilliseconds())
-        let delay = leftMs <= 0 ? 0 : Int(min(leftMs, Double(Int32.max)))
-        st.timer = loop.loop.schedule(afterMilliseconds: delay) { [weak self] in self?.tokenExpired() }
+        st.expiresAtLoopMs = 0
+        guard let exp = st.identity?.expiresAt else { return setAuthDeadline(.none, at: 0) }
+        let wall = Double(wallClockMilliseconds())
+        let untilExp = max(0, exp * 1000 - wall)
+        let untilExpiry = max(0, (exp + authService.leewaySeconds) * 1000 - wall)
+        st.expiresAtLoopMs = now + UInt64(min(untilExpiry, Double(Int32.max)))
+        // The notice goes out `--token-expiring-notice` before exp, or halfway through what is left if that is less.
+        let lead = min(Double(authService.expiringNoticeMs), untilExp / 2)
+        if authService.expiringNoticeMs > 0 && untilExp > 0 {
+            setAuthDeadline(.expiryNotice, at: now + UInt64(min(untilExp - lead, Double(Int32.max))))
+        } else {
+            setAuthDeadline(.expiry, at: st.expiresAtLoopMs)
+        }
+    }
+
+    /// `token_expiring {expires_in_ms}`: the client should fetch a fresh token and send `auth` before exp.
+    private func expiryNotice() {
+        guard phase == .open, let st = authState, st.status == .authenticated, let exp = st.identity?.expiresAt else { return }
+        let left = max(0, Int(exp * 1000 - Double(wallClockMilliseconds())))
+        loop.metrics.auth.expiringNotices.add()
+        send(Envelope.tokenExpiring(expiresInMs: left))
+        setAuthDeadline(.expiry, at: st.expiresAtLoopMs)
     }
 
     private func tokenExpired() {
@@ -293,7 +317,7 @@ extension Connection {
         st.status = .expired
         let grace = authService.graceMs
         send(Envelope.error(.tokenExpired, message: "token expired: send auth with a fresh token within \(grace / 1000) s", extra: [("grace_ms", grace)]))
-        st.timer = loop.loop.schedule(afterMilliseconds: grace) { [weak self] in self?.graceEnded() }
+        setAuthDeadline(.graceEnd, at: now + UInt64(grace))
     }
 
     private func graceEnded() {
@@ -307,8 +331,6 @@ extension Connection {
     /// Releases the admission ticket and the pending deadline; idempotent.
     func authDidClose() {
         guard let st = authState else { return }
-        st.timer?.cancel()
-        st.timer = nil
         st.pendingHead = nil
         st.pendingHandshake = nil
         st.stash = []

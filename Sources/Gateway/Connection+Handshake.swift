@@ -1,0 +1,91 @@
+import Protocol
+import Runtime
+
+/// The `http` phase of a connection: the upgrade request (RFC 6455 §4.2), the checks before the 101, and
+/// the HTTP error answers.
+extension Connection {
+    func handleHTTP(_ bytes: UnsafeMutableRawBufferPointer) {
+        let result: HTTPHeadParser.Result
+        do {
+            guard http != nil else { return }
+            result = try http!.feed(UnsafeRawBufferPointer(bytes))
+        } catch {
+            reject(error)
+            return
+        }
+        guard case .complete(let head, let consumed) = result else { return }
+        http = nil
+        upgrade(head)
+        guard consumed < bytes.count else { return }
+        let rest = UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
+        switch phase {
+        case .open: feedFrames(rest)   // frames pipelined right behind the request head
+        case .authenticating: stashWhileAuthenticating(rest)
+        case .http, .closing, .closed: break
+        }
+    }
+
+    private func upgrade(_ head: HTTPRequestHead) {
+        let config = loop.config
+        if head.path == config.wsPath {
+            personality = RoomProtocol.shared
+        } else if let echo = config.echoPath, head.path == echo {
+            personality = EchoProtocol.shared
+        } else {
+            reject(HTTPError(status: .notFound, reason: "no WebSocket endpoint at this path", headers: []))
+            return
+        }
+        guard loop.node.isAccepting else {
+            rejectShuttingDown(retryAfterSeconds: 1)
+            return
+        }
+        guard loop.node.socketCount.load(ordering: .relaxed) <= config.maxConnections else {
+            reject(HTTPError(status: .serviceUnavailable, reason: "node is at its connection limit", headers: [HTTPHeader("Retry-After", "1")]))
+            return
+        }
+        let handshake: WebSocketHandshake
+        do {
+            handshake = try WebSocketHandshake.validate(head, supportedSubprotocols: config.subprotocols)
+        } catch {
+            reject(error)
+            return
+        }
+        // Origin (RFC 6455 §10.2), per-IP admission and the token, before any 101 (Auth/ConnectionAuth.swift).
+        guard admitHandshake(head, handshake) else { return }
+        completeUpgrade(head, handshake)
+    }
+
+    /// Sends the 101 and enters `open`: right after `upgrade`, or when the auth backend admitted a held handshake.
+    func completeUpgrade(_ head: HTTPRequestHead, _ handshake: WebSocketHandshake) {
+        let config = loop.config
+        // A proxy's X-Request-ID is believed only from a trusted proxy (else anyone could forge log correlation).
+        // getpeername only when something will use it (a syscall per handshake otherwise).
+        let peer = !config.trustedProxies.isEmpty || loop.node.logger.isEnabled(.info) ? Socket.peerAddress(fd) : ""
+        let proxied = config.trustedProxies.contains(peer) ? RequestID.from(head.headers["X-Request-ID"]) : nil
+        requestID = proxied ?? RequestID.generate()
+        enqueueRaw(Bytes(handshake.response(extraHeaders: [HTTPHeader("X-Request-ID", requestID)])))
+        machineOpened(limits: personality.limits(on: loop))
+        loop.metrics.handshakesCompleted.add()
+        loop.metrics.connectionsOpen.add()
+        loop.node.logger.info("connection open", ["conn": logID, "request_id": .string(requestID),
+                                                  "path": .string(head.path), "peer": .string(peer), "loop": .int(loop.loop.index)])
+        personality.opened(self)
+        authDidUpgrade()
+    }
+
+    /// 503 for a handshake that arrives, or is still in progress, while the node drains.
+    func rejectShuttingDown(retryAfterSeconds: Int) {
+        reject(HTTPError(status: .serviceUnavailable, reason: "node is shutting down", headers: [HTTPHeader("Retry-After", String(retryAfterSeconds))]))
+    }
+
+    /// Answers a failed handshake with its HTTP status and closes after the response is written.
+    func reject(_ error: HTTPError) {
+        loop.metrics.countRejection(error.status.rawValue)
+        loop.node.logger.rateLimited(.info, "handshake rejected", ["status": .int(error.status.rawValue), "reason": .string(error.reason),
+                                                                   "peer": .string(Socket.peerAddress(fd))])
+        http = nil
+        machineRejected()
+        enqueueRaw(loop.node.httpAnswer(HTTPResponse(error: error)))
+        shutdownWriteAfterFlush()
+    }
+}
