@@ -18,8 +18,10 @@ public final class GatewayNode: @unchecked Sendable {
     private(set) var loops: [GatewayLoop] = []
     private let accepting = Atomic<Bool>(false)
     private let draining = Atomic<Bool>(false)
-    /// 0 serving, 1 waiting for a drain slot, 2 drain delay, 3 closing connections, 4 stopping the bus.
+    /// 0 serving, 1 waiting for a drain slot, 2 drain delay, 3 closing connections, 4 stopping the bus
+    /// (`DrainMachine.Phase.gauge`), and the phase's name for `/ready`.
     let drainPhase = Atomic<Int>(0)
+    let drainPhaseName = Mutex<String>(DrainMachine.Phase.serving.rawValue)
     /// Connections closed by the drain so far (for `switchboard_drain_closed_total`).
     let drainClosed = Atomic<Int>(0)
     let apiPublishes = LoopCounterShared()
@@ -139,79 +141,67 @@ public final class GatewayNode: @unchecked Sendable {
         return drain()
     }
 
-    /// Graceful drain (issue: a rolling deploy loses no message):
-    /// 1. `/ready` answers 503 at once; the registry and the control channel say `draining`.
-    /// 2. Take a cluster drain slot (`--max-draining`); without one, keep serving (unready) and retry each
-    ///    second until the deadline.
-    /// 3. After `--drain-delay` the listeners close.
-    /// 4. Open connections get `reconnect {after_ms}` (jittered) and close 1012, in batches spread evenly
-    ///    over `--drain-window`, never all at once; each close waits for queued messages to flush, bounded
-    ///    by the close timeout.
-    /// 5. The bus removes presence and the registry entry and announces `node-down`; exit 0 before
-    ///    `--drain-deadline`.
+    /// Graceful drain: performs what ``DrainMachine`` says, phase by phase (its doc lists them). Each phase
+    /// change is logged and shown in `/ready` (`drain_phase`) and `switchboard_drain_phase`. Returns the exit code.
     public func drain() -> Int32 {
         draining.store(true, ordering: .relaxed)
-        drainPhase.store(1, ordering: .relaxed)
         let start = monotonicMilliseconds()
-        let deadline = start + UInt64(config.drainDeadlineMs)
-        bus.announceDraining()
-        // 2. The cluster-wide slot.
-        var slot = false
-        while !slot && monotonicMilliseconds() + UInt64(config.drainWindowMs) + 1000 < deadline {
-            let got = DispatchSemaphore(value: 0)
-            let granted = Atomic<Bool>(false)
-            bus.acquireDrainSlot(maxDraining: config.maxDraining, ttlMilliseconds: config.drainDeadlineMs) { ok in
-                granted.store(ok, ordering: .relaxed)
-                got.signal()
-            }
-            _ = got.wait(timeout: .now() + .seconds(2))
-            slot = granted.load(ordering: .relaxed)
-            if !slot {
-                logger.rateLimited(.info, "waiting for a drain slot", perSecond: 1, ["max_draining": .int(config.maxDraining)])
-                usleep(1_000_000)
-            }
-        }
-        if !slot { logger.warn("no drain slot before the deadline: draining anyway") }
-        drainPhase.store(2, ordering: .relaxed)
-        logger.info("draining", ["delay_ms": .int(config.drainDelayMs), "window_ms": .int(config.drainWindowMs)])
-        // 3. Give the load balancer time to stop routing here (it sees /ready 503).
-        sleepUntil(min(monotonicMilliseconds() + UInt64(config.drainDelayMs), deadline))
-        for gl in loops { gl.loop.execute { gl.listener?.close() } }
-        // 4. Paced closes: each loop closes its share of a snapshot in equal steps of `tick`.
-        drainPhase.store(3, ordering: .relaxed)
-        let windowStart = monotonicMilliseconds()
-        let window = UInt64(max(0, min(config.drainWindowMs, Int(deadline) - Int(windowStart) - config.closeTimeoutMs - 500)))
-        let tick: UInt64 = 100
-        let plans = loops.map { DrainPlan(loop: $0) }
-        for p in plans { p.snapshot() }
-        logger.info("closing connections", ["window_ms": .int(Int(window)), "connections": .int(openConnections())])
+        var machine = DrainMachine(settings: DrainMachine.Settings(delayMs: config.drainDelayMs, windowMs: config.drainWindowMs,
+                                                                   deadlineMs: config.drainDeadlineMs, closeTimeoutMs: config.closeTimeoutMs),
+                                   now: start)
+        var plans: [DrainPlan] = []
+        var remaining = 0
+        var action = machine.begin()
+        var shown = DrainMachine.Phase.serving
         while true {
-            let now = monotonicMilliseconds()
-            let fraction = window == 0 ? 1.0 : min(1.0, Double(now - windowStart + tick) / Double(window))
-            for p in plans { p.closeUpTo(fraction: fraction, reconnectJitterMs: Int(min(window, 5000))) }
-            if fraction >= 1.0 { break }
-            // Nothing left to pace (the listeners are closed, so nothing new arrives): do not sit out the window.
-            if openConnections() == 0 { break }
-            sleepUntil(now + tick)
+            if machine.phase != shown {
+                shown = machine.phase
+                drainPhase.store(shown.gauge, ordering: .relaxed)
+                drainPhaseName.withLock { $0 = shown.rawValue }
+                logger.info("drain phase", ["phase": .string(shown.rawValue), "elapsed_ms": .int(Int(monotonicMilliseconds() - start))])
+            }
+            switch action {
+            case .announceDraining:
+                bus.announceDraining()
+            case .requestSlot:
+                let got = DispatchSemaphore(value: 0)
+                let granted = Atomic<Bool>(false)
+                bus.acquireDrainSlot(maxDraining: config.maxDraining, ttlMilliseconds: config.drainDeadlineMs) { ok in
+                    granted.store(ok, ordering: .relaxed)
+                    got.signal()
+                }
+                _ = got.wait(timeout: .now() + .seconds(2))
+                let ok = granted.load(ordering: .relaxed)
+                if !ok { logger.rateLimited(.info, "waiting for a drain slot", perSecond: 1, ["max_draining": .int(config.maxDraining)]) }
+                machine.slotAnswered(ok, now: monotonicMilliseconds())
+            case .drainWithoutSlot:
+                logger.warn("no drain slot before the deadline: draining anyway")
+            case .wait(let until):
+                sleepUntil(until)
+            case .closeListeners(let windowMs):
+                for gl in loops { gl.loop.execute { gl.listener?.close() } }
+                plans = loops.map { DrainPlan(loop: $0) }
+                for p in plans { p.snapshot() }
+                logger.info("closing connections", ["window_ms": .int(windowMs), "connections": .int(openConnections())])
+            case .closeConnections(let fraction):
+                let jitter = min(config.drainWindowMs, 5000)
+                for p in plans { p.closeUpTo(fraction: fraction, reconnectJitterMs: jitter) }
+            case .stopBus:
+                remaining = openConnections()
+                let stopped = DispatchSemaphore(value: 0)
+                bus.shutdown { stopped.signal() }
+                let busBudget = Int(machine.deadline) - Int(monotonicMilliseconds()) - 200
+                _ = stopped.wait(timeout: .now() + .milliseconds(max(100, min(busBudget, 3000))))
+            case .finished:
+                // Join the loops so that nothing runs handlers while the process exits.
+                let joinBy = monotonicMilliseconds() + 2000
+                for gl in loops { gl.loop.stopAndWait(timeoutMilliseconds: max(1, Int(joinBy) - Int(monotonicMilliseconds()))) }
+                logger.info("switchboard stopped", ["connections_left": .int(remaining), "drain_ms": .int(Int(monotonicMilliseconds() - start)),
+                                                    "closed": .int(plans.reduce(0) { $0 + $1.closedCount })])
+                return 0
+            }
+            action = machine.next(now: monotonicMilliseconds(), openConnections: openConnections)
         }
-        // Wait for the close handshakes (bounded by the close timeout and the deadline).
-        var remaining = openConnections()
-        while remaining > 0 && monotonicMilliseconds() + 500 < deadline {
-            usleep(20_000)
-            remaining = openConnections()
-        }
-        drainPhase.store(4, ordering: .relaxed)
-        // 5. Presence, registry, node-down, the slot.
-        let stopped = DispatchSemaphore(value: 0)
-        bus.shutdown { stopped.signal() }
-        let busBudget = Int(deadline) - Int(monotonicMilliseconds()) - 200
-        _ = stopped.wait(timeout: .now() + .milliseconds(max(100, min(busBudget, 3000))))
-        // Join the loops so that nothing runs handlers while the process exits.
-        let joinBy = monotonicMilliseconds() + 2000
-        for gl in loops { gl.loop.stopAndWait(timeoutMilliseconds: max(1, Int(joinBy) - Int(monotonicMilliseconds()))) }
-        logger.info("switchboard stopped", ["connections_left": .int(remaining), "drain_ms": .int(Int(monotonicMilliseconds() - start)),
-                                            "closed": .int(plans.reduce(0) { $0 + $1.closedCount })])
-        return 0
     }
 
     /// Backwards-compatible name for tests and embedders: a drain.
@@ -268,7 +258,9 @@ public final class GatewayNode: @unchecked Sendable {
         let drain = draining.load(ordering: .relaxed)
         let busUp = hub.busState.load(ordering: .relaxed)
         let ok = acc && !drain && busUp
+        let phase = drainPhaseName.withLock { $0 }
         let json = "{\"status\":\"\(ok ? "ready" : "not_ready")\",\"node\":\(jsonString(config.nodeID)),\"accepting\":\(acc && !drain),\"draining\":\(drain),"
+            + "\"drain_phase\":\"\(phase)\","
             + "\"dependencies\":{\"bus\":{\"kind\":\"\(config.redisURL == nil ? "local" : "redis")\",\"status\":\"\(busUp ? "up" : "down")\"\(redisReadinessDetail)}}}"
         return (ok, Array(json.utf8))
     }
