@@ -1,20 +1,31 @@
-/// Incremental request-head parser: accepts any byte split. Limits: head size (default 8 KiB) -> 431,
-/// header count (default 100) -> 431; malformed request line / header line (no colon, space before colon,
-/// obs-fold, bad version, control chars) -> 400. Accepts CRLF and bare LF line ends.
+/// One kind of HTTP/1.1 message head (RFC 9112 §2): a request or a response. ``IncrementalHTTPHeadParser`` does
+/// the buffering, limits and splitting for both; a grammar only parses a complete head and may reject
+/// garbage early.
+public protocol HTTPHeadGrammar: Sendable {
+    associatedtype Head: Sendable
+    /// The head-size limit when the caller names none.
+    static var defaultMaxHeadBytes: Int { get }
+    /// Parses a complete head (through its blank line). Throws 400 when malformed, 431 over `maxHeaderCount`.
+    static func parse(_ head: UnsafeRawBufferPointer, maxHeaderCount: Int) throws(HTTPError) -> Head
+    /// Called with each input while the head is incomplete: `startsHead` when no byte of it was seen before.
+    /// Throws to answer at once instead of waiting for a blank line that never comes.
+    static func rejectEarly(_ input: UnsafeRawBufferPointer, startsHead: Bool, firstLineComplete: Bool) throws(HTTPError)
+}
+
+/// Incremental head parser: accepts any byte split. Limits: head size -> 431, header count (default 100)
+/// -> 431; malformed lines (no colon, space before colon, obs-fold, bad version, control chars) -> 400.
+/// Accepts CRLF and bare LF line ends.
 ///
-/// RFC 9112 §2–§5. Empty lines before the request line are skipped (§2.2); a first byte that cannot
-/// start a method token is 400 at once. Only the head is
-/// parsed: bodies are the caller's business. A head that fits in one `feed` is parsed straight
-/// from the input with no copy; otherwise its bytes are buffered (at most `maxHeadBytes`).
-/// After `.complete` the parser is ready for the next head (keep-alive); after a throw it must
-/// not be fed again.
-public struct HTTPHeadParser: Sendable {
+/// Only the head is parsed: bodies are the caller's business. A head that fits in one `feed` is parsed
+/// straight from the input with no copy; otherwise its bytes are buffered (at most `maxHeadBytes`).
+/// After `.complete` the parser is ready for the next head (keep-alive); after a throw it must not be fed again.
+public struct IncrementalHTTPHeadParser<Grammar: HTTPHeadGrammar>: Sendable {
     private var scanner: HTTPHeadScanner
 
     /// - Parameters:
     ///   - maxHeadBytes: bytes from the first byte through the blank line ending the head; more -> 431.
     ///   - maxHeaderCount: header lines; more -> 431.
-    public init(maxHeadBytes: Int = 8192, maxHeaderCount: Int = 100) {
+    public init(maxHeadBytes: Int = Grammar.defaultMaxHeadBytes, maxHeaderCount: Int = 100) {
         scanner = HTTPHeadScanner(maxHeadBytes: maxHeadBytes, maxHeaderCount: maxHeaderCount)
     }
 
@@ -23,30 +34,20 @@ public struct HTTPHeadParser: Sendable {
         /// The head is not complete: feed more bytes.
         case needMore
         /// The head is complete; `consumed` bytes of this input belonged to it.
-        case complete(HTTPRequestHead, consumed: Int)
+        case complete(Grammar.Head, consumed: Int)
     }
 
     /// `consumed` = how many bytes of THIS input belong to the head; `input[consumed...]` are bytes pipelined
     /// after the head (e.g. the first WebSocket frames) that the caller must hand to the frame decoder.
     /// - Throws: ``HTTPError`` with status 400 (malformed) or 431 (limits).
     public mutating func feed(_ input: UnsafeRawBufferPointer) throws(HTTPError) -> Result {
-        // A request line starts with a method token: anything else (a TLS ClientHello, binary noise) is
-        // answered at once instead of waiting for a blank line that never comes.
-        if scanner.isIdle, let first = input.first(where: { $0 != 0x0D && $0 != 0x0A }), !HTTPHeadSyntax.isTokenChar(first) {
-            throw HTTPHeadSyntax.bad("not an HTTP request")
-        }
         let wasIdle = scanner.isIdle
+        if wasIdle { try Grammar.rejectEarly(input, startsHead: true, firstLineComplete: false) }
         let maxCount = scanner.maxHeaderCount
         guard let (head, consumed) = try scanner.feed(input, parse: { (bytes) throws(HTTPError) in
-            try Self.parse(bytes, maxHeaderCount: maxCount)
+            try Grammar.parse(bytes, maxHeaderCount: maxCount)
         }) else {
-            // The head is not complete, but its first line may be: a line that is no request line
-            // (`SSH-2.0-…`, `HELLO`, `GET /ws` without a version) is answered now, not at the timeout.
-            if wasIdle, let start = input.firstIndex(where: { $0 != 0x0D && $0 != 0x0A }),
-               let lf = input[start...].firstIndex(of: 0x0A) {
-                let end = lf > start && input[lf - 1] == 0x0D ? lf - 1 : lf
-                _ = try Self.requestLine(input, start..<end)
-            }
+            if wasIdle { try Grammar.rejectEarly(input, startsHead: true, firstLineComplete: true) }
             return .needMore
         }
         return .complete(head, consumed: consumed)
@@ -54,9 +55,34 @@ public struct HTTPHeadParser: Sendable {
 
     /// True when no partial head is buffered.
     public var isIdle: Bool { scanner.isIdle }
+}
+
+/// The request-head parser (RFC 9112 §2–§5) of the WebSocket upgrade and the admin port.
+public typealias HTTPHeadParser = IncrementalHTTPHeadParser<HTTPRequestGrammar>
+
+/// The request grammar (RFC 9112 §2–§5): request-line = method SP request-target SP HTTP-version, then
+/// header lines; default head limit 8 KiB. Empty lines before the request line are skipped (§2.2); a first
+/// byte that cannot start a method token is 400 at once.
+public enum HTTPRequestGrammar: HTTPHeadGrammar {
+    public static var defaultMaxHeadBytes: Int { 8192 }
+
+    /// A request line starts with a method token: anything else (a TLS ClientHello, binary noise) is
+    /// answered at once; and a complete first line that is no request line (`SSH-2.0-…`, `HELLO`,
+    /// `GET /ws` without a version) is answered before the rest of the head, not at the timeout.
+    public static func rejectEarly(_ input: UnsafeRawBufferPointer, startsHead: Bool, firstLineComplete: Bool) throws(HTTPError) {
+        guard startsHead, let start = input.firstIndex(where: { $0 != 0x0D && $0 != 0x0A }) else { return }
+        if !firstLineComplete {
+            if !HTTPHeadSyntax.isTokenChar(input[start]) { throw HTTPHeadSyntax.bad("not an HTTP request") }
+            return
+        }
+        if let lf = input[start...].firstIndex(of: 0x0A) {
+            let end = lf > start && input[lf - 1] == 0x0D ? lf - 1 : lf
+            _ = try requestLine(input, start..<end)
+        }
+    }
 
     /// request-line = method SP request-target SP HTTP-version (RFC 9112 §3), then header lines.
-    static func parse(_ head: UnsafeRawBufferPointer, maxHeaderCount: Int) throws(HTTPError) -> HTTPRequestHead {
+    public static func parse(_ head: UnsafeRawBufferPointer, maxHeaderCount: Int) throws(HTTPError) -> HTTPRequestHead {
         typealias S = HTTPHeadSyntax
         var position = 0
         let line = S.nextLine(head, &position)
