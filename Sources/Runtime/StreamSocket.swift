@@ -39,6 +39,12 @@ open class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
 
     public var isClosed: Bool { fd < 0 }
 
+    /// Gives a socket created without one (`fd` -1, e.g. a client that connects later) its descriptor.
+    public func attach(fd: CInt) {
+        precondition(self.fd < 0, "a StreamSocket has one descriptor")
+        self.fd = fd
+    }
+
     /// True while the kernel's send buffer is full (`EPOLLOUT` armed): the peer is not reading.
     public var isWriteBlocked: Bool { writeArmed }
 

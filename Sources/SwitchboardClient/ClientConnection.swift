@@ -3,54 +3,6 @@ import Glibc
 import Protocol
 import Runtime
 
-private let evIn = EPOLLIN.rawValue
-private let evOut = EPOLLOUT.rawValue
-private let evErr = EPOLLERR.rawValue
-private let evHup = EPOLLHUP.rawValue
-private let evRdHup = EPOLLRDHUP.rawValue
-
-/// Why a connection ended.
-public enum ConnectionEnd: Sendable, Equatable, CustomStringConvertible {
-    /// `connect(2)` failed (errno).
-    case connectFailed(CInt)
-    /// A complete HTTP response other than 101 (status).
-    case handshakeRejected(Int)
-    /// A malformed response head, or a 101 without the right `Sec-WebSocket-Accept`.
-    case badHandshake
-    /// A WebSocket protocol error in the server's frames.
-    case protocolError
-    /// The server sent a close frame (code, if any).
-    case serverClosed(UInt16?)
-    /// FIN or RST without a close frame, or a read/write error.
-    case eof
-    /// Connect plus upgrade took longer than the client's connect timeout.
-    case timeout
-
-    public var description: String {
-        switch self {
-        case .connectFailed(let e): "connect: \(String(cString: strerror(e)))"
-        case .handshakeRejected(let s): "HTTP \(s) instead of 101"
-        case .badHandshake: "bad handshake response"
-        case .protocolError: "WebSocket protocol error"
-        case .serverClosed(let c): "server close \(c.map(String.init) ?? "(no code)")"
-        case .eof: "connection lost"
-        case .timeout: "connect/upgrade timeout"
-        }
-    }
-
-    /// The public summary of a connection's finer-grained `CloseCause`.
-    init(_ cause: CloseCause) {
-        switch cause {
-        case .connectFailed(let e): self = .connectFailed(e)
-        case .handshakeRejected(let s): self = .handshakeRejected(s)
-        case .badAccept, .badResponse: self = .badHandshake
-        case .protocolError: self = .protocolError
-        case .peerClosed(let c): self = .serverClosed(c)
-        case .eof, .ioError: self = .eof
-        case .timeout: self = .timeout
-        }
-    }
-}
 
 /// Where a `ClientConnection` connects: the gateway's address, the `Host` header, the upgrade path and,
 /// optionally, a local source address to bind (the bench's child processes bind 127.0.0.x so each has its
@@ -78,11 +30,11 @@ package struct Endpoint: @unchecked Sendable {
     }
 }
 
-/// Why a `ClientConnection` ended, in the detail the bench tallies (`ConnectionEnd` is the public summary).
-package enum CloseCause: Sendable, Equatable, CustomStringConvertible {
+/// Why a client connection ended: what `SwitchboardClient.onDisconnect` reports and the bench tallies.
+public enum ConnectionEnd: Sendable, Equatable, CustomStringConvertible {
     /// `socket`, `bind`, `connect(2)` or the first write failed (errno).
     case connectFailed(CInt)
-    /// A complete HTTP response other than 101.
+    /// A complete HTTP response other than 101 (status).
     case handshakeRejected(Int)
     /// A 101 without the right `Upgrade`, `Connection` or `Sec-WebSocket-Accept`.
     case badAccept
@@ -91,25 +43,40 @@ package enum CloseCause: Sendable, Equatable, CustomStringConvertible {
     /// A WebSocket protocol error in the server's frames.
     case protocolError
     /// The server sent a close frame (code, if any).
-    case peerClosed(UInt16?)
+    case serverClosed(UInt16?)
     /// FIN or RST without a close frame.
     case eof
     /// A read or write failed with this errno (other than ECONNRESET, which is `eof`).
     case ioError(CInt)
-    /// The owner gave up waiting for connect + upgrade (`timeOut()`).
+    /// Connect plus upgrade took longer than the owner waited (`timeOut()`).
     case timeout
 
-    package var description: String {
+    public var description: String {
         switch self {
         case .connectFailed(let e): "connect: \(String(cString: strerror(e)))"
         case .handshakeRejected(let s): "HTTP \(s) instead of 101"
         case .badAccept: "bad Sec-WebSocket-Accept/Upgrade"
         case .badResponse: "malformed HTTP response"
         case .protocolError: "WebSocket protocol error"
-        case .peerClosed(let c): "server close \(c.map(String.init) ?? "(no code)")"
+        case .serverClosed(let c): "server close \(c.map(String.init) ?? "(no code)")"
         case .eof: "connection closed without a close frame"
         case .ioError(let e): "I/O: \(String(cString: strerror(e)))"
         case .timeout: "connect/upgrade timeout"
+        }
+    }
+
+    /// A short key for failure tallies in reports (the bench).
+    public var tallyKey: String {
+        switch self {
+        case .connectFailed(let e): "connect_errno_\(e)"
+        case .handshakeRejected(let s): "http_\(s)"
+        case .badAccept: "bad_accept"
+        case .badResponse: "bad_response"
+        case .protocolError: "protocol_error"
+        case .serverClosed(let c): "server_close_\(c.map(String.init) ?? "none")"
+        case .eof: "eof"
+        case .ioError(let e): "io_errno_\(e)"
+        case .timeout: "timeout"
         }
     }
 }
@@ -123,36 +90,32 @@ package protocol ClientConnectionDelegate: AnyObject {
     func clientText(_ client: ClientConnection, _ text: UnsafeRawBufferPointer)
     /// The connection ended for a reason other than the owner's `reset()` / `closeNormally()`. Called at
     /// most once, never from inside `connect`.
-    func clientClosed(_ client: ClientConnection, _ cause: CloseCause)
+    func clientClosed(_ client: ClientConnection, _ cause: ConnectionEnd)
 }
 
 /// One client WebSocket connection on a `ClientLoop`, shared by `SwitchboardClient` and the bench's load
 /// generator: non-blocking connect (optionally from a bound source address), the upgrade from
-/// `WebSocketHandshake.clientRequest` written optimistically right after `connect(2)` (on loopback the
-/// connection is usually up by then, saving an EPOLLOUT round trip per handshake), the 101 parsed by
+/// `WebSocketHandshake.clientRequest` written right after `connect(2)` (on loopback the connection is
+/// usually up by then, saving an EPOLLOUT round trip per handshake), the 101 parsed by
 /// `HTTPResponseHeadParser` and checked with `isValidServerResponse`, then server frames read by
 /// `WebSocketReader(role: .client)`. Every frame sent is masked with a fresh key; server pings get pongs.
-/// Writes use `send(MSG_NOSIGNAL)`, so no SIGPIPE handling is needed.
+/// The socket I/O (queue, vectored writes at the end of the loop iteration, reads into the loop's shared
+/// buffer) is the runtime's `StreamSocket`, the same as the gateway's.
 ///
 /// Loop-confined, one use only. The delegate is `weak`: an owner released on another thread (a test that
 /// drops its clients) leaves a connection that reports to nobody until its `reset()` runs on the loop.
-package final class ClientConnection: EventHandler, @unchecked Sendable {
+package final class ClientConnection: StreamSocket, @unchecked Sendable {
     /// Lifecycle: `idle` → `connecting` → `handshaking` → `open` → `closed` (any state may go to `closed`).
     package enum State: UInt8 { case idle, connecting, handshaking, open, closed }
 
-    package let loop: ClientLoop
+    package var loop: ClientLoop { unsafeDowncast(context, to: ClientLoop.self) }
     package private(set) weak var delegate: ClientConnectionDelegate?
     /// The owner's index for this connection (e.g. member number).
     package let tag: Int
     package private(set) var state = State.idle
-    package private(set) var fd: CInt = -1
     private var key = ""
     private var head: HTTPResponseHeadParser?
     private var reader = WebSocketReader(role: .client, maxMessageSize: 64 << 20)
-    private var pending: [UInt8] = []
-    private var pendingOffset = 0
-    private var writeArmed = false
-    private var corked = false
     /// Set by `reset()` / `closeNormally()`: a `clientClosed` still queued by `connect` is dropped.
     private var silenced = false
     /// Monotonic ns when `connect` was called / when the 101 was accepted.
@@ -163,15 +126,15 @@ package final class ClientConnection: EventHandler, @unchecked Sendable {
 
     /// A connection on `loop` reporting to `delegate` (held `weak`), labelled `tag`. Loop thread.
     package init(loop: ClientLoop, delegate: ClientConnectionDelegate, tag: Int = 0) {
-        self.loop = loop
         self.delegate = delegate
         self.tag = tag
+        super.init(context: loop, fd: -1)
     }
 
     package var isOpen: Bool { state == .open }
     package var isFinished: Bool { state == .closed }
-    /// Bytes accepted by `send` and not yet written to the socket.
-    package var pendingBytes: Int { pending.count - pendingOffset }
+    /// Bytes queued and not yet written to the socket.
+    package var pendingBytes: Int { queuedBytes }
 
     // MARK: - Connect and upgrade
 
@@ -183,65 +146,38 @@ package final class ClientConnection: EventHandler, @unchecked Sendable {
         state = .connecting
         let s = socket(AF_INET, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
         guard s >= 0 else { return failLater(.connectFailed(errno)) }
-        fd = s
         try? Socket.setOption(s, CInt(IPPROTO_TCP), TCP_NODELAY, 1)
         if var src = endpoint.source {
             try? Socket.setOption(s, CInt(IPPROTO_IP), 24 /* IP_BIND_ADDRESS_NO_PORT */, 1)
             let r = withUnsafePointer(to: &src) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-            if r != 0 { return failLater(.connectFailed(errno)) }
+            if r != 0 { return failLater(.connectFailed(errno), closing: s) }
         }
         var addr = endpoint.address
         let r = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        if r != 0 && errno != EINPROGRESS { return failLater(.connectFailed(errno)) }
+        if r != 0 && errno != EINPROGRESS { return failLater(.connectFailed(errno), closing: s) }
+        attach(fd: s)
+        guard register() else { return failLater(.connectFailed(EBADF)) }
         let request = WebSocketHandshake.clientRequest(host: endpoint.hostHeader, path: endpoint.path)
         key = request.key
         head = HTTPResponseHeadParser()
-        // Optimistic write; EAGAIN means "still connecting".
-        var events = evIn | evRdHup
-        let n = request.bytes.withUnsafeBytes { send(s, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
-        if n == request.bytes.count {
-            state = .handshaking
-        } else {
-            let e = errno
-            if n < 0 && e != EAGAIN && e != EWOULDBLOCK && e != EINTR { return failLater(.connectFailed(e)) }
-            pending = n > 0 ? Array(request.bytes[n...]) : request.bytes
-            if n > 0 { state = .handshaking }
-            events |= evOut
-            writeArmed = true
-        }
-        do {
-            try loop.loop.register(fd: s, events: events, handler: self)
-        } catch {
-            return failLater(.connectFailed(error.code))
-        }
+        // Written now: EAGAIN (still connecting) arms EPOLLOUT and the rest leaves when the socket is writable.
+        enqueueRaw(Bytes(request.bytes))
+        flushNow()
     }
 
-    private func failLater(_ cause: CloseCause) {
-        if fd >= 0 { Glibc.close(fd); fd = -1 }
+    private func failLater(_ cause: ConnectionEnd, closing fd: CInt = -1) {
+        if fd >= 0 { Glibc.close(fd) }
         state = .closed
         loop.run { [self] in if !silenced { delegate?.clientClosed(self, cause) } }
     }
 
-    package func handleEvent(_ events: UInt32) {
-        if state == .connecting {
-            var err: CInt = 0
-            var len = socklen_t(MemoryLayout<CInt>.size)
-            _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
-            if err != 0 { return fail(.connectFailed(err)) }
-            guard events & evOut != 0 else { return }
-            state = .handshaking
-        }
-        if events & evOut != 0 && writeArmed {
-            flush()
-            guard state != .closed else { return }
-        }
-        if events & (evIn | evErr | evHup | evRdHup) != 0 {
-            readAvailable()
-        }
+    /// The upgrade request left: the connect succeeded.
+    override package func didDrain() {
+        if state == .connecting { state = .handshaking }
     }
 
     /// Gives up on a connect or upgrade still in progress (reported as `.timeout`; the owner sweeps).
@@ -252,27 +188,8 @@ package final class ClientConnection: EventHandler, @unchecked Sendable {
 
     // MARK: - Reading
 
-    private func readAvailable() {
-        let buf = loop.readBuffer
-        var rounds = 0
-        while fd >= 0 && rounds < 8 {
-            let n = read(fd, buf.baseAddress!, buf.count)
-            if n > 0 {
-                received(UnsafeMutableRawBufferPointer(start: buf.baseAddress!, count: n))
-                if n < buf.count { return }
-                rounds += 1
-            } else if n == 0 {
-                return fail(.eof)
-            } else {
-                let e = errno
-                if e == EINTR { continue }
-                if e == EAGAIN || e == EWOULDBLOCK { return }
-                return fail(e == ECONNRESET ? .eof : .ioError(e))
-            }
-        }
-    }
-
-    private func received(_ bytes: UnsafeMutableRawBufferPointer) {
+    override package func received(_ bytes: UnsafeMutableRawBufferPointer) {
+        if state == .connecting { state = .handshaking }
         switch state {
         case .handshaking:
             let result: HTTPResponseHeadParser.Result
@@ -299,7 +216,7 @@ package final class ClientConnection: EventHandler, @unchecked Sendable {
     }
 
     private func feedFrames(_ bytes: UnsafeMutableRawBufferPointer) {
-        var cause: CloseCause?
+        var cause: ConnectionEnd?
         do {
             try reader.feed(bytes) { event in
                 switch event {
@@ -313,7 +230,7 @@ package final class ClientConnection: EventHandler, @unchecked Sendable {
                 case .pong:
                     break
                 case .close(let code, _):
-                    cause = .peerClosed(code?.rawValue)
+                    cause = .serverClosed(code?.rawValue)
                     return false
                 }
                 return self.state == .open
@@ -322,16 +239,24 @@ package final class ClientConnection: EventHandler, @unchecked Sendable {
             cause = .protocolError
         }
         if let cause, state == .open {
-            if case .peerClosed(let code) = cause {
+            if case .serverClosed(let code) = cause {
                 // Echo the close (RFC 6455 §5.5.1) and close at once (FIN, not RST, so the echo is delivered).
-                let body = FrameEncoder.closePayload(code: code.flatMap { CloseCode(rawValue: $0) })
-                sendFrame(.close, body)
+                sendFrame(.close, FrameEncoder.closePayload(code: code.flatMap { CloseCode(rawValue: $0) }))
                 finish(reset: false)
                 delegate?.clientClosed(self, cause)
             } else {
                 fail(cause)
             }
         }
+    }
+
+    override package func peerClosed() { fail(.eof) }
+    override package func readFailed(errno e: CInt) { fail(endCause(e)) }
+    override package func writeFailed(errno e: CInt) { fail(endCause(e)) }
+
+    private func endCause(_ e: CInt) -> ConnectionEnd {
+        if state == .connecting { return .connectFailed(e) }
+        return e == ECONNRESET || e == EPIPE ? .eof : .ioError(e)
     }
 
     // MARK: - Writing
@@ -346,60 +271,18 @@ package final class ClientConnection: EventHandler, @unchecked Sendable {
         payload.withUnsafeBytes { sendFrame(opcode, $0) }
     }
 
-    /// Sends one masked frame. Ignored unless open.
+    /// Sends one masked frame (RFC 6455 §5.3: a fresh masking key per frame). Ignored unless open.
     package func sendFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) {
         guard state == .open else { return }
-        writeRaw(FrameEncoder.frame(opcode: opcode, payload: payload, maskingKey: loop.nextMask()))
+        enqueueRaw(Bytes(FrameEncoder.frame(opcode: opcode, payload: payload, maskingKey: loop.nextMask())))
     }
 
-    /// Holds writes until `uncork()` (a burst leaves in one `send`).
-    package func cork() { corked = true }
+    /// Writes queue until the end of the loop iteration anyway (one vectored write per burst); kept so a
+    /// burst can be written before the iteration ends with `uncork()`.
+    package func cork() {}
 
-    /// Writes what `cork()` held back.
-    package func uncork() {
-        corked = false
-        if pendingBytes > 0 && !writeArmed && fd >= 0 { flush() }
-    }
-
-    private func writeRaw(_ bytes: [UInt8]) {
-        if corked || pendingBytes > 0 || writeArmed {
-            pending.append(contentsOf: bytes)
-            return
-        }
-        let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
-        if n == bytes.count { return }
-        if n < 0 {
-            let e = errno
-            guard e == EAGAIN || e == EWOULDBLOCK || e == EINTR else { return fail(.ioError(e)) }
-            pending = bytes
-        } else {
-            pending = Array(bytes[n...])
-        }
-        pendingOffset = 0
-        armWrite(true)
-    }
-
-    private func flush() {
-        while pendingBytes > 0 {
-            let n = pending.withUnsafeBytes { send(fd, $0.baseAddress! + pendingOffset, $0.count - pendingOffset, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                let e = errno
-                if e == EINTR { continue }
-                if e == EAGAIN || e == EWOULDBLOCK { return armWrite(true) }
-                return fail(.ioError(e))
-            }
-            pendingOffset += n
-        }
-        pending = []
-        pendingOffset = 0
-        armWrite(false)
-    }
-
-    private func armWrite(_ on: Bool) {
-        guard fd >= 0, on != writeArmed else { return }
-        writeArmed = on
-        loop.loop.modify(fd: fd, events: evIn | evRdHup | (on ? evOut : 0))
-    }
+    /// Writes what is queued now.
+    package func uncork() { if queuedBytes > 0 && !isWriteBlocked { flushNow() } }
 
     // MARK: - Closing
 
@@ -416,7 +299,7 @@ package final class ClientConnection: EventHandler, @unchecked Sendable {
         finish(reset: false)
     }
 
-    private func fail(_ cause: CloseCause) {
+    private func fail(_ cause: ConnectionEnd) {
         guard state != .closed else { return }
         finish(reset: true)
         delegate?.clientClosed(self, cause)
@@ -425,15 +308,12 @@ package final class ClientConnection: EventHandler, @unchecked Sendable {
     private func finish(reset: Bool) {
         state = .closed
         head = nil
-        pending = []
-        pendingOffset = 0
-        guard fd >= 0 else { return }
+        guard !isClosed else { return }
         if reset {
-            var l = linger(l_onoff: 1, l_linger: 0)
-            _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+            resetSocket()
+        } else {
+            if queuedBytes > 0 && !isWriteBlocked { flushNow() }
+            closeSocket()
         }
-        loop.loop.deregister(fd: fd)
-        Glibc.close(fd)
-        fd = -1
     }
 }

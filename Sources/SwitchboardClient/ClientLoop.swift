@@ -3,28 +3,22 @@ import Glibc
 import Runtime
 import Synchronization
 
-/// A `Gateway.EventLoop` on its own thread plus what every client on it shares: one read buffer and a
-/// PRNG for masking keys. Many `SwitchboardClient`s run on one loop, non-blocking; the bench's load
-/// generator (switchboard-bench) runs its `ClientConnection`s on one too.
+/// An `EventLoop` on its own thread plus what every client on it shares (it is the clients' socket context):
+/// one 256 KiB read buffer, the writev scratch vector, and a PRNG for masking keys. Many `SwitchboardClient`s
+/// run on one loop, non-blocking; the bench's load generator (switchboard-bench) runs its `ClientConnection`s
+/// on one too.
 ///
-/// Threading rule (the gateway's): every client on a loop, and every callback it makes, lives on the loop
+/// Threading rule (the runtime's): every client on a loop, and every callback it makes, lives on the loop
 /// thread. Other threads reach a client only through `run(_:)` / `sync(_:)`.
-public final class ClientLoop: @unchecked Sendable {
-    /// The underlying event loop (timers, fd registrations).
-    public let loop: EventLoop
-    /// 256 KiB reused by every connection for `read(2)`; bytes are valid only during one callback.
-    package let readBuffer: UnsafeMutableRawBufferPointer
+public final class ClientLoop: SocketContext, @unchecked Sendable {
     private var rng: UInt64
 
     /// Creates the loop (not yet running; call `start()`). Errors: `SyscallError` from epoll/eventfd.
     public init() throws(SyscallError) {
-        loop = try EventLoop(index: 0)
-        readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
         var seed = SystemRandomNumberGenerator()
         rng = seed.next()
+        super.init(loop: try EventLoop(index: 0), readBufferBytes: 256 * 1024)
     }
-
-    deinit { readBuffer.deallocate() }
 
     /// Starts the loop thread, named `name`.
     public func start(name: String = "switchboard-client") { loop.start(name: name) }

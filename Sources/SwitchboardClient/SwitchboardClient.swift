@@ -295,8 +295,8 @@ extension SwitchboardClient: ClientConnectionDelegate {
         received(text)
     }
 
-    package func clientClosed(_ client: ClientConnection, _ cause: CloseCause) {
+    package func clientClosed(_ client: ClientConnection, _ cause: ConnectionEnd) {
         guard client === connection else { return }
-        connectionEnded(ConnectionEnd(cause))
+        connectionEnded(cause)
     }
 }

@@ -13,23 +13,6 @@ import SwitchboardClient
 /// Name of the bench's loop thread.
 let benchLoopThreadName = "bench-loop"
 
-extension CloseCause {
-    /// A short key for failure tallies in reports.
-    var tallyKey: String {
-        switch self {
-        case .connectFailed(let e): "connect_errno_\(e)"
-        case .handshakeRejected(let s): "http_\(s)"
-        case .badAccept: "bad_accept"
-        case .badResponse: "bad_response"
-        case .protocolError: "protocol_error"
-        case .peerClosed(let c): "server_close_\(c.map(String.init) ?? "none")"
-        case .eof: "eof"
-        case .ioError(let e): "io_errno_\(e)"
-        case .timeout: "timeout"
-        }
-    }
-}
-
 /// A periodic timer on a timerfd (the loop's timer wheel ticks in 10 ms, too coarse for pacing).
 /// `action` gets the number of expirations since the last call. Loop-confined.
 final class Ticker: EventHandler, @unchecked Sendable {

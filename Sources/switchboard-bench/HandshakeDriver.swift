@@ -85,7 +85,7 @@ final class HandshakeDriver: ClientConnectionDelegate, @unchecked Sendable {
 
     func clientText(_ client: ClientConnection, _ text: UnsafeRawBufferPointer) {}
 
-    func clientClosed(_ client: ClientConnection, _ cause: CloseCause) {
+    func clientClosed(_ client: ClientConnection, _ cause: ConnectionEnd) {
         guard slots[client.tag] === client else { return }
         failed += 1
         failures[cause.tallyKey, default: 0] += 1

@@ -193,7 +193,7 @@ final class MemberGroup: ClientConnectionDelegate, @unchecked Sendable {
         }
     }
 
-    func clientClosed(_ client: ClientConnection, _ cause: CloseCause) {
+    func clientClosed(_ client: ClientConnection, _ cause: ConnectionEnd) {
         let i = client.tag
         guard members[i].client === client else { return }
         if members[i].ready {

@@ -48,7 +48,7 @@ final class Publisher: ClientConnectionDelegate, @unchecked Sendable {
     private let expectHello: Bool
     private(set) var client: ClientConnection?
     private(set) var ready = false
-    private(set) var closedCause: CloseCause?
+    private(set) var closedCause: ConnectionEnd?
     /// Next sequence number.
     private(set) var seq = 0
     private(set) var stats = PublishStats()
@@ -215,7 +215,7 @@ final class Publisher: ClientConnectionDelegate, @unchecked Sendable {
         if running, case .window = mode { publish() }
     }
 
-    func clientClosed(_ client: ClientConnection, _ cause: CloseCause) {
+    func clientClosed(_ client: ClientConnection, _ cause: ConnectionEnd) {
         closedCause = cause
         ready = false
         running = false

@@ -197,7 +197,7 @@ struct StepOutcome {
     var group: GroupResult
     var cpu: CPUSample
     var drained: Bool
-    var publisherClosed: CloseCause?
+    var publisherClosed: ConnectionEnd?
 
     var published: Int { publish.acked }
     var expected: Int { published * group.members }
