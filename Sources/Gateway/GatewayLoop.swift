@@ -15,6 +15,9 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
     /// Limits of room-protocol and echo connections on this loop (shared: one pointer per connection).
     let connectionLimits: ConnectionLimits
     let echoLimits: ConnectionLimits
+    /// Sockets to backends (the auth backend): the same loop, their own small read buffer and byte counters,
+    /// so backend traffic is not counted as client traffic.
+    private(set) lazy var backendSockets = SocketContext(loop: loop, readBufferBytes: 16 * 1024)
     /// room → members on this loop.
     var rooms: [String: LoopRoom] = [:]
     /// Every open WebSocket connection on this loop (for shutdown), by connection id.

@@ -190,7 +190,7 @@ final class BackendCall {
             loop.metrics.auth.backendFastFails.add()
             return backend.complete(key, .unavailable(retryAfterSeconds: AuthBackend.seconds(ms), reason: "auth backend unavailable (circuit open)"))
         }
-        HTTPExchange.start(loop: loop.loop, address: backend.endpoint.address, request: request, timeoutMs: timeoutMs,
+        HTTPExchange.start(context: loop.backendSockets, address: backend.endpoint.address, request: request, timeoutMs: timeoutMs,
                            maxBodyBytes: AuthBackend.maxResponseBytes) { [self] result in handle(result) }
     }
 

@@ -3,14 +3,14 @@ import Glibc
 import Protocol
 import Runtime
 
-/// One HTTP/1.1 request and its response over a non-blocking TCP socket registered with an event loop: the
-/// auth backend's client. Nothing here blocks: connect, write and read are driven by epoll readiness, and
-/// one timer bounds the whole exchange (connect to last byte).
+/// One HTTP/1.1 request and its response over a non-blocking TCP socket on an event loop: the auth backend's
+/// client. The socket I/O is the runtime's `StreamSocket` (the same read/write loop as every other socket);
+/// nothing blocks, and one timer bounds the whole exchange (connect to last byte).
 ///
 /// The request is sent with `Connection: close`; the response body is framed by `Content-Length`, by
 /// `Transfer-Encoding: chunked`, or by EOF. Bodies over `maxBodyBytes` fail. The completion runs exactly
 /// once, on the loop, never from inside `start`. Loop-confined.
-final class HTTPExchange: EventHandler {
+final class HTTPExchange: StreamSocket, @unchecked Sendable {
     /// Why an exchange failed. All of these are retryable transport failures for the caller.
     enum Failure: Error, Equatable, Sendable {
         /// `connect` failed (e.g. `ECONNREFUSED`), or no address was known.
@@ -36,12 +36,7 @@ final class HTTPExchange: EventHandler {
 
     typealias Completion = (Result<Response, Failure>) -> Void
 
-    private unowned let loop: EventLoop
-    private var fd: CInt = -1
-    private var registered = false
-    private var connected = false
-    private let request: [UInt8]
-    private var written = 0
+    private var requestSent = false
     private var input: [UInt8] = []
     private var head: HTTPResponseHead?
     private var bodyStart = 0
@@ -49,98 +44,58 @@ final class HTTPExchange: EventHandler {
     private var timer: ClosureTimer?
     private var completion: Completion?
 
-    /// Starts the exchange on `loop` (its thread). `timeoutMs` bounds everything; `completion` is called once.
+    /// Starts the exchange on `context`'s loop (its thread). `timeoutMs` bounds everything; `completion` is
+    /// called once.
     @discardableResult
-    static func start(loop: EventLoop, address: sockaddr_in?, request: [UInt8], timeoutMs: Int, maxBodyBytes: Int = 64 * 1024,
+    static func start(context: SocketContext, address: sockaddr_in?, request: [UInt8], timeoutMs: Int, maxBodyBytes: Int = 64 * 1024,
                       completion: @escaping Completion) -> HTTPExchange {
-        let x = HTTPExchange(loop: loop, request: request, maxBodyBytes: maxBodyBytes, completion: completion)
-        x.begin(address: address, timeoutMs: timeoutMs)
+        let x = HTTPExchange(context: context, maxBodyBytes: maxBodyBytes, completion: completion)
+        x.begin(address: address, request: request, timeoutMs: timeoutMs)
         return x
     }
 
-    private init(loop: EventLoop, request: [UInt8], maxBodyBytes: Int, completion: @escaping Completion) {
-        self.loop = loop
-        self.request = request
+    private init(context: SocketContext, maxBodyBytes: Int, completion: @escaping Completion) {
         self.maxBodyBytes = maxBodyBytes
         self.completion = completion
+        super.init(context: context, fd: -1)
     }
 
-    private func begin(address: sockaddr_in?, timeoutMs: Int) {
+    private func begin(address: sockaddr_in?, request: [UInt8], timeoutMs: Int) {
+        let loop = context.loop
         timer = loop.schedule(afterMilliseconds: timeoutMs) { [weak self] in self?.finish(.failure(.timeout)) }
         guard var addr = address else { return failSoon(.connect(EHOSTUNREACH)) }
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return failSoon(.connect(errno)) }
-        var one: CInt = 1
-        _ = setsockopt(fd, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard s >= 0 else { return failSoon(.connect(errno)) }
+        attach(fd: s)
+        try? Socket.setOption(s, CInt(IPPROTO_TCP), TCP_NODELAY, 1)
         var r: CInt
         repeat {
-            r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         } while r < 0 && errno == EINTR
         if r < 0 && errno != EINPROGRESS { return failSoon(.connect(errno)) }
-        connected = r == 0
-        do {
-            try loop.register(fd: fd, events: EPOLLOUT.rawValue | EPOLLRDHUP.rawValue, handler: self)
-            registered = true
-        } catch {
-            failSoon(.io(error.code))
-        }
+        guard register() else { return failSoon(.io(EBADF)) }
+        // Queued now, written at the end of this iteration; EAGAIN while connecting arms EPOLLOUT.
+        enqueueRaw(Bytes(request))
     }
 
     /// Reports a failure from the next timer tick, so the completion never runs inside `start`.
     private func failSoon(_ failure: Failure) {
         timer?.cancel()
-        timer = loop.schedule(afterMilliseconds: 0) { [self] in self.finish(.failure(failure)) }
+        timer = context.loop.schedule(afterMilliseconds: 0) { [self] in self.finish(.failure(failure)) }
     }
 
-    func handleEvent(_ events: UInt32) {
+    override func didDrain() { requestSent = true }
+
+    override func received(_ bytes: UnsafeMutableRawBufferPointer) {
         guard completion != nil else { return }
-        if !connected {
-            var err: CInt = 0
-            var len = socklen_t(MemoryLayout<CInt>.size)
-            _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
-            if err != 0 { return finish(.failure(.connect(err))) }
-            if events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { return finish(.failure(.connect(ECONNREFUSED))) }
-            connected = true
-        }
-        if written < request.count {
-            writeRequest()
-            return
-        }
-        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { readResponse() }
+        input.append(contentsOf: bytes)
+        if input.count > maxBodyBytes + 16 * 1024 { return finish(.failure(.tooLarge)) }
+        if let done = parse(eof: false) { finish(done) }
     }
 
-    private func writeRequest() {
-        while written < request.count {
-            let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + written, request.count - written, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                let e = errno
-                if e == EINTR { continue }
-                if e == EAGAIN || e == EWOULDBLOCK { return }
-                return finish(.failure(.io(e)))
-            }
-            written += n
-        }
-        loop.modify(fd: fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
-    }
-
-    private func readResponse() {
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
-        while completion != nil {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n > 0 {
-                input.append(contentsOf: chunk[0..<n])
-                if input.count > maxBodyBytes + 16 * 1024 { return finish(.failure(.tooLarge)) }
-                if let done = parse(eof: false) { return finish(done) }
-            } else if n == 0 {
-                return finish(parse(eof: true) ?? .failure(.closedEarly))
-            } else {
-                let e = errno
-                if e == EINTR { continue }
-                if e == EAGAIN || e == EWOULDBLOCK { return }
-                return finish(.failure(.io(e)))
-            }
-        }
-    }
+    override func peerClosed() { finish(parse(eof: true) ?? .failure(.closedEarly)) }
+    override func readFailed(errno e: CInt) { finish(.failure(requestSent ? .io(e) : .connect(e))) }
+    override func writeFailed(errno e: CInt) { finish(.failure(requestSent ? .io(e) : .connect(e))) }
 
     /// A finished result when the input holds a complete response, else nil (need more).
     private func parse(eof: Bool) -> Result<Response, Failure>? {
@@ -242,12 +197,7 @@ final class HTTPExchange: EventHandler {
         completion = nil
         timer?.cancel()
         timer = nil
-        if fd >= 0 {
-            if registered { loop.deregister(fd: fd) }
-            registered = false
-            close(fd)
-            fd = -1
-        }
+        closeSocket()
         done(result)
     }
 }
