@@ -84,6 +84,7 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
     /// Queues the same frame bytes on every member of `room` on this loop (the fan-out hot path).
     func fanOut(room: String, frame: Bytes, offset: StreamOffset, publishedAtMilliseconds: UInt64) {
         guard let r = rooms[room] else { return }
+        r.lastOffset = offset
         let now = wallClockMilliseconds()
         metrics.deliveryLatency.observe(nanoseconds: (Int(bitPattern: UInt(now)) - Int(bitPattern: UInt(publishedAtMilliseconds))) * 1_000_000)
         if !r.isResuming {
@@ -115,10 +116,30 @@ final class LoopRoom {
     private var resumeFloors: [ObjectIdentifier: StreamOffset] = [:]
     /// Members whose `join since` is in flight: their live frames, in order.
     private var heldForResume: [ObjectIdentifier: [(offset: StreamOffset, frame: Bytes)]] = [:]
+    /// Members whose token expired: no live message until they authenticate again and resume.
+    private var suspended: Set<ObjectIdentifier> = []
+    /// The newest offset this loop saw for the room (a fanned-out message or a join's answer): where a
+    /// suspended member resumes from.
+    var lastOffset: StreamOffset?
     init(name: String) { self.name = name }
 
-    /// True while any member is inside the resume seam (the fan-out then checks each member).
-    var isResuming: Bool { !resumeFloors.isEmpty || !heldForResume.isEmpty }
+    /// True while any member is inside the resume seam or suspended (the fan-out then checks each member).
+    var isResuming: Bool { !resumeFloors.isEmpty || !heldForResume.isEmpty || !suspended.isEmpty }
+
+    /// Records a join's answer: the room's latest offset when nothing newer was seen on this loop.
+    func noteOffset(_ offset: StreamOffset) {
+        if let last = lastOffset, last.epoch == offset.epoch, !offset.isAfter(last) { return }
+        lastOffset = offset
+    }
+
+    /// Stops live messages to `c` (its token expired); returns where it must resume from.
+    func suspend(_ c: Connection) -> StreamOffset? {
+        suspended.insert(ObjectIdentifier(c))
+        return lastOffset
+    }
+
+    /// Ends a suspension; the caller resumes `c` from the offset ``suspend(_:)`` returned.
+    func unsuspend(_ c: Connection) { suspended.remove(ObjectIdentifier(c)) }
 
     /// Holds live messages for `c` until ``endResume(_:replayedUpTo:)``.
     func holdForResume(_ c: Connection) { heldForResume[ObjectIdentifier(c)] = [] }
@@ -135,6 +156,7 @@ final class LoopRoom {
     /// Whether live message `offset` goes to member `m` now (false: held, or already replayed).
     func admitLive(_ m: Connection, offset: StreamOffset, frame: Bytes) -> Bool {
         let key = ObjectIdentifier(m)
+        if suspended.contains(key) { return false }
         if heldForResume[key] != nil {
             heldForResume[key]!.append((offset, frame))
             return false
@@ -150,6 +172,7 @@ final class LoopRoom {
     func forget(_ c: Connection) {
         resumeFloors[ObjectIdentifier(c)] = nil
         heldForResume[ObjectIdentifier(c)] = nil
+        suspended.remove(ObjectIdentifier(c))
     }
 
     private func isCovered(_ offset: StreamOffset, by floor: StreamOffset) -> Bool {

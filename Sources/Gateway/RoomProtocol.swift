@@ -101,6 +101,13 @@ extension Connection {
             }
             return
         }
+        subscribeAndReplay(room: room, since: sinceOffset, id: id)
+    }
+
+    /// Asks the bus for the room's offset and, with `since`, the messages after it; answers `joined` and
+    /// queues the replay, then the live messages held meanwhile that the replay did not cover (the resume
+    /// seam, owned by `LoopRoom`). Used by `join` and by the resume after a token renewal.
+    func subscribeAndReplay(room: String, since sinceOffset: StreamOffset?, id: JSONFragment?) {
         let loopRef = loop
         if sinceOffset != nil { loop.rooms[room]?.holdForResume(self) }
         loop.node.bus.join(room: room, since: sinceOffset) { result in
@@ -108,6 +115,7 @@ extension Connection {
                 guard self.phase == .open, self.roomSlots[room] != nil else { return }
                 switch result {
                 case .success(let r):
+                    self.loop.rooms[room]?.noteOffset(r.offset)
                     self.send(Envelope.joined(room: room, offset: r.offset.description, recovered: r.recovered, id: id))
                     for m in r.replay {
                         self.enqueueFrame(Bytes.frame(.text, Envelope.message(room: m.room, offset: m.offset.description, data: m.data)))

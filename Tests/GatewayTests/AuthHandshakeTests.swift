@@ -90,16 +90,18 @@ import Testing
         let started = Date()
         #expect(try silent.expectClose(timeout: 4) == 4001)
         #expect(Date().timeIntervalSince(started) >= 0.8)
-        // A bad token in the auth op: 4002, whatever is wrong with it, including 100 KB of it.
-        for token in ["garbage", TokenFactory.make(claims: TokenFactory.claims(exp: TokenFactory.now - 3600)),
-                      TokenFactory.json(["alg": "none"]) + "." + TokenFactory.json(TokenFactory.claims()) + ".",
-                      String(repeating: "x", count: 100 * 1024)] {
+        // A bad token in the auth op: 4002, whatever is wrong with it, including 100 KB of it; an expired one
+        // 4003 (get a fresh token: what the reference clients ask their token provider for).
+        for (token, code) in [("garbage", 4002), (TokenFactory.make(claims: TokenFactory.claims(exp: TokenFactory.now - 3600)), 4003),
+                              (TokenFactory.json(["alg": "none"]) + "." + TokenFactory.json(TokenFactory.claims()) + ".", 4002),
+                              (String(repeating: "x", count: 100 * 1024), 4002)] as [(String, UInt16)] {
             let b = try WSClient(port: gw.port, expectHello: false)
             try b.sendOp(#"{"op":"auth","token":"\#(token)"}"#)
-            #expect(try b.expectClose(timeout: 3) == 4002, "\(token.prefix(40))")
+            #expect(try b.expectClose(timeout: 3) == code, "\(token.prefix(40))")
         }
         #expect(try gw.metric("switchboard_connections_closed_total{code=\"4001\"}") == 1)
-        #expect(try gw.metric("switchboard_connections_closed_total{code=\"4002\"}") == 4)
+        #expect(try gw.metric("switchboard_connections_closed_total{code=\"4002\"}") == 3)
+        #expect(try gw.metric("switchboard_connections_closed_total{code=\"4003\"}") == 1)
         #expect(try gw.metric("switchboard_auth_attempts_total{result=\"timeout\"}") == 1)
     }
 
@@ -148,12 +150,47 @@ import Testing
         #expect(try renewing.nextJSON(timeout: 4).code == "token_expired")
         try renewing.sendOp(#"{"op":"auth","token":"\#(TokenFactory.make(alg: "ES256", claims: TokenFactory.claims(exp: TokenFactory.now + 3600)))"}"#)
         #expect(try renewing.nextJSON().op == "hello")
+        let resumed = try renewing.nextJSON()
+        #expect(resumed.op == "joined" && resumed.room == "lobby" && resumed.recovered == true, "delivery resumes where it stopped")
         #expect(try renewing.join("user:alice").op == "joined")
         #expect(try renewing.next(timeout: 2) == nil, "no close after the grace period")
         // A refresh for another user is refused.
         try renewing.sendOp(#"{"op":"auth","token":"\#(TokenFactory.make(claims: TokenFactory.claims(sub: "mallory")))"}"#)
         #expect(try renewing.expectClose() == 4002)
         #expect(try gw.metric("switchboard_auth_attempts_total{result=\"expired\"}") == 1)
+    }
+
+    /// Token lifecycle (issue 11, finding 6): after exp no room message reaches the session; a fresh `auth`
+    /// resumes each room from where delivery stopped, with no gap and no duplicate; a refresh with a token that
+    /// is itself expired closes 4003 (not 4002); a token without exp is refused at the handshake.
+    @Test func expiredSessionIsSuspendedAndResumesAfterRenewal() throws {
+        let gw = try authGateway(["--jwt-leeway", "0s", "--token-grace", "5s"])
+        let member = try WSClient(port: gw.port, headers: bearer(TokenFactory.make(claims: TokenFactory.claims(exp: TokenFactory.now + 2))))
+        let publisher = try WSClient(port: gw.port, headers: bearer(TokenFactory.make()))
+        #expect(try member.join("lobby").op == "joined")
+        func publish(_ n: Int) throws {
+            try publisher.sendOp(#"{"op":"publish","room":"lobby","data":{"n":\#(n)},"id":\#(n)}"#)
+            #expect(try publisher.nextJSON().op == "ack")
+        }
+        try publish(1)
+        #expect(try member.nextJSON().data?.description == #"{"n":1}"#)
+        #expect(try member.nextJSON(timeout: 4).op == "token_expiring")
+        #expect(try member.nextJSON(timeout: 4).code == "token_expired")
+        try publish(2)
+        try publish(3)
+        #expect(try member.drainJSON(quiet: 0.5).filter { $0.op == "message" }.isEmpty, "nothing is delivered to an expired session")
+        try member.sendOp(#"{"op":"auth","token":"\#(TokenFactory.make(claims: TokenFactory.claims(exp: TokenFactory.now + 3600)))"}"#)
+        #expect(try member.nextJSON().op == "hello")
+        let joined = try member.nextJSON()
+        #expect(joined.op == "joined" && joined.room == "lobby" && joined.recovered == true)
+        try publish(4)
+        let rest = try member.drainJSON(quiet: 0.5).filter { $0.op == "message" }.compactMap { $0.data?.description }
+        #expect(rest == [#"{"n":2}"#, #"{"n":3}"#, #"{"n":4}"#], "the missed messages, in order, then live ones, once each")
+        // A refresh with an expired token: 4003.
+        try member.sendOp(#"{"op":"auth","token":"\#(TokenFactory.make(claims: TokenFactory.claims(exp: TokenFactory.now - 60)))"}"#)
+        #expect(try member.expectClose() == 4003)
+        // No exp at all: refused before the upgrade (--jwt-require-exp is on by default).
+        #expect(throws: (any Error).self) { try WSClient(port: gw.port, headers: self.bearer(TokenFactory.make(claims: TokenFactory.claims(exp: nil)))) }
     }
 
     @Test func foreignOriginGets403AndRequestsWithoutOriginFollowTheFlag() throws {

@@ -173,8 +173,13 @@ import Testing
         #expect(error(plain, TokenFactory.make(claims: TokenFactory.claims(extra: ["sub": 42]))) == .invalidClaim("sub"))
         #expect(error(plain, TokenFactory.make(claims: TokenFactory.claims(extra: ["rooms": [1, 2]]))) == .invalidClaim("rooms"))
         #expect(error(plain, TokenFactory.make(claims: TokenFactory.claims(extra: ["publish": ["a": 1]]))) == .invalidClaim("publish"))
-        // A token without exp is accepted (RFC 7519 §4.1.4: optional) and never expires on the connection.
-        #expect(try plain.verify(TokenFactory.make(claims: TokenFactory.claims(exp: nil)), now: Date().timeIntervalSince1970).expiresAt == nil)
+        // A token without exp (or with "exp": null) is refused by default (--jwt-require-exp); with the check off it
+        // is accepted (RFC 7519 §4.1.4: optional) and never expires on the connection.
+        #expect(error(plain, TokenFactory.make(claims: TokenFactory.claims(exp: nil))) == .missingClaim("exp"))
+        #expect(error(plain, TokenFactory.make(claims: TokenFactory.claims(extra: ["exp": NSNull()]))) == .missingClaim("exp"))
+        var lax = plain
+        lax.requireExp = false
+        #expect(try lax.verify(TokenFactory.make(claims: TokenFactory.claims(exp: nil)), now: Date().timeIntervalSince1970).expiresAt == nil)
         // No rooms claim: nothing may be joined.
         let bare = try plain.verify(TokenFactory.make(claims: TokenFactory.claims(extra: ["rooms": nil, "publish": nil])), now: Date().timeIntervalSince1970)
         #expect(!bare.mayJoin("lobby") && !bare.mayPublish("lobby"))

@@ -48,7 +48,7 @@ public final class AuthService: Sendable {
             let loaded: JWTKeySet? = a.keys ?? ((try? a.loadKeys()) ?? nil)
             let keys = loaded ?? (try! JWTKeySet(secret: nil, publicKeys: []))
             verifier = JWTVerifier(keys: keys, issuer: a.jwtIssuer, audience: a.jwtAudience, leewaySeconds: Double(a.jwtLeewayMs) / 1000,
-                                   roomsClaim: a.roomsClaim, publishClaim: a.publishClaim)
+                                   roomsClaim: a.roomsClaim, publishClaim: a.publishClaim, requireExp: a.jwtRequireExp)
         } else {
             verifier = nil
         }

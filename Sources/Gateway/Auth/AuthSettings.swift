@@ -12,6 +12,8 @@ public struct AuthSettings: Sendable {
     public var jwtIssuer: String? = nil
     /// `--jwt-audience`: required member of `aud`, unset = not checked.
     public var jwtAudience: String? = nil
+    /// `--jwt-require-exp`: refuse tokens without a numeric `exp` (default yes).
+    public var jwtRequireExp = true
     /// `--jwt-leeway`: clock skew tolerated on exp/nbf/iat (default 30 s).
     public var jwtLeewayMs = 30_000
     /// `--rooms-claim`: claim with joinable room patterns (default `rooms`).
@@ -96,6 +98,8 @@ extension Config {
                apply: { c, v in c.auth.jwtIssuer = v.isEmpty ? nil : v }, current: { $0.auth.jwtIssuer ?? "" }),
         Option(name: "jwt-audience", kind: .string, help: "required member of the 'aud' claim (unset = not checked)",
                apply: { c, v in c.auth.jwtAudience = v.isEmpty ? nil : v }, current: { $0.auth.jwtAudience ?? "" }),
+        Option(name: "jwt-require-exp", kind: .flag, help: "yes/no: refuse tokens without a numeric exp claim (a token that never expires outlives revocation)",
+               apply: { c, v throws(Invalid) in c.auth.jwtRequireExp = try yesNo(v, "jwt-require-exp") }, current: { $0.auth.jwtRequireExp ? "yes" : "no" }),
         Option(name: "jwt-leeway", kind: .duration, help: "clock skew tolerated on exp, nbf and iat",
                apply: { c, v throws(Invalid) in c.auth.jwtLeewayMs = try duration(v, "jwt-leeway", in: 0...3_600_000) }, current: { "\($0.auth.jwtLeewayMs)ms" }),
         Option(name: "rooms-claim", kind: .string, help: "claim listing the room patterns a token may join ('*' = one segment, '{sub}' = the user)",

@@ -24,6 +24,8 @@ final class ConnectionAuthState {
     var checking = false
     /// When the current token's `exp` plus leeway passes, on the loop's monotonic clock (0 = never).
     var expiresAtLoopMs: UInt64 = 0
+    /// While expired: each room's offset when delivery stopped, where it resumes after a fresh `auth`.
+    var suspendedAt: [String: StreamOffset?] = [:]
     /// The IP counted by admission, released on close.
     var admittedIP: String?
     /// What the backend is told (kept only when a backend is configured).
@@ -224,6 +226,11 @@ extension Connection {
                 send(Envelope.left(room: room))
             }
             sendHello()
+            resumeSuspendedRooms()
+        case .invalid(.expired):
+            // A refresh with a token that is itself expired: the session's token lapsed, not a bad credential.
+            m.count(.invalid)
+            fail(.tokenExpired, reason: JWTError.expired.reason)
         case .invalid(let error):
             m.count(.invalid)
             fail(.authFailed, reason: error.reason)
@@ -315,9 +322,23 @@ extension Connection {
     private func tokenExpired() {
         guard phase == .open, let st = authState, st.status == .authenticated else { return }
         st.status = .expired
+        // No room message reaches an expired session; a fresh `auth` resumes each room from here.
+        for room in roomSlots.keys { st.suspendedAt[room] = .some(loop.rooms[room]?.suspend(self)) }
         let grace = authService.graceMs
         send(Envelope.error(.tokenExpired, message: "token expired: send auth with a fresh token within \(grace / 1000) s", extra: [("grace_ms", grace)]))
         setAuthDeadline(.graceEnd, at: now + UInt64(grace))
+    }
+
+    /// After a fresh `auth`: every room delivery stopped at expiry resumes from where it stopped, through the
+    /// resume seam (a `joined` with `recovered`, the missed messages, then live ones; no gap, no duplicate).
+    private func resumeSuspendedRooms() {
+        guard let st = authState, !st.suspendedAt.isEmpty else { return }
+        let rooms = st.suspendedAt
+        st.suspendedAt = [:]
+        for (room, since) in rooms.sorted(by: { $0.key < $1.key }) where roomSlots[room] != nil {
+            loop.rooms[room]?.unsuspend(self)
+            subscribeAndReplay(room: room, since: since ?? nil, id: nil)
+        }
     }
 
     private func graceEnded() {

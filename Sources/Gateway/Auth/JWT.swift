@@ -110,10 +110,14 @@ public struct JWTVerifier: Sendable {
     public var roomsClaim: String
     /// Claim listing publishable room patterns (`--publish-claim`, default "publish").
     public var publishClaim: String
+    /// Whether a token must carry a numeric `exp` (`--jwt-require-exp`, default on): a token that never
+    /// expires would outlive every revocation, so it is refused with "missing claim 'exp'".
+    public var requireExp: Bool
 
     /// A verifier over `keys` with the given claim checks.
     public init(keys: JWTKeySet, issuer: String? = nil, audience: String? = nil, leewaySeconds: Double = 30,
-                roomsClaim: String = "rooms", publishClaim: String = "publish") {
+                roomsClaim: String = "rooms", publishClaim: String = "publish", requireExp: Bool = true) {
+        self.requireExp = requireExp
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
@@ -245,6 +249,7 @@ public struct JWTVerifier: Sendable {
 
     private func identity(from claims: [String: Any], now: Double) throws(JWTError) -> AuthIdentity {
         let exp = try Self.numericDate(claims, "exp")
+        if exp == nil && requireExp { throw .missingClaim("exp") }
         if let exp, now > exp + leewaySeconds { throw .expired }
         if let nbf = try Self.numericDate(claims, "nbf"), now + leewaySeconds < nbf { throw .notYetValid }
         if let iat = try Self.numericDate(claims, "iat"), now + leewaySeconds < iat { throw .issuedInFuture }
