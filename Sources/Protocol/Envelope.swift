@@ -48,7 +48,7 @@ public enum Envelope {
         return (request, id)
     }
 
-    /// The envelope's own keys, indexed by `Field`'s raw values.
+    /// The envelope's own keys, indexed by `Field`'s raw values (for messages).
     private static let fieldNames: [String] = ["op", "room", "id", "since", "token", "event", "data"]
     private enum Field: Int { case op, room, id, since, token, event, data }
 
@@ -64,11 +64,36 @@ public enum Envelope {
         var hasWhitespace: Bool
     }
 
+    /// One stored property a field rather than an array: no heap allocation per frame.
     private struct EnvelopeFields {
-        var spans = [Span?](repeating: nil, count: 7)
+        var op, room, id, since, token, event, data: Span?
         /// The first envelope key seen twice.
         var duplicate: Field?
-        subscript(_ field: Field) -> Span? { spans[field.rawValue] }
+
+        subscript(_ field: Field) -> Span? {
+            get {
+                switch field {
+                case .op: op
+                case .room: room
+                case .id: id
+                case .since: since
+                case .token: token
+                case .event: event
+                case .data: data
+                }
+            }
+            set {
+                switch field {
+                case .op: op = newValue
+                case .room: room = newValue
+                case .id: id = newValue
+                case .since: since = newValue
+                case .token: token = newValue
+                case .event: event = newValue
+                case .data: data = newValue
+                }
+            }
+        }
     }
 
     /// Scans the whole frame: a top-level object whose members are all validated, the envelope's
@@ -115,7 +140,7 @@ public enum Envelope {
                 }
                 if let field {
                     if fields[field] == nil {
-                        fields.spans[field.rawValue] = Span(range: valueStart..<s.position, first: first,
+                        fields[field] = Span(range: valueStart..<s.position, first: first,
                                                             hasEscapes: first == UInt8(ascii: "\"") && s.lastStringHadEscape,
                                                             hasWhitespace: s.sawWhitespace)
                     } else if fields.duplicate == nil {
@@ -139,8 +164,25 @@ public enum Envelope {
     private static func identify(_ s: JSONScanner, _ range: Range<Int>, hasEscapes: Bool) -> Field? {
         // The longest envelope key is 5 bytes, at most 30 when every character is a \u escape.
         guard range.count <= (hasEscapes ? 30 : 5) else { return nil }
-        let name = hasEscapes ? s.decodeString(range, hasEscapes: true) : String(decoding: s.bytes(range), as: UTF8.self)
-        return fieldNames.firstIndex(of: name).flatMap(Field.init(rawValue:))
+        var packed: UInt64 = 1   // a leading 1 byte, so that "\u0000op" is not "op"
+        if hasEscapes {
+            let name = s.decodeString(range, hasEscapes: true).utf8
+            guard name.count <= 5 else { return nil }
+            for b in name { packed = packed << 8 | UInt64(b) }
+        } else {
+            for b in s.bytes(range) { packed = packed << 8 | UInt64(b) }
+        }
+        // The key's bytes, first byte most significant: one integer compare a key instead of String ones.
+        switch packed {
+        case 0x01_6F70: return .op                 // "op"
+        case 0x01_726F_6F6D: return .room          // "room"
+        case 0x01_6964: return .id                 // "id"
+        case 0x0173_696E_6365: return .since       // "since"
+        case 0x0174_6F6B_656E: return .token       // "token"
+        case 0x0165_7665_6E74: return .event       // "event"
+        case 0x01_6461_7461: return .data          // "data"
+        default: return nil
+        }
     }
 
     private static func decodeRequest(_ fields: EnvelopeFields, _ s: JSONScanner, id: inout JSONFragment?) throws(EnvelopeError) -> ClientRequest {

@@ -74,6 +74,8 @@ import Testing
         #expect(try decode(#"{"op":"auth","token":"a\"b\\c\ud83d\ude00\t"}"#) == .auth(token: "a\"b\\c😀\t"))
         #expect(try decode(#"{"op":"analytics","event":"caf\u00e9"}"#) == .analytics(event: "café", data: nil))
         #expect(failure(#"{"op":"join","room":"a\u0020b"}"#)?.code == .invalidRoom, "the decoded room is checked")
+        #expect(try decode(#"{"\u0000op":"join","op":"leave","\u0000":1,"room\u0000":2,"room":"r"}"#) == .leave(room: "r"),
+                "keys that differ only by a NUL are other keys")
     }
 
     @Test func unknownFieldsAreValidatedAndIgnored() throws {
