@@ -24,7 +24,8 @@ struct JSONScanner {
     private let base: UnsafePointer<UInt8>?
     /// Bytes in the text.
     let count: Int
-    /// Most levels of nested containers one scanned value may have (>= 1).
+    /// Most levels of nested containers one scanned value may have: the `maxDepth` given, clamped
+    /// to 1...65,536 (one byte of scratch memory a level).
     let maxDepth: Int
     /// Offset of the next byte to read.
     var position = 0
@@ -37,7 +38,7 @@ struct JSONScanner {
     init(_ text: UnsafeRawBufferPointer, maxDepth: Int) {
         base = text.baseAddress?.assumingMemoryBound(to: UInt8.self)
         count = text.count
-        self.maxDepth = max(1, maxDepth)
+        self.maxDepth = min(max(1, maxDepth), 1 << 16)
     }
 
     /// The byte at `offset`, or 0 past the end. 0 is never valid where the scanner looks (a raw

@@ -115,6 +115,10 @@ import Testing
         #expect(failure(#"{"x":[[[1]]],"op":"leave","room":"r"}"#, maxDepth: 2)?.message == "JSON nested deeper than 2 levels")
         #expect(failure(#"[[[1]]]"#, maxDepth: 2)?.message == "JSON nested deeper than 2 levels")
         #expect(failure(#"[[1]]"#, maxDepth: 2)?.message == "frame must be a JSON object")
+        #expect(try decode(#"{"op":"publish","room":"r","data":[]}"#, maxDepth: .max) == .publish(room: "r", data: JSONFragment("[]"), id: nil),
+                "a huge limit is clamped (65,536), not allocated")
+        #expect(try decode(#"{"op":"publish","room":"r","data":[]}"#, maxDepth: -5) == .publish(room: "r", data: JSONFragment("[]"), id: nil),
+                "limits below 1 count as 1")
     }
 
     // MARK: strict RFC 8259
