@@ -34,7 +34,9 @@ public enum Envelope {
     ///
     /// - Parameter maxDepth: deepest container nesting inside a field's value, default 64; deeper
     ///   -> badRequest "data nested deeper than 64 levels" ("JSON nested …" for other fields or a
-    ///   frame that is not an object), raised as soon as the level is reached.
+    ///   frame that is not an object), raised as soon as the level is reached; clamped to
+    ///   1...65,536. Syntax and depth errors carry no `id` (the scan stopped, maybe before it).
+    ///   The frame's bytes are not copied except `data`, `id` and the decoded strings.
     /// - Duplicate envelope keys (`op`, `room`, `id`, `since`, `token`, `event`, `data`; after
     ///   escapes are resolved) are refused with badRequest "duplicate field 'room'", carrying the `id`
     ///   unless `id` is the duplicate. Other keys may repeat (they are ignored).
