@@ -30,12 +30,15 @@ if [[ $test_status -ne 0 ]]; then
   echo "swift test failed (exit $test_status); full log: /tmp/switchboard-swift-test.log"; exit 1
 fi
 
-echo "== fuzz: Protocol parsers under libFuzzer + AddressSanitizer (Fuzz/run.sh)"
-if FUZZ_RUNS="${FUZZ_RUNS:-50000}" bash Fuzz/run.sh > /tmp/switchboard-fuzz.log 2>&1; then
-  grep -E "^Done [0-9]+ runs" /tmp/switchboard-fuzz.log || true
-else
-  tail -40 /tmp/switchboard-fuzz.log; echo "fuzzer found a crash or failed to build (log: /tmp/switchboard-fuzz.log)"; exit 1
-fi
+for target in protocol envelope; do
+  echo "== fuzz: $target under libFuzzer + AddressSanitizer (FUZZ_TARGET=$target Fuzz/run.sh)"
+  log=/tmp/switchboard-fuzz-$target.log
+  if FUZZ_TARGET=$target FUZZ_RUNS="${FUZZ_RUNS:-50000}" bash Fuzz/run.sh > "$log" 2>&1; then
+    grep -E "^Done [0-9]+ runs" "$log" || true
+  else
+    tail -40 "$log"; echo "fuzzer found a crash or failed to build (log: $log)"; exit 1
+  fi
+done
 
 echo "== Autobahn|Testsuite (groups 1-7, 10) against --echo-path"
 wstest="${AUTOBAHN_VENV:-$HOME/.cache/autobahn-venv}/bin/wstest"

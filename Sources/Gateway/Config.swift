@@ -35,6 +35,9 @@ public struct Config: Sendable {
     public var nodeTTLMs = 6000
     /// Bytes; RFC 6455 messages above it are closed with 1009.
     public var maxMessageSize = 1 << 20
+    /// `--max-fragments`: frames one message may span (default 1,000); more closes 1008 (RFC 6455 §5.4
+    /// sets no limit, but every frame costs a header parse and a rate-limit token).
+    public var maxFragments = 1000
     /// Bytes of the HTTP request head (431 above it).
     public var maxHeadSize = 8192
     /// Header lines in the HTTP request head (431 above it).
@@ -162,6 +165,8 @@ public struct Config: Sendable {
                apply: { c, v throws(Invalid) in c.historyTTLMs = try duration(v, "history-ttl", in: 0...Int.max) }, current: { "\($0.historyTTLMs)ms" }),
         Option(name: "max-message-size", kind: .size, help: "largest message a client may send (close 1009 above it)",
                apply: { c, v throws(Invalid) in c.maxMessageSize = try size(v, "max-message-size") }, current: { "\($0.maxMessageSize)B" }),
+        Option(name: "max-fragments", kind: .int, help: "frames one message may span (close 1008 above it)",
+               apply: { c, v throws(Invalid) in c.maxFragments = try int(v, "max-fragments", 1...1_000_000) }, current: { "\($0.maxFragments)" }),
         Option(name: "max-head-size", kind: .size, help: "largest HTTP request head (431 above it)",
                apply: { c, v throws(Invalid) in c.maxHeadSize = try size(v, "max-head-size") }, current: { "\($0.maxHeadSize)B" }),
         Option(name: "max-outbound-bytes", kind: .size, help: "bytes queued for one client before it is closed as a slow consumer (1008)",

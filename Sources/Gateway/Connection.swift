@@ -40,7 +40,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         self.acceptedAt = loop.loop.now
         self.machine = ConnectionMachine(limits: loop.connectionLimits, now: loop.loop.now)
         self.http = HTTPHeadParser(maxHeadBytes: loop.config.maxHeadSize, maxHeaderCount: loop.config.maxHeaderCount)
-        self.reader = WebSocketReader(role: .server, maxMessageSize: loop.config.maxMessageSize)
+        self.reader = WebSocketReader(role: .server, maxMessageSize: loop.config.maxMessageSize, maxFragments: loop.config.maxFragments)
         super.init(context: loop, fd: fd, transport: transport)
     }
 
@@ -72,7 +72,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
 
     func feedFrames(_ bytes: UnsafeMutableRawBufferPointer) {
         do {
-            try reader.feed(bytes) { event in self.handle(event) }
+            try reader.feed(bytes, onDataFrame: { _ in self.frameArrived(isData: true) }) { event in self.handle(event) }
         } catch {
             loop.metrics.protocolErrors.add()
             loop.node.logger.rateLimited(.info, "protocol error", ["conn": logID, "error": .string("\(error)"),
@@ -81,18 +81,23 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         }
     }
 
-    /// Handles one event; returns false to stop reading (after a close).
-    private func handle(_ event: WebSocketEvent) -> Bool {
-        let isData: Bool
-        switch event {
-        case .text, .binary: isData = true
-        case .ping, .pong, .close: isData = false
-        }
+    /// Every inbound frame counts against `--max-frame-rate`: each data frame (continuations included) as its
+    /// header is read, each control frame as it arrives. Returns false after failing the connection (1008).
+    private func frameArrived(isData: Bool) -> Bool {
         guard machine.frameArrived(now: now, isData: isData) else {
             loop.metrics.frameRateCloses.add()
             loop.node.logger.rateLimited(.info, "inbound frame rate exceeded", ["conn": logID])
             fail(.policyViolation, reason: "too many frames")
             return false
+        }
+        return true
+    }
+
+    /// Handles one event; returns false to stop reading (after a close).
+    private func handle(_ event: WebSocketEvent) -> Bool {
+        switch event {
+        case .text, .binary: break   // counted frame by frame in `onDataFrame`
+        case .ping, .pong, .close: guard frameArrived(isData: false) else { return false }
         }
         switch event {
         case .text(let payload):

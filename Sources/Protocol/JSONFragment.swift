@@ -1,10 +1,12 @@
-/// Raw JSON text of one value (compact UTF-8 bytes as Foundation's JSONSerialization writes it, fragments allowed).
+/// Raw JSON text of one value (UTF-8 bytes of any JSON value, RFC 8259 §2; scalars allowed).
 ///
 /// Carries client payloads (`data`) and correlation ids (`id`) through the gateway without
-/// re-parsing: they are spliced into outgoing frames byte for byte. Fragments produced by
-/// ``Envelope/decode(_:)`` are parsed by JSONSerialization and rewritten compactly: no
-/// whitespace, object keys sorted by UTF-8 bytes, '/' unescaped, numbers exact
-/// (`true` stays `true`, 12345678901234567890 stays as is; `1.0` may become `1.0` or `1`).
+/// re-parsing: they are spliced into outgoing frames byte for byte, so they must be valid JSON.
+/// Fragments produced by ``Envelope/decode(_:maxDepth:)`` were validated by ``JSONScanner`` and
+/// are the client's own text minus insignificant whitespace: object keys in the client's order
+/// (duplicates inside `data` kept), string escapes as sent (`"\u00e9"` stays escaped, `"\/"`
+/// stays), numbers spelled as sent (`1.0` stays `1.0`, 12345678901234567890 stays as is). `id`
+/// is a string or number token exactly as sent.
 public struct JSONFragment: Hashable, Sendable, CustomStringConvertible {
     /// The JSON text, UTF-8.
     public let bytes: [UInt8]

@@ -7,6 +7,10 @@
 /// no heap memory).
 struct MessageAssembler: Sendable {
     let maxMessageSize: Int
+    /// Most data frames one message may span (>= 1).
+    let maxFragments: Int
+    /// Data frames of the current message seen so far (its first frame included).
+    private var fragmentCount = 0
     /// `.text` or `.binary` while a message is being received (first frame seen, FIN not yet).
     private var messageOpcode: Opcode?
     /// Sum of the declared lengths of this message's frames so far.
@@ -21,8 +25,9 @@ struct MessageAssembler: Sendable {
     /// Larger first reservations would let a peer make us allocate a declared size it never sends.
     private static let maxInitialReservation = 64 * 1024
 
-    init(maxMessageSize: Int) {
+    init(maxMessageSize: Int, maxFragments: Int = 1000) {
         self.maxMessageSize = maxMessageSize
+        self.maxFragments = max(1, maxFragments)
     }
 
     /// Heap bytes held for partial messages (0 when idle).
@@ -31,9 +36,35 @@ struct MessageAssembler: Sendable {
     /// True when no message or control frame is partly received.
     var isIdle: Bool { messageOpcode == nil && control.isEmpty }
 
+    /// Applies the per-frame rules to a data frame's first chunk (fragment order, fragment count,
+    /// declared size) and returns the frame's 1-based index in its message. ``handle(_:frameStarted:_:)``
+    /// does this itself unless told it was done (the reader does it first, to report the frame before
+    /// its payload).
+    mutating func startDataFrame(_ chunk: FrameChunk) throws(ProtocolError) -> Int {
+        if chunk.opcode == .continuation {
+            guard messageOpcode != nil else { throw .unexpectedContinuation }
+            // Empty continuations cost no bytes, so the size limit alone does not bound them.
+            guard fragmentCount < maxFragments else { throw .tooManyFragments(limit: maxFragments) }
+            fragmentCount += 1
+        } else {
+            guard messageOpcode == nil else { throw .expectedContinuation }
+            messageOpcode = chunk.opcode
+            declaredSize = 0
+            fragmentCount = 1
+            utf8.reset()
+        }
+        // Checked on the declared length, before any payload is stored.
+        guard declaredSize + chunk.payloadLength <= UInt64(maxMessageSize) else {
+            throw .messageTooLarge(limit: maxMessageSize)
+        }
+        declaredSize += chunk.payloadLength
+        return fragmentCount
+    }
+
     /// Processes one chunk; calls `deliver` when it completes a message or control frame and
-    /// returns what `deliver` returned (true when nothing was delivered).
-    mutating func handle(_ chunk: FrameChunk, _ deliver: (WebSocketEvent) -> Bool) throws(ProtocolError) -> Bool {
+    /// returns what `deliver` returned (true when nothing was delivered). `frameStarted`: the
+    /// caller already passed this data chunk to ``startDataFrame(_:)``.
+    mutating func handle(_ chunk: FrameChunk, frameStarted: Bool = false, _ deliver: (WebSocketEvent) -> Bool) throws(ProtocolError) -> Bool {
         if chunk.opcode.isControl {
             if chunk.isStart, chunk.isEnd {
                 return try deliverControl(chunk.opcode, UnsafeRawBufferPointer(chunk.bytes), deliver)
@@ -48,21 +79,7 @@ struct MessageAssembler: Sendable {
             }.get()
         }
 
-        if chunk.isStart {
-            if chunk.opcode == .continuation {
-                guard messageOpcode != nil else { throw .unexpectedContinuation }
-            } else {
-                guard messageOpcode == nil else { throw .expectedContinuation }
-                messageOpcode = chunk.opcode
-                declaredSize = 0
-                utf8.reset()
-            }
-            // Checked on the declared length, before any payload is stored.
-            guard declaredSize + chunk.payloadLength <= UInt64(maxMessageSize) else {
-                throw .messageTooLarge(limit: maxMessageSize)
-            }
-            declaredSize += chunk.payloadLength
-        }
+        if chunk.isStart, !frameStarted { _ = try startDataFrame(chunk) }
         let isText = messageOpcode == .text
         if isText, !utf8.validate(UnsafeRawBufferPointer(chunk.bytes)) { throw .invalidUTF8 }
         let completesMessage = chunk.isEnd && chunk.fin

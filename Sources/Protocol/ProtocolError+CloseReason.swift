@@ -16,6 +16,7 @@ extension ProtocolError {
         case .invalidUTF8: return "invalid UTF-8"
         case .invalidCloseCode(let c): return "invalid close code \(c)"
         case .invalidClosePayload: return "1-byte close payload"
+        case .tooManyFragments(let limit): return "message in more than \(limit) fragments"
         }
     }
 }

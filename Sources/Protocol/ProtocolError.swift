@@ -29,13 +29,18 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidCloseCode(UInt16)
     /// A close frame with a 1-byte body (§5.5.1). → 1002
     case invalidClosePayload
+    /// A fragmented message in more than `limit` frames (the reader's `maxFragments`), however small
+    /// they are: each frame costs the reader work, so their number is bounded like their bytes. → 1008
+    case tooManyFragments(limit: Int)
 
     /// The close code to fail the connection with: 1007 for ``invalidUTF8``, 1009 for
-    /// ``messageTooLarge(limit:)``, 1002 for everything else.
+    /// ``messageTooLarge(limit:)``, 1008 (policy violation) for ``tooManyFragments(limit:)``,
+    /// 1002 for everything else.
     public var closeCode: CloseCode {
         switch self {
         case .invalidUTF8: .invalidPayloadData
         case .messageTooLarge: .messageTooBig
+        case .tooManyFragments: .policyViolation
         case .unmaskedClientFrame, .maskedServerFrame, .reservedBitsSet, .reservedOpcode,
              .payloadLengthTopBitSet, .controlFrameTooLong, .fragmentedControlFrame,
              .unexpectedContinuation, .expectedContinuation, .invalidCloseCode, .invalidClosePayload:
@@ -59,6 +64,7 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidUTF8: "invalid UTF-8"
         case .invalidCloseCode(let code): "invalid close code \(code)"
         case .invalidClosePayload: "1-byte close payload"
+        case .tooManyFragments(let limit): "message in more than \(limit) fragments"
         }
     }
 }

@@ -21,6 +21,32 @@ public enum WebSocketEvent {
     case close(code: CloseCode?, reason: String)
 }
 
+/// The header of one inbound data frame (text, binary or continuation), reported by
+/// ``WebSocketReader/feed(_:onDataFrame:_:)`` the moment the header is complete, before any of
+/// its payload is handled (RFC 6455 §5.2, §5.4).
+///
+/// Lets the caller count every frame against a rate limit: a message in 1,000 fragments is
+/// 1,000 frames of work even though it is delivered as one event.
+public struct WebSocketDataFrame: Sendable, Equatable {
+    /// `.text` or `.binary` for a message's first frame, `.continuation` for the others.
+    public var opcode: Opcode
+    /// True on the message's last frame.
+    public var fin: Bool
+    /// The frame's declared payload length in bytes (§5.2).
+    public var payloadLength: UInt64
+    /// 1 for a message's first frame, 2 for its first continuation, and so on (at most
+    /// ``WebSocketReader/maxFragments``).
+    public var index: Int
+
+    /// A frame header as the reader reports it.
+    public init(opcode: Opcode, fin: Bool, payloadLength: UInt64, index: Int) {
+        self.opcode = opcode
+        self.fin = fin
+        self.payloadLength = payloadLength
+        self.index = index
+    }
+}
+
 /// Reads WebSocket messages from bytes: a streaming ``FrameDecoder`` plus a ``MessageAssembler``
 /// (RFC 6455 §5, §8.1). Sans-I/O: the caller feeds whatever the socket produced.
 ///
@@ -31,19 +57,26 @@ public struct WebSocketReader: Sendable {
     public let role: WebSocketRole
     /// Largest message in bytes (sum of its fragments' payloads), default 1 MiB; larger -> ``ProtocolError/messageTooLarge(limit:)``.
     public var maxMessageSize: Int { assembler.maxMessageSize }
+    /// Most data frames one message may span, default 1,000; one more -> ``ProtocolError/tooManyFragments(limit:)``
+    /// (close 1008). Bounds the work of a message made of many empty continuation frames.
+    public var maxFragments: Int { assembler.maxFragments }
 
     private var decoder: FrameDecoder
     private var assembler: MessageAssembler
     private var failure: ProtocolError?
+    /// Set when `onDataFrame` refused a frame: that frame was never handled, so nothing after it can be.
+    private var stopped = false
 
     /// - Parameters:
     ///   - role: `.server` (default) reads client frames; `.client` reads server frames.
     ///   - maxMessageSize: limit in bytes for one message, checked on each frame header before
     ///     any payload is buffered (default 1 MiB).
-    public init(role: WebSocketRole = .server, maxMessageSize: Int = 1 << 20) {
+    ///   - maxFragments: most data frames (first frame plus continuations) one message may span,
+    ///     default 1,000; values below 1 count as 1 (unfragmented messages only).
+    public init(role: WebSocketRole = .server, maxMessageSize: Int = 1 << 20, maxFragments: Int = 1000) {
         self.role = role
         decoder = FrameDecoder(role: role)
-        assembler = MessageAssembler(maxMessageSize: max(0, maxMessageSize))
+        assembler = MessageAssembler(maxMessageSize: max(0, maxMessageSize), maxFragments: maxFragments)
     }
 
     /// Feed any split of bytes. Payload is unmasked IN PLACE inside `input` (hence mutable). Events are delivered
@@ -55,12 +88,35 @@ public struct WebSocketReader: Sendable {
     /// nothing may follow a close frame (§5.5.1). A reader that threw throws the same error again.
     /// `onEvent` must not touch this reader.
     public mutating func feed(_ input: UnsafeMutableRawBufferPointer, _ onEvent: (WebSocketEvent) -> Bool) throws(ProtocolError) {
+        try feed(input, onDataFrame: { _ in true }, onEvent)
+    }
+
+    /// As ``feed(_:_:)``, also reporting every data frame header through `onDataFrame`, in wire
+    /// order with the events: a frame's report comes before the event its payload completes (so an
+    /// unfragmented text message gives `onDataFrame` then `.text`). Control frames are not reported
+    /// there; they arrive as events. Return false from either closure to stop processing the rest of
+    /// this input; when `onDataFrame` returns false, its frame is not handled and this reader ignores
+    /// all later input (the caller is failing the connection, e.g. over its frame rate).
+    ///
+    /// A frame over the fragment limit (``maxFragments``) throws instead of being reported.
+    /// Neither closure may touch this reader.
+    public mutating func feed(_ input: UnsafeMutableRawBufferPointer, onDataFrame: (WebSocketDataFrame) -> Bool,
+                              _ onEvent: (WebSocketEvent) -> Bool) throws(ProtocolError) {
         if let failure { throw failure }
-        if assembler.receivedClose { return }
+        if assembler.receivedClose || stopped { return }
         var offset = 0
         do throws(ProtocolError) {
             while let chunk = try decoder.next(input, &offset) {
-                let proceed = try assembler.handle(chunk, onEvent)
+                let frameStarted = chunk.isStart && !chunk.opcode.isControl
+                if frameStarted {
+                    let index = try assembler.startDataFrame(chunk)
+                    let frame = WebSocketDataFrame(opcode: chunk.opcode, fin: chunk.fin, payloadLength: chunk.payloadLength, index: index)
+                    guard onDataFrame(frame) else {
+                        stopped = true
+                        return
+                    }
+                }
+                let proceed = try assembler.handle(chunk, frameStarted: frameStarted, onEvent)
                 if !proceed || assembler.receivedClose { return }
             }
         } catch {

@@ -24,6 +24,28 @@ import Testing
         #expect(try gw.metric("switchboard_frame_rate_closes_total") == 1)
     }
 
+    /// Issue 11, finding 4: continuation frames count against the frame rate, and a message may span at most
+    /// --max-fragments frames. Before, 20,000 empty continuations of one message were all accepted.
+    @Test func continuationFloodIsClosedWith1008() throws {
+        let gw = try GatewayProcess(["--max-frame-rate", "1000", "--max-fragments", "100000"], threads: 1)
+        let c = try WSClient(port: gw.port)
+        let first = FrameEncoder.frame(opcode: .text, payload: Array("{".utf8), fin: false, maskingKey: 7)
+        let empty = FrameEncoder.frame(opcode: .continuation, payload: [], fin: false, maskingKey: 7)
+        try c.socket.send(first + Array((0..<20_000).map { _ in empty }.joined()))
+        #expect(try c.expectClose(timeout: 3) == 1008)
+        #expect(try gw.metric("switchboard_frame_rate_closes_total") == 1, "2,000 frames of burst, then the limit")
+        // Under the rate limit, the fragment cap still holds.
+        let gw2 = try GatewayProcess(["--max-frame-rate", "0", "--max-fragments", "100"], threads: 1)
+        let d = try WSClient(port: gw2.port)
+        try d.socket.send(first + Array((0..<150).map { _ in empty }.joined()))
+        #expect(try d.expectClose(timeout: 3) == 1008)
+        #expect(try gw2.metric("switchboard_protocol_errors_total") == 1)
+        let ok = try WSClient(port: gw2.port)
+        let last = FrameEncoder.frame(opcode: .continuation, payload: Array(#""op":"presence","room":"a"}"#.utf8), fin: true, maskingKey: 7)
+        try ok.socket.send(first + Array((0..<98).map { _ in empty }.joined()) + last)
+        #expect(try ok.nextJSON().op == "presence", "a message of exactly 100 frames passes")
+    }
+
     @Test func idleClientThatOnlyAnswersPingsIsClosedAtTheIdleTimeout() throws {
         let gw = try GatewayProcess(["--idle-timeout", "1s", "--ping-interval", "300ms", "--pong-timeout", "5s"], threads: 1)
         let c = try WSClient(port: gw.port)   // answers pings automatically, sends no data
