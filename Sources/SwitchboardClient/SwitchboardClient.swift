@@ -14,7 +14,11 @@ import Runtime
 /// - Rejoins every room it joined with `since` = the last offset it received in that room.
 /// - Drops any `message` at or below a room's last offset (the resume seam: a replayed or duplicated message
 ///   is never delivered twice) and reports `joined.recovered` through `onJoined`.
-/// - Does not reconnect after a close that retrying cannot fix (1002, 1003, 1007, 1008, 1009, 4001–4003); a slow-consumer close (4004) reconnects and resumes.
+/// - Does not reconnect after a close that retrying cannot fix (1002, 1003, 1007, 1008, 1009, 4001, 4002, and
+///   4003 without a token provider); a slow-consumer close (4004) reconnects and resumes.
+/// - With a `tokenProvider`: authenticates every connection with `auth {token}` and rejoins once `hello`
+///   confirms it; asks the provider again on `token_expiring`, on `error token_expired` and after a 4003
+///   close, so an expiring session renews itself instead of ending.
 ///
 /// Runs on a `ClientLoop`; thousands of clients can share one loop. Everything here, callbacks included,
 /// happens on the loop thread: create, `join`, `publish`, `close` there (for example inside
@@ -78,6 +82,8 @@ public final class SwitchboardClient: @unchecked Sendable {
     /// Rooms in join order, and the last offset received (or the `joined` offset) per room.
     private var rooms: [String] = []
     private var lastOffsets: [String: String] = [:]
+    /// With a token provider: the connection's `auth` is not yet confirmed by `hello`.
+    private var awaitingHello = false
 
     /// Current state.
     public private(set) var state = State.disconnected
@@ -101,6 +107,21 @@ public final class SwitchboardClient: @unchecked Sendable {
     public var onDisconnect: ((ConnectionEnd) -> Void)?
     /// Every other server message (`hello`, `ack`, `presence`, `error`, `left`).
     public var onOther: ((ServerMessage) -> Void)?
+
+    /// Why the client asks for a token.
+    public enum TokenRequest: Sendable, Equatable {
+        /// A new connection is open (the first, or a reconnect, e.g. after a 4003 close).
+        case connect
+        /// The server said the token expires soon (`token_expiring`) or has expired (`error token_expired`).
+        case renew
+    }
+
+    /// The application's token source: called on the loop thread; call `deliver` (from any thread) with a
+    /// token, or nil to give up (the connection continues without one and the server decides). Unset = the
+    /// client sends no token (the gateway then needs none, or gets it from a cookie or header elsewhere).
+    public var tokenProvider: ((_ reason: TokenRequest, _ deliver: @escaping @Sendable (String?) -> Void) -> Void)?
+    /// Tokens asked of `tokenProvider` so far.
+    public private(set) var tokensRequested = 0
 
     /// Prepares a client; nothing happens until `start()`. Errors: `SyscallError` for a bad host.
     public init(loop: ClientLoop, options: Options) throws(SyscallError) {
@@ -185,8 +206,30 @@ public final class SwitchboardClient: @unchecked Sendable {
         connectTimer = nil
         state = .open
         opens += 1
-        for room in rooms { sendJoin(room) }
+        if tokenProvider != nil {
+            awaitingHello = true   // rooms are rejoined once the server confirms the token with `hello`
+            requestToken(.connect)
+        } else {
+            for room in rooms { sendJoin(room) }
+        }
         onOpen?()
+    }
+
+    /// Asks the provider for a token and sends it as `auth` on the connection that is current then.
+    private func requestToken(_ reason: TokenRequest) {
+        guard let provider = tokenProvider, let c = connection else { return }
+        tokensRequested += 1
+        let target = WeakClient(self)
+        let connectionID = ObjectIdentifier(c)
+        let loop = self.loop
+        provider(reason) { token in
+            loop.run {
+                // Only for the connection that asked: a token for a connection since replaced is dropped.
+                guard let token, let client = target.value, let now = client.connection, ObjectIdentifier(now) == connectionID,
+                      client.state == .open else { return }
+                client.send("{\"op\":\"auth\",\"token\":\(client.jsonString(token))}")
+            }
+        }
     }
 
     private func connectionEnded(_ end: ConnectionEnd) {
@@ -195,7 +238,8 @@ public final class SwitchboardClient: @unchecked Sendable {
         connection = nil
         lastEnd = end
         guard state != .stopped else { return }
-        if case .serverClosed(let code?) = end, [1002, 1003, 1007, 1008, 1009, 4001, 4002, 4003].contains(code) {
+        let final: Set<UInt16> = tokenProvider == nil ? [1002, 1003, 1007, 1008, 1009, 4001, 4002, 4003] : [1002, 1003, 1007, 1008, 1009, 4001, 4002]
+        if case .serverClosed(let code?) = end, final.contains(code) {
             state = .stopped
             onDisconnect?(end)
             return
@@ -250,6 +294,18 @@ public final class SwitchboardClient: @unchecked Sendable {
             onJoined?(room, offset, recovered)
         case "reconnect":
             afterMs = max(0, m.afterMs ?? 0)
+        case "hello":
+            if awaitingHello {
+                awaitingHello = false
+                for room in rooms { sendJoin(room) }
+            }
+            onOther?(m)
+        case "token_expiring":
+            requestToken(.renew)
+            onOther?(m)
+        case "error" where m.code == "token_expired":
+            requestToken(.renew)
+            onOther?(m)
         default:
             onOther?(m)
         }
@@ -299,4 +355,10 @@ extension SwitchboardClient: ClientConnectionDelegate {
         guard client === connection else { return }
         connectionEnded(cause)
     }
+}
+
+/// A weak reference a `@Sendable` closure may carry (the token provider's callback may run on any thread).
+private final class WeakClient: @unchecked Sendable {
+    weak var value: SwitchboardClient?
+    init(_ value: SwitchboardClient) { self.value = value }
 }
