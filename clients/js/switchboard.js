@@ -10,16 +10,23 @@
 // jitter, honour the server's `reconnect {after_ms}` before a drain close (1012), and rejoin every room
 // with the last offset it received (`since`), so a rolling deploy loses and duplicates nothing.
 // Messages at or below the last offset of a room are dropped (the resume seam), never delivered twice.
+//
+// Tokens: pass `getToken: async (reason) => token` (reason "connect" or "renew") and the client
+// authenticates every connection with it, rejoins once `hello` confirms it, renews on `token_expiring`
+// and `error token_expired`, and reconnects after a 4003 close instead of giving up.
 
 const DEFAULTS = {
   token: null,            // sent as {"op":"auth"} right after open when set
+  getToken: null,         // async (reason: "connect" | "renew") => token; wins over `token`
   backoffBaseMs: 250,     // first retry waits up to this long (full jitter)
   backoffCapMs: 30000,    // never longer than this
   WebSocket: globalThis.WebSocket, // inject one in Node (e.g. the `ws` package)
 };
 
-// Close codes after which reconnecting cannot help (docs/protocol.md "Close codes").
+// Close codes after which reconnecting cannot help (docs/protocol.md "Close codes"); 4003 (token expired)
+// is final only without a token provider to ask for a fresh one.
 const FINAL_CLOSE_CODES = new Set([1002, 1003, 1007, 1008, 1009, 4001, 4002, 4003]);
+const FINAL_WITH_PROVIDER = new Set([1002, 1003, 1007, 1008, 1009, 4001, 4002]);
 
 /** Compares two offsets "{epoch}:{ms}-{seq}" of the same epoch; null when they cannot be compared. */
 export function compareOffsets(a, b) {
@@ -108,9 +115,13 @@ export class Switchboard {
     this.reconnectAfterMs = null;
     ws.onopen = () => {
       this.attempt = 0;
-      if (this.options.token) this.send({ op: "auth", token: this.options.token });
-      // Rejoin every room with the last offset received: the server replays what was missed.
-      for (const [room, since] of this.rooms) this.send({ op: "join", room, ...(since ? { since } : {}) });
+      if (this.options.getToken) {
+        this.awaitingHello = true;   // rooms are rejoined once `hello` confirms the token
+        this.renewToken("connect");
+      } else {
+        if (this.options.token) this.send({ op: "auth", token: this.options.token });
+        this.rejoin();
+      }
       this.emit("open");
     };
     ws.onmessage = (event) => this.receive(typeof event.data === "string" ? event.data : String(event.data));
@@ -118,7 +129,8 @@ export class Switchboard {
       for (const [, p] of this.pending) p.reject(new Error("connection closed"));
       this.pending.clear();
       this.emit("close", { code: event.code, reason: event.reason });
-      if (this.closedByUser || FINAL_CLOSE_CODES.has(event.code)) return;
+      const final = this.options.getToken ? FINAL_WITH_PROVIDER : FINAL_CLOSE_CODES;
+      if (this.closedByUser || final.has(event.code)) return;
       const delay = this.reconnectAfterMs ?? backoffDelay(this.attempt, this.options.backoffBaseMs, this.options.backoffCapMs);
       this.attempt += 1;
       this.emit("reconnecting", { delayMs: delay, attempt: this.attempt });
@@ -127,11 +139,31 @@ export class Switchboard {
     ws.onerror = () => {}; // onclose follows
   }
 
+  /** Rejoins every room with the last offset received: the server replays what was missed. */
+  rejoin() {
+    for (const [room, since] of this.rooms) this.send({ op: "join", room, ...(since ? { since } : {}) });
+  }
+
+  /** Asks the token provider and sends `auth` on the connection that asked (a stale answer is dropped). */
+  async renewToken(reason) {
+    const ws = this.ws;
+    let token;
+    try { token = await this.options.getToken(reason); } catch { return; }
+    if (token && ws === this.ws) this.send({ op: "auth", token });
+  }
+
   receive(text) {
     let m;
     try { m = JSON.parse(text); } catch { return; }
     switch (m.op) {
-      case "hello": this.emit("hello", m); break;
+      case "hello":
+        if (this.awaitingHello) { this.awaitingHello = false; this.rejoin(); }
+        this.emit("hello", m);
+        break;
+      case "token_expiring":
+        if (this.options.getToken) this.renewToken("renew");
+        this.emit("token_expiring", m);
+        break;
       case "joined":
         // recovered: the missed messages follow, keep counting from our offset. Otherwise (a first join, or
         // a history that was reset or trimmed past our offset) continue from the room's latest offset; the
@@ -153,6 +185,7 @@ export class Switchboard {
         break;
       }
       case "error": {
+        if (m.code === "token_expired" && this.options.getToken) this.renewToken("renew");
         const p = m.id !== undefined && this.pending.get(m.id);
         if (p) { this.pending.delete(m.id); p.reject(Object.assign(new Error(m.message), { code: m.code })); }
         this.emit("error", m);
