@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Switchboard: a WebSocket gateway cluster. No package dependencies: the Swift 6 toolchain
-// plus two C libraries from Debian (OpenSSL 3 and hiredis 0.14), wrapped as system libraries.
+// plus three C libraries from Debian (OpenSSL 3, hiredis 0.14 and zlib), wrapped as system libraries.
 let package = Package(
     name: "switchboard",
     products: [
@@ -28,13 +28,19 @@ let package = Package(
             name: "CHiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
-        .target(name: "Protocol", dependencies: ["COpenSSL"]),
+        // zlib (libz): raw DEFLATE for permessage-deflate (RFC 7692). Sans-I/O, so Protocol may use it.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(name: "Protocol", dependencies: ["COpenSSL", "CZlib"]),
         .target(name: "ClusterBus", dependencies: ["Protocol", "CHiredis", "CLinux"]),
         .target(name: "Gateway", dependencies: ["Protocol", "ClusterBus", "CLinux", "COpenSSL"]),
         .target(name: "SwitchboardClient", dependencies: ["Protocol", "ClusterBus", "Gateway"]),
         .executableTarget(name: "switchboard", dependencies: ["Gateway"]),
         .executableTarget(name: "switchboard-bench", dependencies: ["Protocol", "ClusterBus", "Gateway", "CLinux", "SwitchboardClient"]),
-        .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
+        .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "CZlib"]),
         .testTarget(name: "GatewayTests", dependencies: ["Protocol", "ClusterBus", "Gateway", "CLinux", "switchboard", "SwitchboardClient"]),
         .testTarget(name: "ClusterBusTests", dependencies: ["ClusterBus", "Gateway", "Protocol", "switchboard"]),
     ]
