@@ -27,7 +27,7 @@ public struct PerMessageDeflateSettings: Sendable, Equatable {
 ///   compressed frame per room message serves every member (one ``Deflater`` per thread).
 /// - `client_no_context_takeover` always, even when not offered (§7.1.1.2 allows that): each
 ///   client message inflates from an empty window, so one ``Inflater`` per event loop serves every
-///   connection and an idle connection keeps no zlib memory. Browsers accept it (Chrome, Firefox).
+///   connection and an idle connection keeps no zlib memory. Chrome accepts it in a response.
 /// - Server window 15, or the `server_max_window_bits` the client asks for when it is 9...15.
 ///   A request for 8 declines that offer: zlib cannot make a raw deflate stream with an 8-bit
 ///   window (it silently uses 9, which an 8-bit peer could not inflate).
