@@ -36,8 +36,9 @@ struct MessageAssembler: Sendable {
     }
 
     /// Largest sum of declared frame lengths for a compressed message: `maxMessageSize` plus
-    /// DEFLATE's worst-case growth for incompressible data (5 bytes per 16 KiB stored block, plus a
-    /// little), so that a message that inflates to at most the limit is never refused for its wire size.
+    /// n/2048 + 64 bytes, above zlib's worst-case growth of incompressible data at its usual settings
+    /// (deflateBound: n/4096 + n/16384 + 7), so that a message that inflates to at most the limit is
+    /// not refused for its wire size.
     var compressedWireLimit: UInt64 {
         let limit = UInt64(maxMessageSize)
         return limit + limit / 2048 + 64

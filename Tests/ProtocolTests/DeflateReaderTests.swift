@@ -131,7 +131,12 @@ import Testing
         while text.count < 900 * 1024 { seed += 1; text += chatJSON(size: 1000, seed: seed) }
         text = Array(text.prefix(900 * 1024))
         let input = compressedClientFrames(.text, Deflater().compress(text), fragments: 5)
-        #expect(feed(input, maxMessageSize: 1 << 20, deflate: Inflater()) == Outcome(events: [.text(String(decoding: text, as: UTF8.self))]))
+        let inflater = Inflater()
+        let (outcome, reader) = feed([input], maxMessageSize: 1 << 20, deflate: inflater)
+        #expect(outcome == Outcome(events: [.text(String(decoding: text, as: UTF8.self))]))
+        // Nothing of the large message stays: not in the reader, and the shared Inflater keeps at most 64 KiB.
+        #expect(reader.isIdle && reader.bufferedCapacity == 0)
+        #expect(inflater.peakBufferBytes >= text.count && inflater.bufferBytes <= Inflater.retainedCapacity)
     }
 
     // Incompressible data grows a little under DEFLATE; a message at the limit is still accepted.
