@@ -53,8 +53,10 @@ public final class Deflater: @unchecked Sendable {
     /// The compressed form of `payload` as sent in a frame: DEFLATE blocks ending in a sync flush
     /// with its trailing `00 00 ff ff` removed (§7.2.1). An empty payload gives `[0x00]` (§7.2.3.6).
     ///
-    /// The window is reset first, so the result depends on `payload` alone.
+    /// The window is reset first, so the result depends on `payload` alone. `payload` must be
+    /// shorter than 4 GiB (zlib counts input in 32 bits); messages are far smaller.
     public func compress(_ payload: UnsafeRawBufferPointer) -> [UInt8] {
+        precondition(payload.count < Int(UInt32.max), "payload too large for one deflate call")
         deflateReset(stream)
         var out = [UInt8]()
         // deflateBound covers Z_FINISH; a sync flush adds an empty stored block (5 bytes) at most.

@@ -89,42 +89,51 @@ public final class Inflater: @unchecked Sendable {
 
     /// Inflates into `output`; returns the number of bytes produced.
     private func run(_ compressed: UnsafeRawBufferPointer, limit: Int) throws(ProtocolError) -> Int {
-        let ceiling = limit == Int.max ? limit : limit + 1
         var produced = 0
+        var start = 0
+        repeat {
+            // zlib counts input in 32 bits: hand it over at most 1 GiB at a time.
+            let part = UnsafeRawBufferPointer(rebasing: compressed[start..<min(compressed.count, start + (1 << 30))])
+            start += part.count
+            if try feed(part, limit: limit, sizeHint: compressed.count, produced: &produced) { return produced }
+        } while start < compressed.count
         var trailer = Self.trailer
-        return try withUnsafeBytes(of: &trailer) { trailerBytes in
-            Result { () throws(ProtocolError) -> Int in
-                for part in [compressed, trailerBytes] {
-                    stream.pointee.next_in = part.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: Bytef.self)) }
-                    stream.pointee.avail_in = uInt(part.count)
-                    while true {
-                        if produced == capacity {
-                            guard capacity < ceiling else { throw .messageTooLarge(limit: limit) }
-                            grow(to: min(ceiling, max(4096, capacity * 2, min(compressed.count * 4, Self.retainedCapacity))))
-                        }
-                        let room = min(capacity - produced, Self.chunkSize)
-                        stream.pointee.next_out = output!.advanced(by: produced).assumingMemoryBound(to: Bytef.self)
-                        stream.pointee.avail_out = uInt(room)
-                        let rc = CZlib.inflate(stream, Z_SYNC_FLUSH)
-                        produced += room - Int(stream.pointee.avail_out)
-                        if produced > limit { throw .messageTooLarge(limit: limit) }
-                        switch rc {
-                        case Z_OK, Z_BUF_ERROR:
-                            break
-                        case Z_STREAM_END:
-                            // A final block (BFINAL, §7.2.3.5): the message ends here; what follows,
-                            // including the appended trailer, is not part of it.
-                            keepWindowAcrossStreamEnd()
-                            return produced
-                        default:
-                            throw .invalidUTF8
-                        }
-                        if stream.pointee.avail_in == 0, stream.pointee.avail_out > 0 { break }
-                    }
-                }
-                return produced
-            }
+        _ = try withUnsafeBytes(of: &trailer) { raw in
+            Result { () throws(ProtocolError) in try feed(raw, limit: limit, sizeHint: compressed.count, produced: &produced) }
         }.get()
+        return produced
+    }
+
+    /// Inflates all of `part`, growing `output` up to `limit + 1` bytes; returns true when the
+    /// stream ended (a final block).
+    private func feed(_ part: UnsafeRawBufferPointer, limit: Int, sizeHint: Int, produced: inout Int) throws(ProtocolError) -> Bool {
+        let ceiling = limit == Int.max ? limit : limit + 1
+        stream.pointee.next_in = part.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: Bytef.self)) }
+        stream.pointee.avail_in = uInt(part.count)
+        while true {
+            if produced == capacity {
+                guard capacity < ceiling else { throw .messageTooLarge(limit: limit) }
+                grow(to: min(ceiling, max(4096, capacity * 2, min(sizeHint * 4, Self.retainedCapacity))))
+            }
+            let room = min(capacity - produced, Self.chunkSize)
+            stream.pointee.next_out = output!.advanced(by: produced).assumingMemoryBound(to: Bytef.self)
+            stream.pointee.avail_out = uInt(room)
+            let rc = CZlib.inflate(stream, Z_SYNC_FLUSH)
+            produced += room - Int(stream.pointee.avail_out)
+            if produced > limit { throw .messageTooLarge(limit: limit) }
+            switch rc {
+            case Z_OK, Z_BUF_ERROR:
+                break
+            case Z_STREAM_END:
+                // A final block (BFINAL, §7.2.3.5): the message ends here; what follows,
+                // including the appended trailer, is not part of it.
+                keepWindowAcrossStreamEnd()
+                return true
+            default:
+                throw .invalidUTF8
+            }
+            if stream.pointee.avail_in == 0, stream.pointee.avail_out > 0 { return false }
+        }
     }
 
     private func grow(to newCapacity: Int) {
