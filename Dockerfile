@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Switchboard gateway image: a release binary with the Swift runtime linked in (--static-swift-stdlib)
-# on Debian 12 slim with the two C libraries it loads (hiredis 0.14, OpenSSL 3). docs/deploy.md.
+# on Debian 12 slim with the three C libraries it loads (hiredis 0.14, OpenSSL 3, zlib). docs/deploy.md.
 #
 #   docker build -t switchboard .
 #   docker run --rm -p 127.0.0.1:8080:8080 switchboard             # one node, in-process bus
@@ -29,7 +29,7 @@ RUN install -D -m 0755 .build/release/switchboard /out/switchboard
 # ---- runtime ----------------------------------------------------------------------------------------
 FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libhiredis0.14 libssl3 ca-certificates \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libhiredis0.14 libssl3 zlib1g ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 switchboard \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin switchboard

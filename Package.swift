@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Switchboard: a WebSocket gateway cluster. No package dependencies: the Swift 6 toolchain
-// plus two C libraries from Debian (OpenSSL 3 and hiredis 0.14), wrapped as system libraries.
+// plus three C libraries from Debian (OpenSSL 3, hiredis 0.14 and zlib), wrapped as system libraries.
 let package = Package(
     name: "switchboard",
     products: [
@@ -29,7 +29,13 @@ let package = Package(
             name: "CHiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
-        .target(name: "Protocol", dependencies: ["COpenSSL"]),
+        // zlib (libz): raw DEFLATE for permessage-deflate (RFC 7692). Sans-I/O, so Protocol may use it.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(name: "Protocol", dependencies: ["COpenSSL", "CZlib"]),
         // The I/O runtime every other I/O module stands on: epoll loops, timer wheel, sockets and transports,
         // byte buffers, clocks, counters and histograms. Knows nothing about WebSocket, rooms or Redis.
         .target(name: "Runtime", dependencies: ["CLinux"]),
@@ -38,7 +44,7 @@ let package = Package(
         .target(name: "SwitchboardClient", dependencies: ["Protocol", "Runtime", "CLinux"]),
         .executableTarget(name: "switchboard", dependencies: ["Gateway"]),
         .executableTarget(name: "switchboard-bench", dependencies: ["Protocol", "Runtime", "CLinux", "SwitchboardClient"]),
-        .testTarget(name: "ProtocolTests", dependencies: ["Protocol"]),
+        .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "CZlib"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         .testTarget(name: "GatewayTests", dependencies: ["Protocol", "Runtime", "ClusterBus", "Gateway", "CLinux", "switchboard", "SwitchboardClient"]),
         .testTarget(name: "ClusterBusTests", dependencies: ["ClusterBus", "Runtime", "Protocol", "switchboard"]),

@@ -12,7 +12,10 @@ public func fuzzProtocol(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     for role in [WebSocketRole.server, .client] {
         fuzzReader(bytes, role: role, pieces: [bytes])
         fuzzReader(bytes, role: role, pieces: [Array(bytes[..<cut]), Array(bytes[cut...])])
+        fuzzReader(bytes, role: role, pieces: [bytes], deflate: sharedInflater)
+        fuzzReader(bytes, role: role, pieces: [Array(bytes[..<cut]), Array(bytes[cut...])], deflate: sharedInflater)
     }
+    fuzzExtensions(bytes)
     bytes.withUnsafeBytes { raw in
         if let request = try? Envelope.decode(raw) { _ = Envelope.encode(request) }
         _ = Envelope.decodeServer(raw)
@@ -61,8 +64,23 @@ private func fuzzHTTP(_ bytes: [UInt8], cut: Int) {
     }
 }
 
-private func fuzzReader(_ bytes: [UInt8], role: WebSocketRole, pieces: [[UInt8]]) {
-    var reader = WebSocketReader(role: role, maxMessageSize: 64 * 1024)
+/// One Inflater for every reader, as one event loop shares it between its connections (libFuzzer runs one input at a time).
+private let sharedInflater = Inflater()
+
+/// Extension offers: negotiation never fails, and what it answers is a response our client accepts.
+private func fuzzExtensions(_ bytes: [UInt8]) {
+    let value = String(decoding: bytes, as: UTF8.self)
+    let headers = HTTPHeaders([HTTPHeader("Sec-WebSocket-Extensions", value)])
+    if let agreed = PerMessageDeflate.negotiate(headers) {
+        precondition((9...15).contains(agreed.serverMaxWindowBits))
+        let back = try? PerMessageDeflate.acceptResponse(HTTPHeaders([agreed.responseHeader]))
+        precondition(back == agreed, "our response does not parse back")
+    }
+    _ = try? PerMessageDeflate.acceptResponse(headers)
+}
+
+private func fuzzReader(_ bytes: [UInt8], role: WebSocketRole, pieces: [[UInt8]], deflate: Inflater? = nil) {
+    var reader = WebSocketReader(role: role, maxMessageSize: 64 * 1024, deflate: deflate)
     var total = 0
     for piece in pieces {
         var copy = piece
@@ -72,8 +90,11 @@ private func fuzzReader(_ bytes: [UInt8], role: WebSocketRole, pieces: [[UInt8]]
                     switch event {
                     case .text(let b):
                         precondition(UTF8Validator.isValid(b), "invalid UTF-8 delivered")
+                        precondition(b.count <= 64 * 1024, "message over the limit delivered")
                         total += b.count
-                    case .binary(let b): total += b.count
+                    case .binary(let b):
+                        precondition(b.count <= 64 * 1024, "message over the limit delivered")
+                        total += b.count
                     case .ping(let b), .pong(let b): precondition(b.count <= 125)
                     case .close(let code, _): precondition(code?.isValidOnWire ?? true)
                     }
@@ -86,5 +107,6 @@ private func fuzzReader(_ bytes: [UInt8], role: WebSocketRole, pieces: [[UInt8]]
         }
         if !ok { break }
     }
-    precondition(total <= bytes.count)
+    // Without deflate nothing is delivered that was not on the wire.
+    precondition(deflate != nil || total <= bytes.count)
 }

@@ -19,9 +19,9 @@ mkdir -p "$out"
 bin="$out/fuzz-$target"
 
 swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name Fuzz -use-ld=lld \
-    -I "$root/Sources/COpenSSL" \
+    -I "$root/Sources/COpenSSL" -I "$root/Sources/CZlib" \
     "$root"/Sources/Protocol/*.swift "$entry" \
-    -lssl -lcrypto -o "$bin"
+    -lssl -lcrypto -lz -o "$bin"
 
 runs=${FUZZ_RUNS:-200000}
 [ "$runs" = 0 ] && { echo "built $bin"; exit 0; }
@@ -35,6 +35,9 @@ fi
 printf 'GET /ws?t=1 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58' > "$corpus/seed-upgrade"
 printf '\x01\x83\x00\x00\x00\x00Hel\x89\x80\x00\x00\x00\x00\x80\x82\x00\x00\x00\x00lo\x88\x82\x00\x00\x00\x00\x03\xe8' > "$corpus/seed-frames"
 printf '\x01\x03Hel\x80\x02lo\x88\x02\x03\xe8' > "$corpus/seed-server-frames"
+# permessage-deflate: RFC 7692's compressed "Hello", whole and fragmented, and an offer list.
+printf '\xc1\x87\x00\x00\x00\x00\xf2\x48\xcd\xc9\xc9\x07\x00\x41\x83\x00\x00\x00\x00\xf2\x48\xcd\x80\x84\x00\x00\x00\x00\xc9\xc9\x07\x00' > "$corpus/seed-deflate"
+printf 'permessage-deflate; server_max_window_bits=8, permessage-deflate; client_max_window_bits="10"; server_no_context_takeover' > "$corpus/seed-extensions"
 printf '{"op":"publish","room":"lobby","data":{"a":[1,true,null]},"id":"x"}' > "$corpus/seed-json"
 printf 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n' > "$corpus/seed-response"
 

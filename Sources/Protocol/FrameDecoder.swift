@@ -13,6 +13,8 @@ struct FrameChunk {
     var bytes: UnsafeMutableRawBufferPointer
     var isStart: Bool
     var isEnd: Bool
+    /// RSV1 of the frame: set on the first frame of a compressed message (RFC 7692 §6).
+    var compressed: Bool = false
 }
 
 /// Streaming WebSocket frame decoder (RFC 6455 §5.2): validates each header the moment its
@@ -20,10 +22,11 @@ struct FrameChunk {
 ///
 /// State between feeds: at most a partial 14-byte header plus a few counters (< 64 bytes, no heap).
 /// Checks here are per frame: masking by role (§5.1), RSV bits (§5.2), reserved opcodes (§5.2),
-/// control frame FIN and length (§5.5), the 64-bit length's top bit (§5.2). Message-level rules
+/// control frame FIN and length (§5.5), the 64-bit length's top bit (§5.2), and RSV1 only where
+/// permessage-deflate gives it a meaning (RFC 7692 §6.1). Message-level rules
 /// (fragment order, size limit, UTF-8) belong to ``MessageAssembler``.
 struct FrameDecoder: Sendable {
-    // Stored largest first so the struct packs into 43 bytes.
+    // Stored largest first so the struct packs into 45 bytes.
     private var header: (UInt64, UInt64) = (0, 0)
     private var payloadLength: UInt64 = 0
     private var remaining: UInt64 = 0
@@ -34,11 +37,16 @@ struct FrameDecoder: Sendable {
     private var inPayload = false
     private var fin = false
     private var masked = false
+    private var rsv1 = false
     /// True in the server role: every client frame must be masked; false: none may be.
     let expectMasked: Bool
+    /// True when permessage-deflate was negotiated: RSV1 may be set on text and binary frames.
+    /// Whether such a frame starts a message is the assembler's call.
+    let allowsCompression: Bool
 
-    init(role: WebSocketRole) {
+    init(role: WebSocketRole, allowsCompression: Bool = false) {
         expectMasked = role == .server
+        self.allowsCompression = allowsCompression
     }
 
     /// True between frames (no partial header or payload pending).
@@ -54,8 +62,11 @@ struct FrameDecoder: Sendable {
     /// Rules decidable from the first two bytes, checked before the rest of the header arrives.
     @inline(__always)
     private func checkFirstTwo(_ b0: UInt8, _ b1: UInt8) throws(ProtocolError) {
-        if b0 & 0x70 != 0 { throw .reservedBitsSet }
         let op = Opcode(rawValue: b0 & 0x0F)
+        // RSV2/RSV3 are never ours; RSV1 only with permessage-deflate, and never on a control or
+        // continuation frame (RFC 7692 §6.1: only the first frame of a message carries it).
+        if b0 & 0x30 != 0 { throw .reservedBitsSet }
+        if b0 & 0x40 != 0, !allowsCompression || op.isControl || op == .continuation { throw .reservedBitsSet }
         if op.isReserved { throw .reservedOpcode(op.rawValue) }
         if op.isControl {
             if b0 & 0x80 == 0 { throw .fragmentedControlFrame }
@@ -85,6 +96,7 @@ struct FrameDecoder: Sendable {
         maskPhase = 0
         opcode = Opcode(rawValue: b0 & 0x0F)
         fin = b0 & 0x80 != 0
+        rsv1 = b0 & 0x40 != 0
         payloadLength = length
         remaining = length
         inPayload = true
@@ -141,6 +153,6 @@ struct FrameDecoder: Sendable {
         remaining -= UInt64(take)
         let isEnd = remaining == 0
         if isEnd { inPayload = false }
-        return FrameChunk(opcode: opcode, fin: fin, payloadLength: payloadLength, bytes: bytes, isStart: isStart, isEnd: isEnd)
+        return FrameChunk(opcode: opcode, fin: fin, payloadLength: payloadLength, bytes: bytes, isStart: isStart, isEnd: isEnd, compressed: rsv1)
     }
 }

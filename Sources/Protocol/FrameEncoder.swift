@@ -1,7 +1,8 @@
 /// Builds WebSocket frames (RFC 6455 §5.2). Stateless; never fragments on its own.
 ///
 /// A server sends unmasked frames (pass `maskingKey: nil`); a client must mask every frame
-/// with a fresh random key (§5.3). RSV bits are always 0 (no extensions).
+/// with a fresh random key (§5.3). RSV2 and RSV3 are always 0; RSV1 is set for a message
+/// compressed with permessage-deflate (`compressed: true`, RFC 7692 §6), see ``Deflater``.
 public enum FrameEncoder {
     /// 2, 4 or 10 bytes, plus 4 when masked.
     ///
@@ -16,12 +17,15 @@ public enum FrameEncoder {
     ///
     /// The size is ``headerSize(payloadLength:masked:)``; `payloadLength` must be >= 0.
     /// The caller masks the payload itself (``applyMask(_:to:phase:)``) when passing a key.
+    /// `compressed` sets RSV1: only on the first frame of a text or binary message whose payload
+    /// came from a ``Deflater`` and only toward a peer that negotiated permessage-deflate (RFC 7692 §6).
     @inlinable
-    public static func writeHeader(fin: Bool, opcode: Opcode, payloadLength: Int, maskingKey: UInt32?, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    public static func writeHeader(fin: Bool, opcode: Opcode, payloadLength: Int, maskingKey: UInt32?,
+                                   into buffer: UnsafeMutableRawBufferPointer, compressed: Bool = false) -> Int {
         let size = headerSize(payloadLength: payloadLength, masked: maskingKey != nil)
         precondition(buffer.count >= size && payloadLength >= 0, "frame header buffer too small")
         let maskBit: UInt8 = maskingKey == nil ? 0 : 0x80
-        buffer[0] = (fin ? 0x80 : 0) | (opcode.rawValue & 0x0F)
+        buffer[0] = (fin ? 0x80 : 0) | (compressed ? 0x40 : 0) | (opcode.rawValue & 0x0F)
         var offset: Int
         if payloadLength <= 125 {
             buffer[1] = maskBit | UInt8(payloadLength)
@@ -43,11 +47,13 @@ public enum FrameEncoder {
     }
 
     /// A whole frame. Server frames are unmasked (maskingKey nil); client frames pass a random key (payload masked).
-    public static func frame(opcode: Opcode, payload: UnsafeRawBufferPointer, fin: Bool = true, maskingKey: UInt32? = nil) -> [UInt8] {
+    /// `compressed: true` sets RSV1 for a payload from ``Deflater/compress(_:)`` (RFC 7692 §6).
+    public static func frame(opcode: Opcode, payload: UnsafeRawBufferPointer, fin: Bool = true, maskingKey: UInt32? = nil,
+                             compressed: Bool = false) -> [UInt8] {
         let header = headerSize(payloadLength: payload.count, masked: maskingKey != nil)
         return [UInt8](unsafeUninitializedCapacity: header + payload.count) { buffer, initialized in
             let raw = UnsafeMutableRawBufferPointer(buffer)
-            _ = writeHeader(fin: fin, opcode: opcode, payloadLength: payload.count, maskingKey: maskingKey, into: raw)
+            _ = writeHeader(fin: fin, opcode: opcode, payloadLength: payload.count, maskingKey: maskingKey, into: raw, compressed: compressed)
             let body = UnsafeMutableRawBufferPointer(rebasing: raw[header...])
             if payload.count > 0 { body.copyMemory(from: payload) }
             if let maskingKey { _ = applyMask(maskingKey, to: body) }
@@ -56,8 +62,8 @@ public enum FrameEncoder {
     }
 
     /// A whole frame, as the `UnsafeRawBufferPointer` variant above.
-    public static func frame(opcode: Opcode, payload: [UInt8], fin: Bool = true, maskingKey: UInt32? = nil) -> [UInt8] {
-        payload.withUnsafeBytes { frame(opcode: opcode, payload: $0, fin: fin, maskingKey: maskingKey) }
+    public static func frame(opcode: Opcode, payload: [UInt8], fin: Bool = true, maskingKey: UInt32? = nil, compressed: Bool = false) -> [UInt8] {
+        payload.withUnsafeBytes { frame(opcode: opcode, payload: $0, fin: fin, maskingKey: maskingKey, compressed: compressed) }
     }
 
     /// Close body: 2-byte code + UTF-8 reason, truncated at a character boundary so the body is <= 125 bytes. nil code -> empty body.

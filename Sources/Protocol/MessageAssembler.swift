@@ -5,8 +5,17 @@
 /// Zero-copy when a whole unfragmented frame is inside one input; otherwise the message is
 /// copied into `buffer`, which is released when the message completes (an idle assembler holds
 /// no heap memory).
+///
+/// With an ``Inflater`` (permessage-deflate, RFC 7692 §6–§7.2.2) a message whose first frame has
+/// RSV1 is gathered compressed (zero-copy when it is one frame inside one input) and inflated in one
+/// call when its last frame arrives; UTF-8 is then checked on the inflated text. Its frames may
+/// declare up to ``compressedWireLimit`` bytes in total; the inflated size is held to `maxMessageSize`.
 struct MessageAssembler: Sendable {
     let maxMessageSize: Int
+    /// Inflates compressed messages; nil when permessage-deflate was not negotiated.
+    let inflater: Inflater?
+    /// True while the message being received is compressed.
+    private var compressed = false
     /// Most data frames one message may span (>= 1).
     let maxFragments: Int
     /// Data frames of the current message seen so far (its first frame included).
@@ -25,9 +34,19 @@ struct MessageAssembler: Sendable {
     /// Larger first reservations would let a peer make us allocate a declared size it never sends.
     private static let maxInitialReservation = 64 * 1024
 
-    init(maxMessageSize: Int, maxFragments: Int = 1000) {
+    init(maxMessageSize: Int, maxFragments: Int = 1000, inflater: Inflater? = nil) {
         self.maxMessageSize = maxMessageSize
         self.maxFragments = max(1, maxFragments)
+        self.inflater = inflater
+    }
+
+    /// Largest sum of declared frame lengths for a compressed message: `maxMessageSize` plus
+    /// n/2048 + 64 bytes, above zlib's worst-case growth of incompressible data at its usual settings
+    /// (deflateBound: n/4096 + n/16384 + 7), so that a message that inflates to at most the limit is
+    /// not refused for its wire size.
+    var compressedWireLimit: UInt64 {
+        let limit = UInt64(maxMessageSize)
+        return limit + limit / 2048 + 64
     }
 
     /// Heap bytes held for partial messages (0 when idle).
@@ -52,9 +71,12 @@ struct MessageAssembler: Sendable {
             declaredSize = 0
             fragmentCount = 1
             utf8.reset()
+            // The decoder lets RSV1 through on a data frame only when deflate was negotiated.
+            compressed = chunk.compressed
         }
         // Checked on the declared length, before any payload is stored.
-        guard declaredSize + chunk.payloadLength <= UInt64(maxMessageSize) else {
+        let wireLimit = compressed ? compressedWireLimit : UInt64(maxMessageSize)
+        guard declaredSize + chunk.payloadLength <= wireLimit else {
             throw .messageTooLarge(limit: maxMessageSize)
         }
         declaredSize += chunk.payloadLength
@@ -81,15 +103,17 @@ struct MessageAssembler: Sendable {
 
         if chunk.isStart, !frameStarted { _ = try startDataFrame(chunk) }
         let isText = messageOpcode == .text
-        if isText, !utf8.validate(UnsafeRawBufferPointer(chunk.bytes)) { throw .invalidUTF8 }
+        // Compressed text is checked once inflated.
+        if isText, !compressed, !utf8.validate(UnsafeRawBufferPointer(chunk.bytes)) { throw .invalidUTF8 }
         let completesMessage = chunk.isEnd && chunk.fin
 
         if completesMessage, chunk.opcode != .continuation, UInt64(chunk.bytes.count) == chunk.payloadLength {
             // The whole message is this one chunk (its header may have come in an earlier feed):
             // deliver it in place.
-            if isText, !utf8.isComplete { throw .invalidUTF8 }
             messageOpcode = nil
             let bytes = UnsafeRawBufferPointer(chunk.bytes)
+            if compressed { return try inflateAndDeliver(bytes, isText: isText, deliver) }
+            if isText, !utf8.isComplete { throw .invalidUTF8 }
             return deliver(isText ? .text(bytes) : .binary(bytes))
         }
 
@@ -101,11 +125,28 @@ struct MessageAssembler: Sendable {
             buffer.append(contentsOf: UnsafeRawBufferPointer(chunk.bytes))
         }
         guard completesMessage else { return true }
-        if isText, !utf8.isComplete { throw .invalidUTF8 }
         messageOpcode = nil
         let message = buffer
         buffer = []
+        if compressed {
+            return try message.withUnsafeBytes { bytes in
+                Result { () throws(ProtocolError) in try inflateAndDeliver(bytes, isText: isText, deliver) }
+            }.get()
+        }
+        if isText, !utf8.isComplete { throw .invalidUTF8 }
         return message.withUnsafeBytes { deliver(isText ? .text($0) : .binary($0)) }
+    }
+
+    /// Inflates a complete compressed message (RFC 7692 §7.2.2), holding it to `maxMessageSize`
+    /// inflated bytes, checks text for UTF-8 and delivers it.
+    private mutating func inflateAndDeliver(_ bytes: UnsafeRawBufferPointer, isText: Bool, _ deliver: (WebSocketEvent) -> Bool) throws(ProtocolError) -> Bool {
+        compressed = false
+        // Unreachable without an inflater: the decoder rejects RSV1 unless deflate was negotiated.
+        guard let inflater else { throw .reservedBitsSet }
+        return try inflater.inflate(bytes, limit: maxMessageSize) { (message) throws(ProtocolError) -> Bool in
+            if isText, !UTF8Validator.isValid(message) { throw .invalidUTF8 }
+            return deliver(isText ? .text(message) : .binary(message))
+        }
     }
 
     /// Delivers a complete ping, pong or close; close bodies are validated first.

@@ -7,7 +7,8 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
     case unmaskedClientFrame
     /// Client role: a server frame with the MASK bit (§5.1). → 1002
     case maskedServerFrame
-    /// RSV1/2/3 set while no extension was negotiated (§5.2). → 1002
+    /// RSV1/2/3 set where no negotiated extension defines it (§5.2): any RSV bit without
+    /// permessage-deflate; with it, RSV2/RSV3, or RSV1 on a control or continuation frame (RFC 7692 §6.1). → 1002
     case reservedBitsSet
     /// An opcode in 0x3...0x7 or 0xB...0xF (§5.2). → 1002
     case reservedOpcode(UInt8)
@@ -21,9 +22,14 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
     case unexpectedContinuation
     /// A new text or binary frame while a fragmented message is still open (§5.4). → 1002
     case expectedContinuation
-    /// A message (sum of its fragments) longer than `limit` bytes. → 1009
+    /// A message (sum of its fragments) longer than `limit` bytes; for a compressed message, its
+    /// inflated size (a decompression bomb stops here, RFC 7692 §8.1). → 1009
     case messageTooLarge(limit: Int)
     /// A text message or close reason that is not valid UTF-8 (§8.1). → 1007
+    ///
+    /// Also thrown, for now, for a compressed message whose payload is not valid DEFLATE
+    /// (RFC 7692 §7.2.2): the close code, 1007 "invalid payload data", is the right one, and a case
+    /// of its own would break the exhaustive switch in the gateway's `Connection.reason(for:)`.
     case invalidUTF8
     /// A close frame whose code may not be sent on the wire (§7.4, see ``CloseCode/isValidOnWire``). → 1002
     case invalidCloseCode(UInt16)

@@ -23,7 +23,9 @@ public struct WebSocketHandshake: Sendable {
     /// `Sec-WebSocket-Protocol` list (comma separated, in client order) that is in `supportedSubprotocols`; nil if none.
     ///
     /// Header names and the Upgrade/Connection tokens match ignoring ASCII case; subprotocol names
-    /// match exactly. Extensions (`Sec-WebSocket-Extensions`) are never accepted, so RSV bits stay reserved.
+    /// match exactly. Extensions (`Sec-WebSocket-Extensions`) are not looked at here: negotiate
+    /// permessage-deflate with ``PerMessageDeflate/negotiate(_:settings:)`` and pass its
+    /// ``PerMessageDeflate/responseHeader`` to ``response(extraHeaders:)``.
     /// - Throws: ``HTTPError`` (405, 400 or 426) ready to be sent with ``HTTPResponse/init(error:)``.
     public static func validate(_ head: HTTPRequestHead, supportedSubprotocols: [String] = []) throws(HTTPError) -> WebSocketHandshake {
         guard head.method == "GET" else {

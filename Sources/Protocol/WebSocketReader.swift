@@ -52,6 +52,8 @@ public struct WebSocketDataFrame: Sendable, Equatable {
 ///
 /// Cost per connection: about 100 bytes inline and no heap memory while idle; a partial frame
 /// or fragmented message is copied into a buffer that is freed when the message completes.
+/// With permessage-deflate the reader only references an ``Inflater`` (shared per loop when the
+/// peer does not keep its compression context).
 public struct WebSocketReader: Sendable {
     /// Which frames to expect (masked from clients, unmasked from servers).
     public let role: WebSocketRole
@@ -70,14 +72,24 @@ public struct WebSocketReader: Sendable {
     /// - Parameters:
     ///   - role: `.server` (default) reads client frames; `.client` reads server frames.
     ///   - maxMessageSize: limit in bytes for one message, checked on each frame header before
-    ///     any payload is buffered (default 1 MiB).
+    ///     any payload is buffered (default 1 MiB). For a compressed message it applies to the
+    ///     inflated size, enforced while inflating (close 1009), and the frames may declare
+    ///     slightly more (DEFLATE's growth on incompressible data).
     ///   - maxFragments: most data frames (first frame plus continuations) one message may span,
     ///     default 1,000; values below 1 count as 1 (unfragmented messages only).
-    public init(role: WebSocketRole = .server, maxMessageSize: Int = 1 << 20, maxFragments: Int = 1000) {
+    ///   - deflate: set when permessage-deflate was negotiated (RFC 7692): RSV1 is then accepted on
+    ///     the first frame of a text or binary message (never on control or continuation frames,
+    ///     §6.1; else ``ProtocolError/reservedBitsSet``) and such messages are delivered inflated.
+    ///     Pass a per-loop shared ``Inflater`` when the peer agreed to `client_no_context_takeover`,
+    ///     else one of this connection's own. nil (default): every RSV bit stays reserved (§5.2).
+    public init(role: WebSocketRole = .server, maxMessageSize: Int = 1 << 20, maxFragments: Int = 1000, deflate: Inflater? = nil) {
         self.role = role
-        decoder = FrameDecoder(role: role)
-        assembler = MessageAssembler(maxMessageSize: max(0, maxMessageSize), maxFragments: maxFragments)
+        decoder = FrameDecoder(role: role, allowsCompression: deflate != nil)
+        assembler = MessageAssembler(maxMessageSize: max(0, maxMessageSize), maxFragments: maxFragments, inflater: deflate)
     }
+
+    /// True when compressed messages are accepted (an ``Inflater`` was given).
+    public var acceptsCompressedMessages: Bool { decoder.allowsCompression }
 
     /// Feed any split of bytes. Payload is unmasked IN PLACE inside `input` (hence mutable). Events are delivered
     /// in wire order through `onEvent`; return false from it to stop processing the rest of this input (the caller

@@ -44,8 +44,8 @@ struct Outcome: Equatable, CustomStringConvertible {
 }
 
 /// Feeds `bytes` cut into `pieces` (a copy, since the reader unmasks in place).
-func feed(_ pieces: [[UInt8]], role: WebSocketRole = .server, maxMessageSize: Int = 1 << 20) -> (Outcome, WebSocketReader) {
-    var reader = WebSocketReader(role: role, maxMessageSize: maxMessageSize)
+func feed(_ pieces: [[UInt8]], role: WebSocketRole = .server, maxMessageSize: Int = 1 << 20, deflate: Inflater? = nil) -> (Outcome, WebSocketReader) {
+    var reader = WebSocketReader(role: role, maxMessageSize: maxMessageSize, deflate: deflate)
     var outcome = Outcome()
     do {
         for piece in pieces {
@@ -61,8 +61,8 @@ func feed(_ pieces: [[UInt8]], role: WebSocketRole = .server, maxMessageSize: In
 }
 
 /// Feeds `bytes` whole.
-func feed(_ bytes: [UInt8], role: WebSocketRole = .server, maxMessageSize: Int = 1 << 20) -> Outcome {
-    feed([bytes], role: role, maxMessageSize: maxMessageSize).0
+func feed(_ bytes: [UInt8], role: WebSocketRole = .server, maxMessageSize: Int = 1 << 20, deflate: Inflater? = nil) -> Outcome {
+    feed([bytes], role: role, maxMessageSize: maxMessageSize, deflate: deflate).0
 }
 
 /// Every way of cutting `bytes` once, plus one byte at a time.
