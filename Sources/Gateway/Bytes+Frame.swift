@@ -16,4 +16,14 @@ extension Bytes {
     public static func frame(_ opcode: Opcode, _ payload: [UInt8]) -> Bytes {
         payload.withUnsafeBytes { Bytes(frame: opcode, payload: $0) }
     }
+
+    /// The payload of an unmasked server frame built by ``init(frame:payload:)`` (valid while `self` lives).
+    var framePayload: UnsafeRawBufferPointer {
+        let code = count > 1 ? base.load(fromByteOffset: 1, as: UInt8.self) & 0x7F : 0
+        let header = code < 126 ? 2 : code == 126 ? 4 : 10
+        return UnsafeRawBufferPointer(start: base + header, count: max(0, count - header))
+    }
+
+    /// The frame's opcode (low nibble of the first byte, RFC 6455 §5.2).
+    var frameOpcode: Opcode { Opcode(rawValue: base.load(as: UInt8.self) & 0x0F) }
 }

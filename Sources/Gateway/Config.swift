@@ -1,6 +1,7 @@
 import ClusterBus
 import Foundation
 import Glibc
+import Protocol
 import Runtime
 
 /// The effective configuration of one gateway node: every flag, with its environment-variable twin
@@ -38,6 +39,9 @@ public struct Config: Sendable {
     /// `--max-fragments`: frames one message may span (default 1,000); more closes 1008 (RFC 6455 §5.4
     /// sets no limit, but every frame costs a header parse and a rate-limit token).
     public var maxFragments = 1000
+    /// `--permessage-deflate` (default yes) and `--deflate-threshold` (default 128 B): RFC 7692 compression
+    /// with no context takeover either way, so compressors are per loop, never per connection.
+    public var deflate = PerMessageDeflateSettings()
     /// Bytes of the HTTP request head (431 above it).
     public var maxHeadSize = 8192
     /// Header lines in the HTTP request head (431 above it).
@@ -167,6 +171,10 @@ public struct Config: Sendable {
                apply: { c, v throws(Invalid) in c.maxMessageSize = try size(v, "max-message-size") }, current: { "\($0.maxMessageSize)B" }),
         Option(name: "max-fragments", kind: .int, help: "frames one message may span (close 1008 above it)",
                apply: { c, v throws(Invalid) in c.maxFragments = try int(v, "max-fragments", 1...1_000_000) }, current: { "\($0.maxFragments)" }),
+        Option(name: "permessage-deflate", kind: .flag, help: "yes/no: offer RFC 7692 compression (no context takeover: no zlib memory per connection)",
+               apply: { c, v throws(Invalid) in c.deflate.isEnabled = try yesNo(v, "permessage-deflate") }, current: { $0.deflate.isEnabled ? "yes" : "no" }),
+        Option(name: "deflate-threshold", kind: .size, help: "messages shorter than this are sent uncompressed",
+               apply: { c, v throws(Invalid) in c.deflate.threshold = try size(v, "deflate-threshold") }, current: { "\($0.deflate.threshold)B" }),
         Option(name: "max-head-size", kind: .size, help: "largest HTTP request head (431 above it)",
                apply: { c, v throws(Invalid) in c.maxHeadSize = try size(v, "max-head-size") }, current: { "\($0.maxHeadSize)B" }),
         Option(name: "max-outbound-bytes", kind: .size, help: "bytes queued for one client before it is closed as a slow consumer (1008)",

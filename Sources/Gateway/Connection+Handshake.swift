@@ -63,7 +63,15 @@ extension Connection {
         let peer = !config.trustedProxies.isEmpty || loop.node.logger.isEnabled(.info) ? Socket.peerAddress(fd) : ""
         let proxied = config.trustedProxies.contains(peer) ? RequestID.from(head.headers["X-Request-ID"]) : nil
         requestID = proxied ?? RequestID.generate()
-        enqueueRaw(Bytes(handshake.response(extraHeaders: [HTTPHeader("X-Request-ID", requestID)])))
+        var extra = [HTTPHeader("X-Request-ID", requestID)]
+        // RFC 7692: the first acceptable permessage-deflate offer, no context takeover either way (so the
+        // compressor and the inflater are the loop's, shared by every connection on it).
+        if let deflate = PerMessageDeflate.negotiate(head.headers, settings: config.deflate) {
+            extra.append(deflate.responseHeader)
+            deflateWindowBits = UInt8(deflate.serverMaxWindowBits)
+            reader = WebSocketReader(role: .server, maxMessageSize: config.maxMessageSize, maxFragments: config.maxFragments, deflate: loop.inflater)
+        }
+        enqueueRaw(Bytes(handshake.response(extraHeaders: extra)))
         machineOpened(limits: personality.limits(on: loop))
         loop.metrics.handshakesCompleted.add()
         loop.metrics.connectionsOpen.add()

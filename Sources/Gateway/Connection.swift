@@ -22,6 +22,8 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     /// Rooms held when the close began (they are left before the close log line is written).
     private var roomsAtClose = 0
     var requestID = ""
+    /// permessage-deflate: the peer's window bits (9...15) when negotiated, else 0 (RFC 7692).
+    var deflateWindowBits: UInt8 = 0
     let acceptedAt: UInt64
     /// Analytics: this connection's token bucket (created on the first event) and the last throttle notice.
     var analyticsBucket: TokenBucket?
@@ -122,7 +124,17 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     /// Sends one JSON text frame to this client.
     func send(_ json: [UInt8], class outboundClass: OutboundClass = .reliable) {
         guard phase == .open else { return }
-        enqueueFrame(Bytes.frame(.text, json), class: outboundClass)
+        json.withUnsafeBytes { enqueueFrame(frame(.text, $0), class: outboundClass) }
+    }
+
+    /// A frame for this client only: compressed when it negotiated permessage-deflate and the payload is
+    /// over `--deflate-threshold` (and compression shrinks it), else plain.
+    func frame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) -> Bytes {
+        if deflateWindowBits != 0, loop.config.deflate.shouldCompress(payloadLength: payload.count),
+           let compressed = loop.compressedFrame(opcode, payload, windowBits: Int(deflateWindowBits)) {
+            return compressed
+        }
+        return Bytes(frame: opcode, payload: payload)
     }
 
     /// Queues a frame (for room messages, the bytes shared by every member), as

@@ -15,6 +15,10 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
     /// Limits of room-protocol and echo connections on this loop (shared: one pointer per connection).
     let connectionLimits: ConnectionLimits
     let echoLimits: ConnectionLimits
+    /// permessage-deflate: one inflater for every connection on this loop (each message is inflated whole,
+    /// client_no_context_takeover), and deflaters by window size, made on first use (~260 KiB each).
+    let inflater = Inflater()
+    private var deflaters: [Int: Deflater] = [:]
     /// Sockets to backends (the auth backend): the same loop, their own small read buffer and byte counters,
     /// so backend traffic is not counted as client traffic.
     private(set) lazy var backendSockets = SocketContext(loop: loop, readBufferBytes: 16 * 1024)
@@ -58,6 +62,7 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
         guard c.roomSlots[room] == nil else { return false }
         c.roomSlots[room] = r.members.count
         r.members.append(c)
+        if c.deflateWindowBits != 0 { r.deflateMembers += 1 }
         metrics.roomJoins.add()
         node.hub.membersChanged(room: room, loop: loop.index, localCount: r.members.count, user: c.authState?.identity?.user, joined: true)
         return true
@@ -74,6 +79,7 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
             moved.roomSlots[room] = slot
         }
         r.members.removeLast()
+        if c.deflateWindowBits != 0 { r.deflateMembers -= 1 }
         r.forget(c)
         metrics.roomLeaves.add()
         if r.members.isEmpty { rooms[room] = nil }
@@ -81,13 +87,31 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
         return true
     }
 
-    /// Queues the same frame bytes on every member of `room` on this loop (the fan-out hot path).
+    /// `payload` compressed into a whole RSV1 frame for a peer whose window is `windowBits` (RFC 7692 §7.2.1),
+    /// or nil when compression does not shrink it. One compression per call: the fan-out calls it once per
+    /// room message and shares the result with every member that negotiated deflate.
+    func compressedFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, windowBits: Int) -> Bytes? {
+        let bits = payload.count <= 1 << windowBits ? 15 : windowBits
+        let deflater: Deflater
+        if let d = deflaters[bits] {
+            deflater = d
+        } else {
+            deflater = Deflater(windowBits: bits)
+            deflaters[bits] = deflater
+        }
+        return deflater.compressedFrame(opcode: opcode, payload: payload).map(Bytes.init)
+    }
+
+    /// Queues the same frame bytes on every member of `room` on this loop (the fan-out hot path); members that
+    /// negotiated permessage-deflate share one compressed copy, made once.
     func fanOut(room: String, frame: Bytes, offset: StreamOffset, publishedAtMilliseconds: UInt64) {
         guard let r = rooms[room] else { return }
         r.lastOffset = offset
         let now = wallClockMilliseconds()
         metrics.deliveryLatency.observe(nanoseconds: (Int(bitPattern: UInt(now)) - Int(bitPattern: UInt(publishedAtMilliseconds))) * 1_000_000)
-        if !r.isResuming {
+        if r.deflateMembers > 0 {
+            fanOutWithDeflate(r, frame: frame, offset: offset)
+        } else if !r.isResuming {
             for m in r.members { m.enqueueFrame(frame) }
         } else {
             for m in r.members where r.admitLive(m, offset: offset, frame: frame) { m.enqueueFrame(frame) }
@@ -97,6 +121,24 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
     /// Runs `body` on this loop: inline when already there (bus completions from LocalBus), else queued.
     func onLoop(_ body: @escaping @Sendable () -> Void) {
         if loop.inLoop { body() } else { loop.execute(body) }
+    }
+
+    private func fanOutWithDeflate(_ r: LoopRoom, frame: Bytes, offset: StreamOffset) {
+        let payload = frame.framePayload
+        let compress = config.deflate.shouldCompress(payloadLength: payload.count)
+        var compressed: [UInt8: Bytes?] = [:]
+        for m in r.members where !r.isResuming || r.admitLive(m, offset: offset, frame: frame) {
+            let bits = m.deflateWindowBits
+            guard bits != 0, compress else { m.enqueueFrame(frame); continue }
+            let shared: Bytes?
+            if let made = compressed[bits] {
+                shared = made
+            } else {
+                shared = compressedFrame(frame.frameOpcode, payload, windowBits: Int(bits))
+                compressed[bits] = shared
+            }
+            m.enqueueFrame(shared ?? frame)
+        }
     }
 
     func register(_ c: Connection) { connections[c.id] = c }
@@ -112,6 +154,8 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
 final class LoopRoom {
     let name: String
     var members: [Connection] = []
+    /// Members that negotiated permessage-deflate (the fan-out compresses only when there are any).
+    var deflateMembers = 0
     /// Members that resumed from history: live messages at or below the floor were already replayed.
     private var resumeFloors: [ObjectIdentifier: StreamOffset] = [:]
     /// Members whose `join since` is in flight: their live frames, in order.

@@ -26,7 +26,7 @@ final class EchoProtocol: Personality {
 
     func limits(on loop: GatewayLoop) -> ConnectionLimits { loop.echoLimits }
     func opened(_ c: Connection) {}
-    func text(_ c: Connection, _ payload: UnsafeRawBufferPointer) { c.enqueueFrame(Bytes(frame: .text, payload: payload)) }
-    func binary(_ c: Connection, _ payload: UnsafeRawBufferPointer) { c.enqueueFrame(Bytes(frame: .binary, payload: payload)) }
+    func text(_ c: Connection, _ payload: UnsafeRawBufferPointer) { c.enqueueFrame(c.frame(.text, payload)) }
+    func binary(_ c: Connection, _ payload: UnsafeRawBufferPointer) { c.enqueueFrame(c.frame(.binary, payload)) }
     func draining(_ c: Connection, afterMs: Int) {}
 }

@@ -171,7 +171,7 @@ extension Config {
         }
     }
 
-    private static func yesNo(_ v: String, _ flag: String) throws(Invalid) -> Bool {
+    static func yesNo(_ v: String, _ flag: String) throws(Invalid) -> Bool {
         switch v.lowercased() {
         case "yes", "true", "1", "on": return true
         case "no", "false", "0", "off": return false
