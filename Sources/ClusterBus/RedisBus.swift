@@ -25,9 +25,12 @@ import Synchronization
 /// - `state` is `.up` only while both connections are ready, the control channels are confirmed and the
 ///   last canary came back in time (`RedisCanary`); a late canary forces a reconnect of both connections.
 ///
+/// One object carries every role of `ClusterServices` (they share the two connections); callers get it
+/// through `ClusterServices.redis(_:)` and see only the roles.
+///
 /// Threading: loop-confined state below the `// Loop-confined` mark; `state`, `health` and `metrics` are
 /// readable from any thread.
-public final class RedisBus: Bus, @unchecked Sendable {
+public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, BusLifecycle, @unchecked Sendable {
     public let configuration: RedisBusConfiguration
     /// Counters and histograms for `/metrics`.
     public let metrics = RedisBusMetrics()
@@ -36,7 +39,7 @@ public final class RedisBus: Bus, @unchecked Sendable {
     let logger: RedisBusLogger
     private let upFlag = Atomic<Bool>(false)
     private let healthBox = Mutex(RedisBusHealth())
-    private let nodeInfoProvider = Mutex<(@Sendable () -> RedisNodeInfo)?>(nil)
+    private let nodeInfoProvider = Mutex<(@Sendable () -> NodeInfo)?>(nil)
     private let startedAtMilliseconds = wallClockMilliseconds()
 
     // Loop-confined.
@@ -95,7 +98,7 @@ public final class RedisBus: Bus, @unchecked Sendable {
 
     /// Supplies what the registry key advertises (address, connection count, draining); read every heartbeat
     /// on the bus loop, so it must be cheap and non-blocking.
-    public func setNodeInfoProvider(_ provider: @escaping @Sendable () -> RedisNodeInfo) {
+    public func setNodeInfoProvider(_ provider: @escaping @Sendable () -> NodeInfo) {
         nodeInfoProvider.withLock { $0 = provider }
     }
 
@@ -104,8 +107,8 @@ public final class RedisBus: Bus, @unchecked Sendable {
 
     func updateHealth(_ body: (inout RedisBusHealth) -> Void) { healthBox.withLock { body(&$0) } }
 
-    func nodeInfo() -> RedisNodeInfo {
-        var info = nodeInfoProvider.withLock { $0 }?() ?? RedisNodeInfo()
+    func nodeInfo() -> NodeInfo {
+        var info = nodeInfoProvider.withLock { $0 }?() ?? NodeInfo()
         if info.startedAtMilliseconds == 0 { info.startedAtMilliseconds = startedAtMilliseconds }
         if drainingRequested { info.draining = true }
         return info
@@ -116,7 +119,7 @@ public final class RedisBus: Bus, @unchecked Sendable {
         if loop.inLoop { body() } else { loop.execute(body) }
     }
 
-    // MARK: - Bus
+    // MARK: - BusLifecycle
 
     public var state: BusState { upFlag.load(ordering: .relaxed) ? .up : .down }
 

@@ -50,8 +50,8 @@ public struct RedisBusConfiguration: Sendable {
     }
 }
 
-/// What the registry key `{prefix}node:{id}` holds about a node, refreshed every heartbeat.
-public struct RedisNodeInfo: Sendable, Equatable {
+/// What the node registry advertises about a node (with Redis: the registry key `{prefix}node:{id}`, refreshed every heartbeat).
+public struct NodeInfo: Sendable, Equatable {
     /// `host:port` of the public WebSocket listener.
     public var address: String
     /// Wall-clock ms when the node started.

@@ -2,7 +2,7 @@ import Runtime
 import Synchronization
 
 /// What the Redis bus counts; written by the bus loop only, read by `/metrics`
-/// (`switchboard_bus_*`, `switchboard_redis_*`, see the gateway's MetricsExporter).
+/// (`switchboard_bus_*`, `switchboard_redis_*`, written by `RedisBus.writeMetrics(to:)`).
 public final class RedisBusMetrics: Sendable {
     /// Analytics events lost on the way to the stream (bus down, error reply).
     public let analyticsDropped = Counter()

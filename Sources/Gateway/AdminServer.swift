@@ -105,7 +105,7 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
         }
         node.apiPublishes.add()
         let gl = loop
-        node.bus.publish(room: room, data: data) { result in
+        node.rooms.publish(room: room, data: data) { result in
             gl.onLoop {
                 switch result {
                 case .success(let offset):
@@ -125,7 +125,7 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
         guard authorizeAPI(h) else { return }
         let count = min(10_000, max(1, Int(h.queryParameter("count") ?? "") ?? 100))
         let gl = loop
-        gl.node.bus.recentAnalytics(count: count) { events in
+        gl.node.analytics.recentAnalytics(count: count) { events in
             var json = "{\"events\":["
             for (i, e) in events.enumerated() {
                 if i > 0 { json += "," }

@@ -284,7 +284,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             publish(room: room, data: data, id: id)
         case .presence(let room):
             let loopRef = loop
-            loop.node.bus.presence(room: room) { result in
+            loop.node.presence.presence(room: room) { result in
                 loopRef.onLoop {
                     switch result {
                     case .success(let p): self.send(Envelope.presence(room: room, count: p.connections, users: p.users, id: frameID), class: .droppable)
@@ -320,7 +320,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             // Idempotent: a repeated join is acknowledged again and changes nothing; with `since` it replays
             // nothing either, since a member already receives every message live (no duplicates).
             let loopRef = loop
-            loop.node.bus.join(room: room, since: nil) { result in
+            loop.node.rooms.join(room: room, since: nil) { result in
                 loopRef.onLoop {
                     guard case .success(let r) = result else { return }
                     self.send(Envelope.joined(room: room, offset: r.offset.description, recovered: false, id: id))
@@ -330,7 +330,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         }
         let loopRef = loop
         if sinceOffset != nil { loop.rooms[room]?.heldForResume[ObjectIdentifier(self)] = [] }
-        loop.node.bus.join(room: room, since: sinceOffset) { result in
+        loop.node.rooms.join(room: room, since: sinceOffset) { result in
             loopRef.onLoop {
                 guard self.phase == .open, self.roomSlots[room] != nil else { return }
                 let held = self.loop.rooms[room]?.heldForResume.removeValue(forKey: ObjectIdentifier(self)) ?? []
@@ -342,7 +342,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
                     }
                     let replayed = r.recovered ? (r.replay.last?.offset ?? sinceOffset) : nil
                     // Live messages that arrived while the join was in flight, minus what the replay covered.
-                    for (offset, frame) in held where replayed.map({ $0.epoch != offset.epoch || offset.isAfter($0) }) ?? true {
+                    for (offset, frame) in held where !(replayed.map { offset.isCovered(by: $0) } ?? false) {
                         self.enqueueFrame(frame)
                     }
                     if let last = replayed {
@@ -360,7 +360,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         loop.metrics.publishesClient.add()
         let loopRef = loop
         let started = monotonicNanoseconds()
-        loop.node.bus.publish(room: room, data: data) { result in
+        loop.node.rooms.publish(room: room, data: data) { result in
             loopRef.onLoop {
                 loopRef.metrics.busPublishLatency.observe(nanoseconds: Int(monotonicNanoseconds() &- started))
                 switch result {

@@ -90,7 +90,7 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
                 }
                 if let floor = r.resumeFloors[ObjectIdentifier(m)] {
                     // A message already replayed from history to this member (resume seam): skip it.
-                    if floor.epoch == offset.epoch && !offset.isAfter(floor) { continue }
+                    if offset.isCovered(by: floor) { continue }
                     r.resumeFloors[ObjectIdentifier(m)] = nil
                 }
                 m.enqueueFrame(frame)

@@ -13,7 +13,16 @@ import Synchronization
 public final class GatewayNode: @unchecked Sendable {
     public let config: Config
     public let logger: Logger
-    let bus: Bus
+    /// The cluster bus roles (rooms, presence, registry, analytics) and their lifecycle.
+    let services: ClusterServices
+    /// Rooms and history (publish, join, subscriptions).
+    var rooms: RoomBus { services.rooms }
+    /// Cluster-wide presence.
+    var presence: PresenceBus { services.presence }
+    /// Node registry and drain coordination.
+    var registry: NodeRegistry { services.registry }
+    /// Analytics budget and stream.
+    var analytics: AnalyticsBus { services.analytics }
     private(set) var hub: Hub!
     private(set) var loops: [GatewayLoop] = []
     private let accepting = Atomic<Bool>(false)
@@ -36,11 +45,12 @@ public final class GatewayNode: @unchecked Sendable {
     /// The node accepts new upgrades (false once shutdown started).
     var isAccepting: Bool { accepting.load(ordering: .relaxed) && !draining.load(ordering: .relaxed) }
 
-    /// Builds the node. `bus` defaults to a `LocalBus` (single node, no Redis).
-    public init(config: Config, logger: Logger, bus: Bus? = nil) {
+    /// Builds the node. `services` defaults to what the flags ask for: Redis with `--redis-url`, else the
+    /// in-process bus (`ClusterServices.local`, single node).
+    public init(config: Config, logger: Logger, services: ClusterServices? = nil) {
         self.config = config
         self.logger = logger
-        self.bus = bus ?? GatewayNode.makeDefaultBus(config: config, logger: logger)
+        self.services = services ?? GatewayNode.makeDefaultBus(config: config, logger: logger)
         self.auth = AuthService(config: config)
     }
 
@@ -78,8 +88,8 @@ public final class GatewayNode: @unchecked Sendable {
             for fd in listenFDs { close(fd) }
             throw error
         }
-        configureRedisBus(publicPort: listenFDs.first.map { Socket.localPort($0) } ?? config.port)
-        bus.start(delegate: hub)
+        configureRegistry(publicPort: listenFDs.first.map { Socket.localPort($0) } ?? config.port)
+        services.start(delegate: hub)
         for (i, gl) in loops.enumerated() {
             gl.loop.start(name: "loop-\(i)")
             let fd = listenFDs[i]
@@ -154,13 +164,13 @@ public final class GatewayNode: @unchecked Sendable {
         drainPhase.store(1, ordering: .relaxed)
         let start = monotonicMilliseconds()
         let deadline = start + UInt64(config.drainDeadlineMs)
-        bus.announceDraining()
+        registry.announceDraining()
         // 2. The cluster-wide slot.
         var slot = false
         while !slot && monotonicMilliseconds() + UInt64(config.drainWindowMs) + 1000 < deadline {
             let got = DispatchSemaphore(value: 0)
             let granted = Atomic<Bool>(false)
-            bus.acquireDrainSlot(maxDraining: config.maxDraining, ttlMilliseconds: config.drainDeadlineMs) { ok in
+            registry.acquireDrainSlot(maxDraining: config.maxDraining, ttlMilliseconds: config.drainDeadlineMs) { ok in
                 granted.store(ok, ordering: .relaxed)
                 got.signal()
             }
@@ -203,7 +213,7 @@ public final class GatewayNode: @unchecked Sendable {
         drainPhase.store(4, ordering: .relaxed)
         // 5. Presence, registry, node-down, the slot.
         let stopped = DispatchSemaphore(value: 0)
-        bus.shutdown { stopped.signal() }
+        services.shutdown { stopped.signal() }
         let busBudget = Int(deadline) - Int(monotonicMilliseconds()) - 200
         _ = stopped.wait(timeout: .now() + .milliseconds(max(100, min(busBudget, 3000))))
         // Join the loops so that nothing runs handlers while the process exits.
@@ -269,7 +279,7 @@ public final class GatewayNode: @unchecked Sendable {
         let busUp = hub.busState.load(ordering: .relaxed)
         let ok = acc && !drain && busUp
         let json = "{\"status\":\"\(ok ? "ready" : "not_ready")\",\"node\":\(jsonString(config.nodeID)),\"accepting\":\(acc && !drain),\"draining\":\(drain),"
-            + "\"dependencies\":{\"bus\":{\"kind\":\"\(config.redisURL == nil ? "local" : "redis")\",\"status\":\"\(busUp ? "up" : "down")\"\(redisReadinessDetail)}}}"
+            + "\"dependencies\":{\"bus\":{\"kind\":\"\(config.redisURL == nil ? "local" : "redis")\",\"status\":\"\(busUp ? "up" : "down")\"\(busReadinessDetail)}}}"
         return (ok, Array(json.utf8))
     }
 
