@@ -34,19 +34,25 @@ public enum BusError: Error, Equatable, Sendable {
     case unavailable(String)
     /// The request itself is wrong (e.g. a malformed offset).
     case invalid(String)
+    /// The publish was handed to Redis and its answer was never seen (the connection was lost or failed
+    /// while it was in flight): it may or may not have been stored and delivered. A retry with the same
+    /// idempotency key is safe within the idempotency window; the client gets `error {code: "unknown"}`.
+    case unknown(String)
 
     /// The human-readable reason.
     public var message: String {
         switch self {
-        case .unavailable(let s), .invalid(let s): s
+        case .unavailable(let s), .invalid(let s), .unknown(let s): s
         }
     }
 
-    /// The client protocol's error code for this failure: `unavailable` (bus down) or `bad_request` (invalid).
+    /// The client protocol's error code for this failure: `unavailable` (refused, nothing was written),
+    /// `bad_request` (invalid) or `unknown` (outcome not known).
     public var errorCode: ErrorCode {
         switch self {
         case .unavailable: .unavailable
         case .invalid: .badRequest
+        case .unknown: .unknown
         }
     }
 }
@@ -102,11 +108,24 @@ public protocol RoomBus: AnyObject, Sendable {
     /// This node no longer wants the room's messages.
     func unsubscribe(room: String)
     /// Appends `data` to the room's history and delivers it to every subscribed node (this one included).
-    /// `completion` runs on any thread with the message's offset, or `.unavailable` while the bus is down.
-    func publish(room: String, data: JSONFragment, completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void)
+    ///
+    /// `completion` runs on any thread, once, with one of three outcomes:
+    /// - `.success(offset)`: stored and delivered (delivered);
+    /// - `.failure(.unavailable)` / `.invalid`: refused, nothing was or will be written (answered at once
+    ///   when the bus is down);
+    /// - `.failure(.unknown)`: handed to the backend, answer not seen; it may have been stored.
+    ///
+    /// `idempotencyKey` (nil: none; at most `maxIdempotencyKeyBytes` UTF-8 bytes, longer keys are refused
+    /// with `.invalid`): a publish with a key already stored for this room within the idempotency window
+    /// is not stored again and answers the offset of the first one.
+    func publish(room: String, data: JSONFragment, idempotencyKey: String?,
+                 completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void)
     /// The room's latest offset and, with `since`, the messages after it (resume, DESIGN.md).
     func join(room: String, since: StreamOffset?, completion: @escaping @Sendable (Result<JoinResult, BusError>) -> Void)
 }
+
+/// Longest idempotency key a `RoomBus` takes, in UTF-8 bytes.
+public let maxIdempotencyKeyBytes = 512
 
 /// Cluster-wide presence: per-node member counts and users, summed on read.
 public protocol PresenceBus: AnyObject, Sendable {
@@ -195,8 +214,11 @@ public struct ClusterServices: Sendable {
     /// - Parameters:
     ///   - historySize: messages kept per room for resume.
     ///   - historyTTLMilliseconds: a room's history is dropped this long after its last publish (0: never).
-    public static func local(historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000) -> ClusterServices {
-        let rooms = LocalRooms(historySize: historySize, historyTTLMilliseconds: historyTTLMilliseconds)
+    ///   - idempotencyWindowMilliseconds: how long a publish's idempotency key is remembered (0: keys ignored).
+    public static func local(historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000,
+                             idempotencyWindowMilliseconds: Int = 120_000) -> ClusterServices {
+        let rooms = LocalRooms(historySize: historySize, historyTTLMilliseconds: historyTTLMilliseconds,
+                               idempotencyWindowMilliseconds: idempotencyWindowMilliseconds)
         return ClusterServices(rooms: rooms, presence: LocalPresence(), registry: LocalRegistry(), analytics: LocalAnalytics(), lifecycle: rooms)
     }
 

@@ -8,9 +8,12 @@ import Synchronization
 ///
 /// Same contract as `RedisBus` (one contract test runs against both): offsets with an epoch (random per
 /// process, since the history lives in memory), a bounded per-room history (`historySize` messages) for
-/// resume. A room's offsets also carry the room instance's creation stamp (their entry-ID milliseconds), so
-/// a history that expired (`historyTTLMilliseconds` after the last publish) and started again can never be
-/// taken for a continuation of the old one.
+/// resume, and idempotent publishes within a window. A room's offsets also carry the room instance's
+/// creation stamp (their entry-ID milliseconds), so a history that expired (`historyTTLMilliseconds` after
+/// the last publish, or after its creation when nothing was published) and started again can never be
+/// taken for a continuation of the old one. A room instance lives until it expires, whether or not anyone
+/// is in it, exactly as the Redis stream a join creates does: an offset taken in an empty room stays
+/// valid after its members leave.
 /// Delivery happens inside the publish lock so concurrent publishers on different loops are seen by every
 /// member in one offset order.
 public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
@@ -35,6 +38,7 @@ public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
         var rooms: [String: Room] = [:]
         var lastStamp: UInt64 = 0
         var lastSweep: UInt64 = 0
+        var idempotency: IdempotencyWindow
     }
 
     private func isExpired(_ r: Room, now: UInt64) -> Bool {
@@ -77,11 +81,13 @@ public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
     ///   - historyTTLMilliseconds: a room's history is dropped this long after its last publish (default 24 h;
     ///     0 keeps it while the process runs). Rooms nobody is in are then forgotten, so memory follows the
     ///     rooms in use, not every room ever published to.
-    public init(historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000) {
+    ///   - idempotencyWindowMilliseconds: how long a publish's idempotency key answers its first offset
+    ///     (default 2 min; 0 ignores keys). At most 100,000 keys are held; the oldest go first.
+    public init(historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000, idempotencyWindowMilliseconds: Int = 120_000) {
         self.historySize = max(0, historySize)
         self.historyTTL = max(0, historyTTLMilliseconds)
         self.epoch = String(UInt32.random(in: 1...UInt32.max), radix: 16)
-        self.lock = Mutex(State())
+        self.lock = Mutex(State(idempotency: IdempotencyWindow(windowMilliseconds: idempotencyWindowMilliseconds)))
     }
 
     // MARK: BusLifecycle
@@ -106,17 +112,21 @@ public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
     }
 
     public func unsubscribe(room: String) {
-        lock.withLock { state in
-            state.rooms[room]?.subscribed = false
-            if let r = state.rooms[room], r.history.isEmpty { state.rooms[room] = nil }
-        }
+        // The room instance stays until it expires (its offsets must stay valid for a later resume).
+        lock.withLock { $0.rooms[room]?.subscribed = false }
     }
 
-    public func publish(room: String, data: JSONFragment, completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void) {
+    public func publish(room: String, data: JSONFragment, idempotencyKey: String?,
+                        completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void) {
+        if let key = idempotencyKey, key.utf8.count > maxIdempotencyKeyBytes {
+            completion(.failure(.invalid("idempotency key longer than \(maxIdempotencyKeyBytes) bytes")))
+            return
+        }
         let delegate = delegateBox.withLock { $0 }
         let wallNow = wallClockMilliseconds()
         let now = monotonicMilliseconds()
         let offset: StreamOffset = lock.withLock { state in
+            if let key = idempotencyKey, let first = state.idempotency.lookup(room: room, key: key, now: now) { return first }
             sweep(&state, now: now)
             let r = self.room(&state, room, now: now)
             r.lastActivity = now
@@ -131,6 +141,7 @@ public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
                     r.historyStart = (r.historyStart + 1) % historySize
                 }
             }
+            if let key = idempotencyKey { state.idempotency.store(room: room, key: key, offset: offset, now: now) }
             // Inside the lock: the hub enqueues to loop task queues, which keeps one order per room.
             if r.subscribed { delegate?.busDeliver(message) }
             return offset

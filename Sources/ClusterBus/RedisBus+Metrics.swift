@@ -17,8 +17,12 @@ extension RedisBus {
                  [("", state == .up ? 1 : 0)])
         w.family("switchboard_bus_publishes_total", .counter, "Publishes stored and published by Redis (publish script answered).",
                  [("", m.publishes.load())])
-        w.family("switchboard_bus_publish_failures_total", .counter, "Publishes that failed: bus down, connection lost or script error.",
+        w.family("switchboard_bus_publish_failures_total", .counter, "Publishes refused: bus down, not queued or script error (nothing was written).",
                  [("", m.publishFailures.load())])
+        w.family("switchboard_bus_publish_unknown_total", .counter, "Publishes handed to Redis whose answer was lost with the connection (outcome unknown).",
+                 [("", m.publishUnknown.load())])
+        w.family("switchboard_bus_publish_repeats_total", .counter, "Publishes whose idempotency key was already stored: answered the first offset, not stored again.",
+                 [("", m.publishRepeats.load())])
         w.family("switchboard_bus_messages_received_total", .counter, "Room messages received from Redis (once per node).",
                  [("", m.messagesReceived.load())])
         w.family("switchboard_bus_messages_delivered_total", .counter, "Room messages handed to the hub after de-duplication (live and back-fill).",

@@ -360,7 +360,9 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         loop.metrics.publishesClient.add()
         let loopRef = loop
         let started = monotonicNanoseconds()
-        loop.node.rooms.publish(room: room, data: data) { result in
+        // Retries of one `id` in this session are stored once (node id + session: sessions of two nodes differ).
+        let key = id.map { loop.node.config.nodeID + "/" + String(self.id, radix: 16) + ":" + String(decoding: $0.bytes, as: UTF8.self) }
+        loop.node.rooms.publish(room: room, data: data, idempotencyKey: key) { result in
             loopRef.onLoop {
                 loopRef.metrics.busPublishLatency.observe(nanoseconds: Int(monotonicNanoseconds() &- started))
                 switch result {
@@ -368,9 +370,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
                     if let id { self.send(Envelope.ack(id: id, offset: offset.description)) }
                 case .failure(let e):
                     self.loop.metrics.publishErrors.add()
-                    let why: String
-                    switch e { case .unavailable(let s), .invalid(let s): why = s }
-                    self.send(Envelope.error(.unavailable, message: "publish failed: \(why)", id: id))
+                    self.send(Envelope.error(e.errorCode, message: "publish failed: \(e.message)", id: id))
                 }
             }
         }

@@ -9,7 +9,8 @@ extension GatewayNode {
     /// `--redis-url` is set, else the in-process bus. The URL was validated by `Config.parse`.
     static func makeDefaultBus(config: Config, logger: Logger) -> ClusterServices {
         guard let url = config.redisURL else {
-            return .local(historySize: config.historySize, historyTTLMilliseconds: config.historyTTLMs)
+            return .local(historySize: config.historySize, historyTTLMilliseconds: config.historyTTLMs,
+                          idempotencyWindowMilliseconds: config.idempotencyWindowMs)
         }
         let endpoint: RedisEndpoint
         let loop: EventLoop
@@ -26,7 +27,7 @@ extension GatewayNode {
             historyTTLMilliseconds: config.historyTTLMs,
             backoff: RedisBackoff(baseMilliseconds: config.redisBackoffBaseMs, capMilliseconds: config.redisBackoffCapMs),
             heartbeatIntervalMilliseconds: config.heartbeatIntervalMs, nodeTTLMilliseconds: config.nodeTTLMs,
-            attemptLogEvery: config.redisAttemptLog)
+            attemptLogEvery: config.redisAttemptLog, idempotencyWindowMilliseconds: config.idempotencyWindowMs)
         return .redis(RedisBus(loop: loop, configuration: configuration) { level, message, fields in
             let mapped: LogLevel = switch level {
             case .debug: .debug

@@ -9,7 +9,7 @@ import Testing
 @Suite struct LocalBusTests {
     func publish(_ bus: LocalRooms, _ room: String, _ data: String) -> StreamOffset? {
         let box = Mutex<StreamOffset?>(nil)
-        bus.publish(room: room, data: JSONFragment(data)) { r in box.withLock { $0 = try? r.get() } }
+        bus.publish(room: room, data: JSONFragment(data), idempotencyKey: nil) { r in box.withLock { $0 = try? r.get() } }
         return box.withLock { $0 }
     }
 
