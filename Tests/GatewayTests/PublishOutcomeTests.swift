@@ -136,6 +136,33 @@ extension ClusterTests {
         #expect(try messages(member, quiet: 0.3).isEmpty)
     }
 
+    /// `POST /api/publish` into a frozen Redis answers 504 `unknown` (it was handed over), then 503 at once
+    /// while the bus is down; after the thaw the retry with the same `Idempotency-Key` answers 202 and the
+    /// member gets the message once.
+    @Test func publishAPIIntoAFrozenRedisAnswers504ThenItsRetryIsStoredOnce() throws {
+        let (redis, nodes) = try cluster(["a"], prefix: "t-api504:", ["--api-key", "k3y", "--heartbeat-interval", "500ms",
+                                                                      "--redis-backoff-cap", "300ms"])
+        defer { withExtendedLifetime((redis, nodes)) {} }
+        let pid = try #require(redis.process?.processIdentifier)
+        defer { kill(pid, SIGCONT) }
+        let member = try WSClient(port: nodes[0].port)
+        _ = try member.join("api")
+        let body = Array("{\"room\":\"api\",\"data\":\"once\"}".utf8)
+        let headers = ["Authorization": "Bearer k3y", "Idempotency-Key": "pay-1"]
+        kill(pid, SIGSTOP)
+        let (frozen, answer) = try httpRequest(port: nodes[0].adminPort, method: "POST", path: "/api/publish", headers: headers, body: body)
+        #expect(frozen == 504 && answer.contains("\"code\":\"unknown\""), "handed to Redis, answer lost: \(frozen) \(answer)")
+        let t0 = Date()
+        let (down, _) = try httpRequest(port: nodes[0].adminPort, method: "POST", path: "/api/publish",
+                                        headers: ["Authorization": "Bearer k3y", "Idempotency-Key": "pay-2"], body: body)
+        #expect(down == 503 && Date().timeIntervalSince(t0) < 0.5, "refused at once while the bus is down")
+        kill(pid, SIGCONT)
+        try waitReady(nodes[0])
+        let (retried, _) = try httpRequest(port: nodes[0].adminPort, method: "POST", path: "/api/publish", headers: headers, body: body)
+        #expect(retried == 202)
+        #expect(try messages(member).map(dataText) == ["\"once\""], "stored and delivered exactly once")
+    }
+
     /// A client's retry of an `id` on the same connection is stored once; the same `id` from another
     /// connection is another message.
     @Test func clientRetryWithTheSameIDIsStoredOnce() throws {
