@@ -240,8 +240,8 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
                     return
                 }
                 guard let (offset, repeated) = redisPublishedOffset(reply) else {
-                    // An error reply (OOM, READONLY, BUSY…): the script did not write (a Lua error aborts before
-                    // the XADD or, for errors raised by XADD itself, the write did not happen).
+                    // An error reply: Redis refused the whole script (BUSY) or its first write (OOM, READONLY),
+                    // so nothing was written; the commands after the XADD cannot fail on the arguments we send.
                     logger(.warn, "publish script failed", [("room", .string(room)), ("reply", .string(describe(reply)))])
                     return refused("Redis rejected the publish: \(describe(reply))")
                 }
