@@ -90,6 +90,9 @@ public final class GatewayNode: @unchecked Sendable {
         }
         configureRegistry(publicPort: listenFDs.first.map { Socket.localPort($0) } ?? config.port)
         services.start(delegate: hub)
+        // Before any listener runs: /health answers as soon as loop 0 does, and a client told "healthy" must
+        // not get 503 "shutting down" because the other loops were still starting.
+        accepting.store(true, ordering: .relaxed)
         for (i, gl) in loops.enumerated() {
             gl.loop.start(name: "loop-\(i)")
             let fd = listenFDs[i]
@@ -107,7 +110,6 @@ public final class GatewayNode: @unchecked Sendable {
             }
             done.wait()
         }
-        accepting.store(true, ordering: .relaxed)
         var fields: [(String, LogValue)] = config.loggable.map { ($0.0, .string($0.1)) }
         fields.append(("bus", .string(config.redisURL == nil ? "local" : "redis")))
         logger.log(.info, "switchboard started", pairs: fields)
