@@ -24,7 +24,7 @@ public struct BusMessage: Sendable {
 public enum BusState: String, Sendable {
     /// Connected and subscribed: publishes succeed.
     case up
-    /// Connecting or backing off after a failure: publishes fail with `BusError.unavailable`.
+    /// Connecting or backing off after a failure: publishes fail at once with `BusError.unavailable`.
     case down
 }
 
@@ -34,6 +34,27 @@ public enum BusError: Error, Equatable, Sendable {
     case unavailable(String)
     /// The request itself is wrong (e.g. a malformed offset).
     case invalid(String)
+    /// The publish was handed to Redis and its answer was never seen (the connection was lost or failed
+    /// while it was in flight): it may or may not have been stored and delivered. A retry with the same
+    /// idempotency key is safe within the idempotency window; the client gets `error {code: "unknown"}`.
+    case unknown(String)
+
+    /// The human-readable reason.
+    public var message: String {
+        switch self {
+        case .unavailable(let s), .invalid(let s), .unknown(let s): s
+        }
+    }
+
+    /// The client protocol's error code for this failure: `unavailable` (refused, nothing was written),
+    /// `bad_request` (invalid) or `unknown` (outcome not known).
+    public var errorCode: ErrorCode {
+        switch self {
+        case .unavailable: .unavailable
+        case .invalid: .badRequest
+        case .unknown: .unknown
+        }
+    }
 }
 
 /// A room's presence across the cluster (`presence {room}`).
@@ -74,26 +95,40 @@ public protocol BusDelegate: AnyObject, Sendable {
     func busStateChanged(_ state: BusState)
 }
 
-/// The cluster bus seam: the in-process `LocalBus` (single node) and `RedisBus` (many nodes) implement it.
+// MARK: - Roles
+
+/// Rooms and their history: node-level subscriptions, publish with offsets, join and resume.
 ///
 /// Subscriptions are node-level: the hub calls `subscribe` when a room gets its first local member on this
-/// node and `unsubscribe` after its last one leaves; calls for one room arrive in order.
-public protocol Bus: AnyObject, Sendable {
-    /// Starts the bus; deliveries and state changes go to `delegate` (held strongly).
-    func start(delegate: BusDelegate)
-    /// Stops the bus and calls `completion` (from any thread) once it released its resources.
-    func shutdown(completion: @escaping @Sendable () -> Void)
-    /// Current state (thread-safe).
-    var state: BusState { get }
+/// node and `unsubscribe` after its last one leaves; calls for one room arrive in order. Messages of
+/// subscribed rooms reach the `BusDelegate` given to `ClusterServices.start(delegate:)`.
+public protocol RoomBus: AnyObject, Sendable {
     /// This node wants the room's messages.
     func subscribe(room: String)
     /// This node no longer wants the room's messages.
     func unsubscribe(room: String)
     /// Appends `data` to the room's history and delivers it to every subscribed node (this one included).
-    /// `completion` runs on any thread with the message's offset, or `.unavailable` while the bus is down.
-    func publish(room: String, data: JSONFragment, completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void)
+    ///
+    /// `completion` runs on any thread, once, with one of three outcomes:
+    /// - `.success(offset)`: stored and delivered (delivered);
+    /// - `.failure(.unavailable)` / `.invalid`: refused, nothing was or will be written (answered at once
+    ///   when the bus is down);
+    /// - `.failure(.unknown)`: handed to the backend, answer not seen; it may have been stored.
+    ///
+    /// `idempotencyKey` (nil: none; at most `maxIdempotencyKeyBytes` UTF-8 bytes, longer keys are refused
+    /// with `.invalid`): a publish with a key already stored for this room within the idempotency window
+    /// is not stored again and answers the offset of the first one.
+    func publish(room: String, data: JSONFragment, idempotencyKey: String?,
+                 completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void)
     /// The room's latest offset and, with `since`, the messages after it (resume, DESIGN.md).
     func join(room: String, since: StreamOffset?, completion: @escaping @Sendable (Result<JoinResult, BusError>) -> Void)
+}
+
+/// Longest idempotency key a `RoomBus` takes, in UTF-8 bytes.
+public let maxIdempotencyKeyBytes = 512
+
+/// Cluster-wide presence: per-node member counts and users, summed on read.
+public protocol PresenceBus: AnyObject, Sendable {
     /// Records this node's member count for `room` (0 removes the entry, and this node's users with it).
     func setPresence(room: String, localCount: Int)
     /// Records that `user` has (`present`) or no longer has a connection in `room` on this node. Called on
@@ -101,9 +136,14 @@ public protocol Bus: AnyObject, Sendable {
     func setPresenceUser(room: String, user: String, present: Bool)
     /// Cluster-wide presence of `room`: member connections and distinct users.
     func presence(room: String, completion: @escaping @Sendable (Result<PresenceCount, BusError>) -> Void)
+}
 
-    // MARK: Drain coordination (defaults below suit a single node)
-
+/// The node registry and drain coordination, plus what the backend reports about itself (readiness
+/// detail, metrics). The in-process implementation is a single node's: nobody to tell, never a wait.
+public protocol NodeRegistry: AnyObject, Sendable {
+    /// Supplies what the registry advertises (address, connection count, draining); read every heartbeat
+    /// on the bus's thread, so it must be cheap and non-blocking.
+    func setNodeInfoProvider(_ provider: @escaping @Sendable () -> NodeInfo)
     /// Marks this node as draining in the node registry and announces `node-draining` on the control channel.
     func announceDraining()
     /// Tries to take one of `maxDraining` cluster-wide drain slots (a semaphore whose entries expire after
@@ -111,9 +151,16 @@ public protocol Bus: AnyObject, Sendable {
     func acquireDrainSlot(maxDraining: Int, ttlMilliseconds: Int, completion: @escaping @Sendable (Bool) -> Void)
     /// Releases the slot taken by `acquireDrainSlot` (also done by `shutdown`).
     func releaseDrainSlot()
+    /// Extra detail for the readiness JSON's bus dependency: a member name and a JSON object
+    /// (e.g. `("redis", "{\"commands\":\"ready\",…}")`), or nil when the backend has none.
+    var readinessDetail: (name: String, json: String)? { get }
+    /// Appends the backend's own Prometheus families (`switchboard_bus_*`, `switchboard_redis_*`); none for
+    /// the in-process bus.
+    func writeMetrics(to writer: inout PrometheusWriter)
+}
 
-    // MARK: Analytics
-
+/// Analytics: a cluster-wide per-user budget and an append-only event stream.
+public protocol AnalyticsBus: AnyObject, Sendable {
     /// Takes one event from `user`'s budget shared by every node (token bucket: `ratePerSecond`, `burst`).
     /// `completion(nil)` when allowed, else the ms until the next event would be allowed. A bus that is down
     /// answers not allowed (`retryAfter` 1000 ms) rather than letting events through unmetered.
@@ -124,10 +171,59 @@ public protocol Bus: AnyObject, Sendable {
     func recentAnalytics(count: Int, completion: @escaping @Sendable ([AnalyticsEvent]) -> Void)
 }
 
-extension Bus {
-    /// A single node has nobody to tell.
-    public func announceDraining() {}
-    /// A single node never waits for a slot.
-    public func acquireDrainSlot(maxDraining: Int, ttlMilliseconds: Int, completion: @escaping @Sendable (Bool) -> Void) { completion(true) }
-    public func releaseDrainSlot() {}
+/// Start, stop and state of whatever carries the roles (a Redis connection pair, or nothing at all).
+public protocol BusLifecycle: AnyObject, Sendable {
+    /// Starts the bus; deliveries and state changes go to `delegate` (held strongly).
+    func start(delegate: BusDelegate)
+    /// Stops the bus and calls `completion` (from any thread) once it released its resources.
+    func shutdown(completion: @escaping @Sendable () -> Void)
+    /// Current state (thread-safe).
+    var state: BusState { get }
+}
+
+/// The four bus roles a node uses, with their shared lifecycle: what `GatewayNode` is given (or builds
+/// from its flags). Callers see roles only; which object implements which role is the backend's business.
+public struct ClusterServices: Sendable {
+    /// Rooms and history.
+    public let rooms: RoomBus
+    /// Cluster-wide presence.
+    public let presence: PresenceBus
+    /// Node registry and drain coordination.
+    public let registry: NodeRegistry
+    /// Analytics budget and stream.
+    public let analytics: AnalyticsBus
+    private let lifecycle: BusLifecycle
+
+    /// Bundles roles with the lifecycle that starts and stops them.
+    public init(rooms: RoomBus, presence: PresenceBus, registry: NodeRegistry, analytics: AnalyticsBus, lifecycle: BusLifecycle) {
+        self.rooms = rooms
+        self.presence = presence
+        self.registry = registry
+        self.analytics = analytics
+        self.lifecycle = lifecycle
+    }
+
+    /// Starts delivery; messages and state changes go to `delegate`.
+    public func start(delegate: BusDelegate) { lifecycle.start(delegate: delegate) }
+    /// Stops the bus (presence and registry entries removed, drain slot released); `completion` from any thread.
+    public func shutdown(completion: @escaping @Sendable () -> Void) { lifecycle.shutdown(completion: completion) }
+    /// Up or down (thread-safe).
+    public var state: BusState { lifecycle.state }
+
+    /// The in-process bus of a single node (`LocalRooms`, `LocalPresence`, `LocalRegistry`, `LocalAnalytics`).
+    /// - Parameters:
+    ///   - historySize: messages kept per room for resume.
+    ///   - historyTTLMilliseconds: a room's history is dropped this long after its last publish (0: never).
+    ///   - idempotencyWindowMilliseconds: how long a publish's idempotency key is remembered (0: keys ignored).
+    public static func local(historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000,
+                             idempotencyWindowMilliseconds: Int = 120_000) -> ClusterServices {
+        let rooms = LocalRooms(historySize: historySize, historyTTLMilliseconds: historyTTLMilliseconds,
+                               idempotencyWindowMilliseconds: idempotencyWindowMilliseconds)
+        return ClusterServices(rooms: rooms, presence: LocalPresence(), registry: LocalRegistry(), analytics: LocalAnalytics(), lifecycle: rooms)
+    }
+
+    /// The Redis bus: one `RedisBus` on `loop` carries every role.
+    public static func redis(_ bus: RedisBus) -> ClusterServices {
+        ClusterServices(rooms: bus, presence: bus, registry: bus, analytics: bus, lifecycle: bus)
+    }
 }

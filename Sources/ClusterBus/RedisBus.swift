@@ -21,13 +21,18 @@ import Synchronization
 /// - Redis outages: each connection reconnects with exponential backoff and full jitter
 ///   (`RedisConnectionMachine`); the subscriber resubscribes everything still wanted and back-fills each
 ///   room from its last delivered offset (`RedisRoomDelivery`). While down, `publish`, `join` and
-///   `presence` fail with `BusError.unavailable`: never a silent drop.
+///   `presence` fail at once with `BusError.unavailable`: never a silent drop. A publish that was handed to
+///   Redis and whose answer was lost with the connection fails with `BusError.unknown` (it may have been
+///   stored); its idempotency key makes the retry safe (`RedisScripts.publish`).
 /// - `state` is `.up` only while both connections are ready, the control channels are confirmed and the
 ///   last canary came back in time (`RedisCanary`); a late canary forces a reconnect of both connections.
 ///
+/// One object carries every role of `ClusterServices` (they share the two connections); callers get it
+/// through `ClusterServices.redis(_:)` and see only the roles.
+///
 /// Threading: loop-confined state below the `// Loop-confined` mark; `state`, `health` and `metrics` are
 /// readable from any thread.
-public final class RedisBus: Bus, @unchecked Sendable {
+public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, BusLifecycle, @unchecked Sendable {
     public let configuration: RedisBusConfiguration
     /// Counters and histograms for `/metrics`.
     public let metrics = RedisBusMetrics()
@@ -36,7 +41,7 @@ public final class RedisBus: Bus, @unchecked Sendable {
     let logger: RedisBusLogger
     private let upFlag = Atomic<Bool>(false)
     private let healthBox = Mutex(RedisBusHealth())
-    private let nodeInfoProvider = Mutex<(@Sendable () -> RedisNodeInfo)?>(nil)
+    private let nodeInfoProvider = Mutex<(@Sendable () -> NodeInfo)?>(nil)
     private let startedAtMilliseconds = wallClockMilliseconds()
 
     // Loop-confined.
@@ -95,7 +100,7 @@ public final class RedisBus: Bus, @unchecked Sendable {
 
     /// Supplies what the registry key advertises (address, connection count, draining); read every heartbeat
     /// on the bus loop, so it must be cheap and non-blocking.
-    public func setNodeInfoProvider(_ provider: @escaping @Sendable () -> RedisNodeInfo) {
+    public func setNodeInfoProvider(_ provider: @escaping @Sendable () -> NodeInfo) {
         nodeInfoProvider.withLock { $0 = provider }
     }
 
@@ -104,8 +109,8 @@ public final class RedisBus: Bus, @unchecked Sendable {
 
     func updateHealth(_ body: (inout RedisBusHealth) -> Void) { healthBox.withLock { body(&$0) } }
 
-    func nodeInfo() -> RedisNodeInfo {
-        var info = nodeInfoProvider.withLock { $0 }?() ?? RedisNodeInfo()
+    func nodeInfo() -> NodeInfo {
+        var info = nodeInfoProvider.withLock { $0 }?() ?? NodeInfo()
         if info.startedAtMilliseconds == 0 { info.startedAtMilliseconds = startedAtMilliseconds }
         if drainingRequested { info.draining = true }
         return info
@@ -116,7 +121,7 @@ public final class RedisBus: Bus, @unchecked Sendable {
         if loop.inLoop { body() } else { loop.execute(body) }
     }
 
-    // MARK: - Bus
+    // MARK: - BusLifecycle
 
     public var state: BusState { upFlag.load(ordering: .relaxed) ? .up : .down }
 
@@ -191,39 +196,56 @@ public final class RedisBus: Bus, @unchecked Sendable {
         }
     }
 
-    public func publish(room: String, data: JSONFragment, completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void) {
+    public func publish(room: String, data: JSONFragment, idempotencyKey: String?,
+                        completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void) {
+        if let key = idempotencyKey, key.utf8.count > maxIdempotencyKeyBytes {
+            completion(.failure(.invalid("idempotency key longer than \(maxIdempotencyKeyBytes) bytes")))
+            return
+        }
         let started = monotonicMicroseconds()
         onLoop { [self] in
-            guard reportedUp, let conn = commands.connection, let sha = scriptSHAs[RedisScripts.publish.name] else {
+            let refused: @Sendable (String) -> Void = { [metrics] why in
                 metrics.publishFailures.add()
-                completion(.failure(.unavailable("the cluster bus is down (Redis unreachable)")))
-                return
+                completion(.failure(.unavailable(why)))
             }
+            guard reportedUp, let conn = commands.connection, let sha = scriptSHAs[RedisScripts.publish.name] else {
+                return refused("the cluster bus is down (Redis unreachable)")
+            }
+            let window = configuration.idempotencyWindowMilliseconds
+            let key = window > 0 ? idempotencyKey : nil
             let build = { [keys, configuration] (sha: String) -> RedisCommand in
-                var cmd = RedisCommand("EVALSHA", argumentCount: 9, capacity: data.bytes.count + 3 * room.utf8.count + 3 * keys.prefix.utf8.count + 80)
+                let capacity = data.bytes.count + 4 * room.utf8.count + 4 * keys.prefix.utf8.count + (key?.utf8.count ?? 0) + 96
+                var cmd = RedisCommand("EVALSHA", argumentCount: key == nil ? 9 : 11, capacity: capacity)
                 cmd.append(sha)
-                cmd.append("2")
+                cmd.append(key == nil ? "2" : "3")
                 cmd.append(keys.history(room))
                 cmd.append(keys.meta(room))
+                if let key { cmd.append(keys.idempotency(room, key: key)) }
                 cmd.append(keys.roomChannel(room))
                 cmd.append(data.bytes)
                 cmd.append(configuration.historySize)
                 cmd.append(configuration.historyTTLMilliseconds)
+                if key != nil { cmd.append(window) }
                 return cmd
             }
-            evalScript(RedisScripts.publish, on: conn, sha: sha, build) { [self] reply in
+            evalScript(RedisScripts.publish, on: conn, sha: sha, build, notSent: {
+                // Never written to the connection: nothing can have been stored.
+                refused("the Redis connection could not take the publish")
+            }) { [self] reply in
                 guard let reply else {
-                    metrics.publishFailures.add()
-                    completion(.failure(.unavailable("connection to Redis lost during publish")))
+                    // The command was handed to Redis (hiredis queued or wrote it) and the connection went
+                    // away before the answer: Redis may still run it (a stalled server reads it on resume).
+                    metrics.publishUnknown.add()
+                    completion(.failure(.unknown("the Redis connection was lost before the publish was answered")))
                     return
                 }
-                guard let offset = redisPublishedOffset(reply) else {
-                    metrics.publishFailures.add()
+                guard let (offset, repeated) = redisPublishedOffset(reply) else {
+                    // An error reply: Redis refused the whole script (BUSY) or its first write (OOM, READONLY),
+                    // so nothing was written; the commands after the XADD cannot fail on the arguments we send.
                     logger(.warn, "publish script failed", [("room", .string(room)), ("reply", .string(describe(reply)))])
-                    completion(.failure(.unavailable("Redis rejected the publish: \(describe(reply))")))
-                    return
+                    return refused("Redis rejected the publish: \(describe(reply))")
                 }
-                metrics.publishes.add()
+                if repeated { metrics.publishRepeats.add() } else { metrics.publishes.add() }
                 metrics.publishLatency.observe(microseconds: Int(monotonicMicroseconds() &- started))
                 completion(.success(offset))
             }
@@ -314,8 +336,11 @@ public final class RedisBus: Bus, @unchecked Sendable {
 
     /// `EVALSHA` with a transparent `NOSCRIPT` recovery: the script is loaded again and the command resent
     /// once. `build` makes the command for a SHA. `completion` gets the final reply (nil: connection lost).
+    /// With `notSent`, a command that could not be queued at all calls `notSent` instead of `completion(nil)`
+    /// (publish tells "never handed to Redis" from "answer lost").
     func evalScript(_ script: RedisScript, on conn: RedisAsyncConnection, sha: String, _ build: @escaping (String) -> RedisCommand,
-                    _ completion: @escaping (RedisReply?) -> Void) {
+                    notSent: (() -> Void)? = nil, _ completion: @escaping (RedisReply?) -> Void) {
+        let notQueued = { if let notSent { notSent() } else { completion(nil) } }
         let sent = conn.send(build(sha)) { [self] reply in
             guard let e = reply?.errorMessage, e.hasPrefix("NOSCRIPT") else {
                 completion(reply)
@@ -325,9 +350,10 @@ public final class RedisBus: Bus, @unchecked Sendable {
             _ = conn.send(RedisCommand(["SCRIPT", "LOAD", script.source])) { [self] loaded in
                 if let newSHA = loaded?.text { scriptSHAs[script.name] = newSHA }
             }
-            if !conn.send(build(scriptSHAs[script.name] ?? sha), completion) { completion(nil) }
+            // The first attempt was refused with NOSCRIPT (not run): a resend that cannot be queued was never handed over.
+            if !conn.send(build(scriptSHAs[script.name] ?? sha), completion) { notQueued() }
         }
-        if !sent { completion(nil) }
+        if !sent { notQueued() }
     }
 
     func describe(_ reply: RedisReply) -> String {

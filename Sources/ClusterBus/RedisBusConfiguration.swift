@@ -30,12 +30,15 @@ public struct RedisBusConfiguration: Sendable {
     /// interval, at least 250 ms: generous enough that a loaded but working node does not flap, short enough
     /// that a dead subscription is caught within two heartbeats).
     public var canaryTimeoutMilliseconds: Int
+    /// Milliseconds a publish's idempotency key answers its first offset (`--idempotency-window`, default
+    /// 2 min; 0 ignores keys). Each key is a Redis string with this TTL (`{prefix}idem:{room} {key}`).
+    public var idempotencyWindowMilliseconds: Int
 
     public init(endpoint: RedisEndpoint, prefix: String = "sb:", nodeID: String, historySize: Int = 1000,
                 historyTTLMilliseconds: Int = 86_400_000,
                 backoff: RedisBackoff = RedisBackoff(), heartbeatIntervalMilliseconds: Int = 2000,
                 nodeTTLMilliseconds: Int = 6000, attemptLogEvery: Int = 5, connectTimeoutMilliseconds: Int = 3000,
-                canaryTimeoutMilliseconds: Int? = nil) {
+                canaryTimeoutMilliseconds: Int? = nil, idempotencyWindowMilliseconds: Int = 120_000) {
         self.endpoint = endpoint
         self.prefix = prefix
         self.nodeID = nodeID
@@ -47,11 +50,12 @@ public struct RedisBusConfiguration: Sendable {
         self.attemptLogEvery = max(1, attemptLogEvery)
         self.connectTimeoutMilliseconds = max(100, connectTimeoutMilliseconds)
         self.canaryTimeoutMilliseconds = canaryTimeoutMilliseconds ?? max(250, self.heartbeatIntervalMilliseconds)
+        self.idempotencyWindowMilliseconds = max(0, idempotencyWindowMilliseconds)
     }
 }
 
-/// What the registry key `{prefix}node:{id}` holds about a node, refreshed every heartbeat.
-public struct RedisNodeInfo: Sendable, Equatable {
+/// What the node registry advertises about a node (with Redis: the registry key `{prefix}node:{id}`, refreshed every heartbeat).
+public struct NodeInfo: Sendable, Equatable {
     /// `host:port` of the public WebSocket listener.
     public var address: String
     /// Wall-clock ms when the node started.

@@ -2,7 +2,7 @@ import Runtime
 import Synchronization
 
 /// What the Redis bus counts; written by the bus loop only, read by `/metrics`
-/// (`switchboard_bus_*`, `switchboard_redis_*`, see the gateway's MetricsExporter).
+/// (`switchboard_bus_*`, `switchboard_redis_*`, written by `RedisBus.writeMetrics(to:)`).
 public final class RedisBusMetrics: Sendable {
     /// Analytics events lost on the way to the stream (bus down, error reply).
     public let analyticsDropped = Counter()
@@ -16,8 +16,12 @@ public final class RedisBusMetrics: Sendable {
     public let subscriberUp = Counter()
     /// Bus publishes answered by Redis (success).
     public let publishes = Counter()
-    /// Bus publishes that failed (down, connection lost, error reply).
+    /// Bus publishes refused (down, not queued, error reply): nothing was written.
     public let publishFailures = Counter()
+    /// Bus publishes handed to Redis whose answer was lost with the connection (outcome unknown).
+    public let publishUnknown = Counter()
+    /// Publishes whose idempotency key was already stored: answered the first offset, not stored again.
+    public let publishRepeats = Counter()
     /// Room messages received from the subscription (before de-duplication), once per node.
     public let messagesReceived = Counter()
     /// Room messages handed to the hub (live and back-fill).

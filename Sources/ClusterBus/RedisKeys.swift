@@ -7,6 +7,7 @@ import Runtime
 /// | `{prefix}room:{room}` | channel | room messages, payload `{"offset":"…","data":…}` |
 /// | `{prefix}history:{room}` | stream | recent messages, field `d` = data JSON; entry ID = offset without epoch |
 /// | `{prefix}meta:{room}` | hash | `epoch` (random hex, made with the stream), `trimmed` (last entry ID trimmed) |
+/// | `{prefix}idem:{room} {key}` | string, TTL | a publish's idempotency key → its offset, for `--idempotency-window` |
 /// | `{prefix}presence:{room}` | hash | node id → this node's member count |
 /// | `{prefix}node:{id}` | string, TTL | node info JSON, refreshed every heartbeat |
 /// | `{prefix}node-rooms:{id}` | set | rooms where node `id` has a presence entry (for cleanup) |
@@ -39,6 +40,8 @@ public struct RedisKeys: Sendable, Equatable {
     /// A node's authenticated users in a room; the space cannot occur in a room name, so room and node
     /// never run together ambiguously.
     public func presenceUsers(_ room: String, node: String) -> String { prefix + "presence-users:" + room + " " + node }
+    /// A publish's idempotency key in a room (the space cannot occur in a room name, so any key is unambiguous).
+    public func idempotency(_ room: String, key: String) -> String { prefix + "idem:" + room + " " + key }
     public func node(_ id: String) -> String { prefix + "node:" + id }
     public func nodeRooms(_ id: String) -> String { prefix + "node-rooms:" + id }
     public var nodes: String { prefix + "nodes" }

@@ -43,9 +43,10 @@ struct RedisReadResult {
     }
 }
 
-/// The publish script's answer `{epoch, entryID}` as an offset; nil for another shape.
-func redisPublishedOffset(_ reply: RedisReply) -> StreamOffset? {
-    guard let a = reply.array, a.count == 2, let epoch = a[0].text, case .string(let id) = a[1],
+/// The publish script's answer `{epoch, entryID}` (stored now) or `{epoch, entryID, 1}` (a repeat of an
+/// idempotency key: the first publish's offset) as an offset; nil for another shape.
+func redisPublishedOffset(_ reply: RedisReply) -> (offset: StreamOffset, repeated: Bool)? {
+    guard let a = reply.array, a.count == 2 || a.count == 3, let epoch = a[0].text, case .string(let id) = a[1],
           let (ms, seq) = RedisRoomPayload.entryID(id), !epoch.isEmpty else { return nil }
-    return StreamOffset(epoch: epoch, milliseconds: ms, sequence: seq)
+    return (StreamOffset(epoch: epoch, milliseconds: ms, sequence: seq), a.count == 3)
 }

@@ -109,7 +109,7 @@ public struct RedisRoomDelivery: Sendable {
 
     /// True (and the cursor advances) when `m` is new: after the cursor in the same epoch, or of another epoch.
     private mutating func admit(_ m: BusMessage) -> Bool {
-        if let c = cursor, c.epoch == m.offset.epoch, !m.offset.isAfter(c) { return false }
+        if let c = cursor, m.offset.isCovered(by: c) { return false }
         lastDelivered = m.offset
         return true
     }

@@ -17,10 +17,17 @@ public struct RedisScript: Sendable, Equatable {
 public enum RedisScripts {
     /// Appends to a room's history and publishes the message with its offset.
     ///
-    /// KEYS[1] `{prefix}history:{room}`, KEYS[2] `{prefix}meta:{room}`;
+    /// KEYS[1] `{prefix}history:{room}`, KEYS[2] `{prefix}meta:{room}`, KEYS[3] (optional)
+    /// `{prefix}idem:{room} {key}`, the publish's idempotency key;
     /// ARGV[1] `{prefix}room:{room}` (the channel), ARGV[2] the data (one JSON value, compact), ARGV[3] the
     /// history size N, ARGV[4] (optional) the history TTL in milliseconds: both keys expire that long after
-    /// the room's last publish (absent or 0: never). Returns `{epoch, entryID}`.
+    /// the room's last publish (absent or 0: never), ARGV[5] (with KEYS[3]) the idempotency window in ms.
+    /// Returns `{epoch, entryID}`, or `{epoch, entryID, 1}` when KEYS[3] already held an offset: a repeat,
+    /// answered with the first publish's offset and neither stored nor published again.
+    ///
+    /// Idempotency: the key is checked and set inside this script, so a publish and its retries are stored
+    /// at most once within the window whatever the interleaving (a retry on a new connection may run before
+    /// or after the original still queued on a dead one). `SET … PX window NX` stores `epoch:entryID`.
     ///
     /// The TTL is set again only when less than TTL − min(TTL/10, 60 s) is left (the `PTTL` that tells also
     /// replaces the `EXISTS` check), so a busy room pays no extra Redis call per publish. Redis CPU per call
@@ -38,7 +45,14 @@ public enum RedisScripts {
     /// (~10 entries read, tens of µs); batches of 100 took ~0.6 ms and showed up in the cross-node p99, and
     /// trimming one entry per publish made every publish slower.
     public static let publish = RedisScript(name: "publish", source: """
-        -- switchboard publish v4: KEYS history, meta; ARGV channel, data (JSON), history size, history TTL ms (optional)
+        -- switchboard publish v5: KEYS history, meta, idempotency key (optional); ARGV channel, data (JSON), history size, history TTL ms (optional), idempotency window ms (with KEYS[3])
+        if KEYS[3] then
+          local first = redis.call('GET', KEYS[3])
+          if first then
+            local e, i = string.match(first, '^(%x+):(%d+%-%d+)$')
+            if e then return {e, i, 1} end
+          end
+        end
         local epoch = redis.call('HGET', KEYS[2], 'epoch')
         local left = redis.call('PTTL', KEYS[1])
         if (not epoch) or left == -2 then
@@ -63,6 +77,9 @@ public enum RedisScripts {
         if ttl > 0 and left < ttl - math.min(math.floor(ttl / 10), 60000) then
           redis.call('PEXPIRE', KEYS[1], ttl)
           redis.call('PEXPIRE', KEYS[2], ttl)
+        end
+        if KEYS[3] then
+          redis.call('SET', KEYS[3], epoch .. ':' .. id, 'PX', ARGV[5], 'NX')
         end
         redis.call('PUBLISH', ARGV[1], '{"offset":"' .. epoch .. ':' .. id .. '","data":' .. ARGV[2] .. '}')
         return {epoch, id}

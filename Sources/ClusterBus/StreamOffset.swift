@@ -39,4 +39,11 @@ public struct StreamOffset: Hashable, Sendable, CustomStringConvertible {
     public func isAfter(_ other: StreamOffset) -> Bool {
         (milliseconds, sequence) > (other.milliseconds, other.sequence)
     }
+
+    /// True when a receiver that already has everything up to `floor` has this message too: same epoch and
+    /// not after `floor`. An offset of another epoch is never covered (the history was reset; it is new).
+    /// The one de-duplication rule of the resume seam (bus delivery cursor, fan-out floors, join replays).
+    public func isCovered(by floor: StreamOffset) -> Bool {
+        epoch == floor.epoch && !isAfter(floor)
+    }
 }

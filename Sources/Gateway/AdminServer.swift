@@ -88,9 +88,14 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
         }
     }
 
-    /// `POST /api/publish` with `Authorization: Bearer <--api-key>` and `{"room": "...", "data": ...}`:
-    /// 202 `{"offset": "..."}`; 401 without the right key; 400 with a reason for a malformed body;
-    /// 503 while the bus is down.
+    /// `POST /api/publish` with `Authorization: Bearer <--api-key>` and `{"room": "...", "data": ...}`,
+    /// optionally `Idempotency-Key: <1-200 bytes>`. Three outcomes (docs/protocol.md):
+    /// - 202 `{"offset": "..."}`: stored and delivered (a retry with the same key within
+    ///   `--idempotency-window` answers the first offset and stores nothing);
+    /// - 503 `error unavailable` (`Retry-After: 1`): refused, nothing was or will be written (bus down);
+    /// - 504 `error unknown`: handed to Redis, answer lost; it may have been stored. Retry with the same
+    ///   `Idempotency-Key` to make sure it is stored exactly once.
+    /// 401 without the right key; 400 with a reason for a malformed body or key.
     private func publishAPI(_ h: HTTPRequestHead) {
         let node = loop.node
         guard authorizeAPI(h) else { return }
@@ -103,14 +108,23 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
         guard case .publish(let room, let data, _) = request else {
             return respond(.json(.badRequest, Envelope.error(.badRequest, message: "expected {\"room\": ..., \"data\": ...}")))
         }
+        let key = h.headers["Idempotency-Key"]
+        if let key, key.isEmpty || key.utf8.count > 200 {
+            return respond(.json(.badRequest, Envelope.error(.badRequest, message: "Idempotency-Key must be 1-200 bytes")))
+        }
         node.apiPublishes.add()
         let gl = loop
-        node.bus.publish(room: room, data: data) { result in
+        // "api:" keeps HTTP keys apart from the WebSocket sessions' keys in the same room.
+        node.rooms.publish(room: room, data: data, idempotencyKey: key.map { "api:" + $0 }) { result in
             gl.onLoop {
                 switch result {
                 case .success(let offset):
                     self.respond(.json(.accepted, Array("{\"offset\":\"\(offset.description)\"}".utf8)))
-                case .failure:
+                case .failure(.unknown(let why)):
+                    self.respond(.json(.gatewayTimeout, Envelope.error(.unknown, message: "outcome unknown: \(why); retry with the same Idempotency-Key")))
+                case .failure(.invalid(let why)):
+                    self.respond(.json(.badRequest, Envelope.error(.badRequest, message: why)))
+                case .failure(.unavailable):
                     self.respond(.json(.serviceUnavailable, Envelope.error(.unavailable, message: "the bus is down"),
                                        headers: [HTTPHeader("Retry-After", "1")]))
                 }
@@ -125,7 +139,7 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
         guard authorizeAPI(h) else { return }
         let count = min(10_000, max(1, Int(h.queryParameter("count") ?? "") ?? 100))
         let gl = loop
-        gl.node.bus.recentAnalytics(count: count) { events in
+        gl.node.analytics.recentAnalytics(count: count) { events in
             var json = "{\"events\":["
             for (i, e) in events.enumerated() {
                 if i > 0 { json += "," }

@@ -31,7 +31,7 @@ final class AnalyticsBatcher {
         guard !pending.isEmpty else { return }
         let batch = pending
         pending = []
-        gl.node.bus.appendAnalytics(batch, maxLength: gl.config.analyticsStreamSize)
+        gl.node.analytics.appendAnalytics(batch, maxLength: gl.config.analyticsStreamSize)
     }
 }
 
@@ -53,7 +53,7 @@ extension Connection {
             return
         }
         let node = config.nodeID
-        gl.node.bus.takeAnalyticsBudget(user: user, ratePerSecond: config.analyticsRate, burst: config.analyticsBurst) { wait in
+        gl.node.analytics.takeAnalyticsBudget(user: user, ratePerSecond: config.analyticsRate, burst: config.analyticsBurst) { wait in
             gl.onLoop {
                 if let wait {
                     gl.metrics.analyticsDroppedUser.add()

@@ -24,6 +24,9 @@ public struct Config: Sendable {
     public var historySize = 1000
     /// Milliseconds a room's history lives after its last publish (`--history-ttl`; 0 = no expiry).
     public var historyTTLMs = 86_400_000
+    /// Milliseconds a publish's idempotency key (client `id`, HTTP `Idempotency-Key`) answers its first
+    /// offset (`--idempotency-window`; 0 = keys ignored).
+    public var idempotencyWindowMs = 120_000
     /// Redis reconnect backoff: milliseconds, ceiling of the first retry (full jitter, doubling per failure).
     public var redisBackoffBaseMs = 100
     /// Redis reconnect backoff: milliseconds, longest wait between attempts.
@@ -167,6 +170,8 @@ public struct Config: Sendable {
                apply: { c, v throws(Invalid) in c.historySize = try int(v, "history-size", 0...10_000_000) }, current: { "\($0.historySize)" }),
         Option(name: "history-ttl", kind: .duration, help: "a room's history is dropped this long after its last publish (0: never)",
                apply: { c, v throws(Invalid) in c.historyTTLMs = try duration(v, "history-ttl", in: 0...Int.max) }, current: { "\($0.historyTTLMs)ms" }),
+        Option(name: "idempotency-window", kind: .duration, help: "a publish retried with the same id (HTTP: Idempotency-Key) within this window is stored once and answers the first offset (0: off)",
+               apply: { c, v throws(Invalid) in c.idempotencyWindowMs = try duration(v, "idempotency-window", in: 0...86_400_000) }, current: { "\($0.idempotencyWindowMs)ms" }),
         Option(name: "max-message-size", kind: .size, help: "largest message a client may send (close 1009 above it)",
                apply: { c, v throws(Invalid) in c.maxMessageSize = try size(v, "max-message-size") }, current: { "\($0.maxMessageSize)B" }),
         Option(name: "max-fragments", kind: .int, help: "frames one message may span (close 1008 above it)",

@@ -219,7 +219,5 @@ final class LoopRoom {
         suspended.remove(ObjectIdentifier(c))
     }
 
-    private func isCovered(_ offset: StreamOffset, by floor: StreamOffset) -> Bool {
-        floor.epoch == offset.epoch && !offset.isAfter(floor)
-    }
+    private func isCovered(_ offset: StreamOffset, by floor: StreamOffset) -> Bool { offset.isCovered(by: floor) }
 }

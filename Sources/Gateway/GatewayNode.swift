@@ -13,7 +13,16 @@ import Synchronization
 public final class GatewayNode: @unchecked Sendable {
     public let config: Config
     public let logger: Logger
-    let bus: Bus
+    /// The cluster bus roles (rooms, presence, registry, analytics) and their lifecycle.
+    let services: ClusterServices
+    /// Rooms and history (publish, join, subscriptions).
+    var rooms: RoomBus { services.rooms }
+    /// Cluster-wide presence.
+    var presence: PresenceBus { services.presence }
+    /// Node registry and drain coordination.
+    var registry: NodeRegistry { services.registry }
+    /// Analytics budget and stream.
+    var analytics: AnalyticsBus { services.analytics }
     private(set) var hub: Hub!
     private(set) var loops: [GatewayLoop] = []
     private let accepting = Atomic<Bool>(false)
@@ -38,11 +47,12 @@ public final class GatewayNode: @unchecked Sendable {
     /// The node accepts new upgrades (false once shutdown started).
     var isAccepting: Bool { accepting.load(ordering: .relaxed) && !draining.load(ordering: .relaxed) }
 
-    /// Builds the node. `bus` defaults to a `LocalBus` (single node, no Redis).
-    public init(config: Config, logger: Logger, bus: Bus? = nil) {
+    /// Builds the node. `services` defaults to what the flags ask for: Redis with `--redis-url`, else the
+    /// in-process bus (`ClusterServices.local`, single node).
+    public init(config: Config, logger: Logger, services: ClusterServices? = nil) {
         self.config = config
         self.logger = logger
-        self.bus = bus ?? GatewayNode.makeDefaultBus(config: config, logger: logger)
+        self.services = services ?? GatewayNode.makeDefaultBus(config: config, logger: logger)
         self.auth = AuthService(config: config)
     }
 
@@ -80,8 +90,11 @@ public final class GatewayNode: @unchecked Sendable {
             for fd in listenFDs { close(fd) }
             throw error
         }
-        configureRedisBus(publicPort: listenFDs.first.map { Socket.localPort($0) } ?? config.port)
-        bus.start(delegate: hub)
+        configureRegistry(publicPort: listenFDs.first.map { Socket.localPort($0) } ?? config.port)
+        services.start(delegate: hub)
+        // Before any listener runs: /health answers as soon as loop 0 does, and a client told "healthy" must
+        // not get 503 "shutting down" because the other loops were still starting.
+        accepting.store(true, ordering: .relaxed)
         for (i, gl) in loops.enumerated() {
             gl.loop.start(name: "loop-\(i)")
             let fd = listenFDs[i]
@@ -99,7 +112,6 @@ public final class GatewayNode: @unchecked Sendable {
             }
             done.wait()
         }
-        accepting.store(true, ordering: .relaxed)
         var fields: [(String, LogValue)] = config.loggable.map { ($0.0, .string($0.1)) }
         fields.append(("bus", .string(config.redisURL == nil ? "local" : "redis")))
         logger.log(.info, "switchboard started", pairs: fields)
@@ -162,11 +174,11 @@ public final class GatewayNode: @unchecked Sendable {
             }
             switch action {
             case .announceDraining:
-                bus.announceDraining()
+                registry.announceDraining()
             case .requestSlot:
                 let got = DispatchSemaphore(value: 0)
                 let granted = Atomic<Bool>(false)
-                bus.acquireDrainSlot(maxDraining: config.maxDraining, ttlMilliseconds: config.drainDeadlineMs) { ok in
+                registry.acquireDrainSlot(maxDraining: config.maxDraining, ttlMilliseconds: config.drainDeadlineMs) { ok in
                     granted.store(ok, ordering: .relaxed)
                     got.signal()
                 }
@@ -189,7 +201,7 @@ public final class GatewayNode: @unchecked Sendable {
             case .stopBus:
                 remaining = openConnections()
                 let stopped = DispatchSemaphore(value: 0)
-                bus.shutdown { stopped.signal() }
+                services.shutdown { stopped.signal() }
                 let busBudget = Int(machine.deadline) - Int(monotonicMilliseconds()) - 200
                 _ = stopped.wait(timeout: .now() + .milliseconds(max(100, min(busBudget, 3000))))
             case .finished:
@@ -261,7 +273,7 @@ public final class GatewayNode: @unchecked Sendable {
         let phase = drainPhaseName.withLock { $0 }
         let json = "{\"status\":\"\(ok ? "ready" : "not_ready")\",\"node\":\(jsonString(config.nodeID)),\"accepting\":\(acc && !drain),\"draining\":\(drain),"
             + "\"drain_phase\":\"\(phase)\","
-            + "\"dependencies\":{\"bus\":{\"kind\":\"\(config.redisURL == nil ? "local" : "redis")\",\"status\":\"\(busUp ? "up" : "down")\"\(redisReadinessDetail)}}}"
+            + "\"dependencies\":{\"bus\":{\"kind\":\"\(config.redisURL == nil ? "local" : "redis")\",\"status\":\"\(busUp ? "up" : "down")\"\(busReadinessDetail)}}}"
         return (ok, Array(json.utf8))
     }
 

@@ -56,10 +56,10 @@ final class Hub: BusDelegate, @unchecked Sendable {
                 map[room] = after == 0 ? nil : s
                 return (before, after, userPresent)
             }
-            if before == 0 && after > 0 { node.bus.subscribe(room: room) }
-            if before > 0 && after == 0 { node.bus.unsubscribe(room: room) }
-            if before != after { node.bus.setPresence(room: room, localCount: after) }
-            if let user, let present = userPresent { node.bus.setPresenceUser(room: room, user: user, present: present) }
+            if before == 0 && after > 0 { node.rooms.subscribe(room: room) }
+            if before > 0 && after == 0 { node.rooms.unsubscribe(room: room) }
+            if before != after { node.presence.setPresence(room: room, localCount: after) }
+            if let user, let present = userPresent { node.presence.setPresenceUser(room: room, user: user, present: present) }
         }
     }
 

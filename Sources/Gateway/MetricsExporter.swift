@@ -7,21 +7,17 @@ extension GatewayNode {
     /// Prometheus text exposition format 0.0.4: `# HELP` and `# TYPE` for every family, `switchboard_` prefix,
     /// per-loop counters summed at scrape time.
     func metricsText() -> String {
-        var out = ""
-        func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-            for (labels, v) in samples {
-                let value = v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
-                out += "\(name)\(labels) \(value)\n"
-            }
+        var w = PrometheusWriter()
+        func family(_ name: String, _ kind: PrometheusWriter.Kind, _ help: String, _ samples: [(String, Double)]) {
+            w.family(name, kind, help, samples.map { (labels: $0.0, value: $0.1) })
         }
         func sum(_ f: (LoopMetrics) -> Counter) -> Double { Double(loops.reduce(0) { $0 + f($1.metrics).load() }) }
-        func counter(_ name: String, _ help: String, _ f: (LoopMetrics) -> Counter) { family(name, "counter", help, [("", sum(f))]) }
+        func counter(_ name: String, _ help: String, _ f: (LoopMetrics) -> Counter) { family(name, .counter, help, [("", sum(f))]) }
         func histogram(_ name: String, _ help: String, _ f: (LoopMetrics) -> LatencyHistogram) {
-            out += LatencyHistogram.exposition(name: name, help: help, loops.map { f($0.metrics) })
+            w.histogram(name, help, loops.map { f($0.metrics) })
         }
 
-        family("switchboard_connections_open", "gauge", "WebSocket connections currently open.", [("", sum { $0.connectionsOpen })])
+        family("switchboard_connections_open", .gauge, "WebSocket connections currently open.", [("", sum { $0.connectionsOpen })])
         counter("switchboard_connections_accepted_total", "TCP connections accepted on the public port.", { $0.connectionsAccepted })
         counter("switchboard_handshakes_completed_total", "WebSocket upgrades completed (101 sent).", { $0.handshakesCompleted })
         var closed: [(String, Double)] = []
@@ -29,24 +25,24 @@ extension GatewayNode {
             closed.append(("{code=\"\(code)\"}", Double(loops.reduce(0) { $0 + $1.metrics.closedByCode[i].load() })))
         }
         closed.append(("{code=\"other\"}", Double(loops.reduce(0) { $0 + $1.metrics.closedByCode[countedCloseCodes.count].load() })))
-        family("switchboard_connections_closed_total", "counter", "WebSocket connections closed, by close code (1006: no close frame).", closed)
+        family("switchboard_connections_closed_total", .counter, "WebSocket connections closed, by close code (1006: no close frame).", closed)
         var rejected: [(String, Double)] = []
         for (i, status) in (LoopMetrics.rejectedStatuses.map(String.init) + ["other"]).enumerated() {
             rejected.append(("{status=\"\(status)\"}", Double(loops.reduce(0) { $0 + $1.metrics.rejectedByStatus[i].load() })))
         }
-        family("switchboard_handshakes_rejected_total", "counter", "Upgrade requests answered with an HTTP error, by status.", rejected)
+        family("switchboard_handshakes_rejected_total", .counter, "Upgrade requests answered with an HTTP error, by status.", rejected)
         counter("switchboard_messages_in_total", "WebSocket data messages received from clients.", { $0.messagesIn })
         counter("switchboard_messages_out_total", "WebSocket data messages queued to clients.", { $0.messagesOut })
         counter("switchboard_bytes_in_total", "Bytes read from client sockets.", { $0.bytesIn })
         counter("switchboard_bytes_out_total", "Bytes written to client sockets.", { $0.bytesOut })
         counter("switchboard_room_joins_total", "Room joins.", { $0.roomJoins })
         counter("switchboard_room_leaves_total", "Room leaves (explicit or on close).", { $0.roomLeaves })
-        family("switchboard_rooms", "gauge", "Rooms with at least one member on this node.", [("", Double(hub.roomCount))])
-        family("switchboard_publishes_total", "counter", "Publishes accepted for the bus, by source.",
+        family("switchboard_rooms", .gauge, "Rooms with at least one member on this node.", [("", Double(hub.roomCount))])
+        family("switchboard_publishes_total", .counter, "Publishes accepted for the bus, by source.",
                [("{source=\"client\"}", sum { $0.publishesClient }), ("{source=\"api\"}", Double(apiPublishes.load()))])
         counter("switchboard_publish_errors_total", "Client publishes that failed (bus unavailable).", { $0.publishErrors })
         counter("switchboard_slow_consumer_closes_total", "Connections closed with 1008 because their outbound queue passed the high-water mark.", { $0.slowConsumerCloses })
-        family("switchboard_reaped_connections_total", "counter", "Connections closed by a deadline, by reason.",
+        family("switchboard_reaped_connections_total", .counter, "Connections closed by a deadline, by reason.",
                [("{reason=\"ping_timeout\"}", sum { $0.reapedPingTimeout }), ("{reason=\"handshake_timeout\"}", sum { $0.reapedHandshakeTimeout }),
                 ("{reason=\"close_timeout\"}", sum { $0.reapedCloseTimeout }), ("{reason=\"idle_timeout\"}", sum { $0.reapedIdleTimeout })])
         counter("switchboard_frame_rate_closes_total", "Connections closed with 1008 for exceeding --max-frame-rate.", { $0.frameRateCloses })
@@ -55,27 +51,27 @@ extension GatewayNode {
         counter("switchboard_envelope_errors_total", "Client frames answered with an error for malformed JSON or an unknown op.", { $0.envelopeErrors })
         histogram("switchboard_bus_publish_latency_seconds", "Client publish to the bus's answer (offset assigned).", { $0.busPublishLatency })
         histogram("switchboard_delivery_latency_seconds", "Bus accept (publisher's node wall clock) to fan-out on this node's loop: cross-node delivery latency.", { $0.deliveryLatency })
-        family("switchboard_outbound_queue_bytes", "gauge", "Bytes queued for clients and not yet written.", [("", sum { $0.outboundQueueBytes })])
-        family("switchboard_analytics_events_total", "counter", "Analytics events by outcome: accepted into the stream, or dropped by which budget.",
+        family("switchboard_outbound_queue_bytes", .gauge, "Bytes queued for clients and not yet written.", [("", sum { $0.outboundQueueBytes })])
+        family("switchboard_analytics_events_total", .counter, "Analytics events by outcome: accepted into the stream, or dropped by which budget.",
                [("{result=\"accepted\"}", sum { $0.analyticsAccepted }), ("{result=\"dropped_connection_rate\"}", sum { $0.analyticsDroppedConnection }),
                 ("{result=\"dropped_user_rate\"}", sum { $0.analyticsDroppedUser })])
         counter("switchboard_analytics_throttle_notices_total", "error throttled notices sent (at most one per connection per second).", { $0.analyticsNotices })
-        family("switchboard_bus_up", "gauge", "1 when the cluster bus is connected.", [("", hub.busState.load(ordering: .relaxed) ? 1 : 0)])
-        family("switchboard_ready", "gauge", "1 when /ready answers 200.", [("", readinessReport().0 ? 1 : 0)])
-        family("switchboard_draining", "gauge", "1 while the node drains (SIGTERM received).", [("", isDraining ? 1 : 0)])
-        family("switchboard_drain_phase", "gauge", "Drain progress: 0 serving, 1 waiting for a drain slot, 2 drain delay, 3 closing connections, 4 stopping.",
+        family("switchboard_bus_up", .gauge, "1 when the cluster bus is connected.", [("", hub.busState.load(ordering: .relaxed) ? 1 : 0)])
+        family("switchboard_ready", .gauge, "1 when /ready answers 200.", [("", readinessReport().0 ? 1 : 0)])
+        family("switchboard_draining", .gauge, "1 while the node drains (SIGTERM received).", [("", isDraining ? 1 : 0)])
+        family("switchboard_drain_phase", .gauge, "Drain progress: 0 serving, 1 waiting for a drain slot, 2 drain delay, 3 closing connections, 4 stopping.",
                [("", Double(drainPhase.load(ordering: .relaxed)))])
-        family("switchboard_drain_closed_total", "counter", "Connections told to reconnect and closed (1012) by the drain.",
+        family("switchboard_drain_closed_total", .counter, "Connections told to reconnect and closed (1012) by the drain.",
                [("", Double(drainClosed.load(ordering: .relaxed)))])
-        out += redisMetricsText()
-        out += authMetricsText()
+        registry.writeMetrics(to: &w)
+        writeAuthMetrics(to: &w)
         let proc = ProcessStats.read()
-        family("switchboard_process_resident_memory_bytes", "gauge", "Resident set size (/proc/self/statm).", [("", Double(proc.rssBytes))])
-        family("switchboard_process_open_fds", "gauge", "Open file descriptors (/proc/self/fd).", [("", Double(proc.openFDs))])
-        family("switchboard_process_cpu_seconds_total", "counter", "User and system CPU time (/proc/self/stat).", [("", proc.cpuSeconds)])
-        family("switchboard_process_start_time_seconds", "gauge", "Seconds since the node started.", [("", uptimeSeconds.rounded())])
-        family("switchboard_build_info", "gauge", "Build information.", [("{version=\"\(switchboardVersion)\",swift=\"6\"}", 1)])
-        return out
+        family("switchboard_process_resident_memory_bytes", .gauge, "Resident set size (/proc/self/statm).", [("", Double(proc.rssBytes))])
+        family("switchboard_process_open_fds", .gauge, "Open file descriptors (/proc/self/fd).", [("", Double(proc.openFDs))])
+        family("switchboard_process_cpu_seconds_total", .counter, "User and system CPU time (/proc/self/stat).", [("", proc.cpuSeconds)])
+        family("switchboard_process_start_time_seconds", .gauge, "Seconds since the node started.", [("", uptimeSeconds.rounded())])
+        family("switchboard_build_info", .gauge, "Build information.", [("{version=\"\(switchboardVersion)\",swift=\"6\"}", 1)])
+        return w.text
     }
 }
 

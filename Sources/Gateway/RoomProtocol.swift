@@ -57,7 +57,7 @@ extension Connection {
             publish(room: room, data: data, id: id)
         case .presence(let room):
             let loopRef = loop
-            loop.node.bus.presence(room: room) { result in
+            loop.node.presence.presence(room: room) { result in
                 loopRef.onLoop {
                     switch result {
                     case .success(let p): self.send(Envelope.presence(room: room, count: p.connections, users: p.users, id: frameID), class: .droppable)
@@ -93,7 +93,7 @@ extension Connection {
             // Idempotent: a repeated join is acknowledged again and changes nothing; with `since` it replays
             // nothing either, since a member already receives every message live (no duplicates).
             let loopRef = loop
-            loop.node.bus.join(room: room, since: nil) { result in
+            loop.node.rooms.join(room: room, since: nil) { result in
                 loopRef.onLoop {
                     guard case .success(let r) = result else { return }
                     self.send(Envelope.joined(room: room, offset: r.offset.description, recovered: false, id: id))
@@ -110,7 +110,7 @@ extension Connection {
     func subscribeAndReplay(room: String, since sinceOffset: StreamOffset?, id: JSONFragment?) {
         let loopRef = loop
         if sinceOffset != nil { loop.rooms[room]?.holdForResume(self) }
-        loop.node.bus.join(room: room, since: sinceOffset) { result in
+        loop.node.rooms.join(room: room, since: sinceOffset) { result in
             loopRef.onLoop {
                 guard self.phase == .open, self.roomSlots[room] != nil else { return }
                 switch result {
@@ -135,7 +135,9 @@ extension Connection {
         loop.metrics.publishesClient.add()
         let loopRef = loop
         let started = monotonicNanoseconds()
-        loop.node.bus.publish(room: room, data: data) { result in
+        // Retries of one `id` in this session are stored once (node id + session: sessions of two nodes differ).
+        let key = id.map { loop.node.config.nodeID + "/" + String(self.id, radix: 16) + ":" + String(decoding: $0.bytes, as: UTF8.self) }
+        loop.node.rooms.publish(room: room, data: data, idempotencyKey: key) { result in
             loopRef.onLoop {
                 loopRef.metrics.busPublishLatency.observe(nanoseconds: Int(monotonicNanoseconds() &- started))
                 switch result {
@@ -143,9 +145,7 @@ extension Connection {
                     if let id { self.send(Envelope.ack(id: id, offset: offset.description)) }
                 case .failure(let e):
                     self.loop.metrics.publishErrors.add()
-                    let why: String
-                    switch e { case .unavailable(let s), .invalid(let s): why = s }
-                    self.send(Envelope.error(.unavailable, message: "publish failed: \(why)", id: id))
+                    self.send(Envelope.error(e.errorCode, message: "publish failed: \(e.message)", id: id))
                 }
             }
         }

@@ -21,6 +21,11 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let forbidden = ErrorCode(rawValue: "forbidden")
     /// "unavailable": a dependency (Redis, history) is down; retry later.
     public static let unavailable = ErrorCode(rawValue: "unavailable")
+    /// "unknown": a publish was handed to the cluster bus but its answer was lost (e.g. Redis stalled and
+    /// the connection was dropped): it may or may not have been stored and delivered. Retrying with the same
+    /// `id` (HTTP: the same `Idempotency-Key`) within the idempotency window stores it at most once and
+    /// answers the first offset.
+    public static let unknown = ErrorCode(rawValue: "unknown")
     /// "too_many_rooms": joining would pass the per-connection room limit.
     public static let tooManyRooms = ErrorCode(rawValue: "too_many_rooms")
     /// "throttled": the connection sends faster than its rate limit; the op was dropped.

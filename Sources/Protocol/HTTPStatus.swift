@@ -39,6 +39,8 @@ public struct HTTPStatus: RawRepresentable, Hashable, Sendable, CustomStringConv
     public static let internalServerError = HTTPStatus(rawValue: 500)
     /// 503 Service Unavailable: draining, overloaded or a dependency is down (send `Retry-After`).
     public static let serviceUnavailable = HTTPStatus(rawValue: 503)
+    /// 504 Gateway Timeout: an upstream (Redis) took the request and its answer was lost; the outcome is unknown.
+    public static let gatewayTimeout = HTTPStatus(rawValue: 504)
 
     /// The standard reason phrase, e.g. "Not Found"; "Unknown" for codes not listed above.
     public var reasonPhrase: String {

@@ -108,7 +108,9 @@ package final class ClientConnection: StreamSocket, @unchecked Sendable {
     /// Lifecycle: `idle` → `connecting` → `handshaking` → `open` → `closed` (any state may go to `closed`).
     package enum State: UInt8 { case idle, connecting, handshaking, open, closed }
 
-    package var loop: ClientLoop { unsafeDowncast(context, to: ClientLoop.self) }
+    /// Held strongly (unlike the runtime's unowned context): a client may outlive its owner's reference to the
+    /// loop, e.g. a reset queued by `SwitchboardClient.deinit` that runs after the test dropped the loop.
+    package let loop: ClientLoop
     package private(set) weak var delegate: ClientConnectionDelegate?
     /// The owner's index for this connection (e.g. member number).
     package let tag: Int
@@ -126,6 +128,7 @@ package final class ClientConnection: StreamSocket, @unchecked Sendable {
 
     /// A connection on `loop` reporting to `delegate` (held `weak`), labelled `tag`. Loop thread.
     package init(loop: ClientLoop, delegate: ClientConnectionDelegate, tag: Int = 0) {
+        self.loop = loop
         self.delegate = delegate
         self.tag = tag
         super.init(context: loop, fd: -1)

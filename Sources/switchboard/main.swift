@@ -27,7 +27,7 @@ if let cpu = config.pinCPU, clinux_pin_to_cpu(Int32(cpu)) != 0 {
 }
 let logger = Logger(level: config.logLevel, node: config.nodeID)
 GatewayNode.blockSignals()
-let node = GatewayNode(config: config, logger: logger, bus: nil)
+let node = GatewayNode(config: config, logger: logger, services: nil)
 do {
     try node.start()
 } catch {

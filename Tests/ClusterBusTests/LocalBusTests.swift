@@ -5,22 +5,22 @@ import Runtime
 import Synchronization
 import Testing
 
-/// `LocalBus` history expiry: resume semantics and memory that follows the rooms in use.
+/// `LocalRooms` history expiry: resume semantics and memory that follows the rooms in use.
 @Suite struct LocalBusTests {
-    func publish(_ bus: LocalBus, _ room: String, _ data: String) -> StreamOffset? {
+    func publish(_ bus: LocalRooms, _ room: String, _ data: String) -> StreamOffset? {
         let box = Mutex<StreamOffset?>(nil)
-        bus.publish(room: room, data: JSONFragment(data)) { r in box.withLock { $0 = try? r.get() } }
+        bus.publish(room: room, data: JSONFragment(data), idempotencyKey: nil) { r in box.withLock { $0 = try? r.get() } }
         return box.withLock { $0 }
     }
 
-    func join(_ bus: LocalBus, _ room: String, since: StreamOffset?) -> JoinResult? {
+    func join(_ bus: LocalRooms, _ room: String, since: StreamOffset?) -> JoinResult? {
         let box = Mutex<JoinResult?>(nil)
         bus.join(room: room, since: since) { r in box.withLock { $0 = try? r.get() } }
         return box.withLock { $0 }
     }
 
     @Test func expiredRoomsNobodyIsInAreForgottenAndOldOffsetsAreNotRecovered() throws {
-        let bus = LocalBus(historySize: 10, historyTTLMilliseconds: 200)
+        let bus = LocalRooms(historySize: 10, historyTTLMilliseconds: 200)
         let first = try #require(publish(bus, "kept", "1"))
         _ = publish(bus, "kept", "2")
         for i in 0..<100 { _ = publish(bus, "room-\(i)", "\(i)") }
@@ -41,7 +41,7 @@ import Testing
     }
 
     @Test func withoutATTLHistoriesStay() throws {
-        let bus = LocalBus(historySize: 10, historyTTLMilliseconds: 0)
+        let bus = LocalRooms(historySize: 10, historyTTLMilliseconds: 0)
         let first = try #require(publish(bus, "r", "1"))
         _ = publish(bus, "r", "2")
         usleep(300_000)

@@ -47,7 +47,7 @@ import Testing
         let port = try freeTCPPort()
         let (bus, _, loop) = try makeBus(port: port, prefix: "u1:")
         defer { loop.stop() }
-        let result = sync { done in bus.publish(room: "r", data: JSONFragment("1")) { done($0) } }
+        let result = sync { done in bus.publish(room: "r", data: JSONFragment("1"), idempotencyKey: nil) { done($0) } }
         guard case .failure(.unavailable)? = result else {
             Issue.record("expected unavailable, got \(String(describing: result))")
             return
@@ -79,7 +79,7 @@ import Testing
         #expect(j.offset.sequence == 0 && j.offset.milliseconds == 0, "an empty history starts at 0-0")
         var offsets: [StreamOffset] = []
         for i in 0..<5 {
-            let r = sync { done in bus.publish(room: "r", data: JSONFragment("{\"i\":\(i)}")) { done($0) } }
+            let r = sync { done in bus.publish(room: "r", data: JSONFragment("{\"i\":\(i)}"), idempotencyKey: nil) { done($0) } }
             guard case .success(let o)? = r else { Issue.record("publish failed"); return }
             #expect(o.epoch == j.offset.epoch, "the join created the history's epoch")
             offsets.append(o)

@@ -5,7 +5,7 @@ import Testing
     @Test func rawValues() {
         let expected: [(ErrorCode, String)] = [
             (.badRequest, "bad_request"), (.unknownOp, "unknown_op"), (.invalidRoom, "invalid_room"), (.notJoined, "not_joined"),
-            (.forbidden, "forbidden"), (.unavailable, "unavailable"), (.tooManyRooms, "too_many_rooms"), (.throttled, "throttled"),
+            (.forbidden, "forbidden"), (.unavailable, "unavailable"), (.unknown, "unknown"), (.tooManyRooms, "too_many_rooms"), (.throttled, "throttled"),
             (.tokenExpired, "token_expired"), (.unauthorized, "unauthorized"), (.internal, "internal"),
         ]
         for (code, raw) in expected { #expect(code.rawValue == raw && code.description == raw) }

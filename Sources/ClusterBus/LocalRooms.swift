@@ -3,16 +3,20 @@ import Protocol
 import Runtime
 import Synchronization
 
-/// The in-process bus for a single node (the embedded default when no `--redis-url` is given).
+/// The in-process rooms and history of a single node (the embedded default when no `--redis-url` is
+/// given); also the lifecycle of `ClusterServices.local`.
 ///
-/// Same contract as `RedisBus`: offsets with an epoch (random per process, since the history lives in
-/// memory), a bounded per-room history (`historySize` messages) for resume, presence counts and publish.
-/// A room's offsets also carry the room instance's creation stamp (their entry-ID milliseconds), so a
-/// history that expired (`historyTTLMilliseconds` after the last publish) and started again can never be
-/// taken for a continuation of the old one.
+/// Same contract as `RedisBus` (one contract test runs against both): offsets with an epoch (random per
+/// process, since the history lives in memory), a bounded per-room history (`historySize` messages) for
+/// resume, and idempotent publishes within a window. A room's offsets also carry the room instance's
+/// creation stamp (their entry-ID milliseconds), so a history that expired (`historyTTLMilliseconds` after
+/// the last publish, or after its creation when nothing was published) and started again can never be
+/// taken for a continuation of the old one. A room instance lives until it expires, whether or not anyone
+/// is in it, exactly as the Redis stream a join creates does: an offset taken in an empty room stays
+/// valid after its members leave.
 /// Delivery happens inside the publish lock so concurrent publishers on different loops are seen by every
 /// member in one offset order.
-public final class LocalBus: Bus, @unchecked Sendable {
+public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
     // A class so the history ring is mutated in place (a struct copied out of the dictionary would copy it).
     private final class Room {
         /// Offset milliseconds of this room instance: unique per instance within the process.
@@ -21,8 +25,6 @@ public final class LocalBus: Bus, @unchecked Sendable {
         var history: [BusMessage] = []
         var historyStart = 0   // ring start index once history is full
         var subscribed = false
-        var members = 0
-        var users: Set<String> = []
         /// Monotonic ms of the last publish (or of creation): the history expires a TTL after it.
         var lastActivity: UInt64
 
@@ -36,6 +38,7 @@ public final class LocalBus: Bus, @unchecked Sendable {
         var rooms: [String: Room] = [:]
         var lastStamp: UInt64 = 0
         var lastSweep: UInt64 = 0
+        var idempotency: IdempotencyWindow
     }
 
     private func isExpired(_ r: Room, now: UInt64) -> Bool {
@@ -47,21 +50,17 @@ public final class LocalBus: Bus, @unchecked Sendable {
         if let r = state.rooms[name], !isExpired(r, now: now) { return r }
         state.lastStamp = max(wallClockMilliseconds(), state.lastStamp + 1)
         let r = Room(stamp: state.lastStamp, now: now)
-        if let old = state.rooms[name] {
-            r.subscribed = old.subscribed
-            r.members = old.members
-            r.users = old.users
-        }
+        if let old = state.rooms[name] { r.subscribed = old.subscribed }
         state.rooms[name] = r
         return r
     }
 
-    /// Forgets rooms nobody is in whose history expired; at most every quarter TTL (1 s at least), so the
-    /// walk over all rooms costs little per publish.
+    /// Forgets rooms nobody on this node subscribes whose history expired; at most every quarter TTL (1 s at
+    /// least), so the walk over all rooms costs little per call.
     private func sweep(_ state: inout State, now: UInt64) {
         guard historyTTL > 0, now &- state.lastSweep >= UInt64(max(1000, historyTTL / 4)) else { return }
         state.lastSweep = now
-        state.rooms = state.rooms.filter { _, r in r.subscribed || r.members > 0 || !isExpired(r, now: now) }
+        state.rooms = state.rooms.filter { _, r in r.subscribed || !isExpired(r, now: now) }
     }
 
     private func offset(_ r: Room, sequence: UInt64) -> StreamOffset {
@@ -71,7 +70,7 @@ public final class LocalBus: Bus, @unchecked Sendable {
     /// Rooms held in memory (tests: expired rooms nobody is in are forgotten).
     var roomCount: Int { lock.withLock { $0.rooms.count } }
 
-    private let lock = Mutex(State())
+    private let lock: Mutex<State>
     private let epoch: String
     private let historySize: Int
     private let historyTTL: Int
@@ -82,11 +81,16 @@ public final class LocalBus: Bus, @unchecked Sendable {
     ///   - historyTTLMilliseconds: a room's history is dropped this long after its last publish (default 24 h;
     ///     0 keeps it while the process runs). Rooms nobody is in are then forgotten, so memory follows the
     ///     rooms in use, not every room ever published to.
-    public init(historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000) {
+    ///   - idempotencyWindowMilliseconds: how long a publish's idempotency key answers its first offset
+    ///     (default 2 min; 0 ignores keys). At most 100,000 keys are held; the oldest go first.
+    public init(historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000, idempotencyWindowMilliseconds: Int = 120_000) {
         self.historySize = max(0, historySize)
         self.historyTTL = max(0, historyTTLMilliseconds)
         self.epoch = String(UInt32.random(in: 1...UInt32.max), radix: 16)
+        self.lock = Mutex(State(idempotency: IdempotencyWindow(windowMilliseconds: idempotencyWindowMilliseconds)))
     }
+
+    // MARK: BusLifecycle
 
     public func start(delegate: BusDelegate) {
         delegateBox.withLock { $0 = delegate }
@@ -100,23 +104,29 @@ public final class LocalBus: Bus, @unchecked Sendable {
 
     public var state: BusState { .up }
 
+    // MARK: RoomBus
+
     public func subscribe(room: String) {
         let now = monotonicMilliseconds()
         lock.withLock { self.room(&$0, room, now: now).subscribed = true }
     }
 
     public func unsubscribe(room: String) {
-        lock.withLock { state in
-            state.rooms[room]?.subscribed = false
-            if let r = state.rooms[room], r.members == 0, r.history.isEmpty { state.rooms[room] = nil }
-        }
+        // The room instance stays until it expires (its offsets must stay valid for a later resume).
+        lock.withLock { $0.rooms[room]?.subscribed = false }
     }
 
-    public func publish(room: String, data: JSONFragment, completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void) {
+    public func publish(room: String, data: JSONFragment, idempotencyKey: String?,
+                        completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void) {
+        if let key = idempotencyKey, key.utf8.count > maxIdempotencyKeyBytes {
+            completion(.failure(.invalid("idempotency key longer than \(maxIdempotencyKeyBytes) bytes")))
+            return
+        }
         let delegate = delegateBox.withLock { $0 }
         let wallNow = wallClockMilliseconds()
         let now = monotonicMilliseconds()
         let offset: StreamOffset = lock.withLock { state in
+            if let key = idempotencyKey, let first = state.idempotency.lookup(room: room, key: key, now: now) { return first }
             sweep(&state, now: now)
             let r = self.room(&state, room, now: now)
             r.lastActivity = now
@@ -131,6 +141,7 @@ public final class LocalBus: Bus, @unchecked Sendable {
                     r.historyStart = (r.historyStart + 1) % historySize
                 }
             }
+            if let key = idempotencyKey { state.idempotency.store(room: room, key: key, offset: offset, now: now) }
             // Inside the lock: the hub enqueues to loop task queues, which keeps one order per room.
             if r.subscribed { delegate?.busDeliver(message) }
             return offset
@@ -141,6 +152,7 @@ public final class LocalBus: Bus, @unchecked Sendable {
     public func join(room: String, since: StreamOffset?, completion: @escaping @Sendable (Result<JoinResult, BusError>) -> Void) {
         let now = monotonicMilliseconds()
         let result: JoinResult = lock.withLock { state in
+            sweep(&state, now: now)
             // Created here when new, so the offset a join returns stays valid for the first publish.
             let r = self.room(&state, room, now: now)
             let latest = offset(r, sequence: r.nextSequence)
@@ -156,73 +168,5 @@ public final class LocalBus: Bus, @unchecked Sendable {
             return JoinResult(offset: latest, recovered: true, replay: ordered.filter { $0.offset.sequence > since.sequence })
         }
         completion(.success(result))
-    }
-
-    // MARK: Analytics: per-user buckets on this node, events in a bounded in-memory ring.
-
-    private struct AnalyticsState {
-        var buckets: [String: TokenBucket] = [:]
-        var ring: [AnalyticsEvent] = []
-        var ringStart = 0
-    }
-    private let analytics = Mutex(AnalyticsState())
-
-    public func takeAnalyticsBudget(user: String, ratePerSecond: Double, burst: Int, completion: @escaping @Sendable (Int?) -> Void) {
-        let now = wallClockMilliseconds()
-        let wait: Int? = analytics.withLock { a in
-            var b = a.buckets[user] ?? TokenBucket(ratePerSecond: ratePerSecond, burst: burst, now: now)
-            let r = b.take(now: now)
-            a.buckets[user] = b
-            // Bound the map: forget full buckets (they behave like new ones) when it grows large.
-            if a.buckets.count > 100_000 { a.buckets = a.buckets.filter { $0.key == user } }
-            return r
-        }
-        completion(wait)
-    }
-
-    public func appendAnalytics(_ events: [AnalyticsEvent], maxLength: Int) {
-        let cap = max(1, maxLength)
-        analytics.withLock { a in
-            for e in events {
-                if a.ring.count < cap {
-                    a.ring.append(e)
-                } else {
-                    a.ring[a.ringStart] = e
-                    a.ringStart = (a.ringStart + 1) % a.ring.count
-                }
-            }
-        }
-    }
-
-    public func recentAnalytics(count: Int, completion: @escaping @Sendable ([AnalyticsEvent]) -> Void) {
-        let events: [AnalyticsEvent] = analytics.withLock { a in
-            let ordered = Array(a.ring[a.ringStart...] + a.ring[..<a.ringStart])
-            return Array(ordered.suffix(max(0, count)))
-        }
-        completion(events)
-    }
-
-    public func setPresence(room: String, localCount: Int) {
-        let now = monotonicMilliseconds()
-        lock.withLock { state in
-            let r = self.room(&state, room, now: now)
-            r.members = localCount
-            if localCount == 0 { r.users = [] }
-            if localCount == 0, !r.subscribed, r.history.isEmpty { state.rooms[room] = nil }
-        }
-    }
-
-    public func setPresenceUser(room: String, user: String, present: Bool) {
-        lock.withLock { state in
-            guard let r = state.rooms[room] else { return }
-            if present { r.users.insert(user) } else { r.users.remove(user) }
-        }
-    }
-
-    public func presence(room: String, completion: @escaping @Sendable (Result<PresenceCount, BusError>) -> Void) {
-        let n = lock.withLock { state in
-            PresenceCount(connections: state.rooms[room]?.members ?? 0, users: state.rooms[room]?.users.count ?? 0)
-        }
-        completion(.success(n))
     }
 }
