@@ -2,22 +2,33 @@
 # Builds the Protocol fuzzer with libFuzzer + AddressSanitizer and runs it.
 #   Fuzz/run.sh                 200,000 runs (FUZZ_RUNS overrides), corpus in $FUZZ_CORPUS or a temp dir
 #   FUZZ_RUNS=0 Fuzz/run.sh     build only
+#   FUZZ_TARGET=socketio Fuzz/run.sh   the Engine.IO / Socket.IO target (Fuzz/FuzzSocketIO.swift, seeds in Fuzz/corpus-socketio)
 # Extra arguments are passed to libFuzzer (e.g. -max_len=4096, a crash file to reproduce).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${FUZZ_OUT:-$(mktemp -d /tmp/fuzz-protocol.XXXXXX)}
 mkdir -p "$out"
-bin="$out/fuzz-protocol"
+target=${FUZZ_TARGET:-protocol}
+case "$target" in
+    protocol) entry="$root/Fuzz/FuzzProtocol.swift" ;;
+    socketio) entry="$root/Fuzz/FuzzSocketIO.swift" ;;
+    *) echo "FUZZ_TARGET must be protocol or socketio" >&2; exit 2 ;;
+esac
+bin="$out/fuzz-$target"
 
 swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name Fuzz -use-ld=lld \
     -I "$root/Sources/COpenSSL" \
-    "$root"/Sources/Protocol/*.swift "$root/Fuzz/FuzzProtocol.swift" \
+    "$root"/Sources/Protocol/*.swift "$entry" \
     -lssl -lcrypto -o "$bin"
 
 runs=${FUZZ_RUNS:-200000}
 [ "$runs" = 0 ] && { echo "built $bin"; exit 0; }
 corpus=${FUZZ_CORPUS:-$out/corpus}
 mkdir -p "$corpus"
+if [ "$target" = socketio ]; then
+    cp "$root"/Fuzz/corpus-socketio/* "$corpus"/
+    exec "$bin" -runs="$runs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$@" "$corpus"
+fi
 # Seeds: an upgrade request with pipelined frames, a fragmented masked message, a JSON op.
 printf 'GET /ws?t=1 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58' > "$corpus/seed-upgrade"
 printf '\x01\x83\x00\x00\x00\x00Hel\x89\x80\x00\x00\x00\x00\x80\x82\x00\x00\x00\x00lo\x88\x82\x00\x00\x00\x00\x03\xe8' > "$corpus/seed-frames"

@@ -37,6 +37,13 @@ else
   tail -40 /tmp/switchboard-fuzz.log; echo "fuzzer found a crash or failed to build (log: /tmp/switchboard-fuzz.log)"; exit 1
 fi
 
+echo "== fuzz: Engine.IO / Socket.IO parsers and session machine (FUZZ_TARGET=socketio Fuzz/run.sh)"
+if FUZZ_TARGET=socketio FUZZ_RUNS="${FUZZ_RUNS:-50000}" bash Fuzz/run.sh > /tmp/switchboard-fuzz-socketio.log 2>&1; then
+  grep -E "^Done [0-9]+ runs" /tmp/switchboard-fuzz-socketio.log || true
+else
+  tail -40 /tmp/switchboard-fuzz-socketio.log; echo "fuzzer found a crash or failed to build (log: /tmp/switchboard-fuzz-socketio.log)"; exit 1
+fi
+
 echo "== Autobahn|Testsuite (groups 1-7, 10) against --echo-path"
 wstest="${AUTOBAHN_VENV:-$HOME/.cache/autobahn-venv}/bin/wstest"
 if [[ -x "$wstest" && -x "$SWITCHBOARD_SHARED/tools/autobahn/run.sh" ]]; then
