@@ -26,6 +26,9 @@ public enum SocketIOError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidPayload(String)
     /// An event named like one the Socket.IO API reserves (`connect`, `disconnect`, …); the name.
     case reservedEventName(String)
+    /// A BINARY_EVENT / BINARY_ACK whose `{"_placeholder":true,"num":N}` objects do not name each
+    /// of its `attachments` exactly once (N from 0 to attachments - 1).
+    case placeholderMismatch(attachments: Int)
     /// A text packet that is not valid UTF-8.
     case invalidUTF8
     /// A text packet arrived while `remaining` binary attachments of a BINARY_EVENT / BINARY_ACK were still due.
@@ -46,6 +49,7 @@ public enum SocketIOError: Error, Equatable, Sendable, CustomStringConvertible {
         case .missingAckID: "ACK without an id"
         case .invalidPayload(let reason): reason
         case .reservedEventName(let name): "reserved event name '\(name.prefix(64))'"
+        case .placeholderMismatch(let n): "the placeholders do not name attachments 0..<\(n) once each"
         case .invalidUTF8: "invalid UTF-8"
         case .expectedAttachment(let n): "text packet while \(n) binary attachment(s) were due"
         case .unexpectedAttachment: "binary message without a binary packet waiting for it"
@@ -65,6 +69,7 @@ public enum SocketIOError: Error, Equatable, Sendable, CustomStringConvertible {
         case .missingAckID: "missing_ack_id"
         case .invalidPayload: "invalid_payload"
         case .reservedEventName: "reserved_event_name"
+        case .placeholderMismatch: "placeholder_mismatch"
         case .invalidUTF8: "invalid_utf8"
         case .expectedAttachment: "expected_attachment"
         case .unexpectedAttachment: "unexpected_attachment"

@@ -171,6 +171,30 @@ public struct SocketIOPacket: Equatable, Sendable {
         case .connectError:
             throw .serverOnlyPacket
         }
+        if attachments > 0 {
+            // Binary packets only (rare, at most maxPayload bytes): the one place a tree is built,
+            // to check that the header's count matches what the arguments reference.
+            var nums: [Int] = []
+            guard let tree = JSONValue.parse(body), Self.collectPlaceholders(tree, into: &nums, limit: attachments),
+                  nums.sorted() == Array(0..<attachments) else {
+                throw .placeholderMismatch(attachments: attachments)
+            }
+        }
+    }
+
+    /// Appends the `num` of every `{"_placeholder":true,"num":N}` in `value`; false as soon as
+    /// there are more than `limit` or one is malformed.
+    private static func collectPlaceholders(_ value: Any, into nums: inout [Int], limit: Int) -> Bool {
+        if let array = value as? [Any] {
+            return array.allSatisfy { collectPlaceholders($0, into: &nums, limit: limit) }
+        }
+        guard let object = value as? [String: Any] else { return true }
+        if let flag = object["_placeholder"], case .bool(true) = JSONValue(flag) {
+            guard let numValue = object["num"], let num = JSONValue(numValue).int, nums.count < limit else { return false }
+            nums.append(num)
+            return true
+        }
+        return object.values.allSatisfy { collectPlaceholders($0, into: &nums, limit: limit) }
     }
 
     /// As ``decode(_:limits:)`` for bytes in an array.

@@ -105,6 +105,19 @@ import Testing
         #expect(error(#"53-["ev"]"#, limits: SocketIOLimits(maxAttachments: 2)) == .invalidAttachmentCount(limit: 2))
     }
 
+    @Test func placeholdersMustMatchTheAttachmentCount() throws {
+        let p0 = #"{"_placeholder":true,"num":0}"#, p1 = #"{"_placeholder":true,"num":1}"#
+        #expect(try decode(#"52-["ev",{"nested":[%P1]},%P0]"#.replacingOccurrences(of: "%P0", with: p0).replacingOccurrences(of: "%P1", with: p1)).attachments == 2)
+        for bad in [#"51-["ev"]"#, #"51-["ev",1]"#, "52-[\"ev\",\(p0)]", "51-[\"ev\",\(p0),\(p0)]", "52-[\"ev\",\(p0),\(p0)]",
+                    #"51-["ev",{"_placeholder":true,"num":1}]"#, #"51-["ev",{"_placeholder":true,"num":"0"}]"#, #"51-["ev",{"_placeholder":true}]"#,
+                    #"51-3[]"#.replacingOccurrences(of: "5", with: "6")] {
+            #expect(error(bad) == .placeholderMismatch(attachments: bad.contains("2-") ? 2 : 1), "\(bad)")
+        }
+        // A placeholder-looking object with _placeholder false is plain data.
+        #expect(error(#"51-["ev",{"_placeholder":false,"num":0}]"#) == .placeholderMismatch(attachments: 1))
+        #expect(try decode(#"2["ev",{"_placeholder":true,"num":0}]"#).attachments == 0)  // text packets are not checked
+    }
+
     @Test func namespaces() {
         #expect(error("0/" + String(repeating: "a", count: 300) + ",") == .invalidNamespace(limit: 256))
         #expect(error("0/a\u{1}b,") == .invalidNamespace(limit: 256))
@@ -157,7 +170,7 @@ extension SocketIOPacket {
 
     @Test func attachmentCountMismatch() throws {
         var early = SocketIOBinaryAssembler()
-        _ = try early.receive(text: Array(#"52-["up",1]"#.utf8))
+        _ = try early.receive(text: Array(#"52-["up",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#.utf8))
         _ = try early.receive(binary: [1])
         #expect(throws: SocketIOError.expectedAttachment(remaining: 1)) { try early.receive(text: Array(#"2["x"]"#.utf8)) }
 

@@ -238,7 +238,7 @@ private struct Harness {
         #expect(h.session.receive(binaryFrame: [1], now: 0) == [.close(.socketIOError(.unexpectedAttachment))])
         var m = Harness()
         m.connect("/")
-        _ = m.send(#"452-["upload",1,2]"#)
+        _ = m.send(#"452-["upload",[{"_placeholder":true,"num":1}],{"b":{"_placeholder":true,"num":0}}]"#)
         _ = m.session.receive(binaryFrame: [1], now: 0)
         #expect(m.send(#"42["x"]"#) == [.close(.socketIOError(.expectedAttachment(remaining: 1)))])
     }
