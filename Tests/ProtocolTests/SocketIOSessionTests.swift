@@ -320,3 +320,26 @@ private struct Harness {
         #expect(h.session.emit(namespace: "/", event: "a", arguments: [], expectingAck: true).ackID == 2)
     }
 }
+
+@Suite struct SocketIOWireTests {
+    // C35 step 2 exactly as on the wire: a masked text frame `81 92 00000000` + `40{"token":"good"}`.
+    @Test func c35Step2FrameThroughTheReaderIntoTheSession() throws {
+        let frame = hex("81 92 00000000 34307b22746f6b656e223a22676f6f64227d")
+        for pieces in allSplits(frame) {
+            let (outcome, _) = feed(pieces)
+            #expect(outcome.error == nil)
+            guard case .text(let text)? = outcome.events.first, outcome.events.count == 1 else {
+                Issue.record("\(outcome)")
+                continue
+            }
+            var session = SocketIOSession(sid: "e", transport: .websocket)
+            _ = session.start(now: 0)
+            #expect(session.receive(text: Array(text.utf8), now: 0) == [.authenticate(namespace: "/", auth: JSONFragment(#"{"token":"good"}"#), recovery: nil)])
+            let answer = session.connectResult(namespace: "/", .accepted(socketID: "s1", pid: nil))
+            guard case .send(let packet)? = answer.first else { Issue.record("\(answer)"); continue }
+            // The server frame a gateway writes: unmasked text `40{"sid":"s1"}`.
+            let payload = packet.webSocketFrame.payload
+            #expect(FrameEncoder.frame(opcode: .text, payload: payload, fin: true, maskingKey: nil) == hex("81 0e") + Array(#"40{"sid":"s1"}"#.utf8))
+        }
+    }
+}
