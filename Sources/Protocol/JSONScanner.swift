@@ -27,20 +27,26 @@ struct JSONScanner {
     }
 
     /// The ranges of the elements of the top-level array in `bytes` (whitespace trimmed), nil when
-    /// `bytes` is not one valid JSON array.
+    /// `bytes` is not one valid JSON array. One pass: each element is validated as it is delimited.
     static func arrayElements(_ bytes: UnsafeRawBufferPointer) -> [Range<Int>]? {
-        guard let (kind, range) = scan(bytes), kind == .array else { return nil }
+        var i = skipSpace(bytes, 0)
+        guard i < bytes.count, bytes[i] == UInt8(ascii: "[") else { return nil }
         var elements: [Range<Int>] = []
-        var i = skipSpace(bytes, range.lowerBound + 1)
-        if bytes[i] == UInt8(ascii: "]") { return elements }
-        while true {
-            // The whole array was validated above, so each element scan succeeds.
-            guard let end = value(bytes, i) else { return nil }
-            elements.append(i..<end)
-            i = skipSpace(bytes, end)
-            if bytes[i] == UInt8(ascii: "]") { return elements }
-            i = skipSpace(bytes, i + 1)  // past ','
+        i = skipSpace(bytes, i + 1)
+        guard i < bytes.count else { return nil }
+        if bytes[i] != UInt8(ascii: "]") {
+            while true {
+                // Elements sit one level down, so they get one level less of nesting.
+                guard let end = value(bytes, i, maxDepth: maxDepth - 1) else { return nil }
+                elements.append(i..<end)
+                i = skipSpace(bytes, end)
+                guard i < bytes.count else { return nil }
+                if bytes[i] == UInt8(ascii: "]") { break }
+                guard bytes[i] == UInt8(ascii: ",") else { return nil }
+                i = skipSpace(bytes, i + 1)
+            }
         }
+        return skipSpace(bytes, i + 1) == bytes.count ? elements : nil
     }
 
     static func kind(of first: UInt8) -> Kind? {
@@ -62,7 +68,7 @@ struct JSONScanner {
 
     /// The end of the value starting at `start`, nil when there is none. Containers are tracked
     /// with a bit stack (1 = object) so the scan is iterative.
-    private static func value(_ b: UnsafeRawBufferPointer, _ start: Int) -> Int? {
+    private static func value(_ b: UnsafeRawBufferPointer, _ start: Int, maxDepth: Int = JSONScanner.maxDepth) -> Int? {
         var stack: UInt64 = 0  // bit d set: the container at depth d+1 is an object
         var depth = 0
         var i = start

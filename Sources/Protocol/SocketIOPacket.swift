@@ -150,7 +150,10 @@ public struct SocketIOPacket: Equatable, Sendable {
             case .connectError: throw .serverOnlyPacket
             }
         }
-        guard let (kind, _) = JSONScanner.scan(body) else { throw .invalidPayload("payload is not valid JSON") }
+        // Arrays are validated while split into elements; other shapes by one scan (only to name the error).
+        let elements = JSONScanner.arrayElements(body)
+        let kind = elements != nil ? .array : JSONScanner.scan(body)?.kind
+        guard let kind else { throw .invalidPayload("payload is not valid JSON") }
         payload = JSONFragment(bytes: Array(body))
         switch type {
         case .connect:
@@ -158,15 +161,14 @@ public struct SocketIOPacket: Equatable, Sendable {
         case .disconnect:
             throw .invalidPayload("DISCONNECT takes no payload")
         case .event, .binaryEvent:
-            guard kind == .array, let elements = JSONScanner.arrayElements(body), let nameRange = elements.first,
-                  let name = JSONScanner.decodeString(body, nameRange) else {
+            guard let elements, let nameRange = elements.first, let name = JSONScanner.decodeString(body, nameRange) else {
                 throw .invalidPayload("EVENT payload must be an array starting with the event name")
             }
             if Self.reservedEventNames.contains(name) { throw .reservedEventName(name) }
             eventName = name
             arguments = elements.dropFirst().map { JSONFragment(bytes: Array(UnsafeRawBufferPointer(rebasing: body[$0]))) }
         case .ack, .binaryAck:
-            guard kind == .array, let elements = JSONScanner.arrayElements(body) else { throw .invalidPayload("ACK payload must be an array") }
+            guard let elements else { throw .invalidPayload("ACK payload must be an array") }
             arguments = elements.map { JSONFragment(bytes: Array(UnsafeRawBufferPointer(rebasing: body[$0]))) }
         case .connectError:
             throw .serverOnlyPacket

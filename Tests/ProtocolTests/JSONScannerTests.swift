@@ -34,6 +34,9 @@ import Testing
         let deep = String(repeating: "[", count: JSONScanner.maxDepth + 1) + String(repeating: "]", count: JSONScanner.maxDepth + 1)
         #expect(scan(ok) == .array)
         #expect(scan(deep) == nil)
+        // Splitting an array applies the same bound as scanning it.
+        #expect(withBytes(ok) { JSONScanner.arrayElements($0)?.count } == 1)
+        #expect(withBytes(deep) { JSONScanner.arrayElements($0) } == nil)
         // Hostile depth fails fast without recursion.
         #expect(scan(String(repeating: "[", count: 1_000_000)) == nil)
     }
@@ -44,6 +47,9 @@ import Testing
         #expect(elements(" [ null ] ") == ["null"])
         #expect(elements(#"{"a":1}"#) == nil)
         #expect(elements("[1,]") == nil)
+        for bad in ["", "[", " [ ", "[1", "[1 2]", "[1]x", "[1],", "[,]", "[1,,2]", "[\"a\"", "[{]", "]"] {
+            #expect(elements(bad) == nil, "\(bad.debugDescription)")
+        }
     }
 
     @Test func decodesStrings() {
