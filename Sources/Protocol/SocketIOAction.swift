@@ -6,9 +6,10 @@ public enum SocketIOAction: Equatable, Sendable {
     /// Send this packet on the WebSocket that is probing an upgrade (`3probe`).
     case sendOnProbe(EngineIOPacket)
     /// The probed WebSocket is now the active transport: move packets queued for polling onto
-    /// it, in order, and stop serving polls for this sid (they get "Session ID unknown"... or 400).
+    /// it, in order, and stop serving polls for this sid (answer them 400, code 3, as the
+    /// reference server does after an upgrade).
     case upgraded
-    /// Check the CONNECT of `namespace` (auth payload as sent, `{}`-less when absent) through the
+    /// Check the CONNECT of `namespace` (`auth`: the payload object as sent, nil when there was none) through the
     /// JWT / auth-backend path, then call ``SocketIOSession/connectResult(namespace:_:)``.
     /// `recovery` is set when the client asks to recover an earlier session (`pid` + `offset`).
     case authenticate(namespace: String, auth: JSONFragment?, recovery: SocketIORecovery?)
