@@ -38,8 +38,9 @@ public enum EngineIOPacket: Equatable, Sendable {
         }
     }
 
-    /// Decodes one text packet: a WebSocket text frame, or one record of a polling payload when
-    /// `base64Allowed` (then a leading `b` marks a base64 binary message).
+    /// Decodes one text packet: a WebSocket text frame or one record of a polling payload. With
+    /// `base64Allowed` a leading `b` marks a base64 binary message (always in polling; on a
+    /// WebSocket from clients with engine.io-client's `forceBase64`).
     ///
     /// `maxPayload` bounds the packet's bytes (the handshake's `maxPayload`). Errors: ``EngineIOError``
     /// `emptyPacket`, `unknownPacketType`, `unexpectedData` (data on `1`, `5`, `6`),

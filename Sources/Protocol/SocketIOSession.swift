@@ -147,12 +147,14 @@ public struct SocketIOSession: Sendable {
 
     // MARK: Input from the client
 
-    /// A WebSocket text frame on the active transport.
+    /// A WebSocket text frame on the active transport. A `b`+base64 text frame is a binary
+    /// message: engine.io-client sends binary that way on a WebSocket when `forceBase64` is set,
+    /// and the reference decoder accepts it on every transport.
     public mutating func receive(text: [UInt8], now: Int) -> [SocketIOAction] {
         guard !isClosed else { return [] }
         do throws(EngineIOError) {
             let packet = try withBytes(of: text) { raw throws(EngineIOError) in
-                try EngineIOPacket.decode(text: raw, maxPayload: configuration.maxPayload)
+                try EngineIOPacket.decode(text: raw, base64Allowed: true, maxPayload: configuration.maxPayload)
             }
             return receive(packet, now: now)
         } catch {

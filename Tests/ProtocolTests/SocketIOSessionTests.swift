@@ -243,6 +243,14 @@ private struct Harness {
         #expect(m.send(#"42["x"]"#) == [.close(.socketIOError(.expectedAttachment(remaining: 1)))])
     }
 
+    @Test func base64BinaryTextFrameOnAWebSocket() {
+        var h = Harness()
+        h.connect("/")
+        #expect(h.send(#"451-["up",{"_placeholder":true,"num":0}]"#).isEmpty)
+        #expect(h.send("bAQID") == [.forward(namespace: "/", event: "up", arguments: [JSONFragment(#"{"_placeholder":true,"num":0}"#)], attachments: [[1, 2, 3]], ackID: nil)])
+        #expect(h.send("b%%") == [.close(.engineIOError(.invalidBase64))])
+    }
+
     @Test func roomOpsBecomeTypedActions() {
         var h = Harness()
         h.connect("/")
