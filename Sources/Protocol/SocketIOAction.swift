@@ -34,7 +34,9 @@ public enum SocketIOAction: Equatable, Sendable {
 public enum SocketIOCloseReason: Equatable, Sendable, CustomStringConvertible {
     /// No pong within `pingTimeout` of a ping.
     case pingTimeout
-    /// The client sent an Engine.IO close packet (`1`).
+    /// No namespace connected within `connectTimeout` of the open packet.
+    case connectTimeout
+    /// The client sent an Engine.IO close packet (`1`), or left its last namespace.
     case clientClosed
     /// A malformed Engine.IO packet or polling body (a polling POST answers 400).
     case engineIOError(EngineIOError)
@@ -49,6 +51,7 @@ public enum SocketIOCloseReason: Equatable, Sendable, CustomStringConvertible {
     public var label: String {
         switch self {
         case .pingTimeout: "ping_timeout"
+        case .connectTimeout: "connect_timeout"
         case .clientClosed: "client_closed"
         case .engineIOError: "engineio_error"
         case .socketIOError: "socketio_error"
@@ -61,6 +64,7 @@ public enum SocketIOCloseReason: Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .pingTimeout: "ping timeout"
+        case .connectTimeout: "no namespace connected in time"
         case .clientClosed: "closed by the client"
         case .engineIOError(let e): "Engine.IO parse error: \(e)"
         case .socketIOError(let e): "Socket.IO parse error: \(e)"

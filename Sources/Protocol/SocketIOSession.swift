@@ -23,11 +23,16 @@ public struct SocketIOSessionConfiguration: Equatable, Sendable {
     public var messageEvent: String
     /// Server-emitted events awaiting an ack, at most (default 256); further emits asking for an ack are refused.
     public var maxPendingAcks: Int
+    /// Milliseconds after the open packet within which the client must have connected a
+    /// namespace, else the session closes (default 45,000, the reference server's `connectTimeout`):
+    /// an Engine.IO session that never speaks Socket.IO holds resources for nothing.
+    public var connectTimeout: Int
 
     /// The defaults listed on each property, with `namespaces` given.
     public init(namespaces: Set<String> = ["/"], pingInterval: Int = 25_000, pingTimeout: Int = 20_000, maxPayload: Int = 1_000_000,
                 limits: SocketIOLimits = SocketIOLimits(), joinEvent: String = "join", leaveEvent: String = "leave",
-                publishEvent: String = "publish", messageEvent: String = "message", maxPendingAcks: Int = 256) {
+                publishEvent: String = "publish", messageEvent: String = "message", maxPendingAcks: Int = 256,
+                connectTimeout: Int = 45_000) {
         self.namespaces = namespaces
         self.pingInterval = pingInterval
         self.pingTimeout = pingTimeout
@@ -38,6 +43,7 @@ public struct SocketIOSessionConfiguration: Equatable, Sendable {
         self.publishEvent = publishEvent
         self.messageEvent = messageEvent
         self.maxPendingAcks = maxPendingAcks
+        self.connectTimeout = connectTimeout
     }
 }
 
@@ -87,6 +93,7 @@ public struct SocketIOSession: Sendable {
     private var assembler: SocketIOBinaryAssembler
     private var nextPingAt = 0
     private var pongDeadline: Int?
+    private var connectDeadline: Int?
     private var probing = false
     private var nextAckID = 0
     private var pendingAcks: Set<AckKey> = []
@@ -110,18 +117,26 @@ public struct SocketIOSession: Sendable {
                      pingTimeout: configuration.pingTimeout, maxPayload: configuration.maxPayload)
     }
 
-    /// Opens the session: sends the open packet; the first ping is due `pingInterval` later.
+    /// Opens the session: sends the open packet; the first ping is due `pingInterval` later, and
+    /// a namespace must be connected within `connectTimeout`.
     public mutating func start(now: Int) -> [SocketIOAction] {
         nextPingAt = now + configuration.pingInterval
+        connectDeadline = now + configuration.connectTimeout
         return [.send(open.packet)]
     }
 
     /// When ``tick(now:)`` must be called next (milliseconds, same clock); nil once closed.
-    public var nextDeadline: Int? { isClosed ? nil : (pongDeadline ?? nextPingAt) }
+    public var nextDeadline: Int? {
+        guard !isClosed else { return nil }
+        let heartbeat = pongDeadline ?? nextPingAt
+        return connectDeadline.map { min($0, heartbeat) } ?? heartbeat
+    }
 
-    /// Heartbeat: sends a ping when due; closes with `pingTimeout` when a ping went unanswered for `pingTimeout` ms.
+    /// Heartbeat: sends a ping when due; closes with `pingTimeout` when a ping went unanswered for
+    /// `pingTimeout` ms, and with `connectTimeout` when no namespace was connected in time.
     public mutating func tick(now: Int) -> [SocketIOAction] {
         guard !isClosed else { return [] }
+        if let deadline = connectDeadline, now >= deadline { return close(.connectTimeout) }
         if let deadline = pongDeadline {
             if now >= deadline { return close(.pingTimeout) }
             return []
@@ -263,7 +278,10 @@ public struct SocketIOSession: Sendable {
             authenticatingNamespaces.remove(ns)
             guard connectedNamespaces.remove(ns) != nil else { return [] }
             pendingAcks = pendingAcks.filter { $0.namespace != ns }
-            return [.namespaceClosed(namespace: ns)]
+            // Leaving the last namespace ends the session, as the reference server does
+            // (socket.io-client closes its Engine.IO connection then anyway).
+            guard connectedNamespaces.isEmpty, authenticatingNamespaces.isEmpty else { return [.namespaceClosed(namespace: ns)] }
+            return [.namespaceClosed(namespace: ns)] + close(.clientClosed)
         case .event, .binaryEvent:
             guard connectedNamespaces.contains(ns) else {
                 counters.unconnectedNamespacePackets += 1
@@ -349,6 +367,7 @@ public struct SocketIOSession: Sendable {
         switch result {
         case .accepted(let socketID, let pid):
             connectedNamespaces.insert(namespace)
+            connectDeadline = nil
             return [.send(SocketIOPacket.connectAccepted(namespace: namespace, sid: socketID, pid: pid).engineIOPacket)]
         case .rejected(let message, let data):
             return [.send(SocketIOPacket.connectError(namespace: namespace, message: message, data: data).engineIOPacket)]
@@ -381,10 +400,12 @@ public struct SocketIOSession: Sendable {
     }
 
     /// Answers the client's event `ackID` on `namespace` with `arguments` (`43<ns,><id>[…]`,
-    /// namespace kept: C36 step 3). Nothing when the namespace is no longer connected.
-    public func answer(namespace: String, ackID: Int, arguments: [JSONFragment]) -> [SocketIOAction] {
+    /// namespace kept: C36 step 3); with `attachments`, a BINARY_ACK (`46<n>-<ns,><id>[…]` then the
+    /// binary messages; the arguments hold their placeholders). Nothing when the namespace is no longer connected.
+    public func answer(namespace: String, ackID: Int, arguments: [JSONFragment], attachments: [[UInt8]] = []) -> [SocketIOAction] {
         guard !isClosed, connectedNamespaces.contains(namespace) else { return [] }
-        return [.send(SocketIOPacket.ack(namespace: namespace, id: ackID, arguments: arguments).engineIOPacket)]
+        let packet = SocketIOPacket.ack(namespace: namespace, id: ackID, arguments: arguments, attachments: attachments.count)
+        return [.send(packet.engineIOPacket)] + attachments.map { .send(.binary($0)) }
     }
 
     /// Answers `ackID` with one error object: `[{"error":"<code>","message":"…"}]`.

@@ -298,6 +298,7 @@ private struct Harness {
 
     @Test func namespaceLifecycle() {
         var h = Harness()
+        h.connect("/")
         h.connect("/chat")
         _ = h.session.emit(namespace: "/chat", event: "ask", arguments: [], expectingAck: true)
         #expect(h.send("40/chat,").isEmpty)  // duplicate connect
@@ -310,9 +311,52 @@ private struct Harness {
         #expect(h.send("41/chat,").isEmpty)
         #expect(h.session.connectResult(namespace: "/chat", .accepted(socketID: "s", pid: nil)).isEmpty)
         // Server-side disconnect.
-        h.connect("/")
         #expect(Harness.describe(h.session.disconnect(namespace: "/")) == ["41"])
         #expect(h.session.answer(namespace: "/", ackID: 1, arguments: []).isEmpty)
+    }
+
+    @Test func leavingTheLastNamespaceEndsTheSession() {
+        var h = Harness()
+        h.connect("/")
+        h.connect("/chat")
+        #expect(h.send("41") == [.namespaceClosed(namespace: "/")])
+        #expect(h.send("41/chat,") == [.namespaceClosed(namespace: "/chat"), .close(.clientClosed)])
+        #expect(h.session.isClosed)
+        // Not while another CONNECT is still being authenticated.
+        var p = Harness()
+        p.connect("/")
+        #expect(p.send("40/chat,").count == 1)
+        #expect(p.send("41") == [.namespaceClosed(namespace: "/")])
+        #expect(!p.session.isClosed)
+    }
+
+    @Test func connectTimeout() {
+        var idle = Harness(configuration: SocketIOSessionConfiguration(pingInterval: 300, pingTimeout: 200, connectTimeout: 1000))
+        _ = idle.session.start(now: 0)
+        #expect(idle.session.tick(now: 300) == [.send(.ping([]))])
+        idle.now = 310
+        #expect(idle.send("3").isEmpty)
+        #expect(idle.session.nextDeadline == 610)
+        #expect(idle.session.tick(now: 610) == [.send(.ping([]))])
+        idle.now = 620
+        #expect(idle.send("3").isEmpty)
+        #expect(idle.session.nextDeadline == 920)
+        #expect(idle.session.tick(now: 920) == [.send(.ping([]))])
+        idle.now = 950
+        #expect(idle.send("3").isEmpty)
+        #expect(idle.session.nextDeadline == 1000)  // the connect deadline comes before the next ping (1250)
+        #expect(idle.session.tick(now: 1000) == [.close(.connectTimeout)])
+
+        var busy = Harness(configuration: SocketIOSessionConfiguration(pingInterval: 300, pingTimeout: 200, connectTimeout: 1000))
+        _ = busy.session.start(now: 0)
+        busy.connect("/")
+        #expect(busy.session.nextDeadline == 300)
+        // A refused CONNECT does not stop the clock.
+        var refused = Harness(configuration: SocketIOSessionConfiguration(pingInterval: 5000, pingTimeout: 200, connectTimeout: 1000))
+        _ = refused.session.start(now: 0)
+        _ = refused.send("40")
+        _ = refused.session.connectResult(namespace: "/", .rejected(message: "no", data: nil))
+        #expect(refused.session.tick(now: 1000) == [.close(.connectTimeout)])
     }
 
     @Test func emitBinaryAndPendingAckLimit() {
@@ -330,6 +374,33 @@ private struct Harness {
 }
 
 @Suite struct SocketIOWireTests {
+    /// Byte strings from the Socket.IO v5 protocol's own test suite (socketio/socket.io-protocol, test-suite/test-suite.js).
+    @Test func referenceTestSuiteVectors() {
+        var h = Harness(configuration: SocketIOSessionConfiguration(namespaces: ["/", "/custom"]))
+        _ = h.session.start(now: 0)
+        #expect(h.sendFrames("40/random") == [#"44/random,{"message":"Invalid namespace"}"#])
+        h.connect("/")
+        h.connect("/custom")
+        #expect(h.send("41/custom") == [.namespaceClosed(namespace: "/custom")])
+        #expect(h.send(#"42["message","message to main namespace"]"#).count == 1)
+        let plain = h.send(#"42["message",1,"2",{"3":[true]}]"#)
+        #expect(plain == [.forward(namespace: "/", event: "message", arguments: [JSONFragment("1"), JSONFragment(#""2""#), JSONFragment(#"{"3":[true]}"#)], attachments: [], ackID: nil)])
+        guard case .forward(_, _, let args, _, let id?)? = h.send(#"42456["message-with-ack",1,"2",{"3":[false]}]"#).first else { Issue.record("no forward"); return }
+        #expect(Harness.describe(h.session.answer(namespace: "/", ackID: id, arguments: args)) == [#"43456[1,"2",{"3":[false]}]"#])
+        #expect(h.send(#"452-789["message-with-ack",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#).isEmpty)
+        #expect(h.session.receive(binaryFrame: [1, 2, 3], now: 0).isEmpty)
+        let binary = h.session.receive(binaryFrame: [4, 5, 6], now: 0)
+        guard case .forward(_, _, let bargs, let attachments, let bid?)? = binary.first else { Issue.record("\(binary)"); return }
+        #expect(attachments == [[1, 2, 3], [4, 5, 6]])
+        #expect(Harness.describe(h.session.answer(namespace: "/", ackID: bid, arguments: bargs, attachments: attachments))
+                == [#"462-789[{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#, "binary[1, 2, 3]", "binary[4, 5, 6]"])
+        for bad in ["4abc", "42{}", #"42abc["message-with-ack",1,"2",{"3":[false]}]"#] {
+            var c = Harness()
+            c.connect("/")
+            guard case .close(.socketIOError)? = c.send(bad).last else { Issue.record("\(bad) did not close"); continue }
+        }
+    }
+
     // C35 step 2 exactly as on the wire: a masked text frame `81 92 00000000` + `40{"token":"good"}`.
     @Test func c35Step2FrameThroughTheReaderIntoTheSession() throws {
         let frame = hex("81 92 00000000 34307b22746f6b656e223a22676f6f64227d")
