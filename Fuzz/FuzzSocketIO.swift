@@ -2,7 +2,8 @@
 // `FUZZ_TARGET=socketio Fuzz/run.sh` together with the Protocol sources.
 // The first input byte picks a split point: the polling decoder must give the same result whole
 // and cut in two; whatever decodes must encode back to bytes that decode to the same packet; the
-// session machine must never emit anything after it closed.
+// session machine must never emit anything after it closed, and what it sends, queued in a
+// polling outbox, must come out as bodies that decode.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzSocketIO(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -53,6 +54,7 @@ private func fuzzSession(_ bytes: [UInt8]) {
     _ = session.start(now: 0)
     var now = 0
     var closed = false
+    var outbox = EngineIOPollingOutbox(maxQueuedBytes: 512)
     for frame in bytes.split(separator: 0, omittingEmptySubsequences: false) {
         now += 3
         let frame = Array(frame)
@@ -66,9 +68,19 @@ private func fuzzSession(_ bytes: [UInt8]) {
         case 0x03: actions += session.receive(pollingBody: Array(frame.dropFirst()), now: now)
         default: actions += session.receive(text: frame, now: now)
         }
+        if frame.count % 3 == 0 {
+            if case .respond(let body) = outbox.poll() {
+                precondition((try? EngineIOPayloadDecoder.decode(body, maxPayload: 1 << 20)) != nil, "a poll answer does not decode")
+            }
+        }
         for action in actions {
             precondition(!closed, "an action after close")
             switch action {
+            case .send(let packet):
+                if case .respond(let body) = outbox.enqueue(packet) {
+                    precondition((try? EngineIOPayloadDecoder.decode(body, maxPayload: 1 << 20)) != nil, "a poll answer does not decode")
+                }
+                precondition(outbox.queuedBytes <= 512)
             case .close: closed = true
             case .authenticate(let ns, _, _):
                 actions += session.connectResult(namespace: ns, frame.count % 2 == 0 ? .accepted(socketID: "x", pid: nil) : .rejected(message: "no", data: nil))

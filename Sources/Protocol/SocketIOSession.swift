@@ -211,9 +211,10 @@ public struct SocketIOSession: Sendable {
                 nextPingAt = now + configuration.pingInterval
             }
             return []
-        case .ping(let data):
-            // v4 clients do not ping; answering costs nothing and keeps v4-compatible tools working.
-            return [.send(.pong(data))]
+        case .ping:
+            // v4 clients do not ping (the server does); a bare pong keeps simple tools working.
+            // The data is not echoed: it could hold the 0x1E separator and break a polling answer.
+            return [.send(.pong([]))]
         case .close:
             return close(.clientClosed)
         case .noop:
