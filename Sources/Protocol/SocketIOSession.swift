@@ -12,7 +12,8 @@
 /// Decisions (docs/socketio.md): an EVENT or ACK for a namespace the client has not connected is
 /// ignored and counted, not answered and not fatal (a client can race a server-side namespace
 /// disconnect); duplicate and unknown ACKs are ignored and counted; a CONNECT for a namespace
-/// already connected or pending is ignored and counted; a malformed packet closes the session.
+/// already connected or pending is ignored and counted; a malformed packet closes the session, and
+/// so does leaving the last namespace or connecting none within `connectTimeout`.
 public struct SocketIOSession: Sendable {
     /// The settings.
     public let configuration: SocketIOSessionConfiguration
