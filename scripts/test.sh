@@ -30,7 +30,7 @@ if [[ $test_status -ne 0 ]]; then
   echo "swift test failed (exit $test_status); full log: /tmp/switchboard-swift-test.log"; exit 1
 fi
 
-for target in protocol envelope; do
+for target in protocol envelope socketio; do
   echo "== fuzz: $target under libFuzzer + AddressSanitizer (FUZZ_TARGET=$target Fuzz/run.sh)"
   log=/tmp/switchboard-fuzz-$target.log
   if FUZZ_TARGET=$target FUZZ_RUNS="${FUZZ_RUNS:-50000}" bash Fuzz/run.sh > "$log" 2>&1; then
