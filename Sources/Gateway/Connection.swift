@@ -60,7 +60,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         self.acceptedAt = loop.loop.now
         self.http = HTTPHeadParser(maxHeadBytes: loop.config.maxHeadSize, maxHeaderCount: loop.config.maxHeaderCount)
         self.reader = WebSocketReader(role: .server, maxMessageSize: loop.config.maxMessageSize)
-        super.init(context: loop, fd: fd)
+        super.init(context: loop, fd: fd, transport: loop.publicTransport(fd: fd))
     }
 
     /// Registers with the loop and arms the handshake deadline.

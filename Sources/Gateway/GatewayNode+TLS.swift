@@ -1,0 +1,150 @@
+import CLinux
+import Foundation
+import Glibc
+import Runtime
+import TLS
+
+extension GatewayNode {
+    /// Reloads the certificates of both ports from the configured paths (SIGHUP). New handshakes use the new
+    /// ones; open connections keep the session they have. A file that cannot be loaded is logged and the
+    /// current certificates stay. Returns true when new certificates were installed. Any thread.
+    @discardableResult
+    public func reloadTLS() -> Bool {
+        var publicContext: TLSContext? = nil
+        var adminContext: TLSContext? = nil
+        do throws(TLSConfigurationError) {
+            if !config.tlsPairs.isEmpty { publicContext = try TLSContext(pairs: config.tlsPairs, minimumVersion: config.tlsMinimumVersion) }
+            if let pair = config.adminTLSPair { adminContext = try TLSContext(pairs: [pair], minimumVersion: config.tlsMinimumVersion) }
+        } catch {
+            tlsReloadFailures.add(1, ordering: .relaxed)
+            logger.error("TLS reload failed: keeping the current certificates", ["error": .string(error.description)])
+            return false
+        }
+        guard publicContext != nil || adminContext != nil else {
+            logger.info("SIGHUP: no TLS certificates configured, nothing to reload")
+            return false
+        }
+        let done = DispatchGroup()
+        let (newPublic, newAdmin) = (publicContext, adminContext)
+        for gl in loops {
+            done.enter()
+            gl.loop.execute {
+                if let newPublic { gl.tls = newPublic }
+                if let newAdmin { gl.adminTLS = newAdmin }
+                done.leave()
+            }
+        }
+        _ = done.wait(timeout: .now() + .seconds(2))
+        tlsReloads.add(1, ordering: .relaxed)
+        var fields: [(String, LogValue)] = []
+        if let publicContext { fields.append(("expires", .string(Self.isoDate(publicContext.earliestExpiry)))) }
+        if let adminContext { fields.append(("admin_expires", .string(Self.isoDate(adminContext.earliestExpiry)))) }
+        logger.log(.info, "TLS certificates reloaded", pairs: fields)
+        warnExpiredCertificates([publicContext, adminContext].compactMap { $0 })
+        return true
+    }
+
+    /// Startup and reload: an expired certificate is served (clients decide), but said loudly.
+    func warnExpiredCertificates(_ contexts: [TLSContext]) {
+        for context in contexts {
+            for (pair, expiry) in zip(context.pairs, context.expiries) where expiry >= 0 && expiry < Int(Date().timeIntervalSince1970) {
+                logger.warn("TLS certificate expired: serving it anyway, clients will refuse it",
+                            ["certificate": .string(pair.certificatePath), "not_after": .string(Self.isoDate(expiry))])
+            }
+        }
+    }
+
+    /// Waits for SIGHUP on a thread of its own (the signal is blocked everywhere by `blockSignals`) and
+    /// reloads the certificates each time.
+    func startReloadThread() {
+        let t = Thread {
+            while true {
+                let sig = clinux_wait_signals(SIGHUP, SIGHUP, 0)
+                guard sig == SIGHUP else { continue }
+                self.logger.info("SIGHUP: reloading TLS certificates")
+                self.reloadTLS()
+            }
+        }
+        t.name = "tls-reload"
+        t.start()
+    }
+
+    /// The URLs the node serves, for the startup log: `wss://` / `https://` when TLS terminates here.
+    func listeningFields() -> [(String, LogValue)] {
+        let scheme = config.tls == nil ? "ws" : "wss"
+        var fields: [(String, LogValue)] = [("url", .string("\(scheme)://\(config.host):\(boundPort)\(config.wsPath)"))]
+        if let echo = config.echoPath { fields.append(("echo_url", .string("\(scheme)://\(config.host):\(boundPort)\(echo)"))) }
+        if config.adminPort != 0 {
+            fields.append(("admin_url", .string("\(config.adminTLS == nil ? "http" : "https")://\(config.adminHost):\(config.adminPort)/")))
+        }
+        if let tls = config.tls {
+            fields.append(("tls_certificates", .int(tls.pairs.count)))
+            fields.append(("tls_min_version", .string(tls.minimumVersion.rawValue)))
+            fields.append(("tls_expires", .string(Self.isoDate(tls.earliestExpiry))))
+        }
+        return fields
+    }
+
+    static func isoDate(_ epochSeconds: Int) -> String {
+        guard epochSeconds >= 0 else { return "unknown" }
+        return ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(epochSeconds)))
+    }
+
+    /// The TLS families (always exported, so dashboards and the expiry alert resolve on a plain node too).
+    /// Called on loop 0 (the admin listener's loop), which reads its own current certificates.
+    func tlsMetricsText() -> String {
+        var out = ""
+        let listeners: [(String, (GatewayLoop) -> TLSMetrics)] = [("public", { $0.tlsMetrics }), ("admin", { $0.adminTLSMetrics })]
+        out += "# HELP switchboard_tls_handshakes_total TLS handshakes by listener, result (ok or why it failed) and version.\n"
+        out += "# TYPE switchboard_tls_handshakes_total counter\n"
+        for (listener, metrics) in listeners {
+            let enabled = listener == "public" ? config.tls != nil : config.adminTLS != nil
+            guard enabled else { continue }
+            for (i, version) in ["1.2", "1.3"].enumerated() {
+                let n = loops.reduce(0) { $0 + metrics($1).completed[i].load() }
+                out += "switchboard_tls_handshakes_total{listener=\"\(listener)\",result=\"ok\",version=\"\(version)\"} \(n)\n"
+            }
+            for result in TLSHandshakeResult.allCases where result != .ok {
+                let n = loops.reduce(0) { $0 + metrics($1).failures(result).load() }
+                out += "switchboard_tls_handshakes_total{listener=\"\(listener)\",result=\"\(result.rawValue)\",version=\"none\"} \(n)\n"
+            }
+        }
+        out += "# HELP switchboard_tls_plaintext_rejections_total Connections to a TLS port whose first byte was not a TLS handshake (plain HTTP), answered 400.\n"
+        out += "# TYPE switchboard_tls_plaintext_rejections_total counter\n"
+        for (listener, metrics) in listeners where listener == "public" ? config.tls != nil : config.adminTLS != nil {
+            out += "switchboard_tls_plaintext_rejections_total{listener=\"\(listener)\"} \(loops.reduce(0) { $0 + metrics($1).plaintextRejections.load() })\n"
+        }
+        out += LatencyHistogram.exposition(name: "switchboard_tls_handshake_seconds",
+                                           help: "TLS handshakes on the public port, first ClientHello byte to the handshake's end.",
+                                           loops.map { $0.tlsMetrics })
+        out += "# HELP switchboard_tls_certificate_expiry_timestamp_seconds notAfter of each served certificate (Unix seconds), after the last reload.\n"
+        out += "# TYPE switchboard_tls_certificate_expiry_timestamp_seconds gauge\n"
+        let current: [(String, TLSContext?)] = [("public", loops.first?.tls), ("admin", loops.first?.adminTLS)]
+        for (listener, context) in current {
+            guard let context else { continue }
+            for (pair, expiry) in zip(context.pairs, context.expiries) {
+                out += "switchboard_tls_certificate_expiry_timestamp_seconds{listener=\"\(listener)\",certificate=\"\(Self.labelValue(pair.certificatePath))\"} \(expiry)\n"
+            }
+        }
+        out += "# HELP switchboard_tls_reloads_total Certificate reloads (SIGHUP), by result.\n# TYPE switchboard_tls_reloads_total counter\n"
+        out += "switchboard_tls_reloads_total{result=\"ok\"} \(tlsReloads.load(ordering: .relaxed))\n"
+        out += "switchboard_tls_reloads_total{result=\"failed\"} \(tlsReloadFailures.load(ordering: .relaxed))\n"
+        return out
+    }
+
+    /// Prometheus label value escaping (backslash, quote, newline).
+    static func labelValue(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
+
+extension TLSMetrics {
+    /// Lets `LatencyHistogram.exposition` take the loops' TLS metrics directly.
+    fileprivate static func histograms(_ m: [TLSMetrics]) -> [LatencyHistogram] { m.map { $0.handshakeDuration } }
+}
+
+private extension LatencyHistogram {
+    static func exposition(name: String, help: String, _ metrics: [TLSMetrics]) -> String {
+        exposition(name: name, help: help, TLSMetrics.histograms(metrics))
+    }
+}
