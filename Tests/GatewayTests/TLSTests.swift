@@ -242,6 +242,125 @@ import Testing
         #expect(try gw.metric("switchboard_reaped_connections_total{reason=\"ping_timeout\"}") == 1)
     }
 
+    /// C33 (d), scaled to the test machine: long-lived wss clients receive a room message every 10 ms while
+    /// hundreds of short wss connections open and close, cleanly or with RST. No long-lived client may see a
+    /// TLS error or an unexpected close (no TLS byte written to a descriptor after its connection closed).
+    @Test func churnOfShortConnectionsNeverDisturbsLongLivedOnes() throws {
+        let ca = try TestCA()
+        let gw = try GatewayProcess(ca.flags("server") + ["--max-frame-rate", "0"], threads: 2)
+        let (status, out) = try python("""
+        import asyncio, random, struct, websockets
+        port, ca = int(sys.argv[1]), sys.argv[2]
+        url = "wss://127.0.0.1:%d/ws" % port
+        async def main():
+            ctx = client_ctx(ca)
+            errors, received = [], [0] * 20
+            stop = asyncio.Event()
+            async def member(i):
+                try:
+                    async with websockets.connect(url, ssl=ctx) as ws:
+                        await ws.recv()
+                        await ws.send('{"op":"join","room":"live"}')
+                        while not stop.is_set():
+                            try:
+                                m = await asyncio.wait_for(ws.recv(), 0.5)
+                            except asyncio.TimeoutError:
+                                continue
+                            if '"message"' in m: received[i] += 1
+                except Exception as e:
+                    errors.append("member %d: %r" % (i, e))
+            async def publisher():
+                async with websockets.connect(url, ssl=ctx) as ws:
+                    await ws.recv()
+                    n = 0
+                    while not stop.is_set():
+                        await ws.send('{"op":"publish","room":"live","data":%d}' % n)
+                        n += 1
+                        await asyncio.sleep(0.01)
+            async def short(k):
+                try:
+                    r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="127.0.0.1")
+                    w.write(("GET /ws HTTP/1.1\\r\\nHost: x\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n"
+                             "Sec-WebSocket-Key: %s\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n" % KEY).encode())
+                    await r.readuntil(b"\\r\\n\\r\\n")
+                    if k % 2:
+                        w.write(bytes([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8]))
+                        await w.drain()
+                        await asyncio.wait_for(r.read(), 3)
+                        w.close()
+                    else:
+                        w.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        w.transport.abort()
+                except Exception as e:
+                    pass   # a short connection's own fate does not matter here
+            members = [asyncio.create_task(member(i)) for i in range(20)]
+            await asyncio.sleep(0.5)
+            pub = asyncio.create_task(publisher())
+            sem = asyncio.Semaphore(16)
+            async def limited(k):
+                async with sem: await short(k)
+            await asyncio.gather(*(limited(k) for k in range(600)))
+            stop.set()
+            await asyncio.gather(*members, pub)
+            print(json.dumps({"errors": errors, "min_received": min(received)}))
+        asyncio.run(main())
+        """, ["\(gw.port)", ca.caPath], timeout: 120)
+        #expect(status == 0, "\(out)")
+        let json = try #require(out.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }, "\(out)")
+        #expect((json["errors"] as? [String])?.isEmpty == true, "\(json["errors"] ?? "-")")
+        #expect((json["min_received"] as? Int ?? 0) >= 50, "every long-lived member kept receiving: \(json)")
+        #expect(gw.process.isRunning)
+    }
+
+    /// A wss client that stops reading: OpenSSL meets a full send buffer mid-record (`WANT_WRITE`, partial
+    /// writes), the node closes it as a slow consumer (1008) after dropping what had not started to leave;
+    /// everything the client then reads must still decrypt and parse, ending in Close 1008 and close_notify.
+    @Test func slowConsumerOverTLSKeepsTheRecordStreamIntact() throws {
+        let ca = try TestCA()
+        let gw = try GatewayProcess(ca.flags("server") + ["--max-outbound-bytes", "64KiB", "--slow-consumer-grace", "300ms", "--max-frame-rate", "0"],
+                                    threads: 1)
+        let (status, out) = try python("""
+        import asyncio, struct, websockets
+        port, ca = int(sys.argv[1]), sys.argv[2]
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.connect(("127.0.0.1", port))
+        s = client_ctx(ca).wrap_socket(raw, server_hostname="127.0.0.1", suppress_ragged_eofs=False)
+        buf = upgrade(s, "/ws")
+        s.sendall(bytes([0x81, 0x80 | 28, 0, 0, 0, 0]) + b'{"op":"join","room":"flood"}')
+        time.sleep(0.3)
+        async def flood():
+            async with websockets.connect("wss://127.0.0.1:%d/ws" % port, ssl=client_ctx(ca)) as ws:
+                await ws.recv()
+                # 16 MB: more than loopback's kernel buffers (tcp_wmem max 4 MB) can hide.
+                for i in range(4000):
+                    await ws.send(json.dumps({"op": "publish", "room": "flood", "data": "y" * 4000}))
+                    if i % 200 == 0: await asyncio.sleep(0.01)
+        threading.Thread(target=lambda: asyncio.run(flood()), daemon=True).start()
+        # Past the 300 ms grace the node gives up on us; read within its 2 s close wait, so the close is clean.
+        time.sleep(0.8)
+        # Now read everything: every record must decrypt, every frame must parse.
+        s.settimeout(5)
+        while True:
+            d = s.recv(65536)
+            if d == b"": break
+            buf += d
+        frames, i, last = 0, 0, None
+        while i < len(buf):
+            b0, b1 = buf[i], buf[i + 1]; n = b1 & 0x7F; i += 2
+            if n == 126: n = struct.unpack(">H", buf[i:i + 2])[0]; i += 2
+            elif n == 127: n = struct.unpack(">Q", buf[i:i + 8])[0]; i += 8
+            payload = buf[i:i + n]; i += n
+            if b0 & 0x0F == 1: json.loads(payload)
+            last = (b0 & 0x0F, payload[:2].hex())
+            frames += 1
+        print("frames", frames, "last", last, "clean", i == len(buf))
+        """, ["\(gw.port)", ca.caPath], timeout: 120)
+        #expect(status == 0, "\(out)")
+        #expect(out.contains("last (8, '03f0') clean True"), "ends with Close 1008, nothing torn: \(out)")
+        #expect(try gw.metric("switchboard_slow_consumer_closes_total") == 1)
+    }
+
     // MARK: - Bad input
 
     @Test func garbageTruncatedRecordsRenegotiationAndOldVersionsAreRefused() throws {
