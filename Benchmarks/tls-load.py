@@ -9,6 +9,7 @@ bounded by this loader's CPU as much as by the gateway's: treat it as a floor.
       opens the connections split over --procs worker processes (at most 20,000 fds each), waits for
       every `hello`, holds, and reads the gateway's VmRSS before, after opening, (with --api) 10 s after
       one --burst-byte message published to every connection, and 10 s after closing everything.
+      --trim-with-gdb also reads it after malloc_trim(0) in the gateway (live state vs. kept free heap).
   tls-load.py handshakes --port P [--tls] --procs 2 --concurrency 64 --duration 10
       connects, upgrades on /echo and closes (RST), in a loop; prints completed upgrades per second.
 
@@ -142,6 +143,7 @@ def main():
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--kind")
+    ap.add_argument("--trim-with-gdb", action="store_true", help="after the idle reading, call malloc_trim(0) in the gateway (gdb) and read RSS again")
     a = ap.parse_args()
     if a.mode == "worker":
         if a.kind == "idle":
@@ -174,6 +176,13 @@ def main():
     time.sleep(a.hold)
     out["rss_idle_kib"] = rss_kib(a.gateway_pid)
     out["per_connection_kib"] = round((out["rss_idle_kib"] - out["rss_before_kib"]) / max(1, out["opened"]), 2)
+    if a.trim_with_gdb:
+        # Diagnostic: how much of the growth is free heap that glibc keeps (fragmentation left by handshake
+        # temporaries) rather than live per-connection state: malloc_trim(0) returns free pages to the kernel.
+        subprocess.run(["gdb", "-p", str(a.gateway_pid), "-batch", "-ex", "call (int)malloc_trim(0)"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        out["rss_idle_after_malloc_trim_kib"] = rss_kib(a.gateway_pid)
+        out["per_connection_after_trim_kib"] = round((out["rss_idle_after_malloc_trim_kib"] - out["rss_before_kib"]) / max(1, out["opened"]), 2)
     if a.api:
         for w in ws:
             w.stdin.write("burst\n")
