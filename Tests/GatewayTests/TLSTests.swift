@@ -232,6 +232,9 @@ import Testing
         p.standardOutput = pipe
         p.standardError = pipe
         try p.run()
+        let guardKill = DispatchWorkItem { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 30, execute: guardKill)
+        defer { guardKill.cancel() }
         // Open at first (the client holds it), then released by the server while the client still holds it.
         try waitUntil(3, "the connection to open") { try gw.metric("switchboard_connections_open") == 1 }
         try waitUntil(7, "fds back to baseline while the client holds its socket") { openFDCount(gw.pid) <= baseline }
@@ -361,6 +364,68 @@ import Testing
         #expect(try gw.metric("switchboard_slow_consumer_closes_total") == 1)
     }
 
+    /// A drain answers a handshake in progress with 503; mid-TLS-handshake nothing can be encrypted yet, so
+    /// the answer waits for the client's next bytes (`writeWaitsForReadable`) without spinning on `EPOLLOUT`,
+    /// then leaves encrypted once the handshake completes.
+    @Test func aDrainMidTLSHandshakeAnswers503OnceTheHandshakeEnds() throws {
+        let ca = try TestCA()
+        let gw = try GatewayProcess(ca.flags("server") + ["--drain-delay", "100ms", "--drain-window", "0", "--drain-deadline", "6s"], threads: 1)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: debianPython)
+        p.arguments = ["-c", Self.prelude + "\n" + """
+        raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+        inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = client_ctx(sys.argv[2]).wrap_bio(inc, outg, server_hostname="127.0.0.1")
+        while True:
+            try:
+                obj.do_handshake(); break
+            except ssl.SSLWantReadError:
+                raw.sendall(outg.read())
+                inc.write(raw.recv(65536))
+        # The client side is done; its Finished is held back, so the server is still mid-handshake.
+        print("mid-handshake", flush=True)
+        sys.stdin.readline()
+        raw.sendall(outg.read())
+        raw.settimeout(5)
+        got = b""
+        while True:
+            d = raw.recv(65536)
+            if not d: break
+            inc.write(d)
+            try:
+                while True:
+                    chunk = obj.read(65536)
+                    if not chunk: break
+                    got += chunk
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError): pass
+        print("answer", got.split(b"\\r\\n")[0].decode(), flush=True)
+        """, "\(gw.port)", ca.caPath]
+        let stdin = Pipe(), stdout = Pipe()
+        p.standardInput = stdin
+        p.standardOutput = stdout
+        try p.run()
+        let guardKill = DispatchWorkItem { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 30, execute: guardKill)
+        defer { guardKill.cancel() }
+        #expect(String(decoding: stdout.fileHandleForReading.availableData, as: UTF8.self).contains("mid-handshake"))
+        kill(gw.pid, SIGTERM)
+        usleep(400_000)   // drain delay, then the paced close asks the handshake to answer 503
+        func cpuTicks() -> Int {
+            let stat = (try? String(contentsOfFile: "/proc/\(gw.pid)/stat", encoding: .utf8)) ?? ""
+            let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+            return fields.count > 12 ? (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0) : 0
+        }
+        let before = cpuTicks()
+        usleep(600_000)
+        let ticks = cpuTicks() - before
+        #expect(ticks < 25, "the waiting answer must not spin the loop: \(ticks) ticks of CPU in 0.6 s")
+        stdin.fileHandleForWriting.write(Data("go\n".utf8))
+        p.waitUntilExit()
+        let out = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(out.contains("answer HTTP/1.1 503"), "\(out)")
+        #expect(gw.waitForExit(timeout: 8) == 0)
+    }
+
     // MARK: - Bad input
 
     @Test func garbageTruncatedRecordsRenegotiationAndOldVersionsAreRefused() throws {
@@ -466,6 +531,9 @@ import Testing
         p.standardInput = stdin
         p.standardOutput = stdout
         try p.run()
+        let guardKill = DispatchWorkItem { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 30, execute: guardKill)
+        defer { guardKill.cancel() }
         let firstLine = stdout.fileHandleForReading.availableData
         #expect(String(decoding: firstLine, as: UTF8.self).contains("open"))
         #expect(try sClient(port: gw.port, ca: ca.caPath).contains("subject=CN = server"))
