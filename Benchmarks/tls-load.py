@@ -12,6 +12,9 @@ bounded by this loader's CPU as much as by the gateway's: treat it as a floor.
       --trim-with-gdb also reads it after malloc_trim(0) in the gateway (live state vs. kept free heap).
   tls-load.py handshakes --port P [--tls] --procs 2 --concurrency 64 --duration 10
       connects, upgrades on /echo and closes (RST), in a loop; prints completed upgrades per second.
+  tls-load.py fanout --port P [--tls] --connections 1000 --procs 2 --messages 2000 --size 64 --gateway-pid PID
+      members join one room, one publisher sends --messages publishes as fast as it can; prints deliveries/s
+      (bounded by the Python members) and the gateway's CPU per delivery (the comparable figure).
 
 Prints one JSON line with the figures. Loopback only.
 """
@@ -103,6 +106,50 @@ async def worker_idle(port, tls, count, join):
             return
 
 
+async def worker_fanout(port, tls, count, expect):
+    conns = []
+    for _ in range(count):
+        r, w = await open_ws(port, tls, "/ws")
+        await read_frame(r)
+        w.write(masked_text(b'{"op":"join","room":"tls-fan"}'))
+        while b'"joined"' not in (await read_frame(r))[1]:
+            pass
+        conns.append((r, w))
+    print(json.dumps({"ready": len(conns)}), flush=True)
+
+    async def member(r):
+        got = 0
+        try:
+            while got < expect:
+                op, p = await asyncio.wait_for(read_frame(r), 20)
+                if op == 1 and b'"message"' in p[:40]:
+                    got += 1
+        except Exception:
+            pass
+        return got
+
+    counts = await asyncio.gather(*(member(r) for r, _ in conns))
+    print(json.dumps({"received": sum(counts), "complete": sum(1 for c in counts if c == expect), "t": time.time()}), flush=True)
+
+
+async def publish(port, tls, messages, size):
+    r, w = await open_ws(port, tls, "/ws")
+    await read_frame(r)
+    body = masked_text(json.dumps({"op": "publish", "room": "tls-fan", "data": "x" * size}).encode())
+    for i in range(messages):
+        w.write(body)
+        if i % 100 == 99:
+            await w.drain()
+    await w.drain()
+    await asyncio.sleep(30)   # stays open until the coordinator is done
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 async def worker_handshakes(port, tls, concurrency, duration):
     done, failed = 0, 0
     end = time.time() + duration
@@ -130,7 +177,7 @@ def spawn(args, extra):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["idle", "handshakes", "worker"])
+    ap.add_argument("mode", choices=["idle", "handshakes", "fanout", "worker"])
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--tls", action="store_true")
     ap.add_argument("--connections", type=int, default=10000)
@@ -143,15 +190,37 @@ def main():
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--kind")
+    ap.add_argument("--messages", type=int, default=2000)
+    ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--trim-with-gdb", action="store_true", help="after the idle reading, call malloc_trim(0) in the gateway (gdb) and read RSS again")
     a = ap.parse_args()
     if a.mode == "worker":
         if a.kind == "idle":
             asyncio.run(worker_idle(a.port, a.tls, a.connections, a.api is not None))
+        elif a.kind == "fanout":
+            asyncio.run(worker_fanout(a.port, a.tls, a.connections, a.messages))
         else:
             asyncio.run(worker_handshakes(a.port, a.tls, a.concurrency, a.duration))
         return
     common = ["--port", str(a.port)] + (["--tls"] if a.tls else [])
+    if a.mode == "fanout":
+        per = [a.connections // a.procs + (1 if i < a.connections % a.procs else 0) for i in range(a.procs)]
+        ws = [spawn(a, common + ["--kind", "fanout", "--connections", str(n), "--messages", str(a.messages)]) for n in per]
+        ready = sum(json.loads(w.stdout.readline())["ready"] for w in ws)
+        c0, t0 = cpu_ticks(a.gateway_pid), time.time()
+        import threading
+        threading.Thread(target=lambda: asyncio.run(publish(a.port, a.tls, a.messages, a.size)), daemon=True).start()
+        results = [json.loads(w.stdout.readline()) for w in ws]
+        t1 = max(r["t"] for r in results)
+        c1 = cpu_ticks(a.gateway_pid)
+        delivered = sum(r["received"] for r in results)
+        hz = os.sysconf("SC_CLK_TCK")
+        print(json.dumps({"mode": "fanout", "tls": a.tls, "members": ready, "messages": a.messages, "size": a.size,
+                          "delivered": delivered, "complete_members": sum(r["complete"] for r in results),
+                          "seconds": round(t1 - t0, 2), "delivered_per_second": round(delivered / max(1e-9, t1 - t0)),
+                          "gateway_cpu_seconds": round((c1 - c0) / hz, 2),
+                          "gateway_cpu_us_per_delivery": round((c1 - c0) / hz * 1e6 / max(1, delivered), 2)}))
+        return
     if a.mode == "handshakes":
         t0 = time.time()
         ws = [spawn(a, common + ["--kind", "handshakes", "--concurrency", str(a.concurrency), "--duration", str(a.duration)])
