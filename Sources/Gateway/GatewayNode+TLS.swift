@@ -116,7 +116,7 @@ extension GatewayNode {
         }
         out += LatencyHistogram.exposition(name: "switchboard_tls_handshake_seconds",
                                            help: "TLS handshakes on the public port, first ClientHello byte to the handshake's end.",
-                                           loops.map { $0.tlsMetrics })
+                                           loops.map { $0.tlsMetrics.handshakeDuration })
         out += "# HELP switchboard_tls_certificate_expiry_timestamp_seconds notAfter of each served certificate (Unix seconds), after the last reload.\n"
         out += "# TYPE switchboard_tls_certificate_expiry_timestamp_seconds gauge\n"
         let current: [(String, TLSContext?)] = [("public", loops.first?.tls), ("admin", loops.first?.adminTLS)]
@@ -135,16 +135,5 @@ extension GatewayNode {
     /// Prometheus label value escaping (backslash, quote, newline).
     static func labelValue(_ s: String) -> String {
         s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
-    }
-}
-
-extension TLSMetrics {
-    /// Lets `LatencyHistogram.exposition` take the loops' TLS metrics directly.
-    fileprivate static func histograms(_ m: [TLSMetrics]) -> [LatencyHistogram] { m.map { $0.handshakeDuration } }
-}
-
-private extension LatencyHistogram {
-    static func exposition(name: String, help: String, _ metrics: [TLSMetrics]) -> String {
-        exposition(name: name, help: help, TLSMetrics.histograms(metrics))
     }
 }
