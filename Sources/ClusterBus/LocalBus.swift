@@ -1,7 +1,6 @@
 import Foundation
 import Protocol
 import Runtime
-import Synchronization
 
 /// The in-process bus for a single node (the embedded default when no `--redis-url` is given).
 ///
@@ -71,11 +70,11 @@ public final class LocalBus: Bus, @unchecked Sendable {
     /// Rooms held in memory (tests: expired rooms nobody is in are forgotten).
     var roomCount: Int { lock.withLock { $0.rooms.count } }
 
-    private let lock = Mutex(State())
+    private let lock = Lock(State())
     private let epoch: String
     private let historySize: Int
     private let historyTTL: Int
-    private let delegateBox = Mutex<BusDelegate?>(nil)
+    private let delegateBox = Lock<BusDelegate?>(nil)
 
     /// - Parameters:
     ///   - historySize: messages kept per room for `join(since:)` (default 1,000; 0 keeps none).
@@ -165,7 +164,7 @@ public final class LocalBus: Bus, @unchecked Sendable {
         var ring: [AnalyticsEvent] = []
         var ringStart = 0
     }
-    private let analytics = Mutex(AnalyticsState())
+    private let analytics = Lock(AnalyticsState())
 
     public func takeAnalyticsBudget(user: String, ratePerSecond: Double, burst: Int, completion: @escaping @Sendable (Int?) -> Void) {
         let now = wallClockMilliseconds()

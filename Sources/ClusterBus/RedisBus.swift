@@ -35,8 +35,8 @@ public final class RedisBus: Bus, @unchecked Sendable {
     let keys: RedisKeys
     let logger: RedisBusLogger
     private let upFlag = Atomic<Bool>(false)
-    private let healthBox = Mutex(RedisBusHealth())
-    private let nodeInfoProvider = Mutex<(@Sendable () -> RedisNodeInfo)?>(nil)
+    private let healthBox = Lock(RedisBusHealth())
+    private let nodeInfoProvider = Lock<(@Sendable () -> RedisNodeInfo)?>(nil)
     private let startedAtMilliseconds = wallClockMilliseconds()
 
     // Loop-confined.

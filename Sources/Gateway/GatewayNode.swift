@@ -229,7 +229,7 @@ public final class GatewayNode: @unchecked Sendable {
     func openConnections() -> Int {
         var total = 0
         let group = DispatchGroup()
-        let counts = Mutex<Int>(0)
+        let counts = Lock<Int>(0)
         for gl in loops {
             group.enter()
             gl.loop.execute {

@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import Runtime
-import Synchronization
 
 /// A `Gateway.EventLoop` on its own thread plus what every client on it shares: one read buffer and a
 /// PRNG for masking keys. Many `SwitchboardClient`s run on one loop, non-blocking; the bench's load
@@ -37,7 +36,7 @@ public final class ClientLoop: @unchecked Sendable {
 
     /// Runs `body` on the loop thread and waits for its result. Never call from the loop thread.
     public func sync<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
-        let box = Mutex<T?>(nil)
+        let box = Lock<T?>(nil)
         let done = DispatchSemaphore(value: 0)
         loop.execute {
             let v = body()

@@ -3,7 +3,6 @@ import Foundation
 import Glibc
 import Protocol
 import Runtime
-import Synchronization
 @testable import Gateway
 
 /// Test keys made once per test process with the `openssl` CLI (RSA 2048, RSA 1024, P-256, P-384, secp256k1),
@@ -164,14 +163,14 @@ final class FakeAuthBackend: @unchecked Sendable {
     }
 
     let port: Int
-    private let state = Mutex<(fd: CInt, generation: Int)>((-1, 0))
-    private let log = Mutex<[(at: Date, body: String)]>([])
-    private let script: Mutex<@Sendable (Int, String) -> Behavior>
+    private let state = Lock<(fd: CInt, generation: Int)>((-1, 0))
+    private let log = Lock<[(at: Date, body: String)]>([])
+    private let script: Lock<@Sendable (Int, String) -> Behavior>
 
     /// A backend on a fresh port answering 200 for user `alice` unless told otherwise.
     init(port: Int? = nil, behavior: @escaping @Sendable (Int, String) -> Behavior = { _, _ in .respond(200, FakeAuthBackend.okBody()) }) throws {
         self.port = try port ?? freePort()
-        script = Mutex(behavior)
+        script = Lock(behavior)
         try start()
     }
 
