@@ -32,10 +32,13 @@ status=$?
 set -e
 grep -E "✘" "$out/swift-test.log" | head -40 || true
 grep -E "Test run with|Executed [1-9][0-9]* tests" "$out/swift-test.log" | tail -2 || true
-reports=$(cat "$out"/tsan.* 2>/dev/null | grep -c "WARNING: ThreadSanitizer" || true)
-files=$(ls "$out"/tsan.* 2>/dev/null | wc -l)
+shopt -s nullglob
+logs=("$out"/tsan.*)
+reports=0
+[[ ${#logs[@]} -gt 0 ]] && reports=$(cat "${logs[@]}" | grep -c "WARNING: ThreadSanitizer" || true)
+files=${#logs[@]}
 echo "== ThreadSanitizer: $reports report(s) in $files process log(s) under $out; test exit $status; $(( $(date +%s) - start ))s"
 if [[ $reports -gt 0 ]]; then
-  cat "$out"/tsan.* | grep -E "WARNING: ThreadSanitizer|^    #[0-3] " | head -80
+  cat "${logs[@]}" | grep -E "WARNING: ThreadSanitizer|^    #[0-3] " | head -80
 fi
 [[ $status -eq 0 && $reports -eq 0 ]]

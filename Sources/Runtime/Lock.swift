@@ -10,6 +10,10 @@ import Glibc
 ///
 /// A `final class` rather than a `~Copyable` struct because a pthread mutex must not move once
 /// initialised; the mutex lives in its own allocation, created in `init` and destroyed in `deinit`.
+/// The value lives behind a pointer too, not in a stored property: a class property gets Swift's dynamic
+/// exclusivity check on every `inout` access, which costs a runtime call per `withLock` and, for a
+/// zero-sized value (`Lock<Void>`, a lock that guards an ordering, as in `Hub`), is reported by TSan as a
+/// "Swift access race" even under the mutex.
 /// The mutex is a default (non-recursive, non-error-checking) one: taking it twice on one thread
 /// deadlocks, as with `Mutex`. Lock order between locks is each owner's documented rule (see `Hub`).
 ///
@@ -17,12 +21,13 @@ import Glibc
 /// leaves only through `withLock`, whose body gets exclusive access.
 public final class Lock<Value>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private var value: Value
+    private let value: UnsafeMutablePointer<Value>
 
     /// Creates a lock guarding `initialValue`. Traps if `pthread_mutex_init` fails (it cannot for a
     /// default mutex on glibc, which allocates nothing).
     public init(_ initialValue: sending Value) {
-        value = initialValue
+        value = .allocate(capacity: 1)
+        value.initialize(to: initialValue)
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         let rc = pthread_mutex_init(mutex, nil)
@@ -33,6 +38,8 @@ public final class Lock<Value>: @unchecked Sendable {
         pthread_mutex_destroy(mutex)
         mutex.deinitialize(count: 1)
         mutex.deallocate()
+        value.deinitialize(count: 1)
+        value.deallocate()
     }
 
     /// Runs `body` with exclusive access to the guarded value and returns its result. The lock is
@@ -42,7 +49,7 @@ public final class Lock<Value>: @unchecked Sendable {
     public func withLock<Result, E: Error>(_ body: (inout sending Value) throws(E) -> sending Result) throws(E) -> sending Result {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return try body(&value)
+        return try body(&value.pointee)
     }
 
     /// Like `withLock`, but returns `nil` without waiting when another thread holds the lock
@@ -51,6 +58,6 @@ public final class Lock<Value>: @unchecked Sendable {
     public func withLockIfAvailable<Result, E: Error>(_ body: (inout sending Value) throws(E) -> sending Result) throws(E) -> sending Result? {
         guard pthread_mutex_trylock(mutex) == 0 else { return nil }
         defer { pthread_mutex_unlock(mutex) }
-        return try body(&value)
+        return try body(&value.pointee)
     }
 }

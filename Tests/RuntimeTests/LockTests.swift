@@ -78,4 +78,16 @@ import Testing
         #expect(lock.withLock { $0 } == 42)
         done.wait()
     }
+
+    @Test func aVoidLockOrdersAccessToStateOutsideIt() {
+        // `Lock<Void>` guards an ordering (Hub's `interest` lock), not a value: the counter lives outside it.
+        // Under scripts/tsan.sh this is the case that once reported a false "Swift access race".
+        final class Shared: @unchecked Sendable { var count = 0 }
+        let order = Lock<Void>(())
+        let shared = Shared()
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            for _ in 0..<10_000 { order.withLock { _ in shared.count += 1 } }
+        }
+        #expect(order.withLock { _ in shared.count } == 40_000)
+    }
 }

@@ -25,7 +25,8 @@ final class GatewayProcess: @unchecked Sendable {
 
     static var binary: URL { productsDirectory.appendingPathComponent("switchboard") }
 
-    /// Starts the gateway with `arguments` on fresh ports and waits until `/health` answers (10 s at most).
+    /// Starts the gateway with `arguments` on fresh ports and waits until `/health` answers (10 s at most,
+    /// stretched by `TestTiming.scale`).
     init(_ arguments: [String] = [], threads: Int = 2, environment: [String: String] = [:]) throws {
         port = try freePort()
         adminPort = try freePort()
@@ -42,7 +43,7 @@ final class GatewayProcess: @unchecked Sendable {
         process.standardError = logHandle
         process.standardOutput = logHandle
         try process.run()
-        let deadline = Date().addingTimeInterval(10)
+        let deadline = Date().addingTimeInterval(TestTiming.seconds(10))
         while Date() < deadline {
             if let (status, _) = try? httpGet(port: adminPort, path: "/health"), status == 200 { return }
             if !process.isRunning { break }
