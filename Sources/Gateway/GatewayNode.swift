@@ -101,6 +101,15 @@ public final class GatewayNode: @unchecked Sendable {
         var fields: [(String, LogValue)] = config.loggable.map { ($0.0, .string($0.1)) }
         fields.append(("bus", .string(config.redisURL == nil ? "local" : "redis")))
         logger.log(.info, "switchboard started", pairs: fields)
+        // The URLs to connect to, with the ports actually bound (port 0 picks one).
+        func url(_ scheme: String, _ host: String, _ port: Int, _ path: String) -> String {
+            "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)\(path)"
+        }
+        let wsPort = listenFDs.first.map { Socket.localPort($0) } ?? config.port
+        var urls: [(String, LogValue)] = [("ws", .string(url("ws", config.host, wsPort, config.wsPath)))]
+        if let echo = config.echoPath { urls.append(("echo", .string(url("ws", config.host, wsPort, echo)))) }
+        if adminFD >= 0 { urls.append(("admin", .string(url("http", config.adminHost, Socket.localPort(adminFD), "/")))) }
+        logger.log(.info, "listening", pairs: urls)
         for warning in auth.startupWarnings() { logger.warn(warning) }
         let closable = config.drainDeadlineMs - config.drainDelayMs - config.closeTimeoutMs - 500
         if config.drainWindowMs > 0 && closable < config.drainWindowMs * 9 / 10 {

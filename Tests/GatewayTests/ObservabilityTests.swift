@@ -26,6 +26,14 @@ import Testing
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    @Test func startupLogPrintsTheURLsItListensOn() throws {
+        let gw = try GatewayProcess(["--echo-path", "/echo"], threads: 1)
+        let log = gw.log()
+        #expect(log.contains("\"ws\":\"ws://127.0.0.1:\(gw.port)/ws\""), "\(log.prefix(2000))")
+        #expect(log.contains("\"echo\":\"ws://127.0.0.1:\(gw.port)/echo\""))
+        #expect(log.contains("\"admin\":\"http://127.0.0.1:\(gw.adminPort)/\""))
+    }
+
     @Test func metricsMoveAsTrafficImpliesAndParseWithPrometheusClient() throws {
         let gw = try GatewayProcess(threads: 2)
         let n = 5, m = 7
