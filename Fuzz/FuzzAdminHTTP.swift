@@ -19,7 +19,7 @@ public func fuzzAdminHTTP(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     precondition(whole == split, "whole and split parses disagree: \(whole) vs \(split)")
     if bytes.count <= 1024 {
         let single = parseAll(bytes, pieces: Array(repeating: 1, count: bytes.count))
-        precondition(whole == single, "whole and byte-at-a-time parses disagree")
+        precondition(whole == single, "whole and byte-at-a-time parses disagree: \(whole) vs \(single)")
     }
     return 0
 }

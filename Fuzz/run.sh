@@ -60,10 +60,15 @@ for t in "${targets[@]}"; do
     if [[ -n ${FUZZ_SECONDS:-} ]]; then limit=(-max_total_time="$FUZZ_SECONDS"); else limit=(-runs="$runs"); fi
     echo "== fuzz-$t ${limit[*]} (seeds: Fuzz/corpus/$t)"
     # -max_len 8 KiB + slack covers the admin head limit; -timeout catches hangs, -rss_limit unbounded growth.
+    # Crash inputs go to $out (-artifact_prefix), not the current directory.
+    status=0
     "$out/fuzz-$t" "${limit[@]}" -max_len=9000 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        "$@" "$work" "$root/Fuzz/corpus/$t" 2>&1 | tee "$out/fuzz-$t.log" | grep -E "^(Done|INFO: seed corpus|==[0-9]+==ERROR|SUMMARY)|Assertion|Fatal error|precondition" || true
-    status=${PIPESTATUS[0]}
+        -artifact_prefix="$out/$t-" "$@" "$work" "$root/Fuzz/corpus/$t" > "$out/fuzz-$t.log" 2>&1 || status=$?
+    grep -E "^(Done|INFO: seed corpus|==[0-9]+==ERROR|SUMMARY)|Precondition failed|Fatal error" "$out/fuzz-$t.log" || true
     if [[ $status -ne 0 ]]; then
-        tail -40 "$out/fuzz-$t.log"; echo "fuzz-$t failed (exit $status); log $out/fuzz-$t.log; crash input in $(pwd)/crash-*"; exit 1
+        tail -40 "$out/fuzz-$t.log"
+        echo "fuzz-$t failed (exit $status); log $out/fuzz-$t.log; input: $(ls "$out/$t-"* 2>/dev/null | head -1)"
+        echo "reproduce: $out/fuzz-$t <input> (a -Onone build of the same files prints the precondition's message)"
+        exit 1
     fi
 done

@@ -45,7 +45,7 @@ bad, ok = [], []
 for path, findings in scan["results"].items():
     logical = path.rsplit("/", 1)[0]  # drop the blob id
     for f in findings:
-        entry = f"{logical}:{f['line_number']} {f['type']} ({f['hashed_secret'][:12]})"
+        entry = f"{logical}:{f['line_number']} {f['type']} ({f['hashed_secret']})"
         (ok if f["hashed_secret"] in allowed else bad).append(entry)
 for e in sorted(set(ok)):
     print("  allowed:", e)

@@ -10,6 +10,8 @@
 /// not be fed again.
 public struct HTTPHeadParser: Sendable {
     private var scanner: HTTPHeadScanner
+    /// No byte of the current head but empty lines has been seen yet.
+    private var awaitingFirstByte = true
 
     /// - Parameters:
     ///   - maxHeadBytes: bytes from the first byte through the blank line ending the head; more -> 431.
@@ -31,24 +33,23 @@ public struct HTTPHeadParser: Sendable {
     /// - Throws: ``HTTPError`` with status 400 (malformed) or 431 (limits).
     public mutating func feed(_ input: UnsafeRawBufferPointer) throws(HTTPError) -> Result {
         // A request line starts with a method token: anything else (a TLS ClientHello, binary noise) is
-        // answered at once instead of waiting for a blank line that never comes.
-        if scanner.isIdle, let first = input.first(where: { $0 != 0x0D && $0 != 0x0A }), !HTTPHeadSyntax.isTokenChar(first) {
-            throw HTTPHeadSyntax.bad("not an HTTP request")
+        // answered at once instead of waiting for a blank line that never comes. Checked on the head's first
+        // byte after any empty lines, in whichever feed it arrives.
+        if awaitingFirstByte, let first = input.first(where: { $0 != 0x0D && $0 != 0x0A }) {
+            guard HTTPHeadSyntax.isTokenChar(first) else { throw HTTPHeadSyntax.bad("not an HTTP request") }
+            awaitingFirstByte = false
         }
-        let wasIdle = scanner.isIdle
         let maxCount = scanner.maxHeaderCount
-        guard let (head, consumed) = try scanner.feed(input, parse: { (bytes) throws(HTTPError) in
+        // The head may not be complete, but its first line may be: a line that is no request line
+        // (`SSH-2.0-…`, `HELLO`, `GET /ws` without a version) is answered when its LF arrives, not at the timeout.
+        guard let (head, consumed) = try scanner.feed(input, startLine: { (line) throws(HTTPError) in
+            _ = try Self.requestLine(line, 0..<line.count)
+        }, parse: { (bytes) throws(HTTPError) in
             try Self.parse(bytes, maxHeaderCount: maxCount)
         }) else {
-            // The head is not complete, but its first line may be: a line that is no request line
-            // (`SSH-2.0-…`, `HELLO`, `GET /ws` without a version) is answered now, not at the timeout.
-            if wasIdle, let start = input.firstIndex(where: { $0 != 0x0D && $0 != 0x0A }),
-               let lf = input[start...].firstIndex(of: 0x0A) {
-                let end = lf > start && input[lf - 1] == 0x0D ? lf - 1 : lf
-                _ = try Self.requestLine(input, start..<end)
-            }
             return .needMore
         }
+        awaitingFirstByte = true
         return .complete(head, consumed: consumed)
     }
 
