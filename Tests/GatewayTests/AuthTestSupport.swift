@@ -20,10 +20,17 @@ final class TestKeys: @unchecked Sendable {
     let ec384Private: String, ec384Public: String
     let k1Public: String
 
+    /// This process's key directory: made on first use, removed when the test process exits (the keys are
+    /// shared by every auth test, so no single test may delete them).
+    static func directory() -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-auth-keys-\(getpid())")
+    }
+
     private init() {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-auth-keys-\(getpid())")
+        let dir = TestKeys.directory()
         self.dir = dir
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(at: TestKeys.directory()) }
         func gen(_ name: String, _ args: [String]) -> (String, String) {
             let priv = dir.appendingPathComponent("\(name).pem").path
             let pub = dir.appendingPathComponent("\(name).pub.pem").path
