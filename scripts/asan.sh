@@ -20,10 +20,11 @@ mkdir -p "$out"
 start=$(date +%s)
 
 sanitizers=(--sanitize=address)
-if echo 'let x = 1' | swiftc -sanitize=undefined -parse - >/dev/null 2>&1; then sanitizers+=(--sanitize=undefined); fi
+ubsan=""
+if echo 'let x = 1' | swiftc -sanitize=undefined -parse - >/dev/null 2>&1; then sanitizers+=(--sanitize=undefined); ubsan=1; fi
 echo "== swift build ${sanitizers[*]} (scratch $scratch)"
 swift build "${sanitizers[@]}" --product switchboard --scratch-path "$scratch" 2>&1 \
-  | { grep -vE "^\[[0-9]+/[0-9]+\] (Compiling|Emitting|Write|Linking|Applying|Merging|Wrapping)" || true; }
+  | { grep -vE "^\[[0-9]+/[0-9]+\] (Compiling|Emitting|Write|Linking|Applying|Merging|Wrapping)|Cannot export local symbol '__asan" || true; }
 bin="$(swift build "${sanitizers[@]}" --scratch-path "$scratch" --show-bin-path)/switchboard"
 echo "   built in $(( $(date +%s) - start ))s"
 
@@ -42,10 +43,10 @@ done
 status=0
 echo "== shared cases: probe.py --path /echo"
 python3 "$shared/cases/probe.py" --port "$port" --path /echo > "$out/probe-echo.txt" 2>&1 || status=1
-tail -3 "$out/probe-echo.txt"
+echo "   $(grep -c ' PASS ' "$out/probe-echo.txt") PASS, $(grep -cE ' (FAIL|ERROR) ' "$out/probe-echo.txt") FAIL"; grep -E ' (FAIL|ERROR) ' "$out/probe-echo.txt" || true
 echo "== shared cases: probe.py --path /ws --strict"
 python3 "$shared/cases/probe.py" --port "$port" --path /ws --strict > "$out/probe-ws.txt" 2>&1 || status=1
-tail -3 "$out/probe-ws.txt"
+echo "   $(grep -c ' PASS ' "$out/probe-ws.txt") PASS, $(grep -cE ' (FAIL|ERROR) ' "$out/probe-ws.txt") FAIL"; grep -E ' (FAIL|ERROR) ' "$out/probe-ws.txt" || true
 if [[ ${ASAN_AUTOBAHN:-1} = 1 ]]; then
   echo "== Autobahn|Testsuite (${AB_CASES:-1.*,2.*,3.*,4.*,5.*,6.*,7.*,10.*}) against /echo"
   if [[ -x "${AUTOBAHN_VENV:-$HOME/.cache/autobahn-venv}/bin/wstest" ]]; then
@@ -68,6 +69,6 @@ reports=0
 [[ ${#logs[@]} -gt 0 ]] && reports=$(cat "${logs[@]}" | grep -cE "ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:" || true)
 # UBSan without log_path support in some runtimes writes to stderr: count those too.
 reports=$(( reports + $(grep -cE "ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:" "$out/gateway.log" || true) ))
-echo "== ASan/UBSan: $reports report(s); logs under $out; $(( $(date +%s) - start ))s"
+echo "== ASan${ubsan:+/UBSan}: $reports report(s); logs under $out; $(( $(date +%s) - start ))s"
 if [[ $reports -gt 0 ]]; then cat "${logs[@]}" "$out/gateway.log" | grep -A12 -E "ERROR: |runtime error:" | head -60; status=1; fi
 exit $status
