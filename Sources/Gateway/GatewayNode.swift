@@ -80,6 +80,10 @@ public final class GatewayNode: @unchecked Sendable {
         }
         configureRedisBus(publicPort: listenFDs.first.map { Socket.localPort($0) } ?? config.port)
         bus.start(delegate: hub)
+        // Before any listener runs: the sockets already listen (the kernel queues connections), and a
+        // handshake taken by loop 0 while loop 1 is still being set up must not be answered 503 "shutting
+        // down" (seen under TSan, whose slowdown widened that window until /health answered inside it).
+        accepting.store(true, ordering: .relaxed)
         for (i, gl) in loops.enumerated() {
             gl.loop.start(name: "loop-\(i)")
             let fd = listenFDs[i]
@@ -97,7 +101,6 @@ public final class GatewayNode: @unchecked Sendable {
             }
             done.wait()
         }
-        accepting.store(true, ordering: .relaxed)
         var fields: [(String, LogValue)] = config.loggable.map { ($0.0, .string($0.1)) }
         fields.append(("bus", .string(config.redisURL == nil ? "local" : "redis")))
         logger.log(.info, "switchboard started", pairs: fields)
