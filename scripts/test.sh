@@ -16,7 +16,7 @@ echo "== logs: $logs"
 
 echo "== container hardening (scripts/check-container.sh)"
 bash scripts/check-container.sh > "$logs/check-container.log" 2>&1 || { cat "$logs/check-container.log"; exit 1; }
-tail -1 "$logs/check-container.log"
+grep -E "^container check" "$logs/check-container.log"
 
 echo "== workflows: schema, pinning, zizmor (scripts/check-workflows.sh)"
 bash scripts/check-workflows.sh > "$logs/check-workflows.log" 2>&1 || { cat "$logs/check-workflows.log"; exit 1; }
