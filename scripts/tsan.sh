@@ -25,6 +25,9 @@ echo "== swift test --sanitize=thread --filter '$filter'"
 # halt_on_error=0: collect every report of the run, not just the first; second_deadlock_stack for
 # lock-order reports. SWITCHBOARD_TEST_TIME_SCALE stretches the tests' wall-clock bounds (not sleeps).
 set +e
+# SWIFT_BACKTRACE=enable=no: on a crash Swift's backtracer forks a helper, and TSan's runtime fails a CHECK
+# in that child and hangs the run for the helper's 30 s timeout; the "Fatal error" line still prints.
+SWIFT_BACKTRACE=enable=no \
 TSAN_OPTIONS="log_path=$out/tsan halt_on_error=0 second_deadlock_stack=1 ${TSAN_OPTIONS:-}" \
 SWITCHBOARD_BIN_DIR="$bin_dir" SWITCHBOARD_TEST_TIME_SCALE="${SWITCHBOARD_TEST_TIME_SCALE:-4}" \
   swift test --sanitize=thread --skip-build --scratch-path "$scratch" --filter "$filter" > "$out/swift-test.log" 2>&1
@@ -32,10 +35,11 @@ status=$?
 set -e
 grep -E "✘" "$out/swift-test.log" | head -40 || true
 grep -E "Test run with|Executed [1-9][0-9]* tests" "$out/swift-test.log" | tail -2 || true
+grep -E "Fatal error|Precondition failed|signal code" "$out/swift-test.log" | head -5 || true
 shopt -s nullglob
 logs=("$out"/tsan.*)
 reports=0
-[[ ${#logs[@]} -gt 0 ]] && reports=$(cat "${logs[@]}" | grep -c "WARNING: ThreadSanitizer" || true)
+[[ ${#logs[@]} -gt 0 ]] && reports=$(cat "${logs[@]}" | grep -cE "WARNING: ThreadSanitizer|ThreadSanitizer: CHECK failed" || true)
 files=${#logs[@]}
 echo "== ThreadSanitizer: $reports report(s) in $files process log(s) under $out; test exit $status; $(( $(date +%s) - start ))s"
 if [[ $reports -gt 0 ]]; then

@@ -45,7 +45,9 @@ import Testing
     @Test func publishWhileRedisIsUnreachableFailsWithUnavailableAndRetriesWithBackoff() throws {
         let port = try freeTCPPort()
         let (bus, _, loop) = try makeBus(port: port, prefix: "u1:")
-        defer { loop.stop() }
+        // Wait for the loop thread to leave before `bus` is released: its reconnect timers call back into the
+        // bus (unowned), and a bare stop() let one fire after the test returned (a TSan run crashed on it).
+        defer { loop.stopAndWait(timeoutMilliseconds: 2000) }
         let result = sync { done in bus.publish(room: "r", data: JSONFragment("1")) { done($0) } }
         guard case .failure(.unavailable)? = result else {
             Issue.record("expected unavailable, got \(String(describing: result))")
