@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scratch=${TSAN_SCRATCH:-.build-tsan}
-filter=${1:-${TSAN_FILTER:-RuntimeTests|ProtocolTests|LocalBusTests|RedisBusTests|RoomsTests|LifecycleTests|DrainTests|ClusterTests}}
+filter=${1:-${TSAN_FILTER:-RuntimeTests|ProtocolTests|ClusterBusTests|RoomsTests|LifecycleTests|DrainTests|ClusterTests|AuthHandshakeTests|LimitsTests}}
 out=${TSAN_OUT:-$(mktemp -d /tmp/switchboard-tsan.XXXXXX)}
 mkdir -p "$out"
 start=$(date +%s)
