@@ -62,7 +62,9 @@ for t in "${targets[@]}"; do
     # -max_len 8 KiB + slack covers the admin head limit; -timeout catches hangs, -rss_limit unbounded growth.
     # Crash inputs go to $out (-artifact_prefix), not the current directory.
     status=0
-    "$out/fuzz-$t" "${limit[@]}" -max_len=9000 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    # SWIFT_BACKTRACE=enable=no: libFuzzer and ASan print the crash stack themselves; Swift's backtracer
+    # helper, forked from an ASan process, was seen to hang for many minutes after a crash.
+    SWIFT_BACKTRACE=enable=no "$out/fuzz-$t" "${limit[@]}" -max_len=9000 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$out/$t-" "$@" "$work" "$root/Fuzz/corpus/$t" > "$out/fuzz-$t.log" 2>&1 || status=$?
     grep -E "^(Done|INFO: seed corpus|==[0-9]+==ERROR|SUMMARY)|Precondition failed|Fatal error" "$out/fuzz-$t.log" || true
     if [[ $status -ne 0 ]]; then

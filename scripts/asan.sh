@@ -33,7 +33,8 @@ port=$(free_port); admin=$(free_port)
 # halt_on_error=0 / UBSan print_stacktrace: collect every report; log_path keeps them apart from the gateway log.
 export ASAN_OPTIONS="log_path=$out/asan detect_leaks=1 halt_on_error=0 ${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="log_path=$out/ubsan print_stacktrace=1 halt_on_error=0 ${UBSAN_OPTIONS:-}"
-"$bin" --port "$port" --admin-port "$admin" --echo-path /echo --threads 2 --log-level warn 2> "$out/gateway.log" &
+# No Swift backtracer helper: ASan prints the stack itself, and the helper forked from an ASan process can hang.
+SWIFT_BACKTRACE=enable=no "$bin" --port "$port" --admin-port "$admin" --echo-path /echo --threads 2 --log-level warn 2> "$out/gateway.log" &
 gw=$!
 trap 'kill -KILL $gw 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
