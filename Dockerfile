@@ -48,9 +48,9 @@ USER 10001:10001
 # container a stop timeout above that deadline (docker stop -t 45, compose stop_grace_period: 45s).
 STOPSIGNAL SIGTERM
 
-# Liveness from /health on the admin port. The slim image has no curl: bash's /dev/tcp speaks the one
-# HTTP/1.0 request and the status line decides.
+# Liveness from /health on the admin port, asked by the binary itself (`--health-check`: one GET /health to
+# the configured admin port, exit 0 on 200): the image needs no shell and no curl at run time.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${SWITCHBOARD_ADMIN_PORT:-9090} && printf 'GET /health HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && read -r -t 2 _ code _ <&3 && [ \"$code\" = 200 ]"]
+  CMD ["/usr/local/bin/switchboard", "--health-check"]
 
 ENTRYPOINT ["/usr/local/bin/switchboard"]

@@ -1,50 +1,82 @@
 #!/usr/bin/env bash
-# Builds a Protocol fuzzer with libFuzzer + AddressSanitizer and runs it.
-#   Fuzz/run.sh                 200,000 runs (FUZZ_RUNS overrides), corpus in $FUZZ_CORPUS or a temp dir
-#   FUZZ_RUNS=0 Fuzz/run.sh     build only
-#   FUZZ_TARGET=envelope Fuzz/run.sh   the envelope scanner, differential against JSONSerialization
-#                               (Fuzz/FuzzEnvelope.swift; seeds from Fuzz/corpus/envelope)
-#   FUZZ_TARGET=protocol        (default) HTTP heads, frames, envelope (Fuzz/FuzzProtocol.swift)
-#   FUZZ_TARGET=socketio Fuzz/run.sh   the Engine.IO / Socket.IO target (Fuzz/FuzzSocketIO.swift, seeds in Fuzz/corpus-socketio)
-# Extra arguments are passed to libFuzzer (e.g. -max_len=4096, a crash file to reproduce).
+# Builds libFuzzer + AddressSanitizer binaries and runs them over the seed corpora checked in under
+# Fuzz/corpus/<target>/ (read only; new inputs go to a scratch corpus).
+#   Fuzz/run.sh [target ...]        targets: protocol envelope socketio admin-http jwt resp (default: all six)
+#   FUZZ_RUNS=N                     runs per target (default 200,000)
+#   FUZZ_SECONDS=S                  instead: S seconds per target (-max_total_time), e.g. CI's bounded run
+#   FUZZ_RUNS=0                     build only
+#   FUZZ_OUT=dir                    where binaries and scratch corpora go (default a temp dir)
+# Extra arguments after `--` are passed to libFuzzer (e.g. -- -max_len=4096, or a crash file to reproduce).
+# SwiftPM executables cannot host libFuzzer's main, so each target is one swiftc invocation over the sources
+# it needs:
+#   protocol    Protocol sources + FuzzProtocol.swift: handshake, frame reader (deflate too), envelope, responses
+#   envelope    Protocol sources + FuzzEnvelope.swift: the envelope scanner, differential against JSONSerialization
+#   socketio    Protocol sources + FuzzSocketIO.swift: Engine.IO / Socket.IO packets and the session machine
+#   admin-http  Protocol sources + FuzzAdminHTTP.swift: the admin port's head parser and framing rule
+#   jwt         Runtime sources + the Auth files JWT.swift needs + FuzzJWT.swift (module named Runtime)
+#   resp        ClusterBus's RedisReply.swift + FuzzRESP.swift over hiredis's reader (module named Runtime)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-target=${FUZZ_TARGET:-protocol}
-case "$target" in
-    protocol) entry="$root/Fuzz/FuzzProtocol.swift" ;;
-    envelope) entry="$root/Fuzz/FuzzEnvelope.swift" ;;
-    socketio) entry="$root/Fuzz/FuzzSocketIO.swift" ;;
-    *) echo "unknown FUZZ_TARGET '$target' (protocol, envelope or socketio)" >&2; exit 2 ;;
-esac
-out=${FUZZ_OUT:-$(mktemp -d /tmp/fuzz-$target.XXXXXX)}
+out=${FUZZ_OUT:-$(mktemp -d /tmp/fuzz-switchboard.XXXXXX)}
 mkdir -p "$out"
-bin="$out/fuzz-$target"
+targets=()
+while [[ $# -gt 0 && $1 != -- ]]; do targets+=("$1"); shift; done
+[[ ${1:-} == -- ]] && shift
+[[ ${#targets[@]} -eq 0 ]] && targets=(protocol envelope socketio admin-http jwt resp)
+swiftc_fuzz=(swiftc -sanitize=fuzzer,address -parse-as-library -O -use-ld=lld)
+auth="$root/Sources/Gateway/Auth"
 
-swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name Fuzz -use-ld=lld \
-    -I "$root/Sources/COpenSSL" -I "$root/Sources/CZlib" \
-    "$root"/Sources/Protocol/*.swift "$entry" \
-    -lssl -lcrypto -lz -o "$bin"
+build() {
+    local t=$1 bin="$out/fuzz-$1"
+    case $t in
+    protocol | envelope | socketio | admin-http)
+        local entry
+        case $t in
+        protocol) entry=FuzzProtocol.swift ;;
+        envelope) entry=FuzzEnvelope.swift ;;
+        socketio) entry=FuzzSocketIO.swift ;;
+        admin-http) entry=FuzzAdminHTTP.swift ;;
+        esac
+        "${swiftc_fuzz[@]}" -module-name Fuzz -I "$root/Sources/COpenSSL" -I "$root/Sources/CZlib" \
+            "$root"/Sources/Protocol/*.swift "$root/Fuzz/$entry" -lssl -lcrypto -lz -o "$bin" ;;
+    jwt)
+        "${swiftc_fuzz[@]}" -module-name Runtime -I "$root/Sources/CLinux" -I "$root/Sources/COpenSSL" \
+            "$root"/Sources/Runtime/*.swift "$auth/JWT.swift" "$auth/JWTKeys.swift" "$auth/JWSAlgorithm.swift" \
+            "$auth/Base64URL.swift" "$auth/RoomPattern.swift" "$auth/AuthOutcome.swift" \
+            "$root/Fuzz/FuzzJWT.swift" -lssl -lcrypto -o "$bin" 2>&1 | { grep -v "ignoring import\|^ *[0-9]* |\|^ *|" || true; } ;;
+    resp)
+        "${swiftc_fuzz[@]}" -module-name Runtime -I "$root/Sources/CHiredis" \
+            "$root/Sources/ClusterBus/RedisReply.swift" "$root/Fuzz/FuzzRESP.swift" -lhiredis -o "$bin" 2>&1 \
+            | { grep -v "ignoring import\|^ *[0-9]* |\|^ *|" || true; } ;;
+    *) echo "unknown fuzz target '$t' (protocol, envelope, socketio, admin-http, jwt, resp)" >&2; exit 2 ;;
+    esac
+    [[ -x $bin ]] || { echo "fuzz-$t did not build" >&2; exit 1; }
+}
 
 runs=${FUZZ_RUNS:-200000}
-[ "$runs" = 0 ] && { echo "built $bin"; exit 0; }
-corpus=${FUZZ_CORPUS:-$out/corpus}
-mkdir -p "$corpus"
-if [ "$target" = socketio ]; then
-    cp "$root"/Fuzz/corpus-socketio/* "$corpus"/
-    exec "$bin" -runs="$runs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$@" "$corpus"
-fi
-if [ "$target" = envelope ]; then
-    cp "$root"/Fuzz/corpus/envelope/* "$corpus/"
-    exec "$bin" -runs="$runs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$@" "$corpus"
-fi
-# Seeds: an upgrade request with pipelined frames, a fragmented masked message, a JSON op.
-printf 'GET /ws?t=1 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58' > "$corpus/seed-upgrade"
-printf '\x01\x83\x00\x00\x00\x00Hel\x89\x80\x00\x00\x00\x00\x80\x82\x00\x00\x00\x00lo\x88\x82\x00\x00\x00\x00\x03\xe8' > "$corpus/seed-frames"
-printf '\x01\x03Hel\x80\x02lo\x88\x02\x03\xe8' > "$corpus/seed-server-frames"
-# permessage-deflate: RFC 7692's compressed "Hello", whole and fragmented, and an offer list.
-printf '\xc1\x87\x00\x00\x00\x00\xf2\x48\xcd\xc9\xc9\x07\x00\x41\x83\x00\x00\x00\x00\xf2\x48\xcd\x80\x84\x00\x00\x00\x00\xc9\xc9\x07\x00' > "$corpus/seed-deflate"
-printf 'permessage-deflate; server_max_window_bits=8, permessage-deflate; client_max_window_bits="10"; server_no_context_takeover' > "$corpus/seed-extensions"
-printf '{"op":"publish","room":"lobby","data":{"a":[1,true,null]},"id":"x"}' > "$corpus/seed-json"
-printf 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n' > "$corpus/seed-response"
-
-"$bin" -runs="$runs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$@" "$corpus"
+for t in "${targets[@]}"; do
+    start=$(date +%s)
+    build "$t"
+    echo "built $out/fuzz-$t in $(( $(date +%s) - start ))s"
+done
+[[ $runs = 0 && -z ${FUZZ_SECONDS:-} ]] && exit 0
+for t in "${targets[@]}"; do
+    work="$out/corpus-$t"
+    mkdir -p "$work"
+    if [[ -n ${FUZZ_SECONDS:-} ]]; then limit=(-max_total_time="$FUZZ_SECONDS"); else limit=(-runs="$runs"); fi
+    echo "== fuzz-$t ${limit[*]} (seeds: Fuzz/corpus/$t)"
+    # -max_len 8 KiB + slack covers the admin head limit; -timeout catches hangs, -rss_limit unbounded growth.
+    # Crash inputs go to $out (-artifact_prefix), not the current directory.
+    status=0
+    # SWIFT_BACKTRACE=enable=no: libFuzzer and ASan print the crash stack themselves; Swift's backtracer
+    # helper, forked from an ASan process, was seen to hang for many minutes after a crash.
+    SWIFT_BACKTRACE=enable=no "$out/fuzz-$t" "${limit[@]}" -max_len=9000 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -artifact_prefix="$out/$t-" "$@" "$work" "$root/Fuzz/corpus/$t" > "$out/fuzz-$t.log" 2>&1 || status=$?
+    grep -E "^(Done|INFO: seed corpus|==[0-9]+==ERROR|SUMMARY)|Precondition failed|Fatal error" "$out/fuzz-$t.log" || true
+    if [[ $status -ne 0 ]]; then
+        tail -40 "$out/fuzz-$t.log"
+        echo "fuzz-$t failed (exit $status); log $out/fuzz-$t.log; input: $(ls "$out/$t-"* 2>/dev/null | head -1)"
+        echo "reproduce: $out/fuzz-$t <input> (a -Onone build of the same files prints the precondition's message)"
+        exit 1
+    fi
+done

@@ -4,7 +4,8 @@
 #   scripts/deps.sh test   also what the tests start: redis-server, haproxy, python3 (with websockets for
 #                          the wss tests), and the
 #                          Autobahn|Testsuite (../shared/tools/autobahn/setup.sh, Python 2.7 from the image),
-#                          and what scripts/validate-deploy.sh runs: docker-compose, nginx, python3-venv
+#                          and what scripts/validate-deploy.sh runs: docker-compose, nginx, python3-venv,
+#                          and the offline checks' tools (python3-yaml, python3-websockets, scripts/ci-venv.sh)
 # The Swift 6 toolchain itself must be on PATH (swift.org builds; Debian has no Swift 6 package).
 set -euo pipefail
 mode="${1:-run}"
@@ -13,6 +14,8 @@ if [[ "$mode" == test ]]; then
   pkgs+=(redis-server haproxy python3 python3-prometheus-client python3-websockets procps iproute2 nodejs node-ws)
   # scripts/validate-deploy.sh: `docker-compose config`, `nginx -t`, a venv for kubernetes-validate.
   pkgs+=(docker-compose nginx python3-venv)
+  # scripts/check-container.sh reads YAML; scripts/smoke.sh speaks WebSocket.
+  pkgs+=(python3-yaml python3-websockets)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -35,6 +38,8 @@ command -v swift >/dev/null || { echo "deps: swift (6.x) is not on PATH; install
 if [[ "$mode" == test ]]; then
   here="$(cd "$(dirname "$0")/.." && pwd)"
   shared="${SWITCHBOARD_SHARED:-$here/../shared}"
+  # detect-secrets, check-jsonschema and zizmor (PyPI, pinned) for the offline checks in scripts/test.sh.
+  bash "$here/scripts/ci-venv.sh" >/dev/null
   if [[ -x "$shared/tools/autobahn/setup.sh" ]]; then
     bash "$shared/tools/autobahn/setup.sh" >&2
   else

@@ -8,7 +8,7 @@ public final class LocalPresence: PresenceBus, @unchecked Sendable {
         var members = 0
         var users: Set<String> = []
     }
-    private let rooms = Mutex<[String: Entry]>([:])
+    private let rooms = Lock<[String: Entry]>([:])
 
     public init() {}
 
@@ -55,7 +55,7 @@ public final class LocalAnalytics: AnalyticsBus, @unchecked Sendable {
         var ring: [AnalyticsEvent] = []
         var ringStart = 0
     }
-    private let analytics = Mutex(State())
+    private let analytics = Lock(State())
 
     public init() {}
 

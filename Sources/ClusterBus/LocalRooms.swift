@@ -1,7 +1,6 @@
 import Foundation
 import Protocol
 import Runtime
-import Synchronization
 
 /// The in-process rooms and history of a single node (the embedded default when no `--redis-url` is
 /// given); also the lifecycle of `ClusterServices.local`.
@@ -70,11 +69,11 @@ public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
     /// Rooms held in memory (tests: expired rooms nobody is in are forgotten).
     var roomCount: Int { lock.withLock { $0.rooms.count } }
 
-    private let lock: Mutex<State>
+    private let lock: Lock<State>
     private let epoch: String
     private let historySize: Int
     private let historyTTL: Int
-    private let delegateBox = Mutex<BusDelegate?>(nil)
+    private let delegateBox = Lock<BusDelegate?>(nil)
 
     /// - Parameters:
     ///   - historySize: messages kept per room for `join(since:)` (default 1,000; 0 keeps none).
@@ -87,7 +86,7 @@ public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
         self.historySize = max(0, historySize)
         self.historyTTL = max(0, historyTTLMilliseconds)
         self.epoch = String(UInt32.random(in: 1...UInt32.max), radix: 16)
-        self.lock = Mutex(State(idempotency: IdempotencyWindow(windowMilliseconds: idempotencyWindowMilliseconds)))
+        self.lock = Lock(State(idempotency: IdempotencyWindow(windowMilliseconds: idempotencyWindowMilliseconds)))
     }
 
     // MARK: BusLifecycle

@@ -40,8 +40,8 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
     let keys: RedisKeys
     let logger: RedisBusLogger
     private let upFlag = Atomic<Bool>(false)
-    private let healthBox = Mutex(RedisBusHealth())
-    private let nodeInfoProvider = Mutex<(@Sendable () -> NodeInfo)?>(nil)
+    private let healthBox = Lock(RedisBusHealth())
+    private let nodeInfoProvider = Lock<(@Sendable () -> NodeInfo)?>(nil)
     private let startedAtMilliseconds = wallClockMilliseconds()
 
     // Loop-confined.

@@ -335,15 +335,52 @@ public struct Config: Sendable {
         Usage: switchboard [--flag value | --flag=value]...
         Every flag has an environment twin (SWITCHBOARD_<FLAG>); flags win. Durations: 250ms, 5s, 2m, 1h.
         Sizes: 512B, 64KiB, 1MiB, 1GiB.
+        switchboard --health-check asks the configured admin port's /health once (exit 0 on 200): the
+        container image's HEALTHCHECK.
 
         """
         for o in options {
-            let def = d.display(o)
+            let def = helpDefault(o, d.display(o))
             let flag = "  --\(o.name)"
             s += flag.padding(toLength: max(24, flag.count + 2), withPad: " ", startingAt: 0)   // long names are not cut
             s += "\(o.help) [env \(o.env)\(def.isEmpty ? "" : ", default \(def)")]\n"
         }
         return s
+    }
+
+    /// A default as the README writes it: durations in the largest unit that keeps them whole (`24h`, `5s`,
+    /// `1.5s`), sizes in the largest binary unit that does (`1MiB`, `8KiB`); both parse back to the same value.
+    private static func helpDefault(_ o: Option, _ value: String) -> String {
+        switch o.kind {
+        case .duration:
+            guard value.hasSuffix("ms"), let ms = Int(value.dropLast(2)) else { return value }
+            return formatDuration(milliseconds: ms)
+        case .size:
+            guard value.hasSuffix("B"), let bytes = Int(value.dropLast()) else { return value }
+            return formatSize(bytes: bytes)
+        default:
+            return value
+        }
+    }
+
+    /// `86_400_000` → `24h`, `90_000` → `90s`, `1_500` → `1.5s`, `250` → `250ms`, `0` → `0`. Round-trips through
+    /// ``parseDuration(_:)``.
+    static func formatDuration(milliseconds ms: Int) -> String {
+        if ms == 0 { return "0" }
+        for (suffix, unit) in [("h", 3_600_000), ("m", 60_000), ("s", 1000)] where ms % unit == 0 {
+            return "\(ms / unit)\(suffix)"
+        }
+        if ms >= 1000 && ms % 100 == 0 { return "\(ms / 1000).\(ms % 1000 / 100)s" }
+        return "\(ms)ms"
+    }
+
+    /// `1_048_576` → `1MiB`, `8192` → `8KiB`, `1000` → `1000B`. Round-trips through ``parseSize(_:)``.
+    static func formatSize(bytes: Int) -> String {
+        if bytes == 0 { return "0B" }
+        for (suffix, unit) in [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] where bytes % unit == 0 {
+            return "\(bytes / unit)\(suffix)"
+        }
+        return "\(bytes)B"
     }
 
     private func display(_ o: Option) -> String {

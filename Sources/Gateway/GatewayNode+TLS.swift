@@ -72,10 +72,14 @@ extension GatewayNode {
     /// The URLs the node serves, for the startup log: `wss://` / `https://` when TLS terminates here.
     func listeningFields() -> [(String, LogValue)] {
         let scheme = config.tls == nil ? "ws" : "wss"
-        var fields: [(String, LogValue)] = [("url", .string("\(scheme)://\(config.host):\(boundPort)\(config.wsPath)"))]
-        if let echo = config.echoPath { fields.append(("echo_url", .string("\(scheme)://\(config.host):\(boundPort)\(echo)"))) }
+        // The URLs to connect to, with the ports actually bound (port 0 picks one); IPv6 hosts in brackets.
+        func url(_ scheme: String, _ host: String, _ port: Int, _ path: String) -> String {
+            "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)\(path)"
+        }
+        var fields: [(String, LogValue)] = [("ws", .string(url(scheme, config.host, boundPort, config.wsPath)))]
+        if let echo = config.echoPath { fields.append(("echo", .string(url(scheme, config.host, boundPort, echo)))) }
         if config.adminPort != 0 {
-            fields.append(("admin_url", .string("\(config.adminTLS == nil ? "http" : "https")://\(config.adminHost):\(config.adminPort)/")))
+            fields.append(("admin", .string(url(config.adminTLS == nil ? "http" : "https", config.adminHost, config.adminPort, "/"))))
         }
         if let tls = config.tls {
             fields.append(("tls_certificates", .int(tls.pairs.count)))

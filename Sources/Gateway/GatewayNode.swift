@@ -31,7 +31,7 @@ public final class GatewayNode: @unchecked Sendable {
     /// 0 serving, 1 waiting for a drain slot, 2 drain delay, 3 closing connections, 4 stopping the bus
     /// (`DrainMachine.Phase.gauge`), and the phase's name for `/ready`.
     let drainPhase = Atomic<Int>(0)
-    let drainPhaseName = Mutex<String>(DrainMachine.Phase.serving.rawValue)
+    let drainPhaseName = Lock<String>(DrainMachine.Phase.serving.rawValue)
     /// Connections closed by the drain so far (for `switchboard_drain_closed_total`).
     let drainClosed = Atomic<Int>(0)
     let apiPublishes = LoopCounterShared()
@@ -238,7 +238,7 @@ public final class GatewayNode: @unchecked Sendable {
     func openConnections() -> Int {
         var total = 0
         let group = DispatchGroup()
-        let counts = Mutex<Int>(0)
+        let counts = Lock<Int>(0)
         for gl in loops {
             group.enter()
             gl.loop.execute {

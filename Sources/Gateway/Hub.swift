@@ -22,8 +22,8 @@ final class Hub: BusDelegate, @unchecked Sendable {
         var total: Int { perLoop.reduce(0, +) }
     }
 
-    private let rooms = Mutex<[String: RoomState]>([:])
-    private let interest = Mutex<Void>(())
+    private let rooms = Lock<[String: RoomState]>([:])
+    private let interest = Lock<Void>(())
     private unowned(unsafe) let node: GatewayNode
     private let loopCount: Int
     let busState = Atomic<Bool>(false)

@@ -3,7 +3,6 @@ import Foundation
 import Protocol
 import Glibc
 import Runtime
-import Synchronization
 
 /// Log severity, lowest first.
 public enum LogLevel: String, Sendable, Comparable {
@@ -27,7 +26,7 @@ public final class Logger: Sendable {
     /// Lines below this level are dropped.
     public let level: LogLevel
     private let node: String
-    private let limiter = Mutex<[String: (second: Int, count: Int)]>([:])
+    private let limiter = Lock<[String: (second: Int, count: Int)]>([:])
 
     public init(level: LogLevel, node: String) {
         self.level = level

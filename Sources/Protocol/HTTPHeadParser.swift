@@ -7,9 +7,10 @@ public protocol HTTPHeadGrammar: Sendable {
     static var defaultMaxHeadBytes: Int { get }
     /// Parses a complete head (through its blank line). Throws 400 when malformed, 431 over `maxHeaderCount`.
     static func parse(_ head: UnsafeRawBufferPointer, maxHeaderCount: Int) throws(HTTPError) -> Head
-    /// Called with each input while the head is incomplete: `startsHead` when no byte of it was seen before.
-    /// Throws to answer at once instead of waiting for a blank line that never comes.
-    static func rejectEarly(_ input: UnsafeRawBufferPointer, startsHead: Bool, firstLineComplete: Bool) throws(HTTPError)
+    /// Checks the head's first byte (after empty lines) as soon as it arrives; throws 400 for garbage.
+    static func checkFirstByte(_ byte: UInt8) throws(HTTPError)
+    /// Checks the head's first line (without its line end) as soon as its LF arrives, in any split.
+    static func checkStartLine(_ line: UnsafeRawBufferPointer) throws(HTTPError)
 }
 
 /// Incremental head parser: accepts any byte split. Limits: head size -> 431, header count (default 100)
@@ -21,6 +22,8 @@ public protocol HTTPHeadGrammar: Sendable {
 /// After `.complete` the parser is ready for the next head (keep-alive); after a throw it must not be fed again.
 public struct IncrementalHTTPHeadParser<Grammar: HTTPHeadGrammar>: Sendable {
     private var scanner: HTTPHeadScanner
+    /// No byte of the current head but empty lines has been seen yet.
+    private var awaitingFirstByte = true
 
     /// - Parameters:
     ///   - maxHeadBytes: bytes from the first byte through the blank line ending the head; more -> 431.
@@ -41,15 +44,21 @@ public struct IncrementalHTTPHeadParser<Grammar: HTTPHeadGrammar>: Sendable {
     /// after the head (e.g. the first WebSocket frames) that the caller must hand to the frame decoder.
     /// - Throws: ``HTTPError`` with status 400 (malformed) or 431 (limits).
     public mutating func feed(_ input: UnsafeRawBufferPointer) throws(HTTPError) -> Result {
-        let wasIdle = scanner.isIdle
-        if wasIdle { try Grammar.rejectEarly(input, startsHead: true, firstLineComplete: false) }
+        // Garbage is answered at once instead of waiting for a blank line that never comes: the head's first
+        // byte after any empty lines, in whichever feed it arrives, and its first line once its LF arrives.
+        if awaitingFirstByte, let first = input.first(where: { $0 != 0x0D && $0 != 0x0A }) {
+            try Grammar.checkFirstByte(first)
+            awaitingFirstByte = false
+        }
         let maxCount = scanner.maxHeaderCount
-        guard let (head, consumed) = try scanner.feed(input, parse: { (bytes) throws(HTTPError) in
+        guard let (head, consumed) = try scanner.feed(input, startLine: { (line) throws(HTTPError) in
+            try Grammar.checkStartLine(line)
+        }, parse: { (bytes) throws(HTTPError) in
             try Grammar.parse(bytes, maxHeaderCount: maxCount)
         }) else {
-            if wasIdle { try Grammar.rejectEarly(input, startsHead: true, firstLineComplete: true) }
             return .needMore
         }
+        awaitingFirstByte = true
         return .complete(head, consumed: consumed)
     }
 
@@ -66,19 +75,15 @@ public typealias HTTPHeadParser = IncrementalHTTPHeadParser<HTTPRequestGrammar>
 public enum HTTPRequestGrammar: HTTPHeadGrammar {
     public static var defaultMaxHeadBytes: Int { 8192 }
 
-    /// A request line starts with a method token: anything else (a TLS ClientHello, binary noise) is
-    /// answered at once; and a complete first line that is no request line (`SSH-2.0-…`, `HELLO`,
-    /// `GET /ws` without a version) is answered before the rest of the head, not at the timeout.
-    public static func rejectEarly(_ input: UnsafeRawBufferPointer, startsHead: Bool, firstLineComplete: Bool) throws(HTTPError) {
-        guard startsHead, let start = input.firstIndex(where: { $0 != 0x0D && $0 != 0x0A }) else { return }
-        if !firstLineComplete {
-            if !HTTPHeadSyntax.isTokenChar(input[start]) { throw HTTPHeadSyntax.bad("not an HTTP request") }
-            return
-        }
-        if let lf = input[start...].firstIndex(of: 0x0A) {
-            let end = lf > start && input[lf - 1] == 0x0D ? lf - 1 : lf
-            _ = try requestLine(input, start..<end)
-        }
+    /// A request line starts with a method token: anything else (a TLS ClientHello, binary noise) is 400.
+    public static func checkFirstByte(_ byte: UInt8) throws(HTTPError) {
+        guard HTTPHeadSyntax.isTokenChar(byte) else { throw HTTPHeadSyntax.bad("not an HTTP request") }
+    }
+
+    /// A first line that is no request line (`SSH-2.0-…`, `HELLO`, `GET /ws` without a version) is 400 when
+    /// its LF arrives, not at the handshake timeout.
+    public static func checkStartLine(_ line: UnsafeRawBufferPointer) throws(HTTPError) {
+        _ = try requestLine(line, 0..<line.count)
     }
 
     /// request-line = method SP request-target SP HTTP-version (RFC 9112 §3), then header lines.

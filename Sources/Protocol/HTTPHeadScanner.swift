@@ -33,9 +33,11 @@ struct HTTPHeadScanner: Sendable {
     /// Scans `input`; once the empty line ending the head is seen, calls `parse` with the head
     /// (start line through the empty line) and returns its result with the number of bytes of
     /// `input` that belonged to the head. nil: need more bytes. The scanner is then ready for the
-    /// next head; after a throw it is reset too.
+    /// next head; after a throw it is reset too. `startLine` sees the start line (without its CR LF) the moment
+    /// its LF arrives, whatever the split, so a caller can refuse a bad one before the rest of the head comes.
     mutating func feed<Head>(
         _ input: UnsafeRawBufferPointer,
+        startLine: (UnsafeRawBufferPointer) throws(HTTPError) -> Void = { _ in },
         parse: (UnsafeRawBufferPointer) throws(HTTPError) -> Head
     ) throws(HTTPError) -> (Head, consumed: Int)? {
         guard let inputBase = input.baseAddress, input.count > 0 else { return nil }
@@ -80,6 +82,12 @@ struct HTTPHeadScanner: Sendable {
                 if headerLines > maxHeaderCount { reset(); throw Self.tooManyHeaders }
             } else {
                 sawStartLine = true
+                do throws(HTTPError) {
+                    try Self.withLine(buffer, input, base: base, from: lineStart, to: absoluteLF, startLine)
+                } catch {
+                    reset()
+                    throw error
+                }
             }
             lineStart = absoluteLF + 1
             i = lf + 1
@@ -92,6 +100,24 @@ struct HTTPHeadScanner: Sendable {
 
     /// True when no bytes of a head are buffered.
     var isIdle: Bool { buffer.isEmpty }
+
+    /// Calls `body` with the line `start..<lf` (absolute offsets; a CR before the LF dropped), copying only when
+    /// the line spans the buffered bytes and this input.
+    private static func withLine(
+        _ buffer: [UInt8], _ input: UnsafeRawBufferPointer, base: Int, from start: Int, to lf: Int,
+        _ body: (UnsafeRawBufferPointer) throws(HTTPError) -> Void
+    ) throws(HTTPError) {
+        if start >= base {
+            var end = lf - base
+            if end > start - base && input[end - 1] == 0x0D { end -= 1 }
+            try body(UnsafeRawBufferPointer(rebasing: input[(start - base)..<end]))
+            return
+        }
+        var line = Array(buffer[start...])
+        line.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[0..<(lf - base)]))
+        if line.last == 0x0D { line.removeLast() }
+        try line.withUnsafeBytes { raw in Result { () throws(HTTPError) in try body(raw) } }.get()
+    }
 }
 
 /// Line-level parsing of a complete head (RFC 9112 §2.2, §5). Bare LF line ends are accepted;

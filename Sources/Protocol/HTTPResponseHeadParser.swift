@@ -6,7 +6,8 @@ public typealias HTTPResponseHeadParser = IncrementalHTTPHeadParser<HTTPResponse
 /// (default 16 KiB) and header count (default 100) -> 431; malformed -> 400.
 public enum HTTPResponseGrammar: HTTPHeadGrammar {
     public static var defaultMaxHeadBytes: Int { 16384 }
-    public static func rejectEarly(_ input: UnsafeRawBufferPointer, startsHead: Bool, firstLineComplete: Bool) throws(HTTPError) {}
+    public static func checkFirstByte(_ byte: UInt8) throws(HTTPError) {}
+    public static func checkStartLine(_ line: UnsafeRawBufferPointer) throws(HTTPError) {}
 
     public static func parse(_ head: UnsafeRawBufferPointer, maxHeaderCount: Int) throws(HTTPError) -> HTTPResponseHead {
         typealias S = HTTPHeadSyntax

@@ -28,7 +28,7 @@ public final class EventLoop: @unchecked Sendable {
     public let index: Int
     private let epfd: CInt
     private let wakeFD: CInt
-    private let tasks = Mutex<[@Sendable () -> Void]>([])
+    private let tasks = Lock<[@Sendable () -> Void]>([])
     private var handlers: ContiguousArray<(handler: EventHandler?, generation: UInt32)> = []
     private var nextGeneration: UInt32 = 1
     private var wheel: TimerWheel

@@ -1,6 +1,5 @@
 import CLinux
 import Glibc
-import Runtime
 
 /// A non-blocking stream socket on one loop with an outbound queue flushed by one vectored write at the end
 /// of the loop iteration. `EPOLLOUT` is armed only while bytes are pending. The bytes go through a

@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import Runtime
-import Synchronization
 
 /// An `EventLoop` on its own thread plus what every client on it shares (it is the clients' socket context):
 /// one 256 KiB read buffer, the writev scratch vector, and a PRNG for masking keys. Many `SwitchboardClient`s
@@ -31,7 +30,7 @@ public final class ClientLoop: SocketContext, @unchecked Sendable {
 
     /// Runs `body` on the loop thread and waits for its result. Never call from the loop thread.
     public func sync<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
-        let box = Mutex<T?>(nil)
+        let box = Lock<T?>(nil)
         let done = DispatchSemaphore(value: 0)
         loop.execute {
             let v = body()

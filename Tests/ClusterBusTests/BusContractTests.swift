@@ -16,8 +16,8 @@ import Testing
     }
 
     final class Recorder: BusDelegate, @unchecked Sendable {
-        let messages = Mutex<[BusMessage]>([])
-        let states = Mutex<[BusState]>([])
+        let messages = Lock<[BusMessage]>([])
+        let states = Lock<[BusState]>([])
         func busDeliver(_ message: BusMessage) { messages.withLock { $0.append(message) } }
         func busStateChanged(_ state: BusState) { states.withLock { $0.append(state) } }
     }
@@ -177,7 +177,7 @@ func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool {
 }
 
 func sync<T: Sendable>(timeout: Int = 5, _ body: (@escaping @Sendable (T) -> Void) -> Void) -> T? {
-    let box = Mutex<T?>(nil)
+    let box = Lock<T?>(nil)
     let done = DispatchSemaphore(value: 0)
     body { v in box.withLock { $0 = v }; done.signal() }
     guard done.wait(timeout: .now() + .seconds(timeout)) == .success else { return nil }

@@ -2,19 +2,18 @@
 import Glibc
 import Protocol
 import Runtime
-import Synchronization
 import Testing
 
 /// `LocalRooms` history expiry: resume semantics and memory that follows the rooms in use.
 @Suite struct LocalBusTests {
     func publish(_ bus: LocalRooms, _ room: String, _ data: String) -> StreamOffset? {
-        let box = Mutex<StreamOffset?>(nil)
+        let box = Lock<StreamOffset?>(nil)
         bus.publish(room: room, data: JSONFragment(data), idempotencyKey: nil) { r in box.withLock { $0 = try? r.get() } }
         return box.withLock { $0 }
     }
 
     func join(_ bus: LocalRooms, _ room: String, since: StreamOffset?) -> JoinResult? {
-        let box = Mutex<JoinResult?>(nil)
+        let box = Lock<JoinResult?>(nil)
         bus.join(room: room, since: since) { r in box.withLock { $0 = try? r.get() } }
         return box.withLock { $0 }
     }

@@ -3,14 +3,13 @@ import Foundation
 import Glibc
 import Protocol
 import Runtime
-import Synchronization
 import Testing
 
 /// `RedisBus` on a real gateway `EventLoop` against a real `redis-server`, without the gateway around it.
 @Suite(.serialized) struct RedisBusTests {
     final class Recorder: BusDelegate, @unchecked Sendable {
-        let messages = Mutex<[BusMessage]>([])
-        let states = Mutex<[BusState]>([])
+        let messages = Lock<[BusMessage]>([])
+        let states = Lock<[BusState]>([])
         func busDeliver(_ message: BusMessage) { messages.withLock { $0.append(message) } }
         func busStateChanged(_ state: BusState) { states.withLock { $0.append(state) } }
     }
@@ -36,7 +35,7 @@ import Testing
     }
 
     func sync<T: Sendable>(_ body: (@escaping @Sendable (T) -> Void) -> Void) -> T? {
-        let box = Mutex<T?>(nil)
+        let box = Lock<T?>(nil)
         let done = DispatchSemaphore(value: 0)
         body { v in box.withLock { $0 = v }; done.signal() }
         guard done.wait(timeout: .now() + 5) == .success else { return nil }
@@ -46,7 +45,9 @@ import Testing
     @Test func publishWhileRedisIsUnreachableFailsWithUnavailableAndRetriesWithBackoff() throws {
         let port = try freeTCPPort()
         let (bus, _, loop) = try makeBus(port: port, prefix: "u1:")
-        defer { loop.stop() }
+        // Wait for the loop thread to leave before `bus` is released: its reconnect timers call back into the
+        // bus (unowned), and a bare stop() let one fire after the test returned (a TSan run crashed on it).
+        defer { loop.stopAndWait(timeoutMilliseconds: 2000) }
         let result = sync { done in bus.publish(room: "r", data: JSONFragment("1"), idempotencyKey: nil) { done($0) } }
         guard case .failure(.unavailable)? = result else {
             Issue.record("expected unavailable, got \(String(describing: result))")

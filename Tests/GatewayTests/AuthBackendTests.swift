@@ -2,7 +2,6 @@ import Foundation
 import Glibc
 import Protocol
 import Runtime
-import Synchronization
 import Testing
 @testable import Gateway
 
@@ -77,7 +76,7 @@ import Testing
         let backend = try FakeAuthBackend()
         let gw = try backendGateway(backend, ["--auth-cache-ttl", "3s"])
         let started = Date()
-        let failures = Mutex(0)
+        let failures = Lock(0)
         DispatchQueue.concurrentPerform(iterations: 8) { worker in
             for _ in 0..<125 {
                 if (try? upgradeAnswer(port: gw.port, headers: [HTTPHeader("Authorization", "Bearer same-user-token")]).status) != 101 {
@@ -119,7 +118,7 @@ import Testing
         let backend = try FakeAuthBackend { _, _ in .hang(20) }
         let gw = try backendGateway(backend, ["--auth-try-timeout", "15s", "--auth-retries", "0", "--auth-deadline", "15s",
                                               "--drain-delay", "0", "--drain-window", "1s", "--drain-deadline", "10s"])
-        let answers = Mutex<[Int]>([])
+        let answers = Lock<[Int]>([])
         let group = DispatchGroup()
         for i in 0..<5 {
             group.enter()
@@ -141,12 +140,12 @@ import Testing
     }
 
     @Test func hangingBackendIsAnswered503WithinTheBoundThenRecovers() throws {
-        let recovered = Mutex(false)
+        let recovered = Lock(false)
         let backend = try FakeAuthBackend { _, _ in recovered.withLock { $0 } ? .respond(200, FakeAuthBackend.okBody()) : .hang(8) }
         // A high breaker threshold so every client makes all its attempts (the breaker has its own test).
         let gw = try backendGateway(backend, ["--auth-try-timeout", "1s", "--auth-retries", "2", "--auth-backoff-base", "100ms",
                                               "--auth-deadline", "5s", "--auth-breaker-threshold", "1000"])
-        let results = Mutex<[(status: Int, seconds: Double, retryAfter: String?)]>([])
+        let results = Lock<[(status: Int, seconds: Double, retryAfter: String?)]>([])
         // 20 clients at once (threads, not concurrentPerform, which runs only as many as there are cores).
         let group = DispatchGroup()
         for i in 0..<20 {

@@ -3,7 +3,6 @@ import Foundation
 import Glibc
 import Protocol
 import Runtime
-import Synchronization
 @testable import Gateway
 
 /// Test keys made once per test process with the `openssl` CLI (RSA 2048, RSA 1024, P-256, P-384, secp256k1),
@@ -21,10 +20,17 @@ final class TestKeys: @unchecked Sendable {
     let ec384Private: String, ec384Public: String
     let k1Public: String
 
+    /// This process's key directory: made on first use, removed when the test process exits (the keys are
+    /// shared by every auth test, so no single test may delete them).
+    static func directory() -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-auth-keys-\(getpid())")
+    }
+
     private init() {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-auth-keys-\(getpid())")
+        let dir = TestKeys.directory()
         self.dir = dir
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(at: TestKeys.directory()) }
         func gen(_ name: String, _ args: [String]) -> (String, String) {
             let priv = dir.appendingPathComponent("\(name).pem").path
             let pub = dir.appendingPathComponent("\(name).pub.pem").path
@@ -164,14 +170,14 @@ final class FakeAuthBackend: @unchecked Sendable {
     }
 
     let port: Int
-    private let state = Mutex<(fd: CInt, generation: Int)>((-1, 0))
-    private let log = Mutex<[(at: Date, body: String)]>([])
-    private let script: Mutex<@Sendable (Int, String) -> Behavior>
+    private let state = Lock<(fd: CInt, generation: Int)>((-1, 0))
+    private let log = Lock<[(at: Date, body: String)]>([])
+    private let script: Lock<@Sendable (Int, String) -> Behavior>
 
     /// A backend on a fresh port answering 200 for user `alice` unless told otherwise.
     init(port: Int? = nil, behavior: @escaping @Sendable (Int, String) -> Behavior = { _, _ in .respond(200, FakeAuthBackend.okBody()) }) throws {
         self.port = try port ?? freePort()
-        script = Mutex(behavior)
+        script = Lock(behavior)
         try start()
     }
 

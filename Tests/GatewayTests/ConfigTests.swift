@@ -2,6 +2,29 @@
 import Testing
 
 @Suite struct ConfigTests {
+    @Test func helpShowsDefaultsInTheUnitsTheReadmeUses() {
+        let help = Config.helpText
+        func line(_ flag: String) -> String { help.split(separator: "\n").first { $0.hasPrefix("  --\(flag) ") }.map(String.init) ?? "" }
+        #expect(line("history-ttl").hasSuffix("default 24h]"), "\(line("history-ttl"))")
+        #expect(line("max-message-size").hasSuffix("default 1MiB]"), "\(line("max-message-size"))")
+        #expect(line("max-head-size").hasSuffix("default 8KiB]"), "\(line("max-head-size"))")
+        #expect(line("drain-window").hasSuffix("default 20s]"), "\(line("drain-window"))")
+        #expect(!help.contains("000ms]") && !help.contains("48576B]"), "a default still in raw ms or bytes")
+    }
+
+    @Test func helpUnitsParseBackToTheSameValue() {
+        for ms in [0, 1, 250, 999, 1000, 1500, 2050, 60_000, 90_000, 3_600_000, 86_400_000, 5_400_000] {
+            let text = Config.formatDuration(milliseconds: ms)
+            #expect(Config.parseDuration(text) == ms, "\(ms) -> \(text)")
+        }
+        for bytes in [0, 1, 512, 1000, 1024, 8192, 65_536, 1_048_576, 1_572_864, 1 << 30, 3 << 30] {
+            let text = Config.formatSize(bytes: bytes)
+            #expect(Config.parseSize(text) == bytes, "\(bytes) -> \(text)")
+        }
+        #expect(Config.formatDuration(milliseconds: 86_400_000) == "24h")
+        #expect(Config.formatSize(bytes: 1_048_576) == "1MiB")
+    }
+
     @Test func durationsAndSizesTakeUnits() {
         #expect(Config.parseDuration("250ms") == 250)
         #expect(Config.parseDuration("5s") == 5000)

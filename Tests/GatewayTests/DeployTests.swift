@@ -40,17 +40,18 @@ import Testing
                 "\(r.output)")
     }
 
-    /// The Dockerfile's HEALTHCHECK (bash /dev/tcp, no curl in the slim image) passes against a live node's
-    /// /health and fails when nothing answers.
+    /// The Dockerfile's HEALTHCHECK (`switchboard --health-check`: no shell or curl in the image) passes against
+    /// a live node's /health and fails when nothing answers. The image's binary path is mapped to the built one.
     @Test func dockerHealthcheckReadsHealth() throws {
         let dockerfile = try String(contentsOf: Self.root.appendingPathComponent("Dockerfile"), encoding: .utf8)
             .replacingOccurrences(of: "\\\n", with: " ")
         guard let line = dockerfile.split(separator: "\n").first(where: { $0.hasPrefix("HEALTHCHECK ") }),
               let cmdRange = line.range(of: "CMD "),
-              let argv = try JSONSerialization.jsonObject(with: Data(line[cmdRange.upperBound...].utf8)) as? [String] else {
+              var argv = try JSONSerialization.jsonObject(with: Data(line[cmdRange.upperBound...].utf8)) as? [String] else {
             Issue.record("no exec-form HEALTHCHECK in the Dockerfile")
             return
         }
+        if argv.first == "/usr/local/bin/switchboard" { argv[0] = GatewayProcess.binary.path }
         let gw = try GatewayProcess(threads: 1)
         let healthy = try Self.run(argv, environment: ["SWITCHBOARD_ADMIN_PORT": "\(gw.adminPort)"], timeout: 10)
         #expect(healthy.status == 0, "\(healthy.output)")
@@ -171,7 +172,7 @@ import Testing
         let p = Process()
         let first = argv[0]
         if first.contains("/") {
-            p.executableURL = dir.appendingPathComponent(first)
+            p.executableURL = first.hasPrefix("/") ? URL(fileURLWithPath: first) : dir.appendingPathComponent(first)
             p.arguments = Array(argv.dropFirst())
         } else {
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -26,6 +26,17 @@ import Testing
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    @Test func startupLogPrintsTheURLsItListensOn() throws {
+        let gw = try GatewayProcess(["--echo-path", "/echo"], threads: 1)
+        // /health can answer before the startup lines are written (they follow the last loop's start).
+        let deadline = Date().addingTimeInterval(TestTiming.seconds(5))
+        while !gw.log().contains("\"msg\":\"listening\"") && Date() < deadline { usleep(20_000) }
+        let log = gw.log()
+        #expect(log.contains("\"ws\":\"ws://127.0.0.1:\(gw.port)/ws\""), "\(log.prefix(2000))")
+        #expect(log.contains("\"echo\":\"ws://127.0.0.1:\(gw.port)/echo\""))
+        #expect(log.contains("\"admin\":\"http://127.0.0.1:\(gw.adminPort)/\""))
+    }
+
     @Test func metricsMoveAsTrafficImpliesAndParseWithPrometheusClient() throws {
         let gw = try GatewayProcess(threads: 2)
         let n = 5, m = 7

@@ -13,7 +13,7 @@ extension ClusterTests {
     /// Reads `client` on its own thread, collecting room message data texts until `stop` is set.
     final class MemberReader: @unchecked Sendable {
         let client: WSClient
-        let received = Mutex<[String]>([])
+        let received = Lock<[String]>([])
         let stop = Atomic<Bool>(false)
         let done = DispatchSemaphore(value: 0)
 

@@ -362,7 +362,10 @@ import Testing
 
     @Test func twoNodesSignalledAtOnceWithMaxDrainingOneDrainOneAfterTheOther() throws {
         let redis = try RedisServer()
-        let drain = ["--drain-delay", "500ms", "--drain-window", "2s", "--drain-deadline", "15s", "--max-draining", "1"]
+        // The poll below must see phase 2, which lasts at least the drain delay: a slowed build (TSan) answers
+        // each /metrics scrape slower, so the delay stretches with TestTiming.scale.
+        let delayMs = Int(500 * TestTiming.scale)
+        let drain = ["--drain-delay", "\(delayMs)ms", "--drain-window", "2s", "--drain-deadline", "\(15 + delayMs / 1000)s", "--max-draining", "1"]
         let nodes = try ["s1", "s2", "s3"].map { try Node(id: $0, arguments: Self.nodeArguments(redis, prefix: "sem:", drain: drain)) }
         for n in nodes { try n.start() }
         defer { withExtendedLifetime((redis, nodes)) {} }
@@ -373,7 +376,7 @@ import Testing
         var exitedAt: [Double?] = [nil, nil]
         var bothClosing = false
         var waitingSeen = false
-        while Date().timeIntervalSince(t0) < 25 && exitedAt.contains(where: { $0 == nil }) {
+        while Date().timeIntervalSince(t0) < TestTiming.seconds(25) && exitedAt.contains(where: { $0 == nil }) {
             var phases: [Int] = []
             for (i, n) in pair.enumerated() {
                 let now = Date().timeIntervalSince(t0)

@@ -48,7 +48,7 @@ import Testing
     @Test func pythonWebsocketsOpenSSLAndNodeWSSpeakWSS() throws {
         let ca = try TestCA()
         let gw = try GatewayProcess(["--echo-path", "/echo"] + ca.flags("server"))
-        #expect(gw.log().contains("\"url\":\"wss://127.0.0.1:\(gw.port)/ws\""), "the startup log names the wss:// URL")
+        #expect(gw.log().contains("\"ws\":\"wss://127.0.0.1:\(gw.port)/ws\""), "the startup log names the wss:// URL")
         // Python websockets (asyncio) over wss, verifying the chain against the test CA.
         let (status, out) = try python("""
         import asyncio, websockets
@@ -596,7 +596,7 @@ import Testing
         // Plain HTTP to the HTTPS admin port: the same plain-text 400.
         let (status, body) = try httpGet(port: gw.adminPort, path: "/health")
         #expect(status == 400 && body.contains("use wss:// or https://"))
-        #expect(gw.log().contains("\"admin_url\":\"https://127.0.0.1:\(gw.adminPort)/\""))
+        #expect(gw.log().contains("\"admin\":\"https://127.0.0.1:\(gw.adminPort)/\""))
     }
 
     @Test func tlsFlagsParseWithEnvironmentTwins() throws {

@@ -40,6 +40,32 @@ import Testing
         }
     }
 
+    @Test func aBadStartIsRefusedInEverySplitNotOnlyWhole() {
+        // Found by Fuzz/FuzzAdminHTTP.swift: fed byte at a time, a bad request line used to wait for the end of
+        // the head (or the timeout) because the early checks only looked at the feed that started the head.
+        let inputs: [[UInt8]] = [[0x16, 0x03, 0x01, 0x02, 0x00, 0x01], Array("\r\n\u{01}GET".utf8), Array("SSH-2.0-OpenSSH_9.0\r\n".utf8),
+                                 Array("HELLO\r\n".utf8), Array("GET /ws\r\nHost: a\r\n".utf8), Array("GET\n".utf8),
+                                 Array("GET /ncodi/1.1\r\nH:ost: h\r/1.1\r\n\rd: x\r\n\r\0\0\n".utf8)]
+        for bytes in inputs {
+            for pieces in allSplits(bytes) {
+                do {
+                    _ = try run(pieces)
+                    Issue.record("\(pieces) was not refused")
+                } catch {
+                    #expect(error.status == .badRequest, "\(pieces)")
+                }
+            }
+        }
+        // A valid start still waits in every split.
+        for pieces in allSplits(Array("\r\nGET /ws HTTP/1.1\r\nHost: a\r\n".utf8)) {
+            do {
+                #expect(try run(pieces) == nil, "\(pieces)")
+            } catch {
+                Issue.record("\(pieces) was refused: \(error)")
+            }
+        }
+    }
+
     @Test func parsesAnUpgradeRequest() throws {
         let head = try parseRequest(Self.upgrade)
         #expect(head.method == "GET")

@@ -2,7 +2,6 @@ import ClusterBus
 import Foundation
 import Glibc
 import Runtime
-import Synchronization
 
 /// The client address for per-IP limits and the auth backend: the TCP peer, unless the peer is a trusted
 /// proxy (`--trusted-proxies`); then the right-most `X-Forwarded-For` hop that is not itself a trusted proxy
@@ -139,12 +138,12 @@ public struct AdmissionTable: Sendable {
 public final class Admission: Sendable {
     /// False when no per-IP limit is configured.
     public let isActive: Bool
-    private let table: Mutex<AdmissionTable>
+    private let table: Lock<AdmissionTable>
 
     /// Admission with the given limits (0 = off).
     public init(maxConnectionsPerIP: Int, handshakesPerSecond: Int, maxTrackedIPs: Int = 100_000) {
         isActive = maxConnectionsPerIP > 0 || handshakesPerSecond > 0
-        table = Mutex(AdmissionTable(maxConnectionsPerIP: maxConnectionsPerIP, handshakesPerSecond: handshakesPerSecond, maxTrackedIPs: maxTrackedIPs))
+        table = Lock(AdmissionTable(maxConnectionsPerIP: maxConnectionsPerIP, handshakesPerSecond: handshakesPerSecond, maxTrackedIPs: maxTrackedIPs))
     }
 
     /// See ``AdmissionTable/admit(_:now:)``; always `.admitted` when inactive.

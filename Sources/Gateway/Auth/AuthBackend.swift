@@ -2,7 +2,6 @@ import ClusterBus
 import Foundation
 import Glibc
 import Runtime
-import Synchronization
 
 /// The auth backend (`--auth-url`): for each new connection whose token is not cached, the gateway POSTs
 ///
@@ -41,14 +40,14 @@ public final class AuthBackend: Sendable {
         var inflight: [AuthCacheKey: [Waiter]] = [:]
     }
 
-    private let state: Mutex<State>
+    private let state: Lock<State>
 
     /// A backend client; `endpoint` already parsed.
     public init(endpoint: AuthEndpoint, policy: RetryPolicy, breaker: CircuitBreaker, cache: AuthCache, maxInflight: Int) {
         self.endpoint = endpoint
         self.policy = policy
         self.maxInflight = max(1, maxInflight)
-        state = Mutex(State(breaker: breaker, cache: cache))
+        state = Lock(State(breaker: breaker, cache: cache))
     }
 
     /// The breaker's state now (for the gauge), and how many times it opened.

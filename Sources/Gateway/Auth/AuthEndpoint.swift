@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import Runtime
-import Synchronization
 
 /// Where the auth backend listens: `--auth-url http://host[:port][/path]`.
 ///
@@ -17,7 +16,7 @@ public final class AuthEndpoint: Sendable {
     public let path: String
     /// The `Host` header value.
     public let hostHeader: String
-    private let resolved: Mutex<sockaddr_in?>
+    private let resolved: Lock<sockaddr_in?>
 
     /// A bad `--auth-url`.
     public struct Invalid: Error, CustomStringConvertible, Sendable {
@@ -51,7 +50,7 @@ public final class AuthEndpoint: Sendable {
         port = p
         path = target.isEmpty ? "/" : String(target)
         hostHeader = String(authority)
-        resolved = Mutex(AuthEndpoint.literal(h, port: p))
+        resolved = Lock(AuthEndpoint.literal(h, port: p))
     }
 
     /// Resolves a host name now (blocking: call at startup, never on a loop) and every 30 s after on a

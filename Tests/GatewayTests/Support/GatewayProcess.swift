@@ -25,8 +25,9 @@ final class GatewayProcess: @unchecked Sendable {
 
     static var binary: URL { productsDirectory.appendingPathComponent("switchboard") }
 
-    /// Starts the gateway with `arguments` on fresh ports and waits until `/health` answers (10 s at most);
-    /// `healthy(adminPort)` replaces the plain-HTTP probe (e.g. for HTTPS on the admin port).
+    /// Starts the gateway with `arguments` on fresh ports and waits until `/health` answers (10 s at most,
+    /// stretched by `TestTiming.scale`); `healthy(adminPort)` replaces the plain-HTTP probe (e.g. for HTTPS on
+    /// the admin port).
     init(_ arguments: [String] = [], threads: Int = 2, environment: [String: String] = [:], healthy: ((Int) -> Bool)? = nil) throws {
         port = try freePort()
         adminPort = try freePort()
@@ -43,7 +44,7 @@ final class GatewayProcess: @unchecked Sendable {
         process.standardError = logHandle
         process.standardOutput = logHandle
         try process.run()
-        let deadline = Date().addingTimeInterval(10)
+        let deadline = Date().addingTimeInterval(TestTiming.seconds(10))
         while Date() < deadline {
             if let healthy {
                 if healthy(adminPort) { return }

@@ -1,0 +1,39 @@
+// libFuzzer entry point for RESP handling: hiredis's reader (the parser under RedisAsyncConnection, reached
+// through the CHiredis module: redisReaderCreate / redisReaderFeed / redisReaderGetReply) fed arbitrary bytes,
+// and every reply it produces deep-copied into ClusterBus's `RedisReply` (Sources/ClusterBus/RedisReply.swift,
+// compiled into this binary; the module is named `Runtime` so that file's `import Runtime` is ignored).
+// The same bytes fed whole and cut in two must give the same replies and the same error.
+import CHiredis
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzRESP(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    let cut = bytes.isEmpty ? 0 : Int(bytes[0]) * bytes.count / 256
+    let whole = read([bytes[...]])
+    let split = read([bytes[..<cut], bytes[cut...]])
+    precondition(whole.replies == split.replies && whole.failed == split.failed, "whole and split RESP reads disagree")
+    return 0
+}
+
+/// Feeds the pieces in order, taking every complete reply after each; stops at the first protocol error.
+private func read(_ pieces: [ArraySlice<UInt8>]) -> (replies: [RedisReply], failed: Bool) {
+    guard let reader = redisReaderCreate() else { return ([], true) }
+    defer { redisReaderFree(reader) }
+    var replies: [RedisReply] = []
+    for piece in pieces {
+        let fed = piece.withUnsafeBytes { raw in
+            redisReaderFeed(reader, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
+        }
+        if fed != REDIS_OK { return (replies, true) }
+        while true {
+            var reply: UnsafeMutableRawPointer?
+            guard redisReaderGetReply(reader, &reply) == REDIS_OK else { return (replies, true) }
+            guard let reply else { break }
+            replies.append(RedisReply(copying: reply.assumingMemoryBound(to: redisReply.self)))
+            freeReplyObject(reply)
+            // Bounded work per input: a long run of tiny replies teaches nothing more.
+            if replies.count > 1000 { return (replies, false) }
+        }
+    }
+    return (replies, false)
+}
