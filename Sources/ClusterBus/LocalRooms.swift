@@ -10,13 +10,13 @@ import Synchronization
 /// process, since the history lives in memory), a bounded per-room history for resume (`historySize`
 /// messages and `historyBytes` bytes per room, `maxHistoryMemory` bytes for the whole node: the least
 /// recently published rooms lose history first), and idempotent publishes within a window. A room's
-/// offsets also carry the room instance's creation stamp (their entry-ID milliseconds), so a history that expired (`historyTTLMilliseconds` after
-/// the last publish, or after its creation when nothing was published) and started again can never be
-/// taken for a continuation of the old one. A room instance lives until it expires, whether or not anyone
-/// is in it, exactly as the Redis stream a join creates does: an offset taken in an empty room stays
-/// valid after its members leave.
-/// Delivery happens inside the publish lock so concurrent publishers on different loops are seen by every
-/// member in one offset order.
+/// offsets also carry the room instance's creation stamp (their entry-ID milliseconds), so a history
+/// that expired (`historyTTLMilliseconds` after the last publish, or after its creation when nothing
+/// was published) and started again can never be taken for a continuation of the old one. A room
+/// instance lives until it expires, whether or not anyone is in it, exactly as the Redis stream a join
+/// creates does: an offset taken in an empty room stays valid after its members leave. Delivery happens
+/// inside the publish lock so concurrent publishers on different loops are seen by every member in one
+/// offset order.
 public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
     /// What one stored message is counted as against `--history-bytes` and `--max-history-memory`: its
     /// `data` and room name plus this fixed overhead (the `BusMessage` value, its offset and epoch strings,
