@@ -11,12 +11,13 @@ let package = Package(
         .library(name: "Protocol", targets: ["Protocol"]),
         .library(name: "ClusterBus", targets: ["ClusterBus"]),
         .library(name: "Runtime", targets: ["Runtime"]),
+        .library(name: "TLS", targets: ["TLS"]),
         .library(name: "Gateway", targets: ["Gateway"]),
     ],
     targets: [
         // Linux headers Glibc's module does not re-export (epoll, eventfd, uio, TCP options).
         .systemLibrary(name: "CLinux"),
-        // OpenSSL 3 (libssl, libcrypto): SHA-1 for Sec-WebSocket-Accept, HMAC/RSA/ECDSA for JWT.
+        // OpenSSL 3 (libssl, libcrypto): SHA-1 for Sec-WebSocket-Accept, HMAC/RSA/ECDSA for JWT, TLS termination.
         .systemLibrary(
             name: "COpenSSL",
             pkgConfig: "openssl",
@@ -39,14 +40,16 @@ let package = Package(
         // The I/O runtime every other I/O module stands on: epoll loops, timer wheel, sockets and transports,
         // byte buffers, clocks, counters and histograms. Knows nothing about WebSocket, rooms or Redis.
         .target(name: "Runtime", dependencies: ["CLinux"]),
+        // TLS termination behind the transport seam: certificates (SNI, reload) and a non-blocking OpenSSL transport.
+        .target(name: "TLS", dependencies: ["Runtime", "COpenSSL", "CLinux"]),
         .target(name: "ClusterBus", dependencies: ["Protocol", "Runtime", "CHiredis", "CLinux"]),
-        .target(name: "Gateway", dependencies: ["Protocol", "Runtime", "ClusterBus", "CLinux", "COpenSSL"]),
+        .target(name: "Gateway", dependencies: ["Protocol", "Runtime", "TLS", "ClusterBus", "CLinux", "COpenSSL"]),
         .target(name: "SwitchboardClient", dependencies: ["Protocol", "Runtime", "CLinux"]),
         .executableTarget(name: "switchboard", dependencies: ["Gateway"]),
         .executableTarget(name: "switchboard-bench", dependencies: ["Protocol", "Runtime", "CLinux", "SwitchboardClient"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "CZlib"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Protocol", "Runtime", "ClusterBus", "Gateway", "CLinux", "switchboard", "SwitchboardClient"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Protocol", "Runtime", "TLS", "ClusterBus", "Gateway", "CLinux", "switchboard", "SwitchboardClient"]),
         .testTarget(name: "ClusterBusTests", dependencies: ["ClusterBus", "Runtime", "Protocol", "switchboard"]),
     ]
 )

@@ -5,6 +5,7 @@
 #   FUZZ_TARGET=envelope Fuzz/run.sh   the envelope scanner, differential against JSONSerialization
 #                               (Fuzz/FuzzEnvelope.swift; seeds from Fuzz/corpus/envelope)
 #   FUZZ_TARGET=protocol        (default) HTTP heads, frames, envelope (Fuzz/FuzzProtocol.swift)
+#   FUZZ_TARGET=socketio Fuzz/run.sh   the Engine.IO / Socket.IO target (Fuzz/FuzzSocketIO.swift, seeds in Fuzz/corpus-socketio)
 # Extra arguments are passed to libFuzzer (e.g. -max_len=4096, a crash file to reproduce).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,7 +13,8 @@ target=${FUZZ_TARGET:-protocol}
 case "$target" in
     protocol) entry="$root/Fuzz/FuzzProtocol.swift" ;;
     envelope) entry="$root/Fuzz/FuzzEnvelope.swift" ;;
-    *) echo "unknown FUZZ_TARGET '$target' (protocol or envelope)" >&2; exit 2 ;;
+    socketio) entry="$root/Fuzz/FuzzSocketIO.swift" ;;
+    *) echo "unknown FUZZ_TARGET '$target' (protocol, envelope or socketio)" >&2; exit 2 ;;
 esac
 out=${FUZZ_OUT:-$(mktemp -d /tmp/fuzz-$target.XXXXXX)}
 mkdir -p "$out"
@@ -27,6 +29,10 @@ runs=${FUZZ_RUNS:-200000}
 [ "$runs" = 0 ] && { echo "built $bin"; exit 0; }
 corpus=${FUZZ_CORPUS:-$out/corpus}
 mkdir -p "$corpus"
+if [ "$target" = socketio ]; then
+    cp "$root"/Fuzz/corpus-socketio/* "$corpus"/
+    exec "$bin" -runs="$runs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$@" "$corpus"
+fi
 if [ "$target" = envelope ]; then
     cp "$root"/Fuzz/corpus/envelope/* "$corpus/"
     exec "$bin" -runs="$runs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$@" "$corpus"

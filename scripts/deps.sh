@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Switchboard needs from Debian, skipping packages already installed.
 #   scripts/deps.sh run    build and run one node: pkg-config, libssl-dev, libhiredis-dev, zlib1g-dev
-#   scripts/deps.sh test   also what the tests start: redis-server, haproxy, python3, and the
+#   scripts/deps.sh test   also what the tests start: redis-server, haproxy, python3 (with websockets for
+#                          the wss tests), and the
 #                          Autobahn|Testsuite (../shared/tools/autobahn/setup.sh, Python 2.7 from the image),
 #                          and what scripts/validate-deploy.sh runs: docker-compose, nginx, python3-venv
 # The Swift 6 toolchain itself must be on PATH (swift.org builds; Debian has no Swift 6 package).
@@ -9,7 +10,7 @@ set -euo pipefail
 mode="${1:-run}"
 pkgs=(pkg-config libssl-dev libhiredis-dev zlib1g-dev)
 if [[ "$mode" == test ]]; then
-  pkgs+=(redis-server haproxy python3 python3-prometheus-client procps iproute2 nodejs node-ws)
+  pkgs+=(redis-server haproxy python3 python3-prometheus-client python3-websockets procps iproute2 nodejs node-ws)
   # scripts/validate-deploy.sh: `docker-compose config`, `nginx -t`, a venv for kubernetes-validate.
   pkgs+=(docker-compose nginx python3-venv)
 fi

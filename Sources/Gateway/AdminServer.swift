@@ -20,7 +20,7 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
     /// The gateway loop this socket belongs to (its context; no extra pointer per socket).
     var loop: GatewayLoop { unsafeDowncast(context, to: GatewayLoop.self) }
 
-    init(loop: GatewayLoop, fd: CInt) { super.init(context: loop, fd: fd) }
+    init(loop: GatewayLoop, fd: CInt) { super.init(context: loop, fd: fd, transport: loop.adminTransport(fd: fd)) }
 
     func start() {
         guard register() else { return }
@@ -173,7 +173,7 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
         answered = true
         var r = response
         if head?.method == "HEAD" { r.body = [] }
-        enqueueRaw(loop.node.httpAnswer(r))
+        enqueueRaw(loop.node.httpAnswer(r, https: loop.adminTLS != nil))
         shutdownWriteAfterFlush()
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Protocol
 import Runtime
+import TLS
 
 /// The effective configuration of one gateway node: every flag, with its environment-variable twin
 /// (`--ws-path` / `SWITCHBOARD_WS_PATH`). Flags win over the environment, the environment over defaults.
@@ -110,6 +111,31 @@ public struct Config: Sendable {
     public var pinCPU: Int? = nil
     /// Authentication, Origin and per-IP admission (flags in Auth/AuthSettings.swift).
     public var auth = AuthSettings()
+    /// `--tls-cert` PEM chains for the public port, paired in order with `tlsKeys`; the first is the default,
+    /// the others are chosen by SNI. Empty = plain `ws://`.
+    public var tlsCertificates: [String] = []
+    /// `--tls-key` PEM private keys, one per `tlsCertificates` entry.
+    public var tlsKeys: [String] = []
+    /// `--tls-min-version`: the lowest TLS version accepted on both ports.
+    public var tlsMinimumVersion = TLSVersion.tls12
+    /// `--admin-tls-cert` / `--admin-tls-key`: HTTPS on the admin port (unset = plain HTTP).
+    public var adminTLSCertificate: String? = nil
+    public var adminTLSKey: String? = nil
+    /// The public port's certificates, loaded and checked by `parse` (nil = plain). SIGHUP reloads from the paths.
+    public var tls: TLSContext? = nil
+    /// The admin port's certificate, loaded and checked by `parse` (nil = plain HTTP).
+    public var adminTLS: TLSContext? = nil
+
+    /// The certificate pairs of the public port, in flag order.
+    public var tlsPairs: [TLSCertificatePair] {
+        zip(tlsCertificates, tlsKeys).map { TLSCertificatePair(certificatePath: $0.0, keyPath: $0.1) }
+    }
+
+    /// The admin port's certificate pair, when set.
+    public var adminTLSPair: TLSCertificatePair? {
+        guard let c = adminTLSCertificate, let k = adminTLSKey else { return nil }
+        return TLSCertificatePair(certificatePath: c, keyPath: k)
+    }
 
     /// `hostname-pid`.
     public static func defaultNodeID() -> String {
@@ -240,6 +266,19 @@ public struct Config: Sendable {
                }, current: { $0.trustedProxiesText }),
         Option(name: "hsts-max-age", kind: .duration, help: "send Strict-Transport-Security with this max-age on HTTP answers, when TLS terminates in front (0 = off)",
                apply: { c, v throws(Invalid) in c.hstsMaxAge = try duration(v, "hsts-max-age", in: 0...Int.max) / 1000 }, current: { $0.hstsMaxAge == 0 ? "0" : "\($0.hstsMaxAge)s" }),
+        Option(name: "tls-cert", kind: .list, help: "PEM certificate chain (leaf first) for wss:// on the public port; repeatable with --tls-key, the first pair is the default, others are picked by SNI (unset = plain ws://)",
+               apply: { c, v in c.tlsCertificates += listItems(v) }, current: { $0.tlsCertificates.joined(separator: ",") }, reset: { $0.tlsCertificates = [] }),
+        Option(name: "tls-key", kind: .list, help: "PEM private key of the --tls-cert in the same position; repeatable",
+               apply: { c, v in c.tlsKeys += listItems(v) }, current: { $0.tlsKeys.joined(separator: ",") }, reset: { $0.tlsKeys = [] }),
+        Option(name: "tls-min-version", kind: .string, help: "lowest TLS version accepted: 1.2 or 1.3",
+               apply: { c, v throws(Invalid) in
+                   guard let t = TLSVersion(rawValue: v.trimmingCharacters(in: .whitespaces)) else { throw Invalid(description: "--tls-min-version: expected 1.2 or 1.3, got '\(v)'") }
+                   c.tlsMinimumVersion = t
+               }, current: { $0.tlsMinimumVersion.rawValue }),
+        Option(name: "admin-tls-cert", kind: .string, help: "PEM certificate chain for HTTPS on the admin port (with --admin-tls-key; unset = plain HTTP)",
+               apply: { c, v in c.adminTLSCertificate = v.isEmpty ? nil : v }, current: { $0.adminTLSCertificate ?? "" }),
+        Option(name: "admin-tls-key", kind: .string, help: "PEM private key of --admin-tls-cert",
+               apply: { c, v in c.adminTLSKey = v.isEmpty ? nil : v }, current: { $0.adminTLSKey ?? "" }),
         Option(name: "analytics-rate", kind: .int, help: "analytics events/s per connection and per user (across the cluster)",
                apply: { c, v throws(Invalid) in c.analyticsRate = Double(try int(v, "analytics-rate", 1...1_000_000)) }, current: { "\(Int($0.analyticsRate))" }),
         Option(name: "analytics-burst", kind: .int, help: "analytics bucket capacity (events)",
@@ -289,6 +328,7 @@ public struct Config: Sendable {
         }
         if config.echoPath == config.wsPath { throw Invalid(description: "--echo-path must differ from --ws-path") }
         try finalizeAuth(&config)
+        try finalizeTLS(&config)
         if config.nodeTTLMs <= config.heartbeatIntervalMs {
             throw Invalid(description: "--node-ttl (\(config.nodeTTLMs)ms) must exceed --heartbeat-interval (\(config.heartbeatIntervalMs)ms)")
         }
@@ -329,6 +369,34 @@ public struct Config: Sendable {
     /// The effective configuration as JSON-ready pairs, secrets masked (for the startup log line).
     public var loggable: [(String, String)] {
         Config.options.map { ($0.name, display($0)) }
+    }
+
+    /// Checks the TLS flags and loads the certificates, so a missing file or a key that is not the
+    /// certificate's stops startup with one line (exit 2) instead of failing every handshake later.
+    static func finalizeTLS(_ c: inout Config) throws(Invalid) {
+        guard c.tlsCertificates.count == c.tlsKeys.count else {
+            throw Invalid(description: "--tls-cert and --tls-key come in pairs: got \(c.tlsCertificates.count) certificate(s) and \(c.tlsKeys.count) key(s)")
+        }
+        guard (c.adminTLSCertificate == nil) == (c.adminTLSKey == nil) else {
+            throw Invalid(description: "--admin-tls-cert and --admin-tls-key must be given together")
+        }
+        c.tls = nil
+        c.adminTLS = nil
+        do throws(TLSConfigurationError) {
+            if !c.tlsPairs.isEmpty { c.tls = try TLSContext(pairs: c.tlsPairs, minimumVersion: c.tlsMinimumVersion) }
+        } catch {
+            throw Invalid(description: "--tls-cert/--tls-key: \(error.description)")
+        }
+        do throws(TLSConfigurationError) {
+            if let pair = c.adminTLSPair { c.adminTLS = try TLSContext(pairs: [pair], minimumVersion: c.tlsMinimumVersion) }
+        } catch {
+            throw Invalid(description: "--admin-tls-cert/--admin-tls-key: \(error.description)")
+        }
+    }
+
+    /// Comma-separated items, trimmed, empty ones dropped (list flags and their environment twins).
+    static func listItems(_ v: String) -> [String] {
+        v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     // MARK: - Value parsers

@@ -37,13 +37,13 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     var now: UInt64 { loop.loop.now }
     var logID: LogValue { .string(String(id, radix: 16)) }
 
-    init(loop: GatewayLoop, fd: CInt, transport: any Transport = PlainTransport.shared) {
+    init(loop: GatewayLoop, fd: CInt) {
         self.id = loop.makeConnectionID()
         self.acceptedAt = loop.loop.now
         self.machine = ConnectionMachine(limits: loop.connectionLimits, now: loop.loop.now)
         self.http = HTTPHeadParser(maxHeadBytes: loop.config.maxHeadSize, maxHeaderCount: loop.config.maxHeaderCount)
         self.reader = WebSocketReader(role: .server, maxMessageSize: loop.config.maxMessageSize, maxFragments: loop.config.maxFragments)
-        super.init(context: loop, fd: fd, transport: transport)
+        super.init(context: loop, fd: fd, transport: loop.publicTransport(fd: fd))
     }
 
     /// Registers with the loop and arms the handshake deadline (counted from accept).

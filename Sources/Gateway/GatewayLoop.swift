@@ -3,6 +3,7 @@ import ClusterBus
 import Glibc
 import Protocol
 import Runtime
+import TLS
 
 /// Everything one event loop owns: its epoll loop, its listener, the connections on it, the rooms of those
 /// connections, a shared read buffer (so an idle connection holds no buffer of its own), a scratch iovec
@@ -31,6 +32,13 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
     private(set) lazy var analytics = AnalyticsBatcher(loop: self)
     var adminListener: Listener?
     private var nextConnectionNumber: UInt64 = 0
+    /// The public port's certificates for new connections (nil = plain); replaced on this loop by a reload.
+    var tls: TLSContext?
+    /// The admin port's certificate (loop 0 only accepts admin connections).
+    var adminTLS: TLSContext?
+    /// TLS counters of the public and the admin listener on this loop.
+    let tlsMetrics = TLSMetrics()
+    let adminTLSMetrics = TLSMetrics()
 
     init(index: Int, node: GatewayNode) throws(SyscallError) {
         let metrics = LoopMetrics()
@@ -38,8 +46,22 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
         self.node = node
         self.connectionLimits = ConnectionLimits(node.config, frameRateLimited: true)
         self.echoLimits = ConnectionLimits(node.config, frameRateLimited: false)
+        self.tls = node.config.tls
+        self.adminTLS = node.config.adminTLS
         super.init(loop: try EventLoop(index: index), bytesIn: metrics.bytesIn, bytesOut: metrics.bytesOut,
                    outboundQueueBytes: metrics.outboundQueueBytes)
+    }
+
+    /// The transport for a socket accepted on the public port: TLS with the current certificates, or plain.
+    func publicTransport(fd: CInt) -> any Transport {
+        guard let tls else { return PlainTransport.shared }
+        return TLSTransport(context: tls, fd: fd, metrics: tlsMetrics)
+    }
+
+    /// The transport for a socket accepted on the admin port.
+    func adminTransport(fd: CInt) -> any Transport {
+        guard let adminTLS else { return PlainTransport.shared }
+        return TLSTransport(context: adminTLS, fd: fd, metrics: adminTLSMetrics)
     }
 
     /// A node-unique connection id: loop index in the top byte.

@@ -6,6 +6,7 @@ import Glibc
 import Protocol
 import Runtime
 import Synchronization
+import TLS
 
 /// One gateway node: `threads` event loops, each with its own `SO_REUSEPORT` listener, the admin listener
 /// on loop 0, the hub and the bus. `start()` binds and runs; `runUntilSignalled()` blocks the main thread in
@@ -39,6 +40,9 @@ public final class GatewayNode: @unchecked Sendable {
     let socketCount = Atomic<Int>(0)
     /// Tokens, Origin and per-IP admission (Auth/AuthService.swift).
     let auth: AuthService
+    /// Certificate reloads (SIGHUP) that installed new certificates, and those that failed (GatewayNode+TLS.swift).
+    let tlsReloads = Atomic<Int>(0)
+    let tlsReloadFailures = Atomic<Int>(0)
     private let startedAt = Date()
 
     /// True once shutdown (drain) started.
@@ -115,6 +119,8 @@ public final class GatewayNode: @unchecked Sendable {
         var fields: [(String, LogValue)] = config.loggable.map { ($0.0, .string($0.1)) }
         fields.append(("bus", .string(config.redisURL == nil ? "local" : "redis")))
         logger.log(.info, "switchboard started", pairs: fields)
+        logger.log(.info, "listening", pairs: listeningFields())
+        warnExpiredCertificates([config.tls, config.adminTLS].compactMap { $0 })
         for warning in auth.startupWarnings() { logger.warn(warning) }
         let closable = config.drainDeadlineMs - config.drainDelayMs - config.closeTimeoutMs - 500
         if config.drainWindowMs > 0 && closable < config.drainWindowMs * 9 / 10 {
@@ -131,17 +137,18 @@ public final class GatewayNode: @unchecked Sendable {
     public var boundPort: Int { loops.first?.listener.map { Socket.localPort($0.fd) } ?? config.port }
 
     /// Process setup for the `switchboard` executable; call before `start()` so loop threads inherit it
-    /// (`start()` itself sets SIGPIPE to ignored): blocks SIGTERM/SIGINT on all threads (`runUntilSignalled`
-    /// waits for them), and initialises OpenSSL without its `atexit` cleanup, which would free libcrypto's global state under
+    /// (`start()` itself sets SIGPIPE to ignored): blocks SIGTERM/SIGINT/SIGHUP on all threads
+    /// (`runUntilSignalled` waits for the first two, its reload thread for SIGHUP), and initialises OpenSSL without its `atexit` cleanup, which would free libcrypto's global state under
     /// a thread still inside it when `exit()` runs (seen as SIGSEGV in libcrypto at the end of a drain).
     public static func blockSignals() {
         _ = OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_ATEXIT), nil)
-        _ = clinux_block_signals(SIGTERM, SIGINT, 0)
+        _ = clinux_block_signals(SIGTERM, SIGINT, SIGHUP)
     }
 
     /// Waits for SIGTERM or SIGINT, then drains (see `drain()`). A second SIGTERM or SIGINT exits at once.
-    /// Returns the exit status.
+    /// SIGHUP meanwhile reloads the TLS certificates (`reloadTLS`). Returns the exit status.
     public func runUntilSignalled() -> Int32 {
+        startReloadThread()
         let sig = clinux_wait_signals(SIGTERM, SIGINT, 0)
         logger.info("drain requested", ["signal": .int(Int(sig))])
         let second = Thread {
@@ -278,10 +285,13 @@ public final class GatewayNode: @unchecked Sendable {
     }
 
     /// Serializes a non-upgrade HTTP answer (public and admin port): the hardening headers come from
-    /// `HTTPResponse`; `Strict-Transport-Security` is added when `--hsts-max-age` is set.
-    func httpAnswer(_ response: HTTPResponse) -> Bytes {
+    /// `HTTPResponse`; `Strict-Transport-Security` is added when `--hsts-max-age` is set, and always on an
+    /// answer sent over HTTPS (`https`; RFC 6797 §7.1), with one year when `--hsts-max-age` is 0.
+    func httpAnswer(_ response: HTTPResponse, https: Bool = false) -> Bytes {
         var r = response
-        if config.hstsMaxAge > 0 { r.headers.append(HTTPHeader("Strict-Transport-Security", "max-age=\(config.hstsMaxAge)")) }
+        if config.hstsMaxAge > 0 || https {
+            r.headers.append(HTTPHeader("Strict-Transport-Security", "max-age=\(config.hstsMaxAge > 0 ? config.hstsMaxAge : 31_536_000)"))
+        }
         return Bytes(r.serialize())
     }
 

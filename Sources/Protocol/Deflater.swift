@@ -58,25 +58,25 @@ public final class Deflater: @unchecked Sendable {
     public func compress(_ payload: UnsafeRawBufferPointer) -> [UInt8] {
         precondition(payload.count < Int(UInt32.max), "payload too large for one deflate call")
         deflateReset(stream)
-        var out = [UInt8]()
-        // deflateBound covers Z_FINISH; a sync flush adds an empty stored block (5 bytes) at most.
-        out.reserveCapacity(Int(deflateBound(stream, uLong(payload.count))) + 16)
+        // deflateBound covers Z_FINISH; a sync flush adds an empty stored block (5 bytes) at most. Output
+        // goes straight into the array's storage (no per-byte work, which costs in unoptimised builds).
+        var capacity = Int(deflateBound(stream, uLong(payload.count))) + 16
         stream.pointee.next_in = payload.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: Bytef.self)) }
         stream.pointee.avail_in = uInt(payload.count)
-        repeat {
-            let free = out.capacity - out.count
-            let room = free >= 64 ? free : max(out.capacity, 4096)
-            let start = out.count
-            out.append(contentsOf: repeatElement(0, count: room))
-            out.withUnsafeMutableBufferPointer { buffer in
-                stream.pointee.next_out = buffer.baseAddress! + start
-                stream.pointee.avail_out = uInt(room)
+        var out = [UInt8]()
+        while true {
+            let produced = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+                stream.pointee.next_out = buffer.baseAddress!
+                stream.pointee.avail_out = uInt(capacity)
                 // Z_SYNC_FLUSH with all input given cannot fail on a valid stream; Z_BUF_ERROR only
                 // means no progress was possible, which the loop condition handles.
                 _ = deflate(stream, Z_SYNC_FLUSH)
+                count = capacity - Int(stream.pointee.avail_out)
             }
-            out.removeLast(Int(stream.pointee.avail_out))
-        } while stream.pointee.avail_out == 0 || stream.pointee.avail_in > 0
+            out += produced
+            if stream.pointee.avail_out != 0 && stream.pointee.avail_in == 0 { break }
+            capacity = max(capacity, 4096)
+        }
         stream.pointee.next_in = nil
         stream.pointee.next_out = nil
         if out.count >= 4, out[out.count - 4] == 0, out[out.count - 3] == 0, out[out.count - 2] == 0xFF, out[out.count - 1] == 0xFF {

@@ -25,6 +25,11 @@ open class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
     private var writeArmed = false
     /// After the queue drains: send FIN (`shutdown(SHUT_WR)`) and wait for the peer's EOF.
     private var shutdownAfterFlush = false
+    /// The transport's read waits for writability (`Transport.readWaitsForWritable`): `EPOLLOUT` is armed
+    /// for the read's sake, and the next `EPOLLOUT` reads again.
+    private var readWaitsForWritable = false
+    /// The transport's write waits for readability (`Transport.writeWaitsForReadable`): flush after the next read.
+    private var flushWaitsForReadable = false
     public private(set) var writeShutDown = false
     /// Bytes read from and written to this socket (for the close log line).
     public private(set) var bytesRead = 0
@@ -74,7 +79,8 @@ open class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
     /// stays well-formed). Returns how many bytes were dropped.
     @discardableResult
     public func discardUnsentQueue() -> Int {
-        let keep = headOffset > 0 ? head + 1 : head
+        // A head the transport already took part of (a TLS record waiting in the library) must be offered again.
+        let keep = headOffset > 0 || (head < queue.count && transport.holdsUnreportedWrite) ? head + 1 : head
         guard keep < queue.count else { return 0 }
         var dropped = 0
         for i in keep..<queue.count { dropped += queue[i].count }
@@ -117,7 +123,7 @@ open class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
             let written: Int
             switch transport.write(fd: fd, iov, count: n) {
             case .done(let w): written = w
-            case .wouldBlock: armWrite(true); return
+            case .wouldBlock: waitForWritable(); return
             case .failed(let e): writeFailed(errno: e); return
             case .eof: writeFailed(errno: EPIPE); return
             }
@@ -130,10 +136,10 @@ open class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
         if queue.capacity > 16 { queue = [] } else { queue.removeAll(keepingCapacity: true) }
         head = 0
         headOffset = 0
-        armWrite(false)
+        if !readWaitsForWritable { armWrite(false) }
         if shutdownAfterFlush && !writeShutDown {
             switch transport.shutdownWrite(fd: fd) {
-            case .wouldBlock: armWrite(true); return
+            case .wouldBlock: waitForWritable(); return
             case .failed(let e): writeFailed(errno: e); return
             case .done, .eof: break
             }
@@ -141,6 +147,17 @@ open class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
             didShutDownWrite()
         }
         didDrain()
+    }
+
+    /// After a write's `.wouldBlock`: wait for `EPOLLOUT`, or, when the transport must read first, for the
+    /// next read (arming `EPOLLOUT` then would spin: the socket is writable).
+    private func waitForWritable() {
+        if transport.writeWaitsForReadable {
+            flushWaitsForReadable = true
+            if !readWaitsForWritable { armWrite(false) }
+        } else {
+            armWrite(true)
+        }
     }
 
     private func advance(by written: Int) {
@@ -180,6 +197,8 @@ open class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
         queue = []
         head = 0
         headOffset = 0
+        readWaitsForWritable = false
+        flushWaitsForReadable = false
         context.outboundQueueBytes.add(-queuedBytes)
         queuedBytes = 0
         didClose()
@@ -196,20 +215,37 @@ open class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
     // MARK: - Readiness
 
     public func handleEvent(_ events: UInt32) {
+        var readNow = events & (EPOLLIN.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue | EPOLLRDHUP.rawValue) != 0
         if events & EPOLLOUT.rawValue != 0 {
-            writeArmed = false
-            flushNow()
+            // `writeArmed` stays set until `flushNow` drains and disarms: clearing it here first made that
+            // `armWrite(false)` a no-op, leaving `EPOLLOUT` in the interest set to fire on every iteration.
+            if readWaitsForWritable {
+                readWaitsForWritable = false
+                readNow = true
+            }
+            if head < queue.count || (shutdownAfterFlush && !writeShutDown) {
+                flushNow()
+            } else {
+                armWrite(false)
+            }
             guard fd >= 0 else { return }
         }
-        if events & (EPOLLIN.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue | EPOLLRDHUP.rawValue) != 0 {
-            readAvailable()
-        }
+        if readNow { readAvailable() }
     }
 
     /// Reads until the transport would block, at most 4 buffers per wakeup (fairness), into the loop's
     /// shared buffer. A short plain read means the kernel is drained; a transport holding decrypted input
     /// (`hasBufferedInput`) is read again, since no readiness event will announce it.
     public func readAvailable() {
+        readRounds()
+        if flushWaitsForReadable && fd >= 0 {
+            // A write that waited for input (TLS handshake step) may go on now.
+            flushWaitsForReadable = false
+            flushNow()
+        }
+    }
+
+    private func readRounds() {
         let buf = context.readBuffer
         var rounds = 0
         while fd >= 0 && rounds < 4 {
@@ -224,6 +260,10 @@ open class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
                 peerClosed()
                 return
             case .wouldBlock:
+                if transport.readWaitsForWritable {
+                    readWaitsForWritable = true
+                    armWrite(true)
+                }
                 return
             case .failed(let e):
                 readFailed(errno: e)

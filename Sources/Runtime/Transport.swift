@@ -33,6 +33,24 @@ public protocol Transport: AnyObject {
     /// Frees what the transport holds for this connection (not the fd, which the socket closes right after).
     /// Nothing may be written to the fd after this (a reused fd must never receive our bytes).
     func release()
+    /// True when the last `read` returned `.wouldBlock` because the transport must *write* first (a TLS
+    /// handshake flight or a KeyUpdate answer that did not fit the kernel's send buffer): the socket arms
+    /// `EPOLLOUT` and reads again when writable. Always false for plain TCP (the default).
+    var readWaitsForWritable: Bool { get }
+    /// True when the last `write` or `shutdownWrite` returned `.wouldBlock` because the transport must *read*
+    /// first (TLS: `SSL_write` during a handshake): the socket must not arm `EPOLLOUT`, which would fire at
+    /// once and spin on a level-triggered loop, and flushes again after its next read. False for plain TCP.
+    var writeWaitsForReadable: Bool { get }
+    /// True when the transport has taken part of the queue's head buffer internally without reporting it
+    /// (TLS: a record encrypted from it is still waiting in the library after `.wouldBlock`): the socket must
+    /// offer the same head bytes again and must not discard that buffer. False for plain TCP.
+    var holdsUnreportedWrite: Bool { get }
+}
+
+extension Transport {
+    public var readWaitsForWritable: Bool { false }
+    public var writeWaitsForReadable: Bool { false }
+    public var holdsUnreportedWrite: Bool { false }
 }
 
 /// Plain TCP: `read(2)`, `writev(2)`, `shutdown(2)`. Stateless, so one instance serves every socket and a

@@ -84,6 +84,8 @@ public final class SwitchboardClient: @unchecked Sendable {
     private var lastOffsets: [String: String] = [:]
     /// With a token provider: the connection's `auth` is not yet confirmed by `hello`.
     private var awaitingHello = false
+    /// Publishes with an `id` not yet acked on this connection: the frame and the attempts so far.
+    private var pendingPublishes: [Int: (frame: String, attempts: Int)] = [:]
 
     /// Current state.
     public private(set) var state = State.disconnected
@@ -164,10 +166,30 @@ public final class SwitchboardClient: @unchecked Sendable {
 
     /// Publishes `data` (a JSON value) to `room`; with `id` the server answers `ack` (see `onOther`).
     /// Returns false when not connected (nothing is queued across reconnects). Loop thread.
+    ///
+    /// With an `id`, a publish answered `unavailable` (never stored) or `unknown` (maybe stored) is sent
+    /// again with the same `id` on the same connection, up to 4 more times with backoff: the server stores
+    /// one `id` at most once per session, so the retry cannot duplicate. After a reconnect it is not
+    /// retried (a new session); the last error reaches `onOther`.
     @discardableResult
     public func publish(room: String, data: JSONFragment, id: Int? = nil) -> Bool {
         guard state == .open else { return false }
-        send("{\"op\":\"publish\",\"room\":\(jsonString(room)),\"data\":\(data.description)\(id.map { ",\"id\":\($0)" } ?? "")}")
+        let frame = "{\"op\":\"publish\",\"room\":\(jsonString(room)),\"data\":\(data.description)\(id.map { ",\"id\":\($0)" } ?? "")}"
+        if let id { pendingPublishes[id] = (frame, 1) }
+        send(frame)
+        return true
+    }
+
+    /// Retries a publish refused as `unavailable` or `unknown` (see `publish`); false when it gave up.
+    private func retryPublish(_ m: ServerMessage) -> Bool {
+        guard m.code == "unavailable" || m.code == "unknown", let idText = m.id?.description, let id = Int(idText),
+              let (frame, attempts) = pendingPublishes[id], attempts < 5, let c = connection else { return false }
+        pendingPublishes[id] = (frame, attempts + 1)
+        let ceiling = min(options.backoffCapMs, options.backoffBaseMs << min(attempts, 20))
+        _ = loop.loop.schedule(afterMilliseconds: Int.random(in: 0...max(1, ceiling))) { [weak self, weak c] in
+            guard let self, let c, c === self.connection, self.pendingPublishes[id] != nil else { return }
+            self.send(frame)
+        }
         return true
     }
 
@@ -236,6 +258,7 @@ public final class SwitchboardClient: @unchecked Sendable {
         connectTimer?.cancel()
         connectTimer = nil
         connection = nil
+        pendingPublishes = [:]
         lastEnd = end
         guard state != .stopped else { return }
         let final: Set<UInt16> = tokenProvider == nil ? [1002, 1003, 1007, 1008, 1009, 4001, 4002, 4003] : [1002, 1003, 1007, 1008, 1009, 4001, 4002]
@@ -305,6 +328,11 @@ public final class SwitchboardClient: @unchecked Sendable {
             onOther?(m)
         case "error" where m.code == "token_expired":
             requestToken(.renew)
+            onOther?(m)
+        case "error" where retryPublish(m):
+            return
+        case "ack":
+            if let idText = m.id?.description, let id = Int(idText) { pendingPublishes[id] = nil }
             onOther?(m)
         default:
             onOther?(m)

@@ -4,6 +4,7 @@ import Glibc
 import Protocol
 import Runtime
 import Synchronization
+import SwitchboardClient
 import Testing
 
 /// Issue 11, "publish outcomes that never lie": delivered, refused or unknown, and retries made safe by
@@ -181,5 +182,36 @@ extension ClusterTests {
         #expect(ack1.op == "ack" && ack2.op == "ack" && ack3.op == "ack")
         #expect(ack1.offset == ack2.offset && ack3.offset != ack1.offset)
         #expect(try messages(member).map(dataText) == ["1", "2"])
+    }
+
+    /// The reference client retries `unavailable` / `unknown` with the same id on its connection: through a
+    /// 3-second Redis freeze, every publish is acked once and delivered once, in order.
+    @Test func referenceClientRetriesThroughAFreezeWithoutDuplicates() throws {
+        let (redis, nodes) = try cluster(["a"], prefix: "t-clientretry:", ["--redis-backoff-cap", "300ms", "--max-frame-rate", "0"])
+        defer { withExtendedLifetime((redis, nodes)) {} }
+        let pid = try #require(redis.process?.processIdentifier)
+        defer { kill(pid, SIGCONT) }
+        let member = MemberReader(try { let c = try WSClient(port: nodes[0].port); _ = try c.join("retry"); return c }())
+        let loop = try ClientLoop()
+        loop.start()
+        defer { loop.stop() }
+        final class Acks: @unchecked Sendable { var ids: [String] = [] }
+        let acks = Acks()
+        let client = try SwitchboardClient(loop: loop, options: .init(port: nodes[0].port, backoffBaseMs: 400, backoffCapMs: 2000))
+        _ = loop.sync { client.onOther = { m in if m.op == "ack", let id = m.id { acks.ids.append(id.description) } }; client.start(); return true }
+        var deadline = Date().addingTimeInterval(5)
+        while loop.sync({ client.state != .open }) && Date() < deadline { usleep(20_000) }
+        for i in 0..<30 {
+            if i == 10 { kill(pid, SIGSTOP) }
+            if i == 20 { kill(pid, SIGCONT) }
+            _ = loop.sync { client.publish(room: "retry", data: JSONFragment("\(i)"), id: i) }
+            usleep(150_000)
+        }
+        deadline = Date().addingTimeInterval(20)
+        while loop.sync({ Set(acks.ids).count }) < 30 && Date() < deadline { usleep(100_000) }
+        usleep(500_000)
+        let got = member.finish()
+        #expect(Set(loop.sync { acks.ids }).count == 30, "every publish acked in the end: \(loop.sync { acks.ids })")
+        #expect(got.count == 30 && Set(got).count == 30, "each message once: \(got)")
     }
 }

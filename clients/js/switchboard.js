@@ -84,12 +84,19 @@ export class Switchboard {
     this.send({ op: "leave", room });
   }
 
-  /** Publishes `data` to `room`; resolves with the offset, rejects with the server's error. */
+  /**
+   * Publishes `data` to `room`; resolves with the offset, rejects with the server's error. A publish answered
+   * `unavailable` (never stored) or `unknown` (maybe stored) is retried with the same `id` on the same
+   * connection, up to 4 more times with backoff: the server stores one `id` at most once per session
+   * (docs/protocol.md, publish outcomes), so a retry never duplicates. After a reconnect it is not retried
+   * (a new session): the promise rejects with the last code and the application decides.
+   */
   publish(room, data) {
     const id = this.nextID++;
+    const frame = { op: "publish", room, data, id };
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      if (!this.send({ op: "publish", room, data, id })) {
+      this.pending.set(id, { resolve, reject, frame, attempts: 1, ws: this.ws });
+      if (!this.send(frame)) {
         this.pending.delete(id);
         reject(new Error("not connected"));
       }
@@ -187,6 +194,12 @@ export class Switchboard {
       case "error": {
         if (m.code === "token_expired" && this.options.getToken) this.renewToken("renew");
         const p = m.id !== undefined && this.pending.get(m.id);
+        if (p && (m.code === "unavailable" || m.code === "unknown") && p.attempts < 5 && p.ws === this.ws) {
+          const delay = backoffDelay(p.attempts, this.options.backoffBaseMs, this.options.backoffCapMs);
+          p.attempts += 1;
+          setTimeout(() => { if (this.pending.get(m.id) === p && p.ws === this.ws) this.send(p.frame); }, delay);
+          break;
+        }
         if (p) { this.pending.delete(m.id); p.reject(Object.assign(new Error(m.message), { code: m.code })); }
         this.emit("error", m);
         break;

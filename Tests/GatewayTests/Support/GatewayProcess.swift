@@ -25,8 +25,9 @@ final class GatewayProcess: @unchecked Sendable {
 
     static var binary: URL { productsDirectory.appendingPathComponent("switchboard") }
 
-    /// Starts the gateway with `arguments` on fresh ports and waits until `/health` answers (10 s at most).
-    init(_ arguments: [String] = [], threads: Int = 2, environment: [String: String] = [:]) throws {
+    /// Starts the gateway with `arguments` on fresh ports and waits until `/health` answers (10 s at most);
+    /// `healthy(adminPort)` replaces the plain-HTTP probe (e.g. for HTTPS on the admin port).
+    init(_ arguments: [String] = [], threads: Int = 2, environment: [String: String] = [:], healthy: ((Int) -> Bool)? = nil) throws {
         port = try freePort()
         adminPort = try freePort()
         process = Process()
@@ -44,7 +45,11 @@ final class GatewayProcess: @unchecked Sendable {
         try process.run()
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            if let (status, _) = try? httpGet(port: adminPort, path: "/health"), status == 200 { return }
+            if let healthy {
+                if healthy(adminPort) { return }
+            } else if let (status, _) = try? httpGet(port: adminPort, path: "/health"), status == 200 {
+                return
+            }
             if !process.isRunning { break }
             usleep(50_000)
         }
