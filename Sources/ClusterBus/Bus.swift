@@ -122,6 +122,19 @@ public protocol RoomBus: AnyObject, Sendable {
                  completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void)
     /// The room's latest offset and, with `since`, the messages after it (resume, DESIGN.md).
     func join(room: String, since: StreamOffset?, completion: @escaping @Sendable (Result<JoinResult, BusError>) -> Void)
+    /// Bytes of room history this process holds, for `switchboard_memory_bytes{area="history"}`: 0 for a
+    /// backend that keeps history elsewhere (Redis streams).
+    var historyMemoryBytes: Int { get }
+    /// Messages dropped from history by a node-wide memory budget since start (0 without one), for
+    /// `switchboard_history_evictions_total`.
+    var historyEvictions: Int { get }
+}
+
+extension RoomBus {
+    /// Default for a backend that keeps history outside the process (Redis streams): 0.
+    public var historyMemoryBytes: Int { 0 }
+    /// Default for a backend without a node-wide history budget: 0.
+    public var historyEvictions: Int { 0 }
 }
 
 /// Longest idempotency key a `RoomBus` takes, in UTF-8 bytes.
@@ -169,6 +182,14 @@ public protocol AnalyticsBus: AnyObject, Sendable {
     func appendAnalytics(_ events: [AnalyticsEvent], maxLength: Int)
     /// The newest `count` events, oldest first (for the admin endpoint and tests).
     func recentAnalytics(count: Int, completion: @escaping @Sendable ([AnalyticsEvent]) -> Void)
+    /// Bytes of analytics events this process holds, for `switchboard_memory_bytes{area="analytics"}`
+    /// (0 when the stream lives in Redis).
+    var analyticsMemoryBytes: Int { get }
+}
+
+extension AnalyticsBus {
+    /// Default for a backend that keeps the stream outside the process (Redis): 0.
+    public var analyticsMemoryBytes: Int { 0 }
 }
 
 /// Start, stop and state of whatever carries the roles (a Redis connection pair, or nothing at all).
@@ -215,11 +236,17 @@ public struct ClusterServices: Sendable {
     ///   - historySize: messages kept per room for resume.
     ///   - historyTTLMilliseconds: a room's history is dropped this long after its last publish (0: never).
     ///   - idempotencyWindowMilliseconds: how long a publish's idempotency key is remembered (0: keys ignored).
+    ///   - historyBytes: bytes of history kept per room (0: count only), see `LocalRooms.init`.
+    ///   - maxHistoryMemory: bytes of history kept by the node (0: no limit), see `LocalRooms.init`.
+    ///   - analyticsBytes: bytes of events the analytics ring keeps (0: count only), see `LocalAnalytics.init`.
     public static func local(historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000,
-                             idempotencyWindowMilliseconds: Int = 120_000) -> ClusterServices {
+                             idempotencyWindowMilliseconds: Int = 120_000, historyBytes: Int = 16 << 20,
+                             maxHistoryMemory: Int = 256 << 20, analyticsBytes: Int = 64 << 20) -> ClusterServices {
         let rooms = LocalRooms(historySize: historySize, historyTTLMilliseconds: historyTTLMilliseconds,
-                               idempotencyWindowMilliseconds: idempotencyWindowMilliseconds)
-        return ClusterServices(rooms: rooms, presence: LocalPresence(), registry: LocalRegistry(), analytics: LocalAnalytics(), lifecycle: rooms)
+                               idempotencyWindowMilliseconds: idempotencyWindowMilliseconds,
+                               historyBytes: historyBytes, maxHistoryMemory: maxHistoryMemory)
+        return ClusterServices(rooms: rooms, presence: LocalPresence(), registry: LocalRegistry(),
+                               analytics: LocalAnalytics(maxBytes: analyticsBytes), lifecycle: rooms)
     }
 
     /// The Redis bus: one `RedisBus` on `loop` carries every role.

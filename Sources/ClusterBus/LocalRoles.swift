@@ -48,16 +48,51 @@ public final class LocalRegistry: NodeRegistry, @unchecked Sendable {
     public func writeMetrics(to writer: inout PrometheusWriter) {}
 }
 
-/// Analytics of a single node: per-user buckets on this node, events in a bounded in-memory ring.
+/// Analytics of a single node: per-user buckets on this node, events in an in-memory ring bounded by
+/// count (`appendAnalytics`'s `maxLength`, `--analytics-stream-size`) and by bytes (`maxBytes`,
+/// `--analytics-bytes`), the oldest events dropped first.
 public final class LocalAnalytics: AnalyticsBus, @unchecked Sendable {
+    /// What one event is counted as against `maxBytes`: its user, node, room, event name and data, plus
+    /// this fixed overhead (the `AnalyticsEvent` value, its string headers, the ring slot).
+    public static let overheadBytesPerEvent = 128
+
+    /// The bytes one event counts for in the ring's budget.
+    public static func cost(of e: AnalyticsEvent) -> Int {
+        e.user.utf8.count + e.node.utf8.count + (e.room?.utf8.count ?? 0) + e.event.utf8.count
+            + (e.data?.bytes.count ?? 0) + overheadBytesPerEvent
+    }
+
     private struct State {
         var buckets: [String: TokenBucket] = [:]
-        var ring: [AnalyticsEvent] = []
-        var ringStart = 0
+        /// Oldest first from `head`; slots before `head` are nil until the next compaction.
+        var ring: [AnalyticsEvent?] = []
+        var head = 0
+        var bytes = 0
+        var count: Int { ring.count - head }
+
+        mutating func dropOldest() {
+            guard count > 0, let e = ring[head] else { return }
+            ring[head] = nil
+            head += 1
+            bytes -= LocalAnalytics.cost(of: e)
+            // Compact once the dropped prefix is half the array: amortized O(1) per event.
+            if head >= 32, head * 2 >= ring.count {
+                ring.removeFirst(head)
+                head = 0
+            }
+        }
     }
     private let analytics = Lock(State())
+    private let maxBytes: Int
 
-    public init() {}
+    /// - Parameter maxBytes: bytes of events the ring keeps, counted by `cost(of:)` (default 64 MiB;
+    ///   0: no byte limit, the count alone applies). An event larger than this is not kept.
+    public init(maxBytes: Int = 64 << 20) {
+        self.maxBytes = max(0, maxBytes)
+    }
+
+    /// Bytes of events held (sum of `cost(of:)`), at most `maxBytes`.
+    public var analyticsMemoryBytes: Int { analytics.withLock { $0.bytes } }
 
     public func takeAnalyticsBudget(user: String, ratePerSecond: Double, burst: Int, completion: @escaping @Sendable (Int?) -> Void) {
         let now = wallClockMilliseconds()
@@ -76,20 +111,16 @@ public final class LocalAnalytics: AnalyticsBus, @unchecked Sendable {
         let cap = max(1, maxLength)
         analytics.withLock { a in
             for e in events {
-                if a.ring.count < cap {
-                    a.ring.append(e)
-                } else {
-                    a.ring[a.ringStart] = e
-                    a.ringStart = (a.ringStart + 1) % a.ring.count
-                }
+                a.ring.append(e)
+                a.bytes += LocalAnalytics.cost(of: e)
+                while a.count > cap || (maxBytes > 0 && a.bytes > maxBytes) { a.dropOldest() }
             }
         }
     }
 
     public func recentAnalytics(count: Int, completion: @escaping @Sendable ([AnalyticsEvent]) -> Void) {
         let events: [AnalyticsEvent] = analytics.withLock { a in
-            let ordered = Array(a.ring[a.ringStart...] + a.ring[..<a.ringStart])
-            return Array(ordered.suffix(max(0, count)))
+            Array(a.ring[a.head...].suffix(max(0, count)).compactMap { $0 })
         }
         completion(events)
     }

@@ -6,26 +6,48 @@ import Runtime
 /// given); also the lifecycle of `ClusterServices.local`.
 ///
 /// Same contract as `RedisBus` (one contract test runs against both): offsets with an epoch (random per
-/// process, since the history lives in memory), a bounded per-room history (`historySize` messages) for
-/// resume, and idempotent publishes within a window. A room's offsets also carry the room instance's
-/// creation stamp (their entry-ID milliseconds), so a history that expired (`historyTTLMilliseconds` after
-/// the last publish, or after its creation when nothing was published) and started again can never be
-/// taken for a continuation of the old one. A room instance lives until it expires, whether or not anyone
-/// is in it, exactly as the Redis stream a join creates does: an offset taken in an empty room stays
-/// valid after its members leave.
-/// Delivery happens inside the publish lock so concurrent publishers on different loops are seen by every
-/// member in one offset order.
+/// process, since the history lives in memory), a bounded per-room history for resume (`historySize`
+/// messages and `historyBytes` bytes per room, `maxHistoryMemory` bytes for the whole node: the least
+/// recently published rooms lose history first), and idempotent publishes within a window. A room's
+/// offsets also carry the room instance's creation stamp (their entry-ID milliseconds), so a history
+/// that expired (`historyTTLMilliseconds` after the last publish, or after its creation when nothing
+/// was published) and started again can never be taken for a continuation of the old one. A room
+/// instance lives until it expires, whether or not anyone is in it, exactly as the Redis stream a join
+/// creates does: an offset taken in an empty room stays valid after its members leave. Delivery happens
+/// inside the publish lock so concurrent publishers on different loops are seen by every member in one
+/// offset order.
 public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
-    // A class so the history ring is mutated in place (a struct copied out of the dictionary would copy it).
+    /// What one stored message is counted as against `--history-bytes` and `--max-history-memory`: its
+    /// `data` and room name plus this fixed overhead (the `BusMessage` value, its offset and epoch strings,
+    /// the history slot), so a flood of tiny messages is bounded too.
+    public static let historyOverheadBytesPerMessage = 128
+
+    /// The bytes one message counts for in the history budgets (see `historyOverheadBytesPerMessage`).
+    public static func historyCost(of message: BusMessage) -> Int {
+        message.data.bytes.count + message.room.utf8.count + historyOverheadBytesPerMessage
+    }
+
+    // A class so the history is mutated in place (a struct copied out of the dictionary would copy it).
     private final class Room {
         /// Offset milliseconds of this room instance: unique per instance within the process.
         let stamp: UInt64
         var nextSequence: UInt64 = 0
-        var history: [BusMessage] = []
-        var historyStart = 0   // ring start index once history is full
+        /// Oldest first from `head`; slots before `head` are nil (dropped) until the next compaction, so
+        /// dropping the oldest message is O(1) and its bytes are released at once.
+        var history: [BusMessage?] = []
+        var head = 0
+        /// Sum of `historyCost` over the messages kept.
+        var bytes = 0
         var subscribed = false
         /// Monotonic ms of the last publish (or of creation): the history expires a TTL after it.
         var lastActivity: UInt64
+        /// Links of the node-wide list of rooms holding history, least recently published first (the
+        /// order in which `--max-history-memory` drops history). Unlinked whenever the room leaves `rooms`.
+        var older: Room?
+        var newer: Room?
+        var linked = false
+
+        var count: Int { history.count - head }
 
         init(stamp: UInt64, now: UInt64) {
             self.stamp = stamp
@@ -38,6 +60,12 @@ public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
         var lastStamp: UInt64 = 0
         var lastSweep: UInt64 = 0
         var idempotency: IdempotencyWindow
+        /// Sum of every room's `bytes`.
+        var historyBytes = 0
+        /// Messages dropped by the node-wide budget since start.
+        var evictions = 0
+        var leastRecent: Room?
+        var mostRecent: Room?
     }
 
     private func isExpired(_ r: Room, now: UInt64) -> Bool {
@@ -49,7 +77,10 @@ public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
         if let r = state.rooms[name], !isExpired(r, now: now) { return r }
         state.lastStamp = max(wallClockMilliseconds(), state.lastStamp + 1)
         let r = Room(stamp: state.lastStamp, now: now)
-        if let old = state.rooms[name] { r.subscribed = old.subscribed }
+        if let old = state.rooms[name] {
+            r.subscribed = old.subscribed
+            forget(&state, old)
+        }
         state.rooms[name] = r
         return r
     }
@@ -59,7 +90,71 @@ public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
     private func sweep(_ state: inout State, now: UInt64) {
         guard historyTTL > 0, now &- state.lastSweep >= UInt64(max(1000, historyTTL / 4)) else { return }
         state.lastSweep = now
-        state.rooms = state.rooms.filter { _, r in r.subscribed || !isExpired(r, now: now) }
+        var kept: [String: Room] = [:]
+        for (name, r) in state.rooms {
+            if r.subscribed || !isExpired(r, now: now) { kept[name] = r } else { forget(&state, r) }
+        }
+        state.rooms = kept
+    }
+
+    /// Releases a room's history from the node's accounting (it leaves `rooms` or is replaced).
+    private func forget(_ state: inout State, _ r: Room) {
+        unlink(&state, r)
+        state.historyBytes -= r.bytes
+        r.bytes = 0
+        r.history = []
+        r.head = 0
+    }
+
+    private func unlink(_ state: inout State, _ r: Room) {
+        guard r.linked else { return }
+        if let o = r.older { o.newer = r.newer } else { state.leastRecent = r.newer }
+        if let n = r.newer { n.older = r.older } else { state.mostRecent = r.older }
+        r.older = nil
+        r.newer = nil
+        r.linked = false
+    }
+
+    /// Moves `r` to the most recently published end of the list.
+    private func touch(_ state: inout State, _ r: Room) {
+        unlink(&state, r)
+        r.older = state.mostRecent
+        state.mostRecent?.newer = r
+        state.mostRecent = r
+        if state.leastRecent == nil { state.leastRecent = r }
+        r.linked = true
+    }
+
+    private func dropOldest(_ state: inout State, _ r: Room) {
+        guard r.count > 0, let m = r.history[r.head] else { return }
+        r.history[r.head] = nil
+        r.head += 1
+        let cost = LocalRooms.historyCost(of: m)
+        r.bytes -= cost
+        state.historyBytes -= cost
+        // Compact once the dropped prefix is at least half the array: amortized O(1) per message.
+        if r.head >= 32, r.head * 2 >= r.history.count {
+            r.history.removeFirst(r.head)
+            r.head = 0
+        }
+        if r.count == 0 { unlink(&state, r) }
+    }
+
+    /// Stores `message` in `r`'s history within the room's budgets (count, bytes), then the node's.
+    private func store(_ state: inout State, _ r: Room, _ message: BusMessage) {
+        guard historySize > 0 else { return }
+        let cost = LocalRooms.historyCost(of: message)
+        r.history.append(message)
+        r.bytes += cost
+        state.historyBytes += cost
+        touch(&state, r)
+        while r.count > historySize || (historyBytesPerRoom > 0 && r.bytes > historyBytesPerRoom) { dropOldest(&state, r) }
+        // Oldest rooms first: the least recently published room loses its oldest messages until the node
+        // is back under budget (the room just published is the last to lose anything).
+        while maxHistoryMemory > 0, state.historyBytes > maxHistoryMemory, let victim = state.leastRecent {
+            dropOldest(&state, victim)
+            state.evictions += 1
+        }
     }
 
     private func offset(_ r: Room, sequence: UInt64) -> StreamOffset {
@@ -69,10 +164,19 @@ public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
     /// Rooms held in memory (tests: expired rooms nobody is in are forgotten).
     var roomCount: Int { lock.withLock { $0.rooms.count } }
 
+    /// Bytes of history held by every room (sum of `historyCost(of:)`), at most `maxHistoryMemory`.
+    public var historyMemoryBytes: Int { lock.withLock { $0.historyBytes } }
+
+    /// Messages dropped from history by the node-wide `maxHistoryMemory` budget since start (per-room
+    /// trimming by count or bytes is the ordinary life of a history and is not counted).
+    public var historyEvictions: Int { lock.withLock { $0.evictions } }
+
     private let lock: Lock<State>
     private let epoch: String
     private let historySize: Int
     private let historyTTL: Int
+    private let historyBytesPerRoom: Int
+    private let maxHistoryMemory: Int
     private let delegateBox = Lock<BusDelegate?>(nil)
 
     /// - Parameters:
@@ -82,9 +186,17 @@ public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
     ///     rooms in use, not every room ever published to.
     ///   - idempotencyWindowMilliseconds: how long a publish's idempotency key answers its first offset
     ///     (default 2 min; 0 ignores keys). At most 100,000 keys are held; the oldest go first.
-    public init(historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000, idempotencyWindowMilliseconds: Int = 120_000) {
+    ///   - historyBytes: bytes of history kept per room (`--history-bytes`, counted by `historyCost(of:)`;
+    ///     default 16 MiB; 0: no byte limit, the count alone applies); the oldest messages go first.
+    ///   - maxHistoryMemory: bytes of history kept by the whole node (`--max-history-memory`, default
+    ///     256 MiB; 0: no limit). Over it, the least recently published room loses its oldest messages
+    ///     first, counted in `historyEvictions`; a resume into a dropped range answers `recovered: false`.
+    public init(historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000, idempotencyWindowMilliseconds: Int = 120_000,
+                historyBytes: Int = 16 << 20, maxHistoryMemory: Int = 256 << 20) {
         self.historySize = max(0, historySize)
         self.historyTTL = max(0, historyTTLMilliseconds)
+        self.historyBytesPerRoom = max(0, historyBytes)
+        self.maxHistoryMemory = max(0, maxHistoryMemory)
         self.epoch = String(UInt32.random(in: 1...UInt32.max), radix: 16)
         self.lock = Lock(State(idempotency: IdempotencyWindow(windowMilliseconds: idempotencyWindowMilliseconds)))
     }
@@ -132,14 +244,7 @@ public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
             r.nextSequence += 1
             let offset = self.offset(r, sequence: r.nextSequence)
             let message = BusMessage(room: room, offset: offset, data: data, publishedAtMilliseconds: wallNow)
-            if historySize > 0 {
-                if r.history.count < historySize {
-                    r.history.append(message)
-                } else {
-                    r.history[r.historyStart] = message
-                    r.historyStart = (r.historyStart + 1) % historySize
-                }
-            }
+            store(&state, r, message)
             if let key = idempotencyKey { state.idempotency.store(room: room, key: key, offset: offset, now: now) }
             // Inside the lock: the hub enqueues to loop task queues, which keeps one order per room.
             if r.subscribed { delegate?.busDeliver(message) }
@@ -161,10 +266,11 @@ public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
             guard since.epoch == epoch, since.milliseconds == r.stamp, since.sequence <= r.nextSequence else {
                 return JoinResult(offset: latest, recovered: false, replay: [])
             }
-            let ordered = Array(r.history[r.historyStart...] + r.history[..<r.historyStart])
-            let oldestKept = ordered.first?.offset.sequence ?? (r.nextSequence + 1)
+            // Trimmed (count, bytes) or evicted (node budget) past `since`: a gap, never a silent one.
+            let oldestKept = r.count > 0 ? r.history[r.head]!.offset.sequence : r.nextSequence + 1
             guard since.sequence + 1 >= oldestKept else { return JoinResult(offset: latest, recovered: false, replay: []) }
-            return JoinResult(offset: latest, recovered: true, replay: ordered.filter { $0.offset.sequence > since.sequence })
+            let replay = r.history[r.head...].lazy.compactMap { $0 }.filter { $0.offset.sequence > since.sequence }
+            return JoinResult(offset: latest, recovered: true, replay: Array(replay))
         }
         completion(.success(result))
     }

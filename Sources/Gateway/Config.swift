@@ -23,6 +23,12 @@ public struct Config: Sendable {
     public var prefix = "sb:"
     public var apiKey: String? = nil
     public var historySize = 1000
+    /// Bytes of history kept per room, payload plus 128 B per message (`--history-bytes`; 0 = count only).
+    /// In-process bus only: Redis streams are trimmed by `--history-size` alone.
+    public var historyBytes = 16 << 20
+    /// Bytes of history the in-process bus keeps for the whole node (`--max-history-memory`; 0 = no cap):
+    /// over it the least recently published rooms lose their oldest messages first.
+    public var maxHistoryMemory = 256 << 20
     /// Milliseconds a room's history lives after its last publish (`--history-ttl`; 0 = no expiry).
     public var historyTTLMs = 86_400_000
     /// Milliseconds a publish's idempotency key (client `id`, HTTP `Idempotency-Key`) answers its first
@@ -97,6 +103,9 @@ public struct Config: Sendable {
     public var analyticsBurst = 20
     /// The analytics stream is trimmed to about this many entries (`MAXLEN ~`); LocalBus keeps a ring this size.
     public var analyticsStreamSize = 100_000
+    /// Bytes of events the in-process analytics ring keeps (`--analytics-bytes`; 0 = count only). Not
+    /// applied to the Redis stream, which is trimmed by count.
+    public var analyticsBytes = 64 << 20
     public var logLevel = LogLevel.info
     public var subprotocols: [String] = []
     public var pinCPU: Int? = nil
@@ -194,6 +203,10 @@ public struct Config: Sendable {
                apply: { c, v in c.apiKey = v.isEmpty ? nil : v }, current: { $0.apiKey ?? "" }, secret: true),
         Option(name: "history-size", kind: .int, help: "messages kept per room for resume (join since)",
                apply: { c, v throws(Invalid) in c.historySize = try int(v, "history-size", 0...10_000_000) }, current: { "\($0.historySize)" }),
+        Option(name: "history-bytes", kind: .size, help: "bytes of history kept per room, payload + 128 B per message, in-process bus (Redis: by count only; 0: count only)",
+               apply: { c, v throws(Invalid) in c.historyBytes = try size(v, "history-bytes", allowZero: true) }, current: { "\($0.historyBytes)B" }),
+        Option(name: "max-history-memory", kind: .size, help: "bytes of history the in-process bus keeps for the node; over it the least recently published rooms lose history first (0: no cap)",
+               apply: { c, v throws(Invalid) in c.maxHistoryMemory = try size(v, "max-history-memory", allowZero: true) }, current: { "\($0.maxHistoryMemory)B" }),
         Option(name: "history-ttl", kind: .duration, help: "a room's history is dropped this long after its last publish (0: never)",
                apply: { c, v throws(Invalid) in c.historyTTLMs = try duration(v, "history-ttl", in: 0...Int.max) }, current: { "\($0.historyTTLMs)ms" }),
         Option(name: "idempotency-window", kind: .duration, help: "a publish retried with the same id (HTTP: Idempotency-Key) within this window is stored once and answers the first offset (0: off)",
@@ -272,6 +285,8 @@ public struct Config: Sendable {
                apply: { c, v throws(Invalid) in c.analyticsBurst = try int(v, "analytics-burst", 1...1_000_000) }, current: { "\($0.analyticsBurst)" }),
         Option(name: "analytics-stream-size", kind: .int, help: "analytics stream length kept (MAXLEN ~; the in-process ring size without Redis)",
                apply: { c, v throws(Invalid) in c.analyticsStreamSize = try int(v, "analytics-stream-size", 1...100_000_000) }, current: { "\($0.analyticsStreamSize)" }),
+        Option(name: "analytics-bytes", kind: .size, help: "bytes of events the in-process analytics ring keeps (Redis stream: by count only; 0: count only)",
+               apply: { c, v throws(Invalid) in c.analyticsBytes = try size(v, "analytics-bytes", allowZero: true) }, current: { "\($0.analyticsBytes)B" }),
         Option(name: "log-level", kind: .level, help: "debug, info, warn or error",
                apply: { c, v throws(Invalid) in
                    guard let l = LogLevel(rawValue: v.lowercased()) else { throw Invalid(description: "--log-level: expected debug, info, warn or error, got '\(v)'") }
@@ -487,8 +502,10 @@ public struct Config: Sendable {
         return ms
     }
 
-    private static func size(_ v: String, _ flag: String) throws(Invalid) -> Int {
-        guard let b = parseSize(v), b > 0 else { throw Invalid(description: "--\(flag): expected a size like 64KiB or 1MiB, got '\(v)'") }
+    private static func size(_ v: String, _ flag: String, allowZero: Bool = false) throws(Invalid) -> Int {
+        guard let b = parseSize(v), b > 0 || (allowZero && b == 0) else {
+            throw Invalid(description: "--\(flag): expected a size like 64KiB or 1MiB\(allowZero ? " (or 0)" : ""), got '\(v)'")
+        }
         return b
     }
 }

@@ -10,7 +10,8 @@ extension GatewayNode {
     static func makeDefaultBus(config: Config, logger: Logger) -> ClusterServices {
         guard let url = config.redisURL else {
             return .local(historySize: config.historySize, historyTTLMilliseconds: config.historyTTLMs,
-                          idempotencyWindowMilliseconds: config.idempotencyWindowMs)
+                          idempotencyWindowMilliseconds: config.idempotencyWindowMs, historyBytes: config.historyBytes,
+                          maxHistoryMemory: config.maxHistoryMemory, analyticsBytes: config.analyticsBytes)
         }
         let endpoint: RedisEndpoint
         let loop: EventLoop

@@ -63,6 +63,15 @@ extension GatewayNode {
                [("", Double(drainPhase.load(ordering: .relaxed)))])
         family("switchboard_drain_closed_total", .counter, "Connections told to reconnect and closed (1012) by the drain.",
                [("", Double(drainClosed.load(ordering: .relaxed)))])
+        let outboundBytes = sum { $0.outboundQueueBytes }
+        family("switchboard_memory_bytes", .gauge,
+               "Where memory goes, by area: room history held in process, outbound queues, the in-process analytics ring, and an estimate for connections (open sockets x \(GatewayNode.estimatedBytesPerConnection) B).",
+               [("{area=\"history\"}", Double(rooms.historyMemoryBytes)), ("{area=\"outbound_queues\"}", outboundBytes),
+                ("{area=\"analytics\"}", Double(analytics.analyticsMemoryBytes)),
+                ("{area=\"connections\"}", Double(socketCount.load(ordering: .relaxed) * GatewayNode.estimatedBytesPerConnection))])
+        family("switchboard_history_evictions_total", .counter,
+               "Messages dropped from room history by --max-history-memory (least recently published rooms first); a resume into them answers recovered false.",
+               [("", Double(rooms.historyEvictions))])
         registry.writeMetrics(to: &w)
         writeAuthMetrics(to: &w)
         writeTLSMetrics(to: &w)
@@ -74,6 +83,14 @@ extension GatewayNode {
         family("switchboard_build_info", .gauge, "Build information.", [("{version=\"\(switchboardVersion)\",swift=\"6\"}", 1)])
         return w.text
     }
+}
+
+extension GatewayNode {
+    /// The per-connection figure behind `switchboard_memory_bytes{area="connections"}`: an idle
+    /// connection's RSS as measured in docs/benchmarks.md ("Idle connections": 1.00 KiB each at 10,000).
+    /// An estimate, not a measurement: a connection assembling a large message holds up to
+    /// `--max-message-size` more, and kernel socket buffers are not in RSS.
+    static let estimatedBytesPerConnection = 1024
 }
 
 /// The version reported by `--version` and `switchboard_build_info`.

@@ -59,4 +59,22 @@ import Testing
         let masked = try Config.parse(arguments: ["--api-key", "hunter2"], environment: [:]).loggable
         #expect(masked.first { $0.0 == "api-key" }?.1 == "***")
     }
+
+    /// `--history-bytes`, `--max-history-memory`, `--analytics-bytes`: sizes with units, 0 turns the byte
+    /// limit off, anything else that is not a size is refused naming the flag.
+    @Test func memoryBudgetFlags() throws {
+        let d = try Config.parse(arguments: [], environment: [:])
+        #expect(d.historyBytes == 16 << 20 && d.maxHistoryMemory == 256 << 20 && d.analyticsBytes == 64 << 20)
+        let c = try Config.parse(arguments: ["--history-bytes", "1MiB", "--max-history-memory=0", "--analytics-bytes", "512KiB"],
+                                 environment: ["SWITCHBOARD_MAX_HISTORY_MEMORY": "1GiB"])
+        #expect(c.historyBytes == 1 << 20 && c.maxHistoryMemory == 0 && c.analyticsBytes == 512 << 10)
+        for flag in ["--history-bytes", "--max-history-memory", "--analytics-bytes"] {
+            do {
+                _ = try Config.parse(arguments: [flag, "-1"], environment: [:])
+                Issue.record("\(flag) -1 was accepted")
+            } catch {
+                #expect(error.description.contains(flag), "\(error)")
+            }
+        }
+    }
 }

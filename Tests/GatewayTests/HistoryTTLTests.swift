@@ -70,6 +70,36 @@ extension ClusterTests {
 }
 
 extension ClusterTests {
+    /// Issue 11 finding 3 over the wire: `--max-history-memory` drops the least recently published room's
+    /// history first; a resume into it is `recovered: false` with no replay, the other room still resumes,
+    /// and /metrics shows the evictions and the history bytes held.
+    @Test func inProcessHistoryOverTheNodeBudgetIsEvictedAndAResumeIsNotRecovered() throws {
+        let gw = try GatewayProcess(["--max-history-memory", "4KiB", "--history-bytes", "0"], threads: 1)
+        let member = try WSClient(port: gw.port)
+        _ = try member.join("old")
+        _ = try member.join("new")
+        let big = "\"" + String(repeating: "x", count: 998) + "\""   // 1,000 bytes: a message counts 1,131 in "new"
+        for _ in 0..<2 { try publish(member, "old", big) }
+        for _ in 0..<3 { try publish(member, "new", big) }
+        let got = try messages(member, quiet: 0.3)
+        #expect(got.count == 5, "evicted or not, every message was delivered live")
+        let oldFirst = try #require(got.first { $0.room == "old" }?.offset)
+        let newFirst = try #require(got.first { $0.room == "new" }?.offset)
+
+        let resumer = try WSClient(port: gw.port)
+        try resumer.sendOp("{\"op\":\"join\",\"room\":\"old\",\"since\":\"\(oldFirst)\"}")
+        let old = try resumer.drainJSON(quiet: 0.3)
+        #expect(old.first?.op == "joined" && old.first?.recovered == false, "evicted: never a silent gap")
+        #expect(old.dropFirst().isEmpty)
+        try resumer.sendOp("{\"op\":\"join\",\"room\":\"new\",\"since\":\"\(newFirst)\"}")
+        let new = try resumer.drainJSON(quiet: 0.3)
+        #expect(new.first?.recovered == true && new.dropFirst().count == 2)
+        #expect(try gw.metric("switchboard_history_evictions_total") == 2)
+        #expect(try gw.metric("switchboard_memory_bytes{area=\"history\"}") == Double(3 * (1000 + 3 + 128)))
+    }
+}
+
+extension ClusterTests {
     /// A history whose meta hash vanished on its own (eviction) starts again empty: a back-fill after a
     /// subscriber outage must not deliver the old entries a second time under the new epoch.
     @Test func aHistoryThatLostItsMetaStartsAgainWithoutRedeliveringOldEntries() throws {

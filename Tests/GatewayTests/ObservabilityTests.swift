@@ -53,6 +53,12 @@ import Testing
         #expect(try gw.metric("switchboard_messages_out_total") == Double(2 * n + m * n))
         #expect(try gw.metric("switchboard_rooms") == 1)
         #expect(try gw.metric("switchboard_bus_publish_latency_seconds_count") == Double(m))
+        // m one-digit messages in "metrics-room": data + room name + 128 B each; n upgraded sockets.
+        #expect(try gw.metric("switchboard_memory_bytes{area=\"history\"}") == Double(m * (1 + 12 + 128)))
+        #expect(try gw.metric("switchboard_memory_bytes{area=\"connections\"}") == Double(n * 1024))
+        #expect(try gw.metric("switchboard_memory_bytes{area=\"analytics\"}") == 0)
+        #expect(try gw.metric("switchboard_memory_bytes{area=\"outbound_queues\"}") != nil)
+        #expect(try gw.metric("switchboard_history_evictions_total") == 0)
         let (_, exposition) = try httpGet(port: gw.adminPort, path: "/metrics")
         // Debian's python3-prometheus-client (scripts/deps.sh test) parses the exposition.
         let parser = """
