@@ -72,7 +72,8 @@ extension Connection {
             reader = WebSocketReader(role: .server, maxMessageSize: config.maxMessageSize, maxFragments: config.maxFragments, deflate: loop.inflater)
         }
         enqueueRaw(Bytes(handshake.response(extraHeaders: extra)))
-        machineOpened(limits: personality.limits(on: loop))
+        machine.opened(now: now, limits: personality.limits(on: loop))
+        syncTimer()
         loop.metrics.handshakesCompleted.add()
         loop.metrics.connectionsOpen.add()
         loop.node.logger.info("connection open", ["conn": logID, "request_id": .string(requestID),
@@ -92,7 +93,8 @@ extension Connection {
         loop.node.logger.rateLimited(.info, "handshake rejected", ["status": .int(error.status.rawValue), "reason": .string(error.reason),
                                                                    "peer": .string(Socket.peerAddress(fd))])
         http = nil
-        machineRejected()
+        machine.rejected(now: now)
+        syncTimer()
         enqueueRaw(loop.node.httpAnswer(HTTPResponse(error: error)))
         shutdownWriteAfterFlush()
     }

@@ -10,7 +10,8 @@ import Runtime
 /// class does the I/O its answers call for. Loop-confined.
 final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     let id: UInt64
-    private(set) var machine: ConnectionMachine
+    /// Phases, deadlines, close handshake, outbound pressure; changed through its methods, then `syncTimer()`.
+    var machine: ConnectionMachine
     /// What the client speaks once open; the room protocol until the upgrade says otherwise.
     var personality: any Personality = RoomProtocol.shared
     /// Origin, admission and token state; nil when the node checks none of them (Auth/ConnectionAuth.swift).
@@ -289,21 +290,5 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         armedDeadline = d
         timerGeneration &+= 1
         if d != 0 { loop.loop.schedule(self, generation: timerGeneration, deadline: d) }
-    }
-
-    /// Machine transitions for the handshake and auth code (Connection+Handshake.swift, Auth/ConnectionAuth.swift).
-    func machineOpened(limits: ConnectionLimits) {
-        machine.opened(now: now, limits: limits)
-        syncTimer()
-    }
-
-    func machineRejected() {
-        machine.rejected(now: now)
-        syncTimer()
-    }
-
-    func machineAuthenticating(until: UInt64) {
-        machine.beginAuthentication(until: until)
-        syncTimer()
     }
 }

@@ -114,13 +114,8 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
     /// room message and shares the result with every member that negotiated deflate.
     func compressedFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, windowBits: Int) -> Bytes? {
         let bits = payload.count <= 1 << windowBits ? 15 : windowBits
-        let deflater: Deflater
-        if let d = deflaters[bits] {
-            deflater = d
-        } else {
-            deflater = Deflater(windowBits: bits)
-            deflaters[bits] = deflater
-        }
+        let deflater = deflaters[bits] ?? Deflater(windowBits: bits)
+        deflaters[bits] = deflater
         return deflater.compressedFrame(opcode: opcode, payload: payload).map(Bytes.init)
     }
 

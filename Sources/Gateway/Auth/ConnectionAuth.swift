@@ -95,7 +95,8 @@ extension Connection {
         // for as long as the backend call may take.
         st.pendingHead = head
         st.pendingHandshake = handshake
-        machineAuthenticating(until: now + UInt64((svc.backend?.policy.deadlineMs ?? 0) + 1000))
+        machine.beginAuthentication(until: now + UInt64((svc.backend?.policy.deadlineMs ?? 0) + 1000))
+        syncTimer()
         return false
     }
 
