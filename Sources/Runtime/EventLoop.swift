@@ -49,6 +49,14 @@ public final class EventLoop: @unchecked Sendable {
     /// parked in `epoll_wait` (a parked loop is alive however old its heartbeat).
     public let lastAwakeMilliseconds = Atomic<UInt64>(0)
     public let parked = Atomic<Bool>(false)
+    /// Events of the last `epoll_wait` batch not handled because the iteration's budget ran out: (epoll data
+    /// tag, mask), handled first in the next iteration (the generation check drops any that went stale).
+    private var deferredEvents: [(UInt64, UInt32)] = []
+    /// The events of the iteration being handled (kept to reuse its storage).
+    private var batch: [(UInt64, UInt32)] = []
+    /// How long one iteration may spend handling readiness before the rest of the batch is deferred (5 ms):
+    /// other connections' messages, timers and `/health` then wait at most about this long plus one handler.
+    public var iterationBudgetNanoseconds: UInt64 = 5_000_000
     /// Maximum events taken per `epoll_wait`.
     private let maxEvents = 256
 
@@ -214,7 +222,7 @@ public final class EventLoop: @unchecked Sendable {
         defer { events.deallocate() }
         while !stopped.load(ordering: .relaxed) {
             var timeout: CInt = -1
-            if !flushList.isEmpty || !tickEndHooks.isEmpty || tasks.withLock({ !$0.isEmpty }) {
+            if !deferredEvents.isEmpty || !flushList.isEmpty || !tickEndHooks.isEmpty || tasks.withLock({ !$0.isEmpty }) {
                 timeout = 0
             } else if let ms = wheel.millisecondsUntilNext(now: monotonicMilliseconds()) {
                 timeout = CInt(min(ms, 60_000))
@@ -228,9 +236,12 @@ public final class EventLoop: @unchecked Sendable {
                 if errno == EINTR { continue }
                 fatalError("epoll_wait: errno \(errno)")
             }
-            for i in 0..<Int(n) {
-                let tag = clinux_epoll_data(events + i)
-                let mask = clinux_epoll_events(events + i)
+            // Events cut off by the last iteration's budget go first (no fd waits behind busy ones twice).
+            let started = monotonicNanoseconds()
+            swap(&batch, &deferredEvents)
+            for i in 0..<Int(n) { batch.append((clinux_epoll_data(events + i), clinux_epoll_events(events + i))) }
+            defer { batch.removeAll(keepingCapacity: true) }
+            for (i, (tag, mask)) in batch.enumerated() {
                 let fd = CInt(bitPattern: UInt32(truncatingIfNeeded: tag))
                 if fd == wakeFD {
                     var v: UInt64 = 0
@@ -242,6 +253,12 @@ public final class EventLoop: @unchecked Sendable {
                 let entry = handlers[idx]
                 guard let h = entry.handler, entry.generation == UInt32(truncatingIfNeeded: tag >> 32) else { continue }
                 h.handleEvent(mask)
+                // The per-iteration budget: past it, the rest of the batch waits for the next iteration (after
+                // timers, tasks and the flush), so no burst of expensive input holds the loop for long.
+                if i + 1 < batch.count && monotonicNanoseconds() &- started > iterationBudgetNanoseconds {
+                    deferredEvents.append(contentsOf: batch[(i + 1)...])
+                    break
+                }
             }
             runTasks()
             wheel.collectExpired(now: now, into: &dueTimers)
