@@ -28,9 +28,9 @@ extension Connection {
     private func upgrade(_ head: HTTPRequestHead) {
         let config = loop.config
         if head.path == config.wsPath {
-            personality = RoomProtocol.shared
+            personalityIndex = Personalities.rooms
         } else if let echo = config.echoPath, head.path == echo {
-            personality = EchoProtocol.shared
+            personalityIndex = Personalities.echo
         } else {
             reject(HTTPError(status: .notFound, reason: "no WebSocket endpoint at this path", headers: []))
             return

@@ -12,8 +12,10 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     let id: UInt64
     /// Phases, deadlines, close handshake, outbound pressure; changed through its methods, then `syncTimer()`.
     var machine: ConnectionMachine
-    /// What the client speaks once open; the room protocol until the upgrade says otherwise.
-    var personality: any Personality = RoomProtocol.shared
+    /// What the client speaks once open (an index into `Personalities.all`: one byte per connection rather
+    /// than a 16-byte existential); the room protocol until the upgrade says otherwise.
+    var personalityIndex = Personalities.rooms
+    var personality: any Personality { Personalities.all[Int(personalityIndex)] }
     /// Origin, admission and token state; nil when the node checks none of them (Auth/ConnectionAuth.swift).
     var authState: ConnectionAuthState?
     var http: HTTPHeadParser?

@@ -83,8 +83,11 @@ struct ConnectionMachine {
     /// Shared by every connection of a kind on a loop (one pointer per connection).
     private(set) var limits: ConnectionLimits
     private(set) var phase = Phase.http
-    /// The earliest pending deadline (ms), or 0.
-    private(set) var deadline: UInt64 = 0
+    /// The earliest pending deadline (ms), or 0: the phase's, or the authentication deadline while open.
+    var deadline: UInt64 {
+        guard authDeadline != .none && phase == .open else { return phaseDeadline }
+        return phaseDeadline == 0 ? authDeadlineAt : min(phaseDeadline, authDeadlineAt)
+    }
     private var phaseDeadline: UInt64 = 0
     private(set) var authDeadline = AuthDeadline.none
     private var authDeadlineAt: UInt64 = 0
@@ -112,7 +115,6 @@ struct ConnectionMachine {
     init(limits: ConnectionLimits, now: UInt64) {
         self.limits = limits
         phaseDeadline = now + UInt64(limits.handshakeTimeoutMs)
-        recompute()
     }
 
     // MARK: - Phases
@@ -122,7 +124,6 @@ struct ConnectionMachine {
         guard phase == .http else { return }
         phase = .authenticating
         phaseDeadline = until
-        recompute()
     }
 
     /// The 101 was queued: the WebSocket is open, under `limits` (the personality's: echo has no frame-rate limit).
@@ -145,14 +146,12 @@ struct ConnectionMachine {
         stopReading = true
         authDeadline = .none
         phaseDeadline = now + UInt64(limits.lingerMs)
-        recompute()
     }
 
     /// Sets (or clears, with `.none`) the authentication deadline.
     mutating func setAuthDeadline(_ kind: AuthDeadline, at: UInt64) {
         authDeadline = kind
         authDeadlineAt = kind == .none ? 0 : at
-        recompute()
     }
 
     // MARK: - Input
@@ -218,7 +217,6 @@ struct ConnectionMachine {
         phase = .closed
         phaseDeadline = 0
         authDeadline = .none
-        recompute()
         return wasOpen
     }
 
@@ -233,7 +231,6 @@ struct ConnectionMachine {
         phase = .closing
         authDeadline = .none
         phaseDeadline = now + UInt64(timeoutMs)
-        recompute()
         return wasOpen
     }
 
@@ -247,12 +244,10 @@ struct ConnectionMachine {
         case .http, .authenticating:
             guard phaseDeadline != 0, now >= phaseDeadline else { return nil }
             phaseDeadline = 0
-            recompute()
             return .handshakeTimeout
         case .closing:
             guard phaseDeadline != 0, now >= phaseDeadline else { return nil }
             phaseDeadline = 0
-            recompute()
             return .closeTimeout
         case .closed:
             return nil
@@ -286,14 +281,9 @@ struct ConnectionMachine {
         var next = awaitingPong ? pingSentAt + UInt64(limits.pongTimeoutMs) : nextPingAt
         if limits.idleTimeoutMs > 0 { next = min(next, lastDataAt + UInt64(limits.idleTimeoutMs)) }
         phaseDeadline = next
-        recompute()
     }
 
-    private mutating func recompute() {
-        var d = phaseDeadline
-        if authDeadline != .none && phase == .open { d = d == 0 ? authDeadlineAt : min(d, authDeadlineAt) }
-        deadline = d
-    }
+
 
     // MARK: - Outbound pressure
 

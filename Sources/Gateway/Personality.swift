@@ -20,6 +20,13 @@ protocol Personality: AnyObject, Sendable {
     func draining(_ c: Connection, afterMs: Int)
 }
 
+/// Every personality the gateway speaks; a connection stores its index (one byte).
+enum Personalities {
+    static let rooms: UInt8 = 0
+    static let echo: UInt8 = 1
+    static let all: [any Personality] = [RoomProtocol.shared, EchoProtocol.shared]
+}
+
 /// `--echo-path`: every message comes back as it was sent (conformance runs, e.g. Autobahn|Testsuite).
 final class EchoProtocol: Personality {
     static let shared = EchoProtocol()

@@ -17,9 +17,11 @@ struct MessageAssembler: Sendable {
     /// True while the message being received is compressed.
     private var compressed = false
     /// Most data frames one message may span (>= 1).
-    let maxFragments: Int
+    /// 32 bits: this struct lives in every connection, and a million fragments is already absurd.
+    private let fragmentLimit: UInt32
+    var maxFragments: Int { Int(fragmentLimit) }
     /// Data frames of the current message seen so far (its first frame included).
-    private var fragmentCount = 0
+    private var fragmentCount: UInt32 = 0
     /// `.text` or `.binary` while a message is being received (first frame seen, FIN not yet).
     private var messageOpcode: Opcode?
     /// Sum of the declared lengths of this message's frames so far.
@@ -36,7 +38,7 @@ struct MessageAssembler: Sendable {
 
     init(maxMessageSize: Int, maxFragments: Int = 1000, inflater: Inflater? = nil) {
         self.maxMessageSize = maxMessageSize
-        self.maxFragments = max(1, maxFragments)
+        self.fragmentLimit = UInt32(clamping: max(1, maxFragments))
         self.inflater = inflater
     }
 
@@ -63,7 +65,7 @@ struct MessageAssembler: Sendable {
         if chunk.opcode == .continuation {
             guard messageOpcode != nil else { throw .unexpectedContinuation }
             // Empty continuations cost no bytes, so the size limit alone does not bound them.
-            guard fragmentCount < maxFragments else { throw .tooManyFragments(limit: maxFragments) }
+            guard fragmentCount < fragmentLimit else { throw .tooManyFragments(limit: maxFragments) }
             fragmentCount += 1
         } else {
             guard messageOpcode == nil else { throw .expectedContinuation }
@@ -80,7 +82,7 @@ struct MessageAssembler: Sendable {
             throw .messageTooLarge(limit: maxMessageSize)
         }
         declaredSize += chunk.payloadLength
-        return fragmentCount
+        return Int(fragmentCount)
     }
 
     /// Processes one chunk; calls `deliver` when it completes a message or control frame and

@@ -54,9 +54,9 @@ public final class EventLoop: @unchecked Sendable {
     private var deferredEvents: [(UInt64, UInt32)] = []
     /// The events of the iteration being handled (kept to reuse its storage).
     private var batch: [(UInt64, UInt32)] = []
-    /// How long one iteration may spend handling readiness before the rest of the batch is deferred (5 ms):
-    /// other connections' messages, timers and `/health` then wait at most about this long plus one handler.
-    public var iterationBudgetNanoseconds: UInt64 = 5_000_000
+    /// How long one iteration may spend handling readiness before the rest of the batch's input is deferred
+    /// (2 ms): other connections' messages, timers and `/health` then wait about this long plus one handler.
+    public var iterationBudgetNanoseconds: UInt64 = 2_000_000
     /// Maximum events taken per `epoll_wait`.
     private let maxEvents = 256
 
@@ -241,7 +241,14 @@ public final class EventLoop: @unchecked Sendable {
             swap(&batch, &deferredEvents)
             for i in 0..<Int(n) { batch.append((clinux_epoll_data(events + i), clinux_epoll_events(events + i))) }
             defer { batch.removeAll(keepingCapacity: true) }
-            for (i, (tag, mask)) in batch.enumerated() {
+            var overBudget = false
+            for (tag, mask) in batch {
+                // Past the budget, input waits for the next iteration; output (EPOLLOUT: a peer's window opened)
+                // is never deferred, since draining queues is what frees memory and ends latency.
+                if overBudget && mask & EPOLLOUT.rawValue == 0 {
+                    deferredEvents.append((tag, mask))
+                    continue
+                }
                 let fd = CInt(bitPattern: UInt32(truncatingIfNeeded: tag))
                 if fd == wakeFD {
                     var v: UInt64 = 0
@@ -253,12 +260,9 @@ public final class EventLoop: @unchecked Sendable {
                 let entry = handlers[idx]
                 guard let h = entry.handler, entry.generation == UInt32(truncatingIfNeeded: tag >> 32) else { continue }
                 h.handleEvent(mask)
-                // The per-iteration budget: past it, the rest of the batch waits for the next iteration (after
-                // timers, tasks and the flush), so no burst of expensive input holds the loop for long.
-                if i + 1 < batch.count && monotonicNanoseconds() &- started > iterationBudgetNanoseconds {
-                    deferredEvents.append(contentsOf: batch[(i + 1)...])
-                    break
-                }
+                // The per-iteration budget: past it, the rest of the batch's input waits for the next iteration
+                // (after timers, tasks and the flush), so no burst of expensive input holds the loop for long.
+                if !overBudget && monotonicNanoseconds() &- started > iterationBudgetNanoseconds { overBudget = true }
             }
             runTasks()
             wheel.collectExpired(now: now, into: &dueTimers)

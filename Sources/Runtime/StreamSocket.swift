@@ -232,7 +232,12 @@ open class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
         if readNow { readAvailable() }
     }
 
-    /// Reads until the transport would block, at most 4 buffers per wakeup (fairness), into the loop's
+    /// Full buffers read per wakeup before the socket yields to the others on its loop (level-triggered epoll
+    /// reports it again). One: a client streaming large messages then completes (and pays for parsing) one
+    /// at a time between everyone else's turns, instead of four buffers' worth at once.
+    public static let readsPerWakeup = 1
+
+    /// Reads until the transport would block, at most `readsPerWakeup` buffers per wakeup (fairness), into the loop's
     /// shared buffer. A short plain read means the kernel is drained; a transport holding decrypted input
     /// (`hasBufferedInput`) is read again, since no readiness event will announce it.
     public func readAvailable() {
@@ -247,7 +252,7 @@ open class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
     private func readRounds() {
         let buf = context.readBuffer
         var rounds = 0
-        while fd >= 0 && rounds < 4 {
+        while fd >= 0 && rounds < Self.readsPerWakeup {
             switch transport.read(fd: fd, into: buf) {
             case .done(let n):
                 context.bytesIn.add(n)
