@@ -32,7 +32,9 @@ echo "== docs/security.md names real tests (scripts/check-security-doc.sh)"
 bash scripts/check-security-doc.sh
 
 echo "== lint (scripts/lint.sh, report only until the whole-tree swift-format reformat lands)"
-LINT_REPORT_ONLY=1 bash scripts/lint.sh 2>&1 | head -1
+# Into a file first: `| head -1` would close the pipe under lint.sh (SIGPIPE, and pipefail fails the run).
+LINT_REPORT_ONLY=1 bash scripts/lint.sh > "$logs/lint.log" 2>&1
+head -1 "$logs/lint.log"
 
 echo "== deployment files (scripts/validate-deploy.sh)"
 bash scripts/validate-deploy.sh
