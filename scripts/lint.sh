@@ -17,8 +17,9 @@ set -e
 count=$(grep -cE ": (error|warning): \[" "$out" || true)
 echo "swift format lint --strict: $count finding(s) in ${#files[@]} files"
 if [[ $count -gt 0 ]]; then
-  sed -nE 's/.*: (error|warning): \[([A-Za-z]+)\].*/\2/p' "$out" | sort | uniq -c | sort -rn | head -15
-  [[ ${LINT_SHOW:-0} = 1 ]] && cat "$out" || grep -E ": (error|warning): \[" "$out" | head -5
+  # `head` closes its pipe early: SIGPIPE upstream is expected here, not a failure (hence `|| true`).
+  sed -nE 's/.*: (error|warning): \[([A-Za-z]+)\].*/\2/p' "$out" | sort | uniq -c | sort -rn | head -15 || true
+  if [[ ${LINT_SHOW:-0} = 1 ]]; then cat "$out"; else grep -E ": (error|warning): \[" "$out" | head -5 || true; fi
 fi
 if [[ ${LINT_REPORT_ONLY:-0} = 1 ]]; then exit 0; fi
 [[ $status -eq 0 && $count -eq 0 ]]
