@@ -127,7 +127,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     /// Sends one JSON text frame to this client.
     func send(_ json: [UInt8], class outboundClass: OutboundClass = .reliable) {
         guard phase == .open else { return }
-        json.withUnsafeBytes { enqueueFrame(frame(.text, $0), class: outboundClass) }
+        _ = json.withUnsafeBytes { enqueueFrame(frame(.text, $0), class: outboundClass) }
     }
 
     /// A frame for this client only: compressed when it negotiated permessage-deflate and the payload is
