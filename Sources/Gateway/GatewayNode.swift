@@ -45,6 +45,8 @@ public final class GatewayNode: @unchecked Sendable {
     let tlsReloadFailures = Atomic<Int>(0)
     /// `--metrics-room-class` gauges (API/RoomClasses.swift).
     let roomClasses: RoomClasses
+    /// The application backend (`--proxy-url`; nil: off), API/BackendProxy.swift.
+    let proxy: BackendProxy?
     private let startedAt = Date()
 
     /// True once shutdown (drain) started.
@@ -61,6 +63,7 @@ public final class GatewayNode: @unchecked Sendable {
         self.services = services ?? GatewayNode.makeDefaultBus(config: config, logger: logger)
         self.auth = AuthService(config: config)
         self.roomClasses = RoomClasses(config.api.roomClasses)
+        self.proxy = BackendProxy(config: config, loopCount: min(config.threads, 64))
     }
 
     /// Creates the loops and listeners, starts the bus and the loop threads. Sets SIGPIPE to ignored for

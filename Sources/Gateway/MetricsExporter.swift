@@ -74,6 +74,7 @@ extension GatewayNode {
                [("", Double(rooms.historyEvictions))])
         registry.writeMetrics(to: &w)
         roomClasses.write(to: &w)
+        proxy?.write(to: &w)
         writeAuthMetrics(to: &w)
         writeTLSMetrics(to: &w)
         let proc = ProcessStats.read()
