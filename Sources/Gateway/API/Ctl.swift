@@ -42,6 +42,12 @@ public enum Ctl {
     /// Runs `ctl` with the arguments after `ctl`; returns the exit status. Output goes to stdout, the
     /// one-line reason of a failure to stderr.
     public static func run(arguments: [String], environment: [String: String]) -> Int32 {
+        // A parent may have started us with SIGTERM/SIGINT blocked (the mask is inherited): `tail` must stop on them.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         if arguments.isEmpty || arguments.contains("--help") || arguments.contains("-h") {
             print(helpText, terminator: "")
             return arguments.isEmpty ? 2 : 0
@@ -94,7 +100,9 @@ public enum Ctl {
         let args = Array(positional.dropFirst())
         guard commands.contains(command) else { throw usageError("unknown command '\(command)' (commands: \(commands.joined(separator: ", ")))") }
         let url = flags["--api-url"] ?? environment["SWITCHBOARD_API_URL"] ?? "http://127.0.0.1:9090"
-        guard let key = flags["--api-key"] ?? environment["SWITCHBOARD_API_KEY"], !key.isEmpty else {
+        // The server's SWITCHBOARD_API_KEY may list several keys (comma-separated): any one of them works.
+        let envKey = environment["SWITCHBOARD_API_KEY"]?.split(separator: ",").first.map(String.init)
+        guard let key = flags["--api-key"] ?? envKey, !key.isEmpty else {
             throw usageError("no API key: pass --api-key or set SWITCHBOARD_API_KEY")
         }
         let api = try APIClient(url: url, key: key)
