@@ -266,17 +266,11 @@ enum ServerAPI {
                 if case .failure(let e) = counted { call.busFailed(e) }
                 return
             }
-            call.node.control.sendControl(ControlCommand(kind: .presenceUsers, room: room, after: cursor, limit: limit),
-                                          timeoutMilliseconds: controlTimeoutMs) { result in
-                switch result {
-                case .success(let o):
-                    let (items, more) = o.mergedItems(limit: limit)
-                    let list = items.map { "{\"user\":\(js($0.name)),\"connections\":\($0.count)}" }.joined(separator: ",")
-                    call.ok("\"room\":\(js(room)),\"connections\":\(count.connections),\"users\":\(count.users),\"items\":[\(list)],"
-                            + "\"next\":\(more ? js(items.last?.name ?? "") : "null"),\(nodes(o))")
-                case .failure(let e):
-                    call.busFailed(e)
-                }
+            control(ControlCommand(kind: .presenceUsers, room: room, after: cursor, limit: limit), call) { o in
+                let (items, more) = o.mergedItems(limit: limit)
+                let list = items.map { "{\"user\":\(js($0.name)),\"connections\":\($0.count)}" }.joined(separator: ",")
+                return "\"room\":\(js(room)),\"connections\":\(count.connections),\"users\":\(count.users),\"items\":[\(list)],"
+                    + "\"next\":\(more ? js(items.last?.name ?? "") : "null")"
             }
         }
     }
@@ -319,16 +313,10 @@ enum ServerAPI {
         let pattern = try fields.string("pattern")
         let cursor = try fields.string("cursor")
         let limit = try fields.int("limit", default: 100, in: 1...maxLimit)
-        call.node.control.sendControl(ControlCommand(kind: .rooms, pattern: pattern, after: cursor, limit: limit),
-                                      timeoutMilliseconds: controlTimeoutMs) { result in
-            switch result {
-            case .success(let o):
-                let (items, more) = o.mergedItems(limit: limit)
-                let list = items.map { "{\"room\":\(js($0.name)),\"connections\":\($0.count)}" }.joined(separator: ",")
-                call.ok("\"rooms\":[\(list)],\"next\":\(more ? js(items.last?.name ?? "") : "null"),\(nodes(o))")
-            case .failure(let e):
-                call.busFailed(e)
-            }
+        control(ControlCommand(kind: .rooms, pattern: pattern, after: cursor, limit: limit), call) { o in
+            let (items, more) = o.mergedItems(limit: limit)
+            let list = items.map { "{\"room\":\(js($0.name)),\"connections\":\($0.count)}" }.joined(separator: ",")
+            return "\"rooms\":[\(list)],\"next\":\(more ? js(items.last?.name ?? "") : "null")"
         }
     }
 
