@@ -158,6 +158,28 @@ import Testing
         #expect(try ctl(["info", "--api-url", "http://127.0.0.1:1"]).status == 1)
     }
 
+    @Test func apiFlagsParseAndRefuseBadValues() throws {
+        let c = try Config.parse(arguments: ["--api-key", "k1", "--api-key", "k2,k3", "--metrics-room-class", "stream=stream:*",
+                                             "--metrics-room-class", "org=org:**", "--proxy-url", "http://127.0.0.1:9/app", "--proxy-publish", "mod:*"],
+                                 environment: ["SWITCHBOARD_API_KEY": "from-env"])
+        #expect(c.api.keys == ["k1", "k2", "k3"], "the command line replaces the environment's keys")
+        #expect(c.api.roomClasses.map(\.name) == ["stream", "org"] && c.api.roomClasses.map(\.pattern) == ["stream:*", "org:**"])
+        #expect(try Config.parse(arguments: [], environment: ["SWITCHBOARD_API_KEY": "a,b"]).api.keys == ["a", "b"])
+        #expect(try Config.parse(arguments: ["--api-key", "secret-value"], environment: [:]).loggable.first { $0.0 == "api-key" }?.1 == "***")
+        for (args, says) in [(["--metrics-room-class", "stream"], "NAME=PATTERN"), (["--metrics-room-class", "=x"], "NAME=PATTERN"),
+                             (["--metrics-room-class", "Bad Name=x"], "must be 1-64"),
+                             (["--metrics-room-class", "a=x", "--metrics-room-class", "a=y"], "given twice"),
+                             (["--proxy-publish", "mod:*"], "needs --proxy-url"), (["--proxy-connect-events", "yes"], "needs --proxy-url"),
+                             (["--proxy-url", "https://x"], "--proxy-url: expected http://"), (["--proxy-retries", "11"], "proxy-retries")] {
+            do {
+                _ = try Config.parse(arguments: args, environment: [:])
+                Issue.record("\(args) was accepted")
+            } catch {
+                #expect(error.description.contains(says), "\(args): \(error.description)")
+            }
+        }
+    }
+
     @Test func docsAndCtlHelpListTheMethodsTheCodeServes() throws {
         let doc = try String(contentsOf: APITest.packageRoot.appendingPathComponent("docs/api.md"), encoding: .utf8)
         #expect(APITest.documentedMethods(doc) == ServerAPI.methods)
