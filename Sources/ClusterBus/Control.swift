@@ -21,12 +21,17 @@ public struct ControlCommand: Codable, Sendable, Equatable {
         case presenceUsers = "presence_users"
     }
 
+    /// What to do.
     public var kind: Kind
+    /// The user (`sub` claim or auth backend identity) for disconnect, subscribe and unsubscribe.
     public var user: String?
+    /// The room for subscribe, unsubscribe and presence_users.
     public var room: String?
-    /// WebSocket close code (disconnect), 1000 or 3000-4999.
+    /// WebSocket close code (disconnect), 1000 or 3000-4999 (RFC 6455 §7.4).
     public var code: Int?
+    /// Close reason (disconnect), at most 120 bytes so it fits a close frame (RFC 6455 §5.5: 123).
     public var reason: String?
+    /// Whether the client should reconnect by itself (disconnect).
     public var reconnect: Bool?
     /// A room pattern (`*` one segment, `**` the rest; `RoomPattern` syntax) for `rooms`; nil: every room.
     public var pattern: String?
@@ -51,7 +56,9 @@ public struct ControlCommand: Codable, Sendable, Equatable {
 
 /// A name with a count: a room with its member connections, or a user with its connections.
 public struct NamedCount: Codable, Sendable, Equatable {
+    /// Room or user name.
     public var name: String
+    /// Connections.
     public var count: Int
     public init(name: String, count: Int) {
         self.name = name
@@ -111,7 +118,9 @@ public struct ControlOutcome: Sendable, Equatable {
 
 /// A node in the registry, as `info` reports it.
 public struct ClusterNode: Sendable, Equatable {
+    /// The node's `--node-id`.
     public var id: String
+    /// What its last heartbeat advertised.
     public var info: NodeInfo
     public init(id: String, info: NodeInfo) {
         self.id = id
