@@ -5,7 +5,7 @@ import Glibc
 import Protocol
 import Runtime
 
-/// One HTTP/1.1 request on the admin port (`/health`, `/ready`, `/metrics`, `POST /api/publish`), answered
+/// One HTTP/1.1 request on the admin port (`/health`, `/ready`, `/metrics`, the server API `POST /api/<method>`), answered
 /// and closed (`Connection: close`). The admin port is separate so metrics and the publish API are never
 /// reachable on the public WebSocket port.
 final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
@@ -99,7 +99,9 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
         let gl = loop
         let call = ServerAPI.Call(node: gl.node, requestID: requestID) { status, json in
             let body = Array(json.utf8)
-            gl.onLoop { self.respond(.json(status, body, headers: [HTTPHeader("X-Request-ID", requestID)])) }
+            // 503 means nothing was done (the bus is down): say when to come back, as before the API grew.
+            let retry = status == .serviceUnavailable ? [HTTPHeader("Retry-After", "1")] : []
+            gl.onLoop { self.respond(.json(status, body, headers: [HTTPHeader("X-Request-ID", requestID)] + retry)) }
         }
         ServerAPI.handle(method: method, body: body, header: { h.headers[$0] }, call: call)
     }
@@ -132,7 +134,7 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
         let keys = loop.node.config.api.keys
         let idHeader = HTTPHeader("X-Request-ID", requestID)
         guard !keys.isEmpty else {
-            respond(.json(.notFound, Envelope.error(.unavailable, message: "the API is off (set --api-key)"), headers: [idHeader]))
+            respond(.json(.notFound, APIBody.error(.unavailable, "the API is off (set --api-key)", requestID: requestID), headers: [idHeader]))
             return false
         }
         let auth = h.headers["Authorization"] ?? ""
@@ -140,7 +142,7 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
         var match = false
         for key in keys { match = constantTimeEquals(given, key) || match }
         guard !given.isEmpty, match else {
-            respond(.json(.unauthorized, Envelope.error(.unauthorized, message: "missing or wrong API key"),
+            respond(.json(.unauthorized, APIBody.error(.unauthorized, "missing or wrong API key", requestID: requestID),
                           headers: [HTTPHeader("WWW-Authenticate", "Bearer"), idHeader]))
             return false
         }
@@ -162,6 +164,13 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
 /// Decodes the publish API body by handing it to the client envelope decoder as a `publish` op, so the API
 /// and the WebSocket `publish` share one set of validation rules and error messages.
 enum APIBody {
+    /// `{"op":"error","code":…,"message":…,"request_id":…}`: the server API's error shape.
+    static func error(_ code: ErrorCode, _ message: String, requestID: String) -> [UInt8] {
+        var e = Envelope.error(code, message: message)
+        e.removeLast()
+        return e + Array(",\"request_id\":\(js(requestID))}".utf8)
+    }
+
     static func decode(_ body: [UInt8]) throws(EnvelopeError) -> ClientRequest {
         let trimmed = body.drop(while: { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 })
         guard trimmed.first == UInt8(ascii: "{") else {

@@ -69,6 +69,8 @@ import Testing
         let asc = try APITest.call(b.adminPort, "history", #"{"room":"news","order":"asc"}"#).json
         #expect((asc["messages"] as? [[String: Any]])?.compactMap { ($0["data"] as? [String: Int])?["n"] } == [1, 2])
         for c in bob { _ = try APITest.next(c, op: "message") }
+        let foreign = try APITest.call(b.adminPort, "history", #"{"room":"news","from":"abc:1-1"}"#)
+        #expect(foreign.status == 400 && foreign.json["field"] as? String == "from", "an offset of another history")
 
         // Unsubscribe: every connection gets `left`.
         let unsub = try APITest.call(b.adminPort, "unsubscribe", #"{"user":"bob","room":"news"}"#)

@@ -59,7 +59,8 @@ import Testing
         #expect(echoed.status == 200 && echoed.json["request_id"] as? String == "trace-42")
         #expect(try APITest.call(gw.adminPort, "nope", "{}").status == 404)
         #expect(try httpGet(port: gw.adminPort, path: "/api/info").0 == 405)
-        #expect(try APITest.call(gw.adminPort, "info", "{}", key: "wrong-key").status == 401)
+        let wrong = try APITest.call(gw.adminPort, "info", "{}", key: "wrong-key")
+        #expect(wrong.status == 401 && wrong.json["code"] as? String == "unauthorized" && (wrong.json["request_id"] as? String)?.count == 16)
         #expect(try APITest.call(gw.adminPort, "info", "{}", key: nil).status == 401)
         #expect(try APITest.call(gw.adminPort, "info", "{}", key: APITest.otherKey).status == 401)
         // The Idempotency-Key header and the body field must agree; one key stores once.
