@@ -12,6 +12,7 @@ import Testing
     static let badInputs: [(String, String, String?)] = [
         ("publish", "[1]", nil),
         ("publish", "{not json", nil),
+        ("broadcast", "{\"rooms\":[\"r\"],\"data\":" + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}", nil),
         ("publish", #"{"data":1}"#, "room"),
         ("publish", #"{"room":"a b","data":1}"#, "room"),
         ("publish", #"{"room":"lobby"}"#, "data"),

@@ -81,7 +81,8 @@ enum ServerAPI {
     static func parseObject(_ body: [UInt8]) throws(Failure) -> [String: Any] {
         if body.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return [:] }
         guard let any = try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed]) else {
-            throw Failure(message: "body is not valid JSON")
+            // Foundation's parser also refuses nesting deeper than 512 levels (no recursion without bound).
+            throw Failure(message: "body is not valid JSON, or nested deeper than 512 levels")
         }
         guard let object = any as? [String: Any] else { throw Failure(message: "body must be a JSON object") }
         return object
