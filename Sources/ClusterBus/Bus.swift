@@ -202,7 +202,7 @@ public protocol BusLifecycle: AnyObject, Sendable {
     var state: BusState { get }
 }
 
-/// The four bus roles a node uses, with their shared lifecycle: what `GatewayNode` is given (or builds
+/// The bus roles a node uses, with their shared lifecycle: what `GatewayNode` is given (or builds
 /// from its flags). Callers see roles only; which object implements which role is the backend's business.
 public struct ClusterServices: Sendable {
     /// Rooms and history.
@@ -213,15 +213,23 @@ public struct ClusterServices: Sendable {
     public let registry: NodeRegistry
     /// Analytics budget and stream.
     public let analytics: AnalyticsBus
+    /// Server API commands to every node and the node list (Control.swift).
+    public let control: ControlBus
+    /// History reads for the server API; nil when the rooms backend has none (the API answers 503).
+    public let history: HistoryReader?
     private let lifecycle: BusLifecycle
 
-    /// Bundles roles with the lifecycle that starts and stops them.
-    public init(rooms: RoomBus, presence: PresenceBus, registry: NodeRegistry, analytics: AnalyticsBus, lifecycle: BusLifecycle) {
+    /// Bundles roles with the lifecycle that starts and stops them. `control` defaults to a single node's
+    /// (`LocalControl`), `history` to `rooms` when it reads history.
+    public init(rooms: RoomBus, presence: PresenceBus, registry: NodeRegistry, analytics: AnalyticsBus, lifecycle: BusLifecycle,
+                control: ControlBus? = nil, history: HistoryReader? = nil) {
         self.rooms = rooms
         self.presence = presence
         self.registry = registry
         self.analytics = analytics
         self.lifecycle = lifecycle
+        self.control = control ?? LocalControl()
+        self.history = history ?? (rooms as? HistoryReader)
     }
 
     /// Starts delivery; messages and state changes go to `delegate`.
@@ -251,6 +259,6 @@ public struct ClusterServices: Sendable {
 
     /// The Redis bus: one `RedisBus` on `loop` carries every role.
     public static func redis(_ bus: RedisBus) -> ClusterServices {
-        ClusterServices(rooms: bus, presence: bus, registry: bus, analytics: bus, lifecycle: bus)
+        ClusterServices(rooms: bus, presence: bus, registry: bus, analytics: bus, lifecycle: bus, control: bus, history: bus)
     }
 }

@@ -16,7 +16,7 @@ import Runtime
 /// creates does: an offset taken in an empty room stays valid after its members leave. Delivery happens
 /// inside the publish lock so concurrent publishers on different loops are seen by every member in one
 /// offset order.
-public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
+public final class LocalRooms: RoomBus, BusLifecycle, HistoryReader, @unchecked Sendable {
     /// What one stored message is counted as against `--history-bytes` and `--max-history-memory`: its
     /// `data` and room name plus this fixed overhead (the `BusMessage` value, its offset and epoch strings,
     /// the history slot), so a flood of tiny messages is bounded too.
@@ -273,5 +273,27 @@ public final class LocalRooms: RoomBus, BusLifecycle, @unchecked Sendable {
             return JoinResult(offset: latest, recovered: true, replay: Array(replay))
         }
         completion(.success(result))
+    }
+
+    /// The server API's history read (`HistoryReader`): `from` must be an offset of this room instance.
+    public func history(room: String, from: StreamOffset?, newestFirst: Bool, limit: Int,
+                        completion: @escaping @Sendable (Result<HistoryPage, BusError>) -> Void) {
+        let now = monotonicMilliseconds()
+        let result: Result<HistoryPage, BusError> = lock.withLock { state in
+            guard let r = state.rooms[room], !isExpired(r, now: now) else { return .success(HistoryPage(messages: [], latest: nil)) }
+            if let from, from.epoch != epoch || from.milliseconds != r.stamp {
+                return .failure(.invalid("field 'from' is an offset of an earlier history of this room"))
+            }
+            let kept = r.history[r.head...].lazy.compactMap { $0 }
+            let n = max(0, limit)
+            let page: [BusMessage]
+            if newestFirst {
+                page = Array(kept.reversed().lazy.filter { from == nil || $0.offset.sequence < from!.sequence }.prefix(n))
+            } else {
+                page = Array(kept.filter { from == nil || $0.offset.sequence > from!.sequence }.prefix(n))
+            }
+            return .success(HistoryPage(messages: page, latest: r.nextSequence > 0 ? offset(r, sequence: r.nextSequence) : nil))
+        }
+        completion(result)
     }
 }

@@ -49,7 +49,9 @@ extension RedisBus {
             deliver(r.delivery.live(message))
             // `live` mutated a copy-on-write struct inside a class: no copy, the class holds it.
         } else if channel == keys.ownControlChannel {
-            handleCanary(payload)
+            if payload.starts(with: RedisBus.controlReplyTag) { handleControlReply(payload) } else { handleCanary(payload) }
+        } else if channel == keys.apiChannel {
+            handleControlCommand(payload)
         } else if channel == keys.controlChannel {
             let text = String(decoding: payload.prefix(1024), as: UTF8.self)
             logger(.info, "cluster announcement", [("event", .string(text))])

@@ -32,7 +32,7 @@ import Synchronization
 ///
 /// Threading: loop-confined state below the `// Loop-confined` mark; `state`, `health` and `metrics` are
 /// readable from any thread.
-public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, BusLifecycle, @unchecked Sendable {
+public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, BusLifecycle, ControlBus, HistoryReader, @unchecked Sendable {
     public let configuration: RedisBusConfiguration
     /// Counters and histograms for `/metrics`.
     public let metrics = RedisBusMetrics()
@@ -79,6 +79,10 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
     /// Room channels Redis confirmed on the current subscriber connection.
     var confirmedRoomChannels = 0
     var malformedLogged = 0
+    /// Server API commands this node sent and whose answers it collects, by request id (RedisBus+Control.swift).
+    var controlPending: [String: RedisControlRequest] = [:]
+    /// What this node does with server API commands (any thread sets it).
+    let controlHandlerBox = Lock<ControlHandler?>(nil)
 
     /// - Parameters:
     ///   - loop: the bus loop (a dedicated gateway `EventLoop`, already running).
@@ -137,6 +141,7 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
             wireSubscriber()
             subscriptions.want(keys.controlChannel)
             subscriptions.want(keys.ownControlChannel)
+            subscriptions.want(keys.apiChannel)
             logger(.info, "redis bus starting", [("redis", .string(configuration.endpoint.description)), ("prefix", .string(configuration.prefix))])
             commands.start()
             subscriber.start()

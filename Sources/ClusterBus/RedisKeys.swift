@@ -14,7 +14,8 @@ import Runtime
 /// | `{prefix}nodes` | set | ids of registered nodes (for dead-node cleanup) |
 /// | `{prefix}drain-slots` | sorted set | node id → expiry (ms): the cluster-wide drain semaphore |
 /// | `{prefix}ctl` | channel | node-up / node-draining / node-down announcements (JSON) |
-/// | `{prefix}ctl:{id}` | channel | node `id`'s own control channel (canaries) |
+/// | `{prefix}ctl:{id}` | channel | node `id`'s own control channel (canaries, server API answers) |
+/// | `{prefix}api` | channel | server API commands to every node (JSON, RedisBus+Control.swift) |
 public struct RedisKeys: Sendable, Equatable {
     public let prefix: String
     public let nodeID: String
@@ -24,6 +25,8 @@ public struct RedisKeys: Sendable, Equatable {
     public let controlChannel: String
     /// `{prefix}ctl:{node}`.
     public let ownControlChannel: String
+    /// `{prefix}api`: server API commands.
+    public let apiChannel: String
 
     public init(prefix: String, nodeID: String) {
         self.prefix = prefix
@@ -31,6 +34,7 @@ public struct RedisKeys: Sendable, Equatable {
         self.roomChannelPrefix = prefix + "room:"
         self.controlChannel = prefix + "ctl"
         self.ownControlChannel = prefix + "ctl:" + nodeID
+        self.apiChannel = prefix + "api"
     }
 
     public func roomChannel(_ room: String) -> String { roomChannelPrefix + room }
@@ -43,6 +47,8 @@ public struct RedisKeys: Sendable, Equatable {
     /// A publish's idempotency key in a room (the space cannot occur in a room name, so any key is unambiguous).
     public func idempotency(_ room: String, key: String) -> String { prefix + "idem:" + room + " " + key }
     public func node(_ id: String) -> String { prefix + "node:" + id }
+    /// `{prefix}ctl:{id}`: node `id`'s own control channel.
+    public func controlChannel(of id: String) -> String { prefix + "ctl:" + id }
     public func nodeRooms(_ id: String) -> String { prefix + "node-rooms:" + id }
     public var nodes: String { prefix + "nodes" }
     public var drainSlots: String { prefix + "drain-slots" }

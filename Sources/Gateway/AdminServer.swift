@@ -1,10 +1,11 @@
 import ClusterBus
+import COpenSSL
 import Foundation
 import Glibc
 import Protocol
 import Runtime
 
-/// One HTTP/1.1 request on the admin port (`/health`, `/ready`, `/metrics`, `POST /api/publish`), answered
+/// One HTTP/1.1 request on the admin port (`/health`, `/ready`, `/metrics`, the server API `POST /api/<method>`), answered
 /// and closed (`Connection: close`). The admin port is separate so metrics and the publish API are never
 /// reachable on the public WebSocket port.
 final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
@@ -77,59 +78,32 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
         case ("GET", "/metrics"):
             respond(HTTPResponse(status: .ok, headers: [HTTPHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                                  body: Array(node.metricsText().utf8)))
-        case ("POST", "/api/publish"):
-            publishAPI(h)
         case ("GET", "/api/analytics"):
             analyticsAPI(h)
-        case (_, "/health"), (_, "/ready"), (_, "/metrics"), (_, "/api/publish"), (_, "/api/analytics"):
+        case ("POST", _) where h.path.hasPrefix("/api/"):
+            serverAPI(h, method: String(h.path.dropFirst(5)))
+        case (_, "/health"), (_, "/ready"), (_, "/metrics"), (_, "/api/analytics"):
             respond(HTTPResponse(error: HTTPError(status: .methodNotAllowed, reason: "method not allowed", headers: [])))
+        case (_, _) where h.path.hasPrefix("/api/") && ServerAPI.methods.contains(String(h.path.dropFirst(5))):
+            respond(HTTPResponse(error: HTTPError(status: .methodNotAllowed, reason: "the server API takes POST", headers: [])))
         default:
             respond(HTTPResponse(error: HTTPError(status: .notFound, reason: "not found", headers: [])))
         }
     }
 
-    /// `POST /api/publish` with `Authorization: Bearer <--api-key>` and `{"room": "...", "data": ...}`,
-    /// optionally `Idempotency-Key: <1-200 bytes>`. Three outcomes (docs/protocol.md):
-    /// - 202 `{"offset": "..."}`: stored and delivered (a retry with the same key within
-    ///   `--idempotency-window` answers the first offset and stores nothing);
-    /// - 503 `error unavailable` (`Retry-After: 1`): refused, nothing was or will be written (bus down);
-    /// - 504 `error unknown`: handed to Redis, answer lost; it may have been stored. Retry with the same
-    ///   `Idempotency-Key` to make sure it is stored exactly once.
-    /// 401 without the right key; 400 with a reason for a malformed body or key.
-    private func publishAPI(_ h: HTTPRequestHead) {
-        let node = loop.node
-        guard authorizeAPI(h) else { return }
-        let request: ClientRequest
-        do {
-            request = try APIBody.decode(body)
-        } catch {
-            return respond(.json(.badRequest, Envelope.error(error.code, message: error.message)))
-        }
-        guard case .publish(let room, let data, _) = request else {
-            return respond(.json(.badRequest, Envelope.error(.badRequest, message: "expected {\"room\": ..., \"data\": ...}")))
-        }
-        let key = h.headers["Idempotency-Key"]
-        if let key, key.isEmpty || key.utf8.count > 200 {
-            return respond(.json(.badRequest, Envelope.error(.badRequest, message: "Idempotency-Key must be 1-200 bytes")))
-        }
-        node.apiPublishes.add()
+    /// `POST /api/<method>` (API/ServerAPI.swift, docs/api.md): authorized, then answered on this loop
+    /// with `X-Request-ID` (the caller's when valid, else a new one) in the header and the body.
+    private func serverAPI(_ h: HTTPRequestHead, method: String) {
+        let requestID = RequestID.from(h.headers["X-Request-ID"]) ?? RequestID.generate()
+        guard authorizeAPI(h, requestID: requestID) else { return }
         let gl = loop
-        // "api:" keeps HTTP keys apart from the WebSocket sessions' keys in the same room.
-        node.rooms.publish(room: room, data: data, idempotencyKey: key.map { "api:" + $0 }) { result in
-            gl.onLoop {
-                switch result {
-                case .success(let offset):
-                    self.respond(.json(.accepted, Array("{\"offset\":\"\(offset.description)\"}".utf8)))
-                case .failure(.unknown(let why)):
-                    self.respond(.json(.gatewayTimeout, Envelope.error(.unknown, message: "outcome unknown: \(why); retry with the same Idempotency-Key")))
-                case .failure(.invalid(let why)):
-                    self.respond(.json(.badRequest, Envelope.error(.badRequest, message: why)))
-                case .failure(.unavailable):
-                    self.respond(.json(.serviceUnavailable, Envelope.error(.unavailable, message: "the bus is down"),
-                                       headers: [HTTPHeader("Retry-After", "1")]))
-                }
-            }
+        let call = ServerAPI.Call(node: gl.node, requestID: requestID) { status, json in
+            let body = Array(json.utf8)
+            // 503 means nothing was done (the bus is down): say when to come back, as before the API grew.
+            let retry = status == .serviceUnavailable ? [HTTPHeader("Retry-After", "1")] : []
+            gl.onLoop { self.respond(.json(status, body, headers: [HTTPHeader("X-Request-ID", requestID)] + retry)) }
         }
+        ServerAPI.handle(method: method, body: body, header: { h.headers[$0] }, call: call)
     }
 
     /// `GET /api/analytics?count=N` with the API key: the newest N (default 100, at most 10,000) analytics
@@ -152,23 +126,30 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
         }
     }
 
-    /// Checks `Authorization: Bearer <--api-key>`; answers 404 (API off) or 401 itself and returns false.
-    private func authorizeAPI(_ h: HTTPRequestHead) -> Bool {
+    /// Checks `Authorization: Bearer <key>` against every `--api-key` (each compared in constant time, all
+    /// of them always, so the time says nothing about which key or byte differed); answers 404 (API off)
+    /// or 401 itself and returns false.
+    private func authorizeAPI(_ h: HTTPRequestHead, requestID: String = RequestID.generate()) -> Bool {
         // JSON error bodies like the API's 400s, so a backend parses one shape whatever went wrong.
-        guard let key = loop.node.config.apiKey else {
-            respond(.json(.notFound, Envelope.error(.unavailable, message: "the API is off (set --api-key)")))
+        let keys = loop.node.config.api.keys
+        let idHeader = HTTPHeader("X-Request-ID", requestID)
+        guard !keys.isEmpty else {
+            respond(.json(.notFound, APIBody.error(.unavailable, "the API is off (set --api-key)", requestID: requestID), headers: [idHeader]))
             return false
         }
         let auth = h.headers["Authorization"] ?? ""
-        guard auth.hasPrefix("Bearer "), constantTimeEquals(String(auth.dropFirst(7)), key) else {
-            respond(.json(.unauthorized, Envelope.error(.unauthorized, message: "missing or wrong API key"),
-                          headers: [HTTPHeader("WWW-Authenticate", "Bearer")]))
+        let given = auth.hasPrefix("Bearer ") ? String(auth.dropFirst(7)) : ""
+        var match = false
+        for key in keys { match = constantTimeEquals(given, key) || match }
+        guard !given.isEmpty, match else {
+            respond(.json(.unauthorized, APIBody.error(.unauthorized, "missing or wrong API key", requestID: requestID),
+                          headers: [HTTPHeader("WWW-Authenticate", "Bearer"), idHeader]))
             return false
         }
         return true
     }
 
-    private func respond(_ response: HTTPResponse) {
+    func respond(_ response: HTTPResponse) {
         guard !answered else { return }
         answered = true
         var r = response
@@ -183,6 +164,13 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
 /// Decodes the publish API body by handing it to the client envelope decoder as a `publish` op, so the API
 /// and the WebSocket `publish` share one set of validation rules and error messages.
 enum APIBody {
+    /// `{"op":"error","code":…,"message":…,"request_id":…}`: the server API's error shape.
+    static func error(_ code: ErrorCode, _ message: String, requestID: String) -> [UInt8] {
+        var e = Envelope.error(code, message: message)
+        e.removeLast()
+        return e + Array(",\"request_id\":\(js(requestID))}".utf8)
+    }
+
     static func decode(_ body: [UInt8]) throws(EnvelopeError) -> ClientRequest {
         let trimmed = body.drop(while: { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 })
         guard trimmed.first == UInt8(ascii: "{") else {
@@ -201,12 +189,21 @@ enum APIBody {
     }
 }
 
-/// Compares secrets in time independent of where they differ.
+/// Compares secrets in time independent of where they differ: both are hashed with SHA-256 (OpenSSL's
+/// EVP) and the digests compared with OpenSSL's `CRYPTO_memcmp`, so neither the position of the first
+/// difference nor the lengths show in the time taken.
 func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-    let x = Array(a.utf8), y = Array(b.utf8)
-    var diff = UInt8(x.count == y.count ? 0 : 1)
-    for i in 0..<max(x.count, y.count) {
-        diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+    let x = sha256(Array(a.utf8)), y = sha256(Array(b.utf8))
+    guard x.count == 32, y.count == 32 else { return false }
+    return x.withUnsafeBytes { p in y.withUnsafeBytes { q in CRYPTO_memcmp(p.baseAddress, q.baseAddress, 32) == 0 } }
+}
+
+/// SHA-256 of `bytes` (OpenSSL `EVP_Digest`); empty on failure.
+private func sha256(_ bytes: [UInt8]) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: 32)
+    var length: UInt32 = 0
+    let ok = bytes.withUnsafeBytes { input in
+        out.withUnsafeMutableBytes { EVP_Digest(input.baseAddress, input.count, $0.baseAddress, &length, EVP_sha256(), nil) }
     }
-    return diff == 0
+    return ok == 1 && length == 32 ? out : []
 }

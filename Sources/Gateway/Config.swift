@@ -21,7 +21,13 @@ public struct Config: Sendable {
     public var redisURL: String? = nil
     public var nodeID = Config.defaultNodeID()
     public var prefix = "sb:"
-    public var apiKey: String? = nil
+    /// The server API, the backend proxy and room-class metrics (`--api-key`, `--proxy-*`, `--metrics-room-class`).
+    public var api = APISettings()
+    /// The first `--api-key` (older callers); setting it replaces every key.
+    public var apiKey: String? {
+        get { api.keys.first }
+        set { api.keys = newValue.map { [$0] } ?? [] }
+    }
     public var historySize = 1000
     /// Bytes of history kept per room, payload plus 128 B per message (`--history-bytes`; 0 = count only).
     /// In-process bus only: Redis streams are trimmed by `--history-size` alone.
@@ -199,8 +205,6 @@ public struct Config: Sendable {
                apply: { c, v in c.nodeID = v }, current: { $0.nodeID }),
         Option(name: "prefix", kind: .string, help: "Redis key and channel prefix",
                apply: { c, v in c.prefix = v }, current: { $0.prefix }),
-        Option(name: "api-key", kind: .string, help: "bearer key for POST /api/publish on the admin port (unset = API off)",
-               apply: { c, v in c.apiKey = v.isEmpty ? nil : v }, current: { $0.apiKey ?? "" }, secret: true),
         Option(name: "history-size", kind: .int, help: "messages kept per room for resume (join since)",
                apply: { c, v throws(Invalid) in c.historySize = try int(v, "history-size", 0...10_000_000) }, current: { "\($0.historySize)" }),
         Option(name: "history-bytes", kind: .size, help: "bytes of history kept per room, payload + 128 B per message, in-process bus (Redis: by count only; 0: count only)",
@@ -294,7 +298,7 @@ public struct Config: Sendable {
                }, current: { $0.logLevel.rawValue }),
         Option(name: "pin-cpu", kind: .int, help: "pin the process to this CPU (benchmarks; unset = no pinning)",
                apply: { c, v throws(Invalid) in c.pinCPU = v.isEmpty ? nil : try int(v, "pin-cpu", 0...4096) }, current: { $0.pinCPU.map(String.init) ?? "" }),
-    ] + authOptions
+    ] + authOptions + apiOptions
 
     public init() {}
 
@@ -329,6 +333,7 @@ public struct Config: Sendable {
         if config.echoPath == config.wsPath { throw Invalid(description: "--echo-path must differ from --ws-path") }
         try finalizeAuth(&config)
         try finalizeTLS(&config)
+        try finalizeAPI(&config)
         if config.nodeTTLMs <= config.heartbeatIntervalMs {
             throw Invalid(description: "--node-ttl (\(config.nodeTTLMs)ms) must exceed --heartbeat-interval (\(config.heartbeatIntervalMs)ms)")
         }

@@ -224,6 +224,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         let code = machine.closeCode ?? 1006
         loop.metrics.connectionsOpen.add(-1)
         loop.metrics.countClose(code)
+        loop.node.proxy?.connectionEvent("disconnect", user: authState?.identity?.user, connection: String(id, radix: 16), on: loop)
         loop.node.logger.info("connection closed", ["conn": logID, "request_id": .string(requestID), "close_code": .int(Int(code)),
                                                     "reason": .string(machine.closeReason), "duration_ms": .int(Int(now - acceptedAt)),
                                                     "bytes_in": .int(bytesRead), "bytes_out": .int(bytesWritten),

@@ -43,6 +43,10 @@ public final class GatewayNode: @unchecked Sendable {
     /// Certificate reloads (SIGHUP) that installed new certificates, and those that failed (GatewayNode+TLS.swift).
     let tlsReloads = Atomic<Int>(0)
     let tlsReloadFailures = Atomic<Int>(0)
+    /// `--metrics-room-class` gauges (API/RoomClasses.swift).
+    let roomClasses: RoomClasses
+    /// The application backend (`--proxy-url`; nil: off), API/BackendProxy.swift.
+    let proxy: BackendProxy?
     private let startedAt = Date()
 
     /// True once shutdown (drain) started.
@@ -58,6 +62,8 @@ public final class GatewayNode: @unchecked Sendable {
         self.logger = logger
         self.services = services ?? GatewayNode.makeDefaultBus(config: config, logger: logger)
         self.auth = AuthService(config: config)
+        self.roomClasses = RoomClasses(config.api.roomClasses)
+        self.proxy = BackendProxy(config: config, loopCount: min(config.threads, 64))
     }
 
     /// Creates the loops and listeners, starts the bus and the loop threads. Sets SIGPIPE to ignored for
@@ -95,6 +101,7 @@ public final class GatewayNode: @unchecked Sendable {
             throw error
         }
         configureRegistry(publicPort: listenFDs.first.map { Socket.localPort($0) } ?? config.port)
+        services.control.setControlHandler { [unowned self] command, reply in handleControl(command, reply: reply) }
         services.start(delegate: hub)
         // Before any listener runs: /health answers as soon as loop 0 does, and a client told "healthy" must
         // not get 503 "shutting down" because the other loops were still starting.

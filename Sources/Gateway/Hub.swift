@@ -14,15 +14,18 @@ import Synchronization
 /// Lock order: `interest` → `rooms`; the bus may hold its own lock while calling `busDeliver`, which takes
 /// only `rooms`, and the hub never calls the bus while holding `rooms`.
 final class Hub: BusDelegate, @unchecked Sendable {
-    private struct RoomState {
+    struct RoomState {
         var loopMask: UInt64 = 0
+        /// The `--metrics-room-class` classes the room belongs to (bit i: class i), set when it is created.
+        var classMask: UInt32 = 0
         var perLoop: [Int]
         /// Member connections per authenticated user on this node (presence counts distinct users).
         var users: [String: Int] = [:]
         var total: Int { perLoop.reduce(0, +) }
     }
 
-    private let rooms = Lock<[String: RoomState]>([:])
+    /// Rooms with members on this node (read by the server API, GatewayNode+Control.swift).
+    let rooms = Lock<[String: RoomState]>([:])
     private let interest = Lock<Void>(())
     private unowned(unsafe) let node: GatewayNode
     private let loopCount: Int
@@ -41,7 +44,7 @@ final class Hub: BusDelegate, @unchecked Sendable {
     func membersChanged(room: String, loop: Int, localCount: Int, user: String?, joined: Bool) {
         interest.withLock { _ in
             let (before, after, userPresent) = rooms.withLock { map -> (Int, Int, Bool?) in
-                var s = map[room] ?? RoomState(perLoop: Array(repeating: 0, count: loopCount))
+                var s = map[room] ?? RoomState(classMask: node.roomClasses.mask(of: room), perLoop: Array(repeating: 0, count: loopCount))
                 let before = s.total
                 s.perLoop[loop] = localCount
                 if localCount > 0 { s.loopMask |= (1 << UInt64(loop)) } else { s.loopMask &= ~(1 << UInt64(loop)) }
@@ -53,6 +56,7 @@ final class Hub: BusDelegate, @unchecked Sendable {
                     if joined && n == 1 { userPresent = true } else if !joined && n == 0 { userPresent = false }
                 }
                 let after = s.total
+                if s.classMask != 0 { node.roomClasses.count(mask: s.classMask, before: before, after: after) }
                 map[room] = after == 0 ? nil : s
                 return (before, after, userPresent)
             }

@@ -12,6 +12,7 @@ final class RoomProtocol: Personality {
 
     func opened(_ c: Connection) {
         if c.helloAfterUpgrade { c.sendHello() }
+        c.loop.node.proxy?.connectionEvent("connect", user: c.authState?.identity?.user, connection: String(c.id, radix: 16), on: c.loop)
     }
 
     func text(_ c: Connection, _ payload: UnsafeRawBufferPointer) { c.handleRequest(payload) }
@@ -54,7 +55,13 @@ extension Connection {
                 send(Envelope.error(.notJoined, message: "not a member of '\(room)'", id: frameID))
             }
         case .publish(let room, let data, let id):
-            publish(room: room, data: data, id: id)
+            if let proxy = loop.node.proxy, proxy.proxiesPublish(to: room) {
+                proxiedPublish(proxy, room: room, data: data, id: id)
+            } else {
+                publish(room: room, data: data, id: id)
+            }
+        case .rpc(let method, let data):
+            rpc(method: method, data: data, id: frameID)
         case .presence(let room):
             let loopRef = loop
             loop.node.presence.presence(room: room) { result in
@@ -127,6 +134,33 @@ extension Connection {
                     self.loop.leave(self, room: room)
                     self.send(Envelope.error(.unavailable, message: "cannot join '\(room)': the bus is down", id: id))
                 }
+            }
+        }
+    }
+
+    /// `rpc`: forwarded to `--proxy-url`; the answer or the failure comes back as `rpc_result` with the id.
+    private func rpc(method: String, data: JSONFragment?, id: JSONFragment?) {
+        guard let proxy = loop.node.proxy else {
+            send(Envelope.rpcResult(id: id, .failure(code: "unavailable", message: "rpc is off on this server (no --proxy-url)")))
+            return
+        }
+        proxy.proxyRPC(user: authState?.identity?.user, connection: String(self.id, radix: 16), method: method, data: data, on: loop) { outcome in
+            self.send(Envelope.rpcResult(id: id, outcome))
+        }
+    }
+
+    /// A publish to a `--proxy-publish` room: the backend allows (maybe rewriting `data`) or refuses first.
+    private func proxiedPublish(_ proxy: BackendProxy, room: String, data: JSONFragment, id: JSONFragment?) {
+        proxy.proxyPublish(user: authState?.identity?.user, connection: String(self.id, radix: 16), room: room, data: data, on: loop) { decision in
+            guard self.phase == .open else { return }
+            switch decision {
+            case .allow(let final):
+                self.publish(room: room, data: final, id: id)
+            case .refuse(let reason):
+                self.send(Envelope.error(.refused, message: reason, id: id))
+            case .unavailable(let why):
+                self.loop.metrics.publishErrors.add()
+                self.send(Envelope.error(.unavailable, message: "publish failed: \(why)", id: id))
             }
         }
     }

@@ -13,4 +13,7 @@ public enum ClientRequest: Equatable, Sendable {
     /// `{"op":"analytics","event":"…","data":…?,"room":…?}`: a fire-and-forget client event; `room` (optional)
     /// says which room it concerns and is recorded with it.
     case analytics(event: String, data: JSONFragment?, room: String? = nil)
+    /// `{"op":"rpc","method":"…","data":…?,"id":…}`: a call forwarded to the application backend
+    /// (`--proxy-url`); answered with `rpc_result` carrying the same `id` (required).
+    case rpc(method: String, data: JSONFragment?)
 }

@@ -1,7 +1,7 @@
 /// Switchboard's client protocol: JSON text frames, every frame an object with an `op` field.
 ///
 /// Client -> server: `auth {token}`, `join {room, since?}`, `leave {room}`, `publish {room, data, id?}`,
-/// `presence {room}`, `analytics {event, data?}`.
+/// `presence {room}`, `analytics {event, data?}`, `rpc {method, data?, id}`.
 /// Server -> client: `hello {node, session, heartbeat}`, `joined {room, offset, recovered}`, `left {room}`,
 /// `message {room, offset, data}`, `ack {id, offset}`, `presence {room, count}`, `error {code, message, id?}`,
 /// `reconnect {after_ms}`.
@@ -27,7 +27,7 @@ public enum Envelope {
     /// As ``decode(_:maxDepth:)``, also returning the frame's `id` (for every op, so answers and errors can echo it).
     ///
     /// One pass over the text (``JSONScanner``, RFC 8259): only the envelope's own fields (`op`, `room`,
-    /// `id`, `since`, `token`, `event`) are decoded; `data` and unknown fields are validated without
+    /// `id`, `since`, `token`, `event`, `method`) are decoded; `data` and unknown fields are validated without
     /// building them, and `data` is returned as its own bytes with insignificant whitespace removed
     /// (key order, escapes and number spelling as the client sent them). Work and memory are linear
     /// in the frame's size.
@@ -51,8 +51,8 @@ public enum Envelope {
     }
 
     /// The envelope's own keys, indexed by `Field`'s raw values (for messages).
-    private static let fieldNames: [String] = ["op", "room", "id", "since", "token", "event", "data"]
-    private enum Field: Int { case op, room, id, since, token, event, data }
+    private static let fieldNames: [String] = ["op", "room", "id", "since", "token", "event", "data", "method"]
+    private enum Field: Int { case op, room, id, since, token, event, data, method }
 
     /// Where each envelope field's value lies in the frame.
     private struct Span {
@@ -68,7 +68,7 @@ public enum Envelope {
 
     /// One stored property a field rather than an array: no heap allocation per frame.
     private struct EnvelopeFields {
-        var op, room, id, since, token, event, data: Span?
+        var op, room, id, since, token, event, data, method: Span?
         /// The first envelope key seen twice.
         var duplicate: Field?
 
@@ -82,6 +82,7 @@ public enum Envelope {
                 case .token: token
                 case .event: event
                 case .data: data
+                case .method: method
                 }
             }
             set {
@@ -93,6 +94,7 @@ public enum Envelope {
                 case .token: token = newValue
                 case .event: event = newValue
                 case .data: data = newValue
+                case .method: method = newValue
                 }
             }
         }
@@ -164,12 +166,12 @@ public enum Envelope {
 
     /// Which envelope key the key text in `range` (between its quotes) names, if any.
     private static func identify(_ s: JSONScanner, _ range: Range<Int>, hasEscapes: Bool) -> Field? {
-        // The longest envelope key is 5 bytes, at most 30 when every character is a \u escape.
-        guard range.count <= (hasEscapes ? 30 : 5) else { return nil }
+        // The longest envelope key is 6 bytes, at most 36 when every character is a \u escape.
+        guard range.count <= (hasEscapes ? 36 : 6) else { return nil }
         var packed: UInt64 = 1   // a leading 1 byte, so that "\u0000op" is not "op"
         if hasEscapes {
             let name = s.decodeString(range, hasEscapes: true).utf8
-            guard name.count <= 5 else { return nil }
+            guard name.count <= 6 else { return nil }
             for b in name { packed = packed << 8 | UInt64(b) }
         } else {
             for b in s.bytes(range) { packed = packed << 8 | UInt64(b) }
@@ -183,6 +185,7 @@ public enum Envelope {
         case 0x0174_6F6B_656E: return .token       // "token"
         case 0x0165_7665_6E74: return .event       // "event"
         case 0x01_6461_7461: return .data          // "data"
+        case 0x01_6D65_7468_6F64: return .method   // "method"
         default: return nil
         }
     }
@@ -244,6 +247,11 @@ public enum Envelope {
             var analyticsRoom: String? = nil
             if let span = fields[.room], span.first != isNull { analyticsRoom = try room() }
             return .analytics(event: event, data: try data(required: false), room: analyticsRoom)
+        case "rpc":
+            let method = try string(.method)!
+            guard (1...200).contains(method.utf8.count) else { throw fail(.badRequest, "field 'method' must be 1-200 bytes") }
+            guard id != nil else { throw fail(.badRequest, "field 'id' is required (rpc_result echoes it)") }
+            return .rpc(method: method, data: try data(required: false))
         default:
             let shown = op.utf8.count <= 64 ? op : String(decoding: Array(op.utf8.prefix(64)), as: UTF8.self)
             throw fail(.unknownOp, "unknown op '\(shown)'")
@@ -275,6 +283,9 @@ public enum Envelope {
             w.string("event", event)
             if let data { w.raw("data", data) }
             if let room { w.string("room", room) }
+        case .rpc(let method, let data):
+            w.string("method", method)
+            if let data { w.raw("data", data) }
         }
         return w.finish()
     }
@@ -287,6 +298,7 @@ public enum Envelope {
         case .publish: "publish"
         case .presence: "presence"
         case .analytics: "analytics"
+        case .rpc: "rpc"
         }
     }
 }

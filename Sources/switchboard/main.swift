@@ -6,6 +6,10 @@ import Runtime
 
 // switchboard: one gateway node. Flags and their environment twins: `switchboard --help`.
 let arguments = Array(CommandLine.arguments.dropFirst())
+// `switchboard ctl …`: the server API from a shell (docs/api.md).
+if arguments.first == "ctl" {
+    exit(Ctl.run(arguments: Array(arguments.dropFirst()), environment: ProcessInfo.processInfo.environment))
+}
 if arguments.contains("--help") || arguments.contains("-h") {
     print(Config.helpText, terminator: "")
     exit(0)

@@ -122,8 +122,8 @@ import Testing
         _ = try mb.join("quiet")
         let numsub = { () throws -> Int in try redis.command(["PUBSUB", "NUMSUB", channel]).array?[1].int ?? -1 }
         try waitUntil(3, "2 subscribers") { try numsub() == 2 }
-        // C subscribes only to the control channels ({prefix}ctl and its own).
-        #expect(try redis.clientFields(named: "switchboard-sub-c")?["sub"] == "2")
+        // C subscribes only to the control channels ({prefix}ctl, its own, and {prefix}api for the server API).
+        #expect(try redis.clientFields(named: "switchboard-sub-c")?["sub"] == "3")
         let outsider = try WSClient(port: nodes[2].port)   // publishes on C without being a member
         for i in 0..<10 { try publish(outsider, "quiet", "\(i)", id: i) }
         #expect(try outsider.drainJSON(quiet: 0.8).filter { $0.op == "ack" }.count == 10)

@@ -2,7 +2,8 @@ import Foundation
 import Glibc
 import Runtime
 
-/// Where the auth backend listens: `--auth-url http://host[:port][/path]`.
+/// Where a backend listens: `--auth-url` (the auth backend) or `--proxy-url` (the application backend),
+/// `http://host[:port][/path]`.
 ///
 /// Plain HTTP/1.1 only (run the backend beside the gateway or on a private network; TLS to it is not
 /// implemented). A host name is resolved (IPv4, `getaddrinfo`) at startup and then every 30 s on a
@@ -25,23 +26,23 @@ public final class AuthEndpoint: Sendable {
     }
 
     /// Parses the URL (no resolution yet: see ``startResolving()``). Errors: not `http://…`, a bad port,
-    /// userinfo or a fragment in the URL.
-    public init(url: String) throws(Invalid) {
+    /// userinfo or a fragment in the URL; `flag` names the option in the message.
+    public init(url: String, flag: String = "--auth-url") throws(Invalid) {
         guard url.lowercased().hasPrefix("http://") else {
-            throw Invalid(description: "--auth-url: expected http://host[:port][/path], got '\(url)' (https is not supported)")
+            throw Invalid(description: "\(flag): expected http://host[:port][/path], got '\(url)' (https is not supported)")
         }
         let rest = url.dropFirst(7)
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
         let authority = rest[..<slash]
         let target = rest[slash...]
         guard !authority.isEmpty, !authority.contains("@"), !target.contains("#"), !url.contains(" ") else {
-            throw Invalid(description: "--auth-url: '\(url)' has no host, or has userinfo or a fragment")
+            throw Invalid(description: "\(flag): '\(url)' has no host, or has userinfo or a fragment")
         }
         var h = String(authority)
         var p = 80
         if let colon = authority.lastIndex(of: ":") {
             guard let n = Int(authority[authority.index(after: colon)...]), (1...65535).contains(n) else {
-                throw Invalid(description: "--auth-url: bad port in '\(url)'")
+                throw Invalid(description: "\(flag): bad port in '\(url)'")
             }
             p = n
             h = String(authority[..<colon])

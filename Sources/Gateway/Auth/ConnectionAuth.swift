@@ -278,7 +278,7 @@ extension Connection {
                     send(Envelope.error(.forbidden, message: "not allowed to publish to '\(room)'", id: msgID))
                     return false
                 }
-            case .leave, .analytics, .auth:
+            case .leave, .analytics, .auth, .rpc:
                 break
             }
             return true
