@@ -22,6 +22,8 @@ public struct Config: Sendable {
     public var nodeID = Config.defaultNodeID()
     public var prefix = "sb:"
     public var apiKey: String? = nil
+    /// `--console yes`: the operator console at `/console` on the admin port, behind the API key (AdminServer+Console.swift).
+    public var console = false
     public var historySize = 1000
     /// Bytes of history kept per room, payload plus 128 B per message (`--history-bytes`; 0 = count only).
     /// In-process bus only: Redis streams are trimmed by `--history-size` alone.
@@ -294,7 +296,7 @@ public struct Config: Sendable {
                }, current: { $0.logLevel.rawValue }),
         Option(name: "pin-cpu", kind: .int, help: "pin the process to this CPU (benchmarks; unset = no pinning)",
                apply: { c, v throws(Invalid) in c.pinCPU = v.isEmpty ? nil : try int(v, "pin-cpu", 0...4096) }, current: { $0.pinCPU.map(String.init) ?? "" }),
-    ] + authOptions
+    ] + authOptions + consoleOptions
 
     public init() {}
 
