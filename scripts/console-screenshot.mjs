@@ -1,6 +1,7 @@
 // Drives headless Chromium over the DevTools protocol (Debian's node-ws as the WebSocket): logs in to the
 // console with the API key through its own form, opens `/console#room=ROOM`, waits for live data, checks
-// it is there, and saves a PNG. Used by scripts/console-screenshot.sh and Tests/GatewayTests/ConsoleTests.swift.
+// it is there, publishes through the page's form (CSRF token and all) and sees the message come back, and
+// saves a PNG. Used by scripts/console-screenshot.sh and Tests/GatewayTests/ConsoleTests.swift.
 //   node console-screenshot.mjs DEVTOOLS_PORT ADMIN_URL API_KEY ROOM OUT.png [WAIT_MS]
 // Prints one JSON line with what the page showed; exits 1 when the page shows no live data.
 import { createRequire } from "module";
@@ -35,6 +36,9 @@ await evaluate(`document.getElementById("key").value = ${JSON.stringify(key)}; d
 await wait(1500);
 await cdp("Page.navigate", { url: `${admin}/console#room=${encodeURIComponent(room)}` });
 await wait(Number(waitArg || 9000));
+// The publish box: a POST with the session's CSRF token, then the message arrives in the tailed room.
+await evaluate(`document.getElementById("data").value = '{"text": "hello from the console"}'; document.getElementById("publish").requestSubmit(); true`);
+await wait(1500);
 const shown = await evaluate(`({
   login: !!document.getElementById("login"),
   node: document.getElementById("node")?.textContent,
@@ -44,10 +48,13 @@ const shown = await evaluate(`({
   messages: document.getElementById("messages")?.children.length,
   presence: document.getElementById("presence")?.textContent,
   tail: document.getElementById("tail-state")?.textContent,
+  published: document.getElementById("publish-result")?.textContent,
+  ownMessageShown: [...document.querySelectorAll("#messages li")].some((li) => li.textContent.includes("hello from the console")),
 })`);
 const shot = await cdp("Page.captureScreenshot", { format: "png" });
 if (out) writeFileSync(out, Buffer.from(shot.result.data, "base64"));
 ws.close();
-const ok = shown && !shown.login && Number(shown.connections) > 0 && shown.messages > 0 && /^live/.test(shown.tail || "");
+const ok = shown && !shown.login && Number(shown.connections) > 0 && shown.messages > 0 && /^live/.test(shown.tail || "")
+  && /^stored at /.test(shown.published || "") && shown.ownMessageShown;
 console.log(JSON.stringify({ ok, ...shown }));
 process.exit(ok ? 0 : 1);
