@@ -33,7 +33,7 @@ import Testing
         let gw = try GatewayProcess(threads: 2)
         let (status, text) = try node("test.mjs", ["\(gw.port)"])
         #expect(status == 0, "\(text)")
-        #expect(text.contains("4 passed, 0 failed"), "\(text)")
+        #expect(text.contains("5 passed, 0 failed"), "\(text)")
     }
 
     /// The browser client's token provider renews an expiring session (token_expiring) with no gap.
