@@ -64,6 +64,25 @@ async function run() {
   step("publishes on the new node", got[got.length - 1] === total, after);
   reader.close();
   writer.close();
+
+  // The page's own events, wired by default (window, document, navigator): with a 54 s backoff pending,
+  // `online` and then `visibilitychange` (the page is visible) each reconnect at once.
+  const probe = new Switchboard(b, { backoffBaseMs: 60000, backoffCapMs: 60000 });
+  await within(5000, once(probe, "hello"), "probe hello");
+  for (const [name, target] of [["online", window], ["visibilitychange", document]]) {
+    const random = Math.random;
+    Math.random = () => 0.9;
+    const pending = once(probe, "reconnecting");
+    probe.ws.close();
+    const { delayMs } = await within(5000, pending, "reconnecting");
+    Math.random = random;
+    const started = performance.now();
+    const back = once(probe, "hello");
+    target.dispatchEvent(new Event(name));
+    await within(3000, back, `hello after ${name}`);
+    step(`${name} reconnects at once`, delayMs > 50000 && document.visibilityState === "visible", `${Math.round(performance.now() - started)} ms instead of ${delayMs} ms`);
+  }
+  probe.close();
 }
 
 run().catch((e) => step("run", false, String(e && e.stack || e))).finally(async () => {
