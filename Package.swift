@@ -43,7 +43,9 @@ let package = Package(
         // TLS termination behind the transport seam: certificates (SNI, reload) and a non-blocking OpenSSL transport.
         .target(name: "TLS", dependencies: ["Runtime", "COpenSSL", "CLinux"]),
         .target(name: "ClusterBus", dependencies: ["Protocol", "Runtime", "CHiredis", "CLinux"]),
-        .target(name: "Gateway", dependencies: ["Protocol", "Runtime", "TLS", "ClusterBus", "CLinux", "COpenSSL"]),
+        // Console/: the operator console's page, styles and scripts, compiled into the binary (no files to deploy).
+        .target(name: "Gateway", dependencies: ["Protocol", "Runtime", "TLS", "ClusterBus", "CLinux", "COpenSSL"],
+                resources: [.embedInCode("Console")]),
         .target(name: "SwitchboardClient", dependencies: ["Protocol", "Runtime", "CLinux"]),
         .executableTarget(name: "switchboard", dependencies: ["Gateway"]),
         .executableTarget(name: "switchboard-bench", dependencies: ["Protocol", "Runtime", "CLinux", "SwitchboardClient"]),

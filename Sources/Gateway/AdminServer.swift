@@ -66,8 +66,9 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
         }
     }
 
-    private func route(_ h: HTTPRequestHead) {
+    func route(_ h: HTTPRequestHead) {
         let node = loop.node
+        if h.path == "/console" || h.path.hasPrefix("/console/") { return routeConsole(h, body: body) }
         switch (h.method, h.path) {
         case ("GET", "/health"), ("HEAD", "/health"):
             let (ok, json) = node.healthReport()

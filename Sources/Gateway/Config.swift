@@ -28,6 +28,8 @@ public struct Config: Sendable {
         get { api.keys.first }
         set { api.keys = newValue.map { [$0] } ?? [] }
     }
+    /// `--console yes`: the operator console at `/console` on the admin port, behind the API key (AdminServer+Console.swift).
+    public var console = false
     public var historySize = 1000
     /// Bytes of history kept per room, payload plus 128 B per message (`--history-bytes`; 0 = count only).
     /// In-process bus only: Redis streams are trimmed by `--history-size` alone.
@@ -298,7 +300,7 @@ public struct Config: Sendable {
                }, current: { $0.logLevel.rawValue }),
         Option(name: "pin-cpu", kind: .int, help: "pin the process to this CPU (benchmarks; unset = no pinning)",
                apply: { c, v throws(Invalid) in c.pinCPU = v.isEmpty ? nil : try int(v, "pin-cpu", 0...4096) }, current: { $0.pinCPU.map(String.init) ?? "" }),
-    ] + authOptions + apiOptions
+    ] + authOptions + apiOptions + consoleOptions
 
     public init() {}
 
