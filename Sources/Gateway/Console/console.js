@@ -17,6 +17,10 @@ const post = (path, body) => fetch(path, {
 const getJSON = async (path) => {
   try { const r = await fetch(path); return r.ok ? await r.json() : null; } catch { return null; }
 };
+// The server API's methods are POSTs of a JSON object (docs/api.md), read-only ones included.
+const callAPI = async (method, body = {}) => {
+  try { const r = await post("/console/api/" + method, body); return r.ok ? await r.json() : null; } catch { return null; }
+};
 const pill = (el, text, kind) => { el.textContent = text; el.className = "pill " + kind; };
 
 $("node").textContent = "node " + session.node;
@@ -80,7 +84,7 @@ async function pollState() {
     if (bus) pill($("bus"), `bus ${bus.kind} ${bus.status}`, bus.status === "up" ? "ok" : "bad");
   }
   if (health) $("uptime").textContent = `${health.loops.length} event loops, ${health.status}`;
-  const info = await getJSON("/console/api/info");
+  const info = await callAPI("info");
   const rows = info && Array.isArray(info.nodes) ? info.nodes : [{ node: session.node, state: ready ? (ready.draining ? "draining" : ready.status) : "?", connections: series.connections.at(-1) }];
   $("nodes-note").textContent = info ? "" : "This node does not serve /api/info: only itself is listed.";
   const body = $("nodes").tBodies[0];
@@ -95,7 +99,7 @@ async function pollState() {
     }
     return tr;
   }));
-  const rooms = await getJSON("/console/api/rooms");
+  const rooms = await callAPI("rooms", { limit: 200 });
   const names = rooms && (Array.isArray(rooms) ? rooms : rooms.rooms);
   if (Array.isArray(names)) {
     $("room-list").replaceChildren(...names.map((r) => { const o = document.createElement("option"); o.value = typeof r === "string" ? r : r.room ?? r.name; return o; }));
