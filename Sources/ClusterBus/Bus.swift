@@ -213,6 +213,8 @@ public struct ClusterServices: Sendable {
     public let registry: NodeRegistry
     /// Analytics budget and stream.
     public let analytics: AnalyticsBus
+    /// Short-lived records readable by every node (Socket.IO recovery); in process unless the backend has one.
+    public var sessions: any SessionStore = LocalSessionStore()
     private let lifecycle: BusLifecycle
 
     /// Bundles roles with the lifecycle that starts and stops them.
@@ -251,6 +253,8 @@ public struct ClusterServices: Sendable {
 
     /// The Redis bus: one `RedisBus` on `loop` carries every role.
     public static func redis(_ bus: RedisBus) -> ClusterServices {
-        ClusterServices(rooms: bus, presence: bus, registry: bus, analytics: bus, lifecycle: bus)
+        var services = ClusterServices(rooms: bus, presence: bus, registry: bus, analytics: bus, lifecycle: bus)
+        services.sessions = bus
+        return services
     }
 }

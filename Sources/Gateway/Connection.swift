@@ -22,6 +22,8 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     var reader: WebSocketReader
     /// room → index in the loop room's member array.
     var roomSlots: [String: Int] = [:]
+    /// The Socket.IO session when the personality is Socket.IO (SocketIOProtocol.swift), else nil.
+    var socketIO: SocketIOConnectionState?
     /// Rooms held when the close began (they are left before the close log line is written).
     private var roomsAtClose = 0
     var requestID = ""
@@ -224,13 +226,14 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         let code = machine.closeCode ?? 1006
         loop.metrics.connectionsOpen.add(-1)
         loop.metrics.countClose(code)
-        loop.node.logger.info("connection closed", ["conn": logID, "request_id": .string(requestID), "close_code": .int(Int(code)),
+        loop.node.logger.info("connection closed", ["conn": logID, "request_id": .string(requestID), "protocol": .string(personality.name), "close_code": .int(Int(code)),
                                                     "reason": .string(machine.closeReason), "duration_ms": .int(Int(now - acceptedAt)),
                                                     "bytes_in": .int(bytesRead), "bytes_out": .int(bytesWritten),
                                                     "rooms": .int(max(roomSlots.count, roomsAtClose))])
     }
 
     private func leaveAllRooms() {
+        if socketIO != nil { socketIOSessionEnding() }   // the recovery record needs the rooms
         guard !roomSlots.isEmpty else { return }
         roomsAtClose = roomSlots.count
         for room in Array(roomSlots.keys) { loop.leave(self, room: room) }

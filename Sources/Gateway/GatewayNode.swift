@@ -40,6 +40,9 @@ public final class GatewayNode: @unchecked Sendable {
     let socketCount = Atomic<Int>(0)
     /// Tokens, Origin and per-IP admission (Auth/AuthService.swift).
     let auth: AuthService
+    /// Where Socket.IO events that are not room ops go (the backend event proxy); nil = they get an error
+    /// ack. Set before `start()`.
+    var socketIOEventProxy: (any SocketIOEventProxy)?
     /// Certificate reloads (SIGHUP) that installed new certificates, and those that failed (GatewayNode+TLS.swift).
     let tlsReloads = Atomic<Int>(0)
     let tlsReloadFailures = Atomic<Int>(0)

@@ -76,12 +76,14 @@ extension Connection {
             reject(HTTPError(status: .serviceUnavailable, reason: "admission table full", headers: [HTTPHeader("Retry-After", String(after))]))
             return false
         }
-        guard personality is RoomProtocol, svc.requiresToken else { return true }
+        guard svc.requiresToken else { return true }
         if svc.backend != nil {
             st.context = AuthRequestContext(clientIP: ip, headers: AuthRequestContext.forwardedHeaders.compactMap { name in
                 head.headers[name].map { (name.lowercased(), $0) }
             })
         }
+        // Socket.IO authenticates each namespace CONNECT (its auth object), after the upgrade.
+        guard personality is RoomProtocol else { return true }
         guard let token = svc.token(from: head) else {
             st.status = .awaitingToken
             return true
@@ -338,7 +340,7 @@ extension Connection {
         st.suspendedAt = [:]
         for (room, since) in rooms.sorted(by: { $0.key < $1.key }) where roomSlots[room] != nil {
             loop.rooms[room]?.unsuspend(self)
-            subscribeAndReplay(room: room, since: since ?? nil, id: nil)
+            subscribeAndReplay(room: room, since: since ?? nil, origin: .envelope(id: nil))
         }
     }
 
