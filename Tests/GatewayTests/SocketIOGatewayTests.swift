@@ -1,0 +1,136 @@
+import Foundation
+import Glibc
+import Protocol
+import Testing
+
+/// Issue 13 on one node: the real `switchboard` binary with `--socketio-path`, driven by Debian's
+/// python-socketio client (scripts/socketio-e2e.py) and by raw Engine.IO frames over a WebSocket
+/// (`WSClient`) for the heartbeat and the bad input the client library never sends.
+@Suite struct SocketIOGatewayTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let target = "/socket.io/?EIO=4&transport=websocket"
+
+    static func gateway(_ extra: [String] = []) throws -> GatewayProcess {
+        try GatewayProcess(["--socketio-path", "/socket.io/", "--jwt-secret", TestKeys.shared.secret] + extra, threads: 1)
+    }
+
+    /// Runs a scenario of scripts/socketio-e2e.py and returns its JSON answer.
+    static func driver(_ arguments: [String], timeout: TimeInterval = 60) throws -> [String: Any] {
+        let (status, out) = try runTool([debianPython, root.appendingPathComponent("scripts/socketio-e2e.py").path] + arguments, timeout: timeout)
+        let line = out.split(separator: "\n").last { $0.hasPrefix("{") }.map(String.init) ?? ""
+        guard status == 0, let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], object["error"] == nil else {
+            throw TestFailure("socketio-e2e.py \(arguments.first ?? "") exited \(status):\n\(out.suffix(3000))")
+        }
+        return object
+    }
+
+    /// A raw Engine.IO session over a WebSocket: the open packet read and checked, `/` connected.
+    static func rawSession(_ gw: GatewayProcess, connect: Bool = true) throws -> (WSClient, [String: Any]) {
+        let c = try WSClient(port: gw.port, path: target, expectHello: false)
+        guard case .text(let open)? = try c.next(timeout: 3), open.hasPrefix("0"),
+              let fields = try JSONSerialization.jsonObject(with: Data(open.dropFirst().utf8)) as? [String: Any] else {
+            throw TestFailure("no open packet")
+        }
+        if connect {
+            try c.sendText("40" + "{\"token\":\"\(TokenFactory.make())\"}")
+            guard case .text(let answer)? = try c.next(timeout: 3), answer.hasPrefix("40{\"sid\":") else { throw TestFailure("no CONNECT answer") }
+        }
+        return (c, fields)
+    }
+
+    @Test func pythonClientOverWebSocket() throws {
+        let gw = try Self.gateway()
+        let token = TokenFactory.make()
+        let bad = TokenFactory.make(key: "another-secret-0123456789-abcdefghijkl")
+        let r = try Self.driver(["basic", "--url", "http://127.0.0.1:\(gw.port)", "--token", token, "--bad-token", bad])
+        #expect(r["transport"] as? String == "websocket")
+        let join = r["join"] as? [String: Any]
+        #expect(join?["room"] as? String == "lobby")
+        #expect(join?["recovered"] as? Bool == false)
+        let offset = (r["publish"] as? [String: Any])?["offset"] as? String
+        #expect(offset?.contains(":") == true)
+        // The room message: [room, data, offset], the offset last and equal to the publish's ack.
+        let message = r["message"] as? [Any]
+        #expect(message?.first as? String == "lobby")
+        #expect((message?[1] as? [String: Any])?["text"] as? String == "hi")
+        #expect(message?.last as? String == offset)
+        #expect((r["other_event"] as? [String: Any])?["error"] as? String == "unknown_op")
+        #expect((r["forbidden_join"] as? [String: Any])?["error"] as? String == "forbidden")
+        #expect((r["bad_join"] as? [String: Any])?["error"] as? String == "bad_request")
+        #expect((r["leave"] as? [String: Any])?["room"] as? String == "lobby")
+        #expect((r["leave_again"] as? [String: Any])?["error"] as? String == "not_joined")
+        #expect((r["pid"] as? String)?.isEmpty == false)
+        // A token signed with another key: CONNECT_ERROR with the verifier's reason; no session.
+        #expect(r["bad_token"] as? String != "connected")
+        let refusal = (r["bad_token_errors"] as? [[String: Any]])?.first?["message"] as? String
+        #expect(refusal?.contains("signature") == true, "connect_error: \(r["bad_token_errors"] ?? "none")")
+        #expect(try gw.metric("switchboard_protocol_connects_total{protocol=\"socketio\",result=\"accepted\"}") == 1)
+        #expect(try gw.metric("switchboard_protocol_connects_total{protocol=\"socketio\",result=\"refused\"}") == 1)
+        #expect(gw.log().contains("\"protocol\":\"socketio\""))
+    }
+
+    @Test func engineIOHandshakeErrors() throws {
+        let gw = try Self.gateway()
+        let (v3, body3) = try httpGet(port: gw.port, path: "/socket.io/?EIO=3&transport=polling")
+        #expect(v3 == 400)
+        #expect(body3.contains("\"code\":5") && body3.contains("Engine.IO protocol 4 only"))
+        let (none, bodyNone) = try httpGet(port: gw.port, path: "/socket.io/?transport=websocket")
+        #expect(none == 400 && bodyNone.contains("\"code\":5"))
+        let (tr, bodyTr) = try httpGet(port: gw.port, path: "/socket.io/?EIO=4&transport=carrier-pigeon")
+        #expect(tr == 400 && bodyTr.contains("\"code\":0"))
+        // A sid this node does not hold: code 1, so the client starts a new session.
+        let (sid, bodySid) = try upgradeAnswer(port: gw.port, target: Self.target + "&sid=nope")
+        #expect(sid == 400 && bodySid.contains("\"code\":1"))
+        #expect(try gw.metric("switchboard_protocol_http_errors_total{protocol=\"socketio\",code=\"5\"}") == 2)
+        // Off unless configured.
+        let plain = try GatewayProcess(threads: 1)
+        #expect(try upgradeAnswer(port: plain.port, target: Self.target).status == 404)
+    }
+
+    @Test func silentClientIsReapedByPingTimeout() throws {
+        let gw = try Self.gateway(["--socketio-ping-interval", "200ms", "--socketio-ping-timeout", "300ms"])
+        let (silent, open) = try Self.rawSession(gw)
+        #expect(open["pingInterval"] as? Int == 200 && open["pingTimeout"] as? Int == 300)
+        #expect(open["upgrades"] as? [String] == [] && open["maxPayload"] as? Int == 1_000_000)
+        let (live, _) = try Self.rawSession(gw)
+        // The live one answers each Engine.IO ping; the silent one never does.
+        var pongs = 0
+        let deadline = Date().addingTimeInterval(1.2)
+        while Date() < deadline {
+            if case .text("2")? = try live.next(timeout: 0.1) {
+                try live.sendText("3")
+                pongs += 1
+            }
+        }
+        #expect(try silent.expectClose(timeout: 2) == 1001)
+        #expect(pongs >= 3)
+        try live.sendText("42[\"join\",\"lobby\"]")   // still served
+        #expect(try gw.metric("switchboard_protocol_sessions_closed_total{protocol=\"socketio\",reason=\"ping_timeout\"}") == 1)
+        #expect(try gw.metric("switchboard_protocol_sessions_open{protocol=\"socketio\"}") == 1)
+    }
+
+    /// Each input closes its session with the protocol's answer and a labelled count; the node goes on.
+    @Test(arguments: [
+        ("9", 1008, "engineio_error"),                                                      // unknown Engine.IO type
+        ("4abc", 1008, "socketio_error"),                                                   // not a Socket.IO packet
+        ("44{\"message\":\"x\"}", 1008, "socketio_error"),                                  // CONNECT_ERROR from a client
+        ("4212345678901234567[\"join\",\"lobby\"]", 1008, "socketio_error"),                // ack id past 2^53 - 1
+        ("451-[\"up\",{\"_placeholder\":true,\"num\":0}]|42[\"x\"]", 1008, "socketio_error"), // attachment expected, text came
+        ("452-[\"up\",{\"_placeholder\":true,\"num\":0}]", 1008, "socketio_error"),         // 2 announced, placeholders for 1
+        ("OVERSIZE", 1009, "engineio_error"),                                              // a 1,100-byte packet over maxPayload 1 KiB
+    ])
+    func badInputClosesTheSession(input: String, code: Int, label: String) throws {
+        let gw = try Self.gateway(["--socketio-max-payload", "1KiB"])
+        let (c, _) = try Self.rawSession(gw)
+        let oversize = "42[\"publish\",\"lobby\",\"" + String(repeating: "x", count: 1100) + "\"]"
+        let parts = input == "OVERSIZE" ? [oversize] : input.split(separator: "|").map(String.init)
+        for p in parts { try c.sendText(p) }
+        if input.hasPrefix("452-") { try c.send(.binary, [1, 2]); try c.send(.binary, [3]) }
+        #expect(try c.expectClose(timeout: 3) == UInt16(code), "\(input.prefix(40))")
+        #expect(try gw.metric("switchboard_protocol_sessions_closed_total{protocol=\"socketio\",reason=\"\(label)\"}") == 1)
+        let (next, _) = try Self.rawSession(gw)
+        try next.sendText("421[\"join\",\"lobby\"]")
+        guard case .text(let ack)? = try next.next(timeout: 3) else { throw TestFailure("no ack after bad input") }
+        #expect(ack.hasPrefix("431[{\"room\":\"lobby\""))
+    }
+}
