@@ -33,7 +33,9 @@ def wait_for(predicate, timeout, what):
         if predicate():
             return True
         time.sleep(0.02)
-    raise SystemExit(json.dumps({"error": "timed out waiting for " + what}))
+    # os._exit: python-socketio's client threads would keep a plain exit waiting.
+    print(json.dumps({"error": "timed out waiting for " + what}), flush=True)
+    os._exit(3)
 
 
 class RecoveringClient:
