@@ -25,6 +25,7 @@ import socketio
 import websocket
 
 PATH = "/socket.io/"
+DEBUG = {}   # what a failed wait reports besides its name
 
 
 def wait_for(predicate, timeout, what):
@@ -34,7 +35,7 @@ def wait_for(predicate, timeout, what):
             return True
         time.sleep(0.02)
     # os._exit: python-socketio's client threads would keep a plain exit waiting.
-    print(json.dumps({"error": "timed out waiting for " + what}), flush=True)
+    print(json.dumps({"error": "timed out waiting for " + what, "state": DEBUG}, default=str), flush=True)
     os._exit(3)
 
 
@@ -153,9 +154,14 @@ def cluster(a):
     admins = a.admins.split(",")
     pids = [int(p) for p in a.pids.split(",")]
     out = {}
-    # Two Socket.IO clients through HAProxy (leastconn: one per node) and a native client.
-    first = RecoveringClient(a.url, a.token, ["websocket"])
+    # Two Socket.IO clients through HAProxy. The first opens with long-polling and upgrades (python-socketio's
+    # default) while both nodes are empty: leastconn alone would spread its GETs, POSTs and the upgrade
+    # over both nodes (each request is a new connection), so it works only through the shipped stickiness
+    # cookie. The second uses the WebSocket only, and leastconn puts it on the other node.
+    first = RecoveringClient(a.url, a.token, ["polling", "websocket"])
     wait_for(lambda: sum(sessions(p) for p in admins) == 1, 5, "the first session")
+    first_node = next(i for i, p in enumerate(admins) if sessions(p) == 1)
+    wait_for(lambda: first.sio.transport() == "websocket", 5, "the first client's upgrade")
     second = RecoveringClient(a.url, a.token, ["websocket"])
     wait_for(lambda: sum(sessions(p) for p in admins) == 2, 5, "the second session")
     out["sessions_per_node"] = [sessions(p) for p in admins]
@@ -180,8 +186,9 @@ def cluster(a):
 
     # SIGTERM the node the first client is on while a backend publishes through the other node's API:
     # the client reconnects through HAProxy to the other node and recovers what it missed.
-    # Each node holds one of the two Socket.IO clients: drain node 0 and follow whichever client sat there.
-    victim, survivor = 0, 1
+    # Drain the node of the first client (long-polling, then upgraded): it must come back on the other node
+    # through HAProxy (its stickiness cookie names a server that is gone: redispatched) and recover.
+    victim, survivor = first_node, 1 - first_node
     before = {id(c): c.count() for c in (first, second)}
     connects_before = {id(c): c.connects for c in (first, second)}
     published = []
@@ -204,13 +211,17 @@ def cluster(a):
     t.start()
     time.sleep(0.3)
     os.kill(pids[victim], signal.SIGTERM)
+    DEBUG.update(first=first.__dict__, second=second.__dict__, published=published)
     t.join(timeout=30)
     stop.set()
-    moved = [c for c in (first, second) if c.connects > connects_before[id(c)]]
-    wait_for(lambda: len(moved) == 1 and moved[0].count() >= before[id(moved[0])] + 40, 15, "the moved client's 40 API messages")
+    def moved():
+        return [c for c in (first, second) if c.connects > connects_before[id(c)]]
+    wait_for(lambda: len(moved()) == 1 and moved()[0].count() >= before[id(moved()[0])] + 40, 15, "the moved client's 40 API messages")
     time.sleep(0.3)   # anything duplicated would arrive now
-    m = moved[0]
-    out["moved"] = len(moved)
+    m = moved()[0]
+    out["moved"] = len(moved())
+    out["moved_is_first"] = m is first
+    out["victim"] = victim
     out["moved_recovered"] = m.recovered
     out["published"] = published
     out["moved_after"] = [x[2] for x in m.messages[before[id(m)]:]]

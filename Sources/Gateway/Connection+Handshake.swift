@@ -7,7 +7,7 @@ extension Connection {
     func handleHTTP(_ bytes: UnsafeMutableRawBufferPointer) {
         let result: HTTPHeadParser.Result
         do {
-            guard http != nil else { return }
+            guard http != nil else { return socketIOBodyBytes(bytes) }   // a polling POST's body
             result = try http!.feed(UnsafeRawBufferPointer(bytes))
         } catch {
             reject(error)
@@ -21,7 +21,8 @@ extension Connection {
         switch phase {
         case .open: feedFrames(rest)   // frames pipelined right behind the request head
         case .authenticating: stashWhileAuthenticating(rest)
-        case .http, .closing, .closed: break
+        case .http: socketIOBodyBytes(rest)
+        case .closing, .closed: break
         }
     }
 
@@ -32,8 +33,8 @@ extension Connection {
         } else if let echo = config.echoPath, head.path == echo {
             personalityIndex = Personalities.echo
         } else if config.socketIO.matches(head.path) {
-            guard routeSocketIO(head) else { return }   // Engine.IO errors are answered there
             personalityIndex = Personalities.socketIO
+            guard routeSocketIO(head) else { return }   // polling and Engine.IO errors are answered there
         } else {
             reject(HTTPError(status: .notFound, reason: "no WebSocket endpoint at this path", headers: []))
             return

@@ -42,13 +42,14 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     var now: UInt64 { loop.loop.now }
     var logID: LogValue { .string(String(id, radix: 16)) }
 
-    init(loop: GatewayLoop, fd: CInt) {
+    /// `transport`: nil = the public port's (plain or TLS); a polling session passes its own.
+    init(loop: GatewayLoop, fd: CInt, transport: (any Transport)? = nil) {
         self.id = loop.makeConnectionID()
         self.acceptedAt = loop.loop.now
         self.machine = ConnectionMachine(limits: loop.connectionLimits, now: loop.loop.now)
         self.http = HTTPHeadParser(maxHeadBytes: loop.config.maxHeadSize, maxHeaderCount: loop.config.maxHeaderCount)
         self.reader = WebSocketReader(role: .server, maxMessageSize: loop.config.maxMessageSize, maxFragments: loop.config.maxFragments)
-        super.init(context: loop, fd: fd, transport: loop.publicTransport(fd: fd))
+        super.init(context: loop, fd: fd, transport: transport ?? loop.publicTransport(fd: fd))
     }
 
     /// Registers with the loop and arms the handshake deadline (counted from accept).
@@ -233,7 +234,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     }
 
     private func leaveAllRooms() {
-        if socketIO != nil { socketIOSessionEnding() }   // the recovery record needs the rooms
+        if personalityIndex == Personalities.socketIO { socketIOSessionEnding() }   // the recovery record needs the rooms
         guard !roomSlots.isEmpty else { return }
         roomsAtClose = roomSlots.count
         for room in Array(roomSlots.keys) { loop.leave(self, room: room) }

@@ -27,6 +27,8 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
     private(set) lazy var backendSockets = SocketContext(loop: loop, readBufferBytes: 16 * 1024)
     /// room → members on this loop.
     var rooms: [String: LoopRoom] = [:]
+    /// Socket.IO polling sessions, links and POST bodies of this loop (SocketIOPolling.swift).
+    let engineIO = EngineIOLoopState()
     /// Every open WebSocket connection on this loop (for shutdown), by connection id.
     var connections: [UInt64: Connection] = [:]
     var listener: Listener?

@@ -12,8 +12,14 @@ final class SocketIOProtocol: Personality {
 
     func limits(on loop: GatewayLoop) -> ConnectionLimits { loop.socketIOLimits }
     func opened(_ c: Connection) { c.socketIOOpened() }
-    func text(_ c: Connection, _ payload: UnsafeRawBufferPointer) { c.socketIOReceived { s, now in s.receive(text: Array(payload), now: now) } }
-    func binary(_ c: Connection, _ payload: UnsafeRawBufferPointer) { c.socketIOReceived { s, now in s.receive(binaryFrame: Array(payload), now: now) } }
+    func text(_ c: Connection, _ payload: UnsafeRawBufferPointer) {
+        if c.socketIO == nil { return c.socketIOLinked(text: Array(payload), binary: nil) }
+        c.socketIOReceived { s, now in s.receive(text: Array(payload), now: now) }
+    }
+    func binary(_ c: Connection, _ payload: UnsafeRawBufferPointer) {
+        if c.socketIO == nil { return c.socketIOLinked(text: nil, binary: Array(payload)) }
+        c.socketIOReceived { s, now in s.receive(binaryFrame: Array(payload), now: now) }
+    }
     /// Nothing to send: Socket.IO has no "reconnect after"; the 1012 close that follows makes the client
     /// reconnect (a DISCONNECT packet would stop it), and the recovery record is written as the rooms are left.
     func draining(_ c: Connection, afterMs: Int) {}
@@ -31,13 +37,17 @@ final class SocketIOConnectionState: TimerTarget {
     var endedByClient = false
     /// The recovery record was written (or the session ended without one).
     var ended = false
+    /// The session closed for malformed input (a polling POST is then answered 400).
+    var closedByError = false
+    /// The polling session this connection stands for (nil on a WebSocket session).
+    var polling: SocketIOPollingSession?
     unowned(unsafe) let connection: Connection
     private(set) var timerGeneration: UInt32 = 0
     private var armedDeadline = 0
 
-    init(connection: Connection, configuration: SocketIOSessionConfiguration) {
+    init(connection: Connection, configuration: SocketIOSessionConfiguration, transport: EngineIOTransport, sid: String) {
         self.connection = connection
-        session = SocketIOSession(sid: Self.randomID(), transport: .websocket, configuration: configuration)
+        session = SocketIOSession(sid: sid, transport: transport, configuration: configuration)
         pid = Self.randomID()
     }
 
@@ -98,6 +108,16 @@ struct SocketIOForwardedEvent: Sendable {
     var wantsAnswer: Bool
 }
 
+extension SocketIOCloseReason {
+    /// The session closed because of what the client sent (not a timeout or an orderly close).
+    var isMalformedInput: Bool {
+        switch self {
+        case .engineIOError, .socketIOError, .unexpectedPacket: true
+        case .pingTimeout, .connectTimeout, .clientClosed, .serverClosed: false
+        }
+    }
+}
+
 /// The seam of the backend event proxy (built on its own branch, issue 14): events that are not room ops
 /// go to it when the node has one (``GatewayNode/socketIOEventProxy``); without one they get an error ack.
 protocol SocketIOEventProxy: AnyObject, Sendable {
@@ -130,17 +150,7 @@ extension Connection {
             rejectEngineIO(error)
             return false
         }
-        switch (request.transport, request.sid) {
-        case (.websocket, nil):
-            return true
-        case (.websocket, .some):
-            // A WebSocket upgrading a polling session: polling sessions are not served (yet), so no sid is known.
-            rejectEngineIO(EngineIOHandshakeError(.unknownSessionID, detail: "no session with this sid on this node"))
-        case (.polling, _):
-            rejectEngineIO(EngineIOHandshakeError(.unknownTransport,
-                                                  detail: "this server serves the websocket transport only; connect with transports: ['websocket']"))
-        }
-        return false
+        return routeEngineIO(head, request)
     }
 
     /// Answers an Engine.IO HTTP error (`{"code":…,"message":…,"detail":…}`) and closes after it.
@@ -151,9 +161,20 @@ extension Connection {
 
     // MARK: - Session
 
-    /// The 101 went out: a session starts with its open packet; its heartbeat runs on the loop's timer wheel.
+    /// The 101 went out: a session starts with its open packet (its heartbeat runs on the loop's timer
+    /// wheel), or, for an upgrade of a polling session, the WebSocket is linked to that session.
     func socketIOOpened() {
-        let sio = SocketIOConnectionState(connection: self, configuration: loop.config.socketIO.sessionConfiguration)
+        if let sid = loop.engineIO.pendingLinks.removeValue(forKey: id) {
+            loop.engineIO.links[id] = sid
+            return
+        }
+        socketIOStart(transport: .websocket, sid: SocketIOConnectionState.randomID(), polling: nil)
+    }
+
+    /// Starts a session on this connection: sends the open packet and arms the heartbeat.
+    func socketIOStart(transport: EngineIOTransport, sid: String, polling: SocketIOPollingSession?) {
+        let sio = SocketIOConnectionState(connection: self, configuration: loop.config.socketIO.sessionConfiguration, transport: transport, sid: sid)
+        sio.polling = polling
         socketIO = sio
         sioMetrics.sessionsOpened.add()
         sioMetrics.sessionsOpen.add()
@@ -161,10 +182,24 @@ extension Connection {
         sio.syncTimer()
     }
 
-    /// Feeds one inbound message to the session and performs what it asks.
-    func socketIOReceived(_ body: (inout SocketIOSession, Int) -> [SocketIOAction]) {
+    /// A frame on a WebSocket linked to a polling session (probing the upgrade, or upgraded): to the
+    /// session, on its loop (hops keep their order: each loop's task queue is FIFO).
+    func socketIOLinked(text: [UInt8]?, binary: [UInt8]?) {
+        guard let sid = loop.engineIO.links[id] else { return }
+        let ws = self
+        SocketIOPollingSession.with(sid, on: loop.node) { s in
+            guard let s else { return ws.loop.onLoop { ws.fail(.policyViolation, reason: "no such session") } }
+            s.fromWebSocket(ws, text: text, binary: binary)
+        }
+    }
+
+    /// Feeds one inbound message to the session and performs what it asks. `allOrNothing` (a polling POST):
+    /// when the input closes the session as malformed, only the close is performed, none of the packets
+    /// before the bad one.
+    func socketIOReceived(allOrNothing: Bool = false, _ body: (inout SocketIOSession, Int) -> [SocketIOAction]) {
         guard let sio = socketIO else { return }
-        let actions = body(&sio.session, Int(now))
+        var actions = body(&sio.session, Int(now))
+        if allOrNothing, case .close(let reason)? = actions.last, reason.isMalformedInput { actions = [.close(reason)] }
         performSocketIO(actions)
         sio.syncTimer()
     }
@@ -236,8 +271,10 @@ extension Connection {
         case .connectTimeout:
             fail(.goingAway, reason: "no namespace connected in time")
         case .engineIOError(let e):
+            socketIO?.closedByError = true
             if case .payloadTooLarge = e.underlying { fail(.messageTooBig, reason: "packet over maxPayload") } else { fail(.policyViolation, reason: reason.label) }
         case .socketIOError, .unexpectedPacket:
+            socketIO?.closedByError = true
             fail(.policyViolation, reason: reason.label)
         case .serverClosed:
             break
@@ -247,9 +284,16 @@ extension Connection {
     /// The connection is leaving its rooms for good (any close, the drain's included): writes the recovery
     /// record from the rooms still held, unless the client ended the session itself. Called once.
     func socketIOSessionEnding() {
+        loop.engineIO.posts[id] = nil
+        if let sid = loop.engineIO.links.removeValue(forKey: id) {
+            let ws = self
+            SocketIOPollingSession.with(sid, on: loop.node) { s in s?.webSocketEnded(ws) }
+        }
         guard let sio = socketIO, !sio.ended else { return }
         sio.ended = true
         sio.stopTimer()
+        sio.polling?.end()
+        sio.polling = nil
         sioMetrics.sessionsOpen.add(-1)
         let window = loop.config.socketIO.recoveryWindowMs
         guard window > 0, !sio.endedByClient, !sio.session.connectedNamespaces.isEmpty || !roomSlots.isEmpty else { return }

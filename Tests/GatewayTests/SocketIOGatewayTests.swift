@@ -69,6 +69,76 @@ import Testing
         #expect(gw.log().contains("\"protocol\":\"socketio\""))
     }
 
+    /// python-socketio's default: long-polling first, then the upgrade probe, then the WebSocket.
+    @Test func pythonClientPollingThenUpgrade() throws {
+        let gw = try Self.gateway(["--threads", "2"])
+        let r = try Self.driver(["basic", "--url", "http://127.0.0.1:\(gw.port)", "--token", TokenFactory.make(), "--transport", "polling"])
+        let offset = (r["publish"] as? [String: Any])?["offset"] as? String
+        #expect((r["message"] as? [Any])?.last as? String == offset && offset != nil)
+        #expect((r["other_event"] as? [String: Any])?["error"] as? String == "unknown_op")
+        #expect(r["bad_token"] as? String != "connected")
+        let log = gw.log()
+        #expect(log.contains("\"transport\":\"polling\""), "no polling session was opened")
+        #expect(try gw.metric("switchboard_protocol_connects_total{protocol=\"socketio\",result=\"accepted\"}") == 1)
+    }
+
+    /// Raw long-polling: the open packet, CONNECT by POST, its answer by GET; a POST with one bad packet
+    /// among several applies none of them (400 code 3, the session closes, a later poll gets code 1);
+    /// a body over maxPayload is refused before it is read.
+    @Test func pollingPostIsAllOrNothing() throws {
+        let gw = try Self.gateway(["--socketio-max-payload", "4KiB"])
+        let (s1, open) = try httpGet(port: gw.port, path: "/socket.io/?EIO=4&transport=polling")
+        #expect(s1 == 200 && open.hasPrefix("0{\"sid\":") && open.contains("\"upgrades\":[\"websocket\"]"))
+        let sid = try #require((try JSONSerialization.jsonObject(with: Data(open.dropFirst().utf8)) as? [String: Any])?["sid"] as? String)
+        let q = "/socket.io/?EIO=4&transport=polling&sid=\(sid)"
+        let (p1, ok) = try httpRequest(port: gw.port, method: "POST", path: q, body: Array("40{\"token\":\"\(TokenFactory.make())\"}".utf8))
+        #expect(p1 == 200 && ok == "ok")
+        let (g1, connected) = try httpGet(port: gw.port, path: q)
+        #expect(g1 == 200 && connected.hasPrefix("40{\"sid\":"))
+        let mixed = "421[\"join\",\"lobby\"]\u{1e}4abc\u{1e}422[\"join\",\"stream:x\"]"
+        let (p2, bad) = try httpRequest(port: gw.port, method: "POST", path: q, body: Array(mixed.utf8))
+        #expect(p2 == 400 && bad.contains("\"code\":3"))
+        #expect(try gw.metric("switchboard_room_joins_total") == 0)
+        let (g2, gone) = try httpGet(port: gw.port, path: q)
+        #expect(g2 == 400 && gone.contains("\"code\":1"))
+        #expect(try gw.metric("switchboard_protocol_sessions_closed_total{protocol=\"socketio\",reason=\"socketio_error\"}") == 1)
+        // Over maxPayload: refused from the Content-Length alone.
+        let (_, open2) = try httpGet(port: gw.port, path: "/socket.io/?EIO=4&transport=polling")
+        let sid2 = try #require((try JSONSerialization.jsonObject(with: Data(open2.dropFirst().utf8)) as? [String: Any])?["sid"] as? String)
+        let (p3, big) = try httpRequest(port: gw.port, method: "POST", path: "/socket.io/?EIO=4&transport=polling&sid=\(sid2)",
+                                        body: Array(repeating: UInt8(ascii: "4"), count: 5000))
+        #expect(p3 == 400 && big.contains("maxPayload"))
+        let (p4, unknown) = try httpRequest(port: gw.port, method: "POST", path: "/socket.io/?EIO=4&transport=polling&sid=00nosuchsessionxxxxxxx", body: Array("2".utf8))
+        #expect(p4 == 400 && unknown.contains("\"code\":1"))
+    }
+
+    /// The polling queue is bounded: a client that stops polling while its room is busy is closed as a slow
+    /// consumer (its next poll gets code 1: it reconnects and recovers).
+    @Test func pollingQueueIsBounded() throws {
+        let gw = try Self.gateway(["--max-outbound-bytes", "2KiB", "--api-key", "k"])
+        let (_, open) = try httpGet(port: gw.port, path: "/socket.io/?EIO=4&transport=polling")
+        let sid = try #require((try JSONSerialization.jsonObject(with: Data(open.dropFirst().utf8)) as? [String: Any])?["sid"] as? String)
+        let q = "/socket.io/?EIO=4&transport=polling&sid=\(sid)"
+        // A namespace is connected once the CONNECT is answered, so the join goes in a later POST.
+        #expect(try httpRequest(port: gw.port, method: "POST", path: q, body: Array("40{\"token\":\"\(TokenFactory.make())\"}".utf8)).0 == 200)
+        #expect(try httpGet(port: gw.port, path: q).1.hasPrefix("40{"))
+        #expect(try httpRequest(port: gw.port, method: "POST", path: q, body: Array("421[\"join\",\"lobby\"]".utf8)).0 == 200)
+        let (_, joined) = try httpGet(port: gw.port, path: q)
+        #expect(joined.contains("431[{\"room\":\"lobby\""), "got \(joined)")
+        for i in 0..<20 {
+            let body = "{\"room\":\"lobby\",\"data\":\"\(i)-\(String(repeating: "y", count: 200))\"}"
+            _ = try httpRequest(port: gw.adminPort, method: "POST", path: "/api/publish", headers: ["Authorization": "Bearer k"], body: Array(body.utf8))
+        }
+        var closed = false
+        for _ in 0..<50 where !closed {
+            closed = (try gw.metric("switchboard_slow_consumer_closes_total") ?? 0) >= 1
+            if !closed { usleep(20_000) }
+        }
+        #expect(closed)
+        let (status, body) = try httpGet(port: gw.port, path: q)
+        #expect(status == 400 && body.contains("\"code\":1"))
+    }
+
     @Test func engineIOHandshakeErrors() throws {
         let gw = try Self.gateway()
         let (v3, body3) = try httpGet(port: gw.port, path: "/socket.io/?EIO=3&transport=polling")
