@@ -64,12 +64,8 @@ extension Config {
                }, current: { $0.socketIO.namespaces.sorted().joined(separator: ",") }),
         eventOption("join", \.joinEvent), eventOption("leave", \.leaveEvent), eventOption("publish", \.publishEvent),
         eventOption("message", \.messageEvent),
-        Option(name: "socketio-ping-interval", kind: .duration, help: "Engine.IO: time between server pings",
-               apply: { c, v throws(Invalid) in c.socketIO.pingIntervalMs = try duration(v, "socketio-ping-interval", in: 1...86_400_000) },
-               current: { "\($0.socketIO.pingIntervalMs)ms" }),
-        Option(name: "socketio-ping-timeout", kind: .duration, help: "Engine.IO: time a client has to answer a ping before it is reaped",
-               apply: { c, v throws(Invalid) in c.socketIO.pingTimeoutMs = try duration(v, "socketio-ping-timeout", in: 1...86_400_000) },
-               current: { "\($0.socketIO.pingTimeoutMs)ms" }),
+        durationOption("ping-interval", "Engine.IO: time between server pings", \.pingIntervalMs),
+        durationOption("ping-timeout", "Engine.IO: time a client has to answer a ping before it is reaped", \.pingTimeoutMs),
         Option(name: "socketio-max-payload", kind: .size, help: "Engine.IO: largest packet or polling body accepted (announced as maxPayload)",
                apply: { c, v throws(Invalid) in
                    guard let b = parseSize(v), b >= 1, b <= 64 << 20 else {
@@ -78,13 +74,19 @@ extension Config {
                    c.socketIO.maxPayload = b
                },
                current: { "\($0.socketIO.maxPayload)B" }),
-        Option(name: "socketio-connect-timeout", kind: .duration, help: "Socket.IO: time after the open packet to connect a namespace",
-               apply: { c, v throws(Invalid) in c.socketIO.connectTimeoutMs = try duration(v, "socketio-connect-timeout", in: 1...86_400_000) },
-               current: { "\($0.socketIO.connectTimeoutMs)ms" }),
-        Option(name: "socketio-recovery-window", kind: .duration, help: "Socket.IO connection-state recovery: how long an ended session's rooms are kept for a reconnect to any node (0 = off)",
-               apply: { c, v throws(Invalid) in c.socketIO.recoveryWindowMs = try duration(v, "socketio-recovery-window", in: 0...86_400_000) },
-               current: { "\($0.socketIO.recoveryWindowMs)ms" }),
+        durationOption("connect-timeout", "Socket.IO: time after the open packet to connect a namespace", \.connectTimeoutMs),
+        durationOption("recovery-window", "Socket.IO connection-state recovery: how long an ended session's rooms are kept for a reconnect to any node (0 = off)",
+                       \.recoveryWindowMs, allowZero: true),
     ]
+
+    /// `--socketio-<name>`: a duration up to a day (milliseconds in `field`).
+    private static func durationOption(_ name: String, _ help: String, _ field: WritableKeyPath<SocketIOSettings, Int> & Sendable,
+                                       allowZero: Bool = false) -> Option {
+        let flag = "socketio-\(name)"
+        return Option(name: flag, kind: .duration, help: help,
+                      apply: { c, v throws(Invalid) in c.socketIO[keyPath: field] = try duration(v, flag, in: (allowZero ? 0 : 1)...86_400_000) },
+                      current: { "\($0.socketIO[keyPath: field])ms" })
+    }
 
     private static func eventOption(_ op: String, _ field: WritableKeyPath<SocketIOSettings, String> & Sendable) -> Option {
         let flag = "socketio-\(op)-event"

@@ -1,4 +1,5 @@
 import Foundation
+import Gateway
 import Glibc
 import Protocol
 import Testing
@@ -36,6 +37,20 @@ import Testing
             guard case .text(let answer)? = try c.next(timeout: 3), answer.hasPrefix("40{\"sid\":") else { throw TestFailure("no CONNECT answer") }
         }
         return (c, fields)
+    }
+
+    @Test func flags() throws {
+        #expect(try Config.parse(arguments: [], environment: [:]).socketIO.path == nil)
+        let c = try Config.parse(arguments: ["--socketio-path", "/socket.io/", "--socketio-namespaces", "/,/chat", "--socketio-join-event", "enter",
+                                             "--socketio-ping-interval", "10s", "--socketio-recovery-window", "0"],
+                                 environment: ["SWITCHBOARD_SOCKETIO_MESSAGE_EVENT": "msg"])
+        #expect(c.socketIO.path == "/socket.io/" && c.socketIO.namespaces == ["/", "/chat"] && c.socketIO.joinEvent == "enter")
+        #expect(c.socketIO.messageEvent == "msg" && c.socketIO.pingIntervalMs == 10_000 && c.socketIO.recoveryWindowMs == 0)
+        for bad in [["--socketio-path", "socket.io"], ["--socketio-path", "/ws"], ["--socketio-join-event", "disconnect"],
+                    ["--socketio-path", "/s/", "--socketio-leave-event", "join"], ["--socketio-namespaces", "chat"],
+                    ["--socketio-max-payload", "65MiB"], ["--socketio-ping-timeout", "0"]] {
+            #expect(throws: Config.Invalid.self, "\(bad)") { try Config.parse(arguments: bad, environment: [:]) }
+        }
     }
 
     @Test func pythonClientOverWebSocket() throws {
