@@ -24,6 +24,9 @@ public final class SocketIOLoopMetrics: Sendable {
     public let eventsRefused = Counter()
     /// Error acks for room ops and events (sent or, without an ack id, only counted).
     public let errorAcks = Counter()
+    /// Packets a session dropped without closing (duplicate or unknown acks, packets for a namespace not
+    /// connected, repeated CONNECTs, room ops with bad arguments), added when the session ends.
+    public let ignoredPackets = Counter()
 
     public init() {}
 
@@ -60,6 +63,8 @@ extension GatewayNode {
                  [(labels: "{\(p)}", value: sum { $0.recordsWritten })])
         w.family("switchboard_protocol_events_total", .counter, "Events that are not room ops, by fate (forwarded to the backend event proxy, or refused without one).",
                  [(labels: "{\(p),result=\"forwarded\"}", value: sum { $0.eventsForwarded }), (labels: "{\(p),result=\"refused\"}", value: sum { $0.eventsRefused })])
+        w.family("switchboard_protocol_ignored_packets_total", .counter, "Packets dropped without closing the session (duplicate or unknown acks, unconnected namespaces, repeated CONNECTs, bad room ops), counted when the session ends.",
+                 [(labels: "{\(p)}", value: sum { $0.ignoredPackets })])
         w.family("switchboard_protocol_error_acks_total", .counter, "Room ops and events answered with an error ack (or refused without an ack id).",
                  [(labels: "{\(p)}", value: sum { $0.errorAcks })])
     }

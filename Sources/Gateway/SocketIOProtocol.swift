@@ -292,6 +292,8 @@ extension Connection {
         guard let sio = socketIO, !sio.ended else { return }
         sio.ended = true
         sio.stopTimer()
+        let dropped = sio.session.counters
+        sioMetrics.ignoredPackets.add(dropped.ignoredAcks + dropped.unconnectedNamespacePackets + dropped.duplicateConnects + dropped.rejectedRoomOps)
         sio.polling?.end()
         sio.polling = nil
         sioMetrics.sessionsOpen.add(-1)
