@@ -165,6 +165,10 @@ final class SocketIOPollingSession: @unchecked Sendable {
         guard !ended else { return }
         ended = true
         owner.engineIO.sessions[sid] = nil
+        // No peer will ever answer the connection's close frame: release it now rather than after
+        // --close-timeout (a drain waits for every connection). Deferred: this may run inside its flush.
+        let c = connection
+        owner.loop.execute { c.closeSocket() }
         if let held = heldPoll {
             heldPoll = nil
             Self.answer(held, EngineIOHandshakeError(.unknownSessionID, detail: "the session ended"))
@@ -186,7 +190,17 @@ final class SocketIOPollingSession: @unchecked Sendable {
     }
 
     static func answer(_ http: Connection, _ error: EngineIOHandshakeError) {
-        http.loop.onLoop { http.rejectEngineIO(error) }
+        http.loop.onLoop {
+            http.loop.engineIO.heldPolls[http.id] = nil
+            http.rejectEngineIO(error)
+        }
+    }
+
+    /// The connection of the held GET closed before its answer: the next GET is not a duplicate.
+    func pollAbandoned(by http: Connection) {
+        guard heldPoll === http else { return }
+        heldPoll = nil
+        outbox.pollAbandoned()
     }
 }
 
@@ -263,6 +277,8 @@ final class EngineIOLoopState {
     var links: [UInt64: String] = [:]
     var pendingLinks: [UInt64: String] = [:]
     var posts: [UInt64: EngineIOPendingPost] = [:]
+    /// HTTP connections with a GET in flight (held or being answered) → the sid it polls.
+    var heldPolls: [UInt64: String] = [:]
 }
 
 extension Connection {
@@ -291,6 +307,7 @@ extension Connection {
                 // Held up to a ping interval (plus the answer's time), not the handshake timeout.
                 machine.beginAuthentication(until: now + UInt64(loop.config.socketIO.pingIntervalMs + loop.config.socketIO.pingTimeoutMs + 5000))
                 syncTimer()
+                loop.engineIO.heldPolls[id] = sid
                 let http = self
                 SocketIOPollingSession.with(sid, on: node) { s in
                     guard let s else { return SocketIOPollingSession.answer(http, EngineIOHandshakeError(.unknownSessionID, detail: "no session with this sid on this node")) }
@@ -361,6 +378,7 @@ extension Connection {
 
     /// A 200 answer to a poll or a POST; the connection closes after it (`Connection: close`).
     func answerEngineIO(_ response: HTTPResponse) {
+        loop.engineIO.heldPolls[id] = nil
         guard phase == .http || phase == .authenticating, !isClosed else { return }
         http = nil
         machine.rejected(now: now)

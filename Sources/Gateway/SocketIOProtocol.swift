@@ -53,10 +53,13 @@ final class SocketIOConnectionState: TimerTarget {
 
     /// 20 random characters of the base64url alphabet (120 bits): session, socket and private ids.
     static func randomID() -> String {
+        // Two 64-bit draws give 20 six-bit characters (one system call each, not one per character).
         var rng = SystemRandomNumberGenerator()
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
-        return String(decoding: (0..<20).map { _ in alphabet[Int(rng.next() & 63)] }, as: UTF8.self)
+        let bits = [rng.next() as UInt64, rng.next() as UInt64]
+        return String(decoding: (0..<20).map { i in alphabet[Int(bits[i / 10] >> (6 * UInt64(i % 10)) & 63)] }, as: UTF8.self)
     }
+
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
     /// A room message as the configured message event on `namespace`: `42<ns,>["message",room,data,offset]`,
     /// framed once and shared by every Socket.IO member on that namespace.
@@ -67,7 +70,7 @@ final class SocketIOConnectionState: TimerTarget {
 
     /// Arms the loop's timer wheel for the session's next deadline, when it changed.
     func syncTimer() {
-        guard let next = session.nextDeadline else {
+        guard !ended, let next = session.nextDeadline else {
             timerGeneration &+= 1
             armedDeadline = 0
             return
@@ -86,7 +89,7 @@ final class SocketIOConnectionState: TimerTarget {
 
     func timerFired(now: UInt64) {
         armedDeadline = 0
-        guard connection.phase == .open else { return }
+        guard !ended, connection.phase == .open else { return }
         connection.performSocketIO(session.tick(now: Int(now)))
         syncTimer()
     }
@@ -285,6 +288,11 @@ extension Connection {
     /// record from the rooms still held, unless the client ended the session itself. Called once.
     func socketIOSessionEnding() {
         loop.engineIO.posts[id] = nil
+        if let sid = loop.engineIO.heldPolls.removeValue(forKey: id) {
+            // A poll held for a session went away unanswered: the session may take the next one.
+            let http = self
+            SocketIOPollingSession.with(sid, on: loop.node) { s in s?.pollAbandoned(by: http) }
+        }
         if let sid = loop.engineIO.links.removeValue(forKey: id) {
             let ws = self
             SocketIOPollingSession.with(sid, on: loop.node) { s in s?.webSocketEnded(ws) }

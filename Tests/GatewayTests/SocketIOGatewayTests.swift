@@ -127,6 +127,25 @@ import Testing
         #expect(p4 == 400 && unknown.contains("\"code\":1"))
     }
 
+    /// A client whose held GET's connection went away polls again: that poll is not a duplicate (which would
+    /// close the session), and it gets the next ping.
+    @Test func abandonedPollIsNotADuplicate() throws {
+        let gw = try Self.gateway(["--socketio-ping-interval", "400ms", "--socketio-ping-timeout", "3s"])
+        let (_, open) = try httpGet(port: gw.port, path: "/socket.io/?EIO=4&transport=polling")
+        let sid = try #require((try JSONSerialization.jsonObject(with: Data(open.dropFirst().utf8)) as? [String: Any])?["sid"] as? String)
+        let q = "/socket.io/?EIO=4&transport=polling&sid=\(sid)"
+        #expect(try httpRequest(port: gw.port, method: "POST", path: q, body: Array("40{\"token\":\"\(TokenFactory.make())\"}".utf8)).0 == 200)
+        #expect(try httpGet(port: gw.port, path: q).1.hasPrefix("40{"))
+        do {
+            let held = try RawSocket(port: gw.port)
+            try held.send(Array("GET \(q) HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            usleep(100_000)
+        }   // closed here, unanswered
+        usleep(100_000)
+        let (status, body) = try httpGet(port: gw.port, path: q)
+        #expect(status == 200 && body == "2", "\(status) \(body)")
+    }
+
     /// The polling queue is bounded: a client that stops polling while its room is busy is closed as a slow
     /// consumer (its next poll gets code 1: it reconnects and recovers).
     @Test func pollingQueueIsBounded() throws {
