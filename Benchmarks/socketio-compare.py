@@ -5,7 +5,9 @@
 #   native     connect, upgrade on /ws, read the 101 and `hello`, reset
 #   socketio   connect, upgrade on /socket.io/?EIO=4&transport=websocket, read the 101 and the open packet,
 #              send CONNECT `40`, read its answer `40{"sid":…}`, reset
-# Handshakes/s: CONCURRENCY slots in CLIENTS processes for SECONDS. Idle RSS: IDLE connections opened
+# Handshakes/s: CONCURRENCY slots in two client processes for SECONDS (the Python client is often the
+# limit: the server's CPU time per handshake, from /proc/PID/stat, is the figure that does not depend on
+# it). Idle RSS: IDLE connections opened
 # (socketio: `/` connected) and held; the server's RSS (/proc/PID/status VmRSS) before and after, divided
 # by IDLE.
 #
@@ -25,6 +27,20 @@ def rss(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"): return int(line.split()[1]) * 1024
     return 0
+
+def cpu_seconds(pid):
+    """User + system CPU time of the process (/proc/PID/stat)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+def measure(port, kind, pid, seconds, concurrency, idle):
+    """Handshakes/s, the server's CPU time per handshake (client-independent), idle RSS per connection."""
+    cpu0 = cpu_seconds(pid)
+    rate, failed = handshakes_per_second(port, kind, seconds, concurrency)
+    cpu = cpu_seconds(pid) - cpu0
+    per, total = asyncio.run(hold_idle(port, kind, idle, pid))
+    return {"handshakes_per_s": round(rate), "failed": failed, "server_cpu_us_per_handshake": round(cpu * 1e6 / max(1, rate * seconds)),
+            "idle_rss_bytes_per_conn": round(per), "rss_after_bytes": total}
 
 def masked_text(text):
     data = text.encode(); key = os.urandom(4)
@@ -135,10 +151,7 @@ def main():
     try:
         wait_port(port, sb)
         for kind in ("native", "socketio"):
-            rate, failed = handshakes_per_second(port, kind, seconds, concurrency)
-            per, total = asyncio.run(hold_idle(port, kind, idle, sb.pid))
-            out["switchboard_" + kind] = {"handshakes_per_s": round(rate), "failed": failed,
-                                          "idle_rss_bytes_per_conn": round(per), "rss_after_bytes": total}
+            out["switchboard_" + kind] = measure(port, kind, sb.pid, seconds, concurrency, idle)
     finally:
         sb.terminate(); sb.wait()
     if py:
@@ -146,10 +159,7 @@ def main():
         ps = subprocess.Popen([py, "-c", PY_SERVER, str(pport)], stderr=subprocess.DEVNULL)
         try:
             wait_port(pport, ps)
-            rate, failed = handshakes_per_second(pport, "socketio", seconds, concurrency)
-            per, total = asyncio.run(hold_idle(pport, "socketio", idle, ps.pid))
-            out["python_socketio_server"] = {"handshakes_per_s": round(rate), "failed": failed,
-                                             "idle_rss_bytes_per_conn": round(per), "rss_after_bytes": total}
+            out["python_socketio_server"] = measure(pport, "socketio", ps.pid, seconds, concurrency, idle)
         finally:
             ps.kill(); ps.wait()
     print(json.dumps(out, indent=1))

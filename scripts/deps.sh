@@ -2,7 +2,7 @@
 # Installs what Switchboard needs from Debian, skipping packages already installed.
 #   scripts/deps.sh run    build and run one node: pkg-config, libssl-dev, libhiredis-dev, zlib1g-dev
 #   scripts/deps.sh test   also what the tests start: redis-server, haproxy, python3 (with websockets for
-#                          the wss tests), and the
+#                          the wss tests, python-socketio for the Socket.IO tests), and the
 #                          Autobahn|Testsuite (../shared/tools/autobahn/setup.sh, Python 2.7 from the image),
 #                          and what scripts/validate-deploy.sh runs: docker-compose, nginx, python3-venv,
 #                          and the offline checks' tools (python3-yaml, python3-websockets, scripts/ci-venv.sh)
@@ -12,6 +12,8 @@ mode="${1:-run}"
 pkgs=(pkg-config libssl-dev libhiredis-dev zlib1g-dev)
 if [[ "$mode" == test ]]; then
   pkgs+=(redis-server haproxy python3 python3-prometheus-client python3-websockets procps iproute2 nodejs node-ws)
+  # The Socket.IO tests drive Debian's python-socketio client (its WebSocket transport is python3-websocket).
+  pkgs+=(python3-socketio python3-websocket)
   # scripts/validate-deploy.sh: `docker-compose config`, `nginx -t`, a venv for kubernetes-validate.
   pkgs+=(docker-compose nginx python3-venv)
   # scripts/check-container.sh reads YAML; scripts/smoke.sh speaks WebSocket.
