@@ -8,7 +8,8 @@ public final class SocketIOLoopMetrics: Sendable {
     public let sessionsOpen = Counter()
     /// Session closes by `SocketIOCloseReason.label`, in ``closeReasons`` order.
     public let closes: [Counter] = SocketIOLoopMetrics.closeReasons.map { _ in Counter() }
-    static let closeReasons = ["ping_timeout", "connect_timeout", "client_closed", "engineio_error", "socketio_error", "unexpected_packet", "server_closed"]
+    static let closeReasons = ["ping_timeout", "connect_timeout", "client_closed", "engineio_error", "socketio_error", "unexpected_packet", "server_closed",
+                               "token_expired"]
     /// Engine.IO HTTP errors by reference code 0...5.
     public let httpErrors: [Counter] = (0...5).map { _ in Counter() }
     /// Namespace CONNECTs answered `40` and `44`.

@@ -301,7 +301,7 @@ extension Connection {
                 rejectEngineIO(EngineIOHandshakeError(.badHandshakeMethod, detail: "a session is opened with GET"))
                 return false
             }
-            openPollingSession()
+            openPollingSession(head)
         case (.polling, .some(let sid)):
             if head.method == "GET" {
                 // Held up to a ping interval (plus the answer's time), not the handshake timeout.
@@ -345,11 +345,24 @@ extension Connection {
         }
     }
 
-    /// GET without sid: a new polling session on this loop, answered with its open packet.
-    private func openPollingSession() {
+    /// GET without sid: a new polling session on this loop, answered with its open packet. The request goes
+    /// through the Origin check and per-IP admission like a WebSocket upgrade; the session holds the
+    /// admission ticket (per-IP connection limit) until it ends.
+    private func openPollingSession(_ head: HTTPRequestHead) {
         guard loop.node.isAccepting else { return rejectShuttingDown(retryAfterSeconds: 1) }
         guard loop.node.socketCount.load(ordering: .relaxed) <= loop.config.maxConnections else {
             return reject(HTTPError(status: .serviceUnavailable, reason: "node is at its connection limit", headers: [HTTPHeader("Retry-After", "1")]))
+        }
+        var sessionAuth: ConnectionAuthState?
+        if loop.node.auth.isActive {
+            guard let ip = admitPeer(head), let st = authState else { return }
+            let moved = ConnectionAuthState()
+            moved.admittedIP = st.admittedIP
+            st.admittedIP = nil
+            moved.context = AuthRequestContext(clientIP: ip, headers: AuthRequestContext.forwardedHeaders.compactMap { name in
+                head.headers[name].map { (name.lowercased(), $0) }
+            })
+            sessionAuth = moved
         }
         let efd = eventfd(0, CInt(EFD_NONBLOCK) | CInt(EFD_CLOEXEC))
         guard efd >= 0 else {
@@ -357,6 +370,7 @@ extension Connection {
         }
         let transport = PollingTransport()
         let c = Connection(loop: loop, fd: efd, transport: transport)
+        c.authState = sessionAuth
         let sid = SocketIOPollingSession.makeSID(loop: loop.loop.index)
         let s = SocketIOPollingSession(sid: sid, owner: loop, connection: c)
         transport.session = s

@@ -41,6 +41,10 @@ final class SocketIOConnectionState: TimerTarget {
     var closedByError = false
     /// The polling session this connection stands for (nil on a WebSocket session).
     var polling: SocketIOPollingSession?
+    /// When the earliest token presented at a CONNECT expires (its `exp` plus `--jwt-leeway`), on the
+    /// loop's clock; nil = never. The session then closes (4003) and the client reconnects with a fresh
+    /// token and recovers.
+    var tokenExpiresAt: Int?
     unowned(unsafe) let connection: Connection
     private(set) var timerGeneration: UInt32 = 0
     private var armedDeadline = 0
@@ -70,11 +74,12 @@ final class SocketIOConnectionState: TimerTarget {
 
     /// Arms the loop's timer wheel for the session's next deadline, when it changed.
     func syncTimer() {
-        guard !ended, let next = session.nextDeadline else {
+        guard !ended, let heartbeat = session.nextDeadline else {
             timerGeneration &+= 1
             armedDeadline = 0
             return
         }
+        let next = tokenExpiresAt.map { min($0, heartbeat) } ?? heartbeat
         guard next != armedDeadline else { return }
         armedDeadline = next
         timerGeneration &+= 1
@@ -90,6 +95,7 @@ final class SocketIOConnectionState: TimerTarget {
     func timerFired(now: UInt64) {
         armedDeadline = 0
         guard !ended, connection.phase == .open else { return }
+        if let expiry = tokenExpiresAt, Int(now) >= expiry { return connection.socketIOTokenExpired() }
         connection.performSocketIO(session.tick(now: Int(now)))
         syncTimer()
     }
@@ -319,6 +325,15 @@ extension Connection {
         sioMetrics.recordsWritten.add()
     }
 
+    /// The token of a CONNECT expired: the session closes with 4003 (its rooms are recorded for recovery),
+    /// so that the client reconnects with a fresh token (socket.io-client calls its `auth` function again).
+    func socketIOTokenExpired() {
+        loop.metrics.auth.count(.expired)
+        loop.node.logger.rateLimited(.info, "socketio token expired", ["conn": logID, "protocol": .string("socketio")])
+        sioMetrics.countClose("token_expired")
+        fail(.tokenExpired, reason: "token expired")
+    }
+
     // MARK: - CONNECT
 
     /// A CONNECT: without required tokens it is accepted at once; otherwise the auth object's `token` goes
@@ -352,6 +367,11 @@ extension Connection {
             m.count(.ok)
             st.identity = identity
             st.status = .authenticated
+            if let exp = identity.expiresAt, let sio = socketIO {
+                let left = (exp + loop.node.auth.leewaySeconds) * 1000 - Double(wallClockMilliseconds())
+                let at = Int(now) + Int(max(0, min(left, Double(Int32.max))))
+                sio.tokenExpiresAt = min(sio.tokenExpiresAt ?? at, at)
+            }
             socketIOAdmit(namespace: ns, recovery: recovery)
         case .invalid(let error):
             m.count(.invalid)

@@ -26,14 +26,14 @@ import Testing
     }
 
     /// A raw Engine.IO session over a WebSocket: the open packet read and checked, `/` connected.
-    static func rawSession(_ gw: GatewayProcess, connect: Bool = true) throws -> (WSClient, [String: Any]) {
+    static func rawSession(_ gw: GatewayProcess, connect: Bool = true, token: String = TokenFactory.make()) throws -> (WSClient, [String: Any]) {
         let c = try WSClient(port: gw.port, path: target, expectHello: false)
         guard case .text(let open)? = try c.next(timeout: 3), open.hasPrefix("0"),
               let fields = try JSONSerialization.jsonObject(with: Data(open.dropFirst().utf8)) as? [String: Any] else {
             throw TestFailure("no open packet")
         }
         if connect {
-            try c.sendText("40" + "{\"token\":\"\(TokenFactory.make())\"}")
+            try c.sendText("40" + "{\"token\":\"\(token)\"}")
             guard case .text(let answer)? = try c.next(timeout: 3), answer.hasPrefix("40{\"sid\":") else { throw TestFailure("no CONNECT answer") }
         }
         return (c, fields)
@@ -127,6 +127,17 @@ import Testing
         #expect(p4 == 400 && unknown.contains("\"code\":1"))
     }
 
+    /// A polling session's first GET passes the Origin check and per-IP admission like an upgrade, and the
+    /// session holds its admission ticket: a second session from the address is refused while it lives.
+    @Test func pollingOpenIsAdmittedLikeAnUpgrade() throws {
+        let gw = try Self.gateway(["--allowed-origins", "https://app.example", "--max-connections-per-ip", "1"])
+        let open = "/socket.io/?EIO=4&transport=polling"
+        #expect(try httpRequest(port: gw.port, method: "GET", path: open, headers: ["Origin": "https://evil.example"]).0 == 403)
+        let (ok, body) = try httpRequest(port: gw.port, method: "GET", path: open, headers: ["Origin": "https://app.example"])
+        #expect(ok == 200 && body.hasPrefix("0{"))
+        #expect(try httpRequest(port: gw.port, method: "GET", path: open, headers: ["Origin": "https://app.example"]).0 == 429)
+    }
+
     /// A client whose held GET's connection went away polls again: that poll is not a duplicate (which would
     /// close the session), and it gets the next ping.
     @Test func abandonedPollIsNotADuplicate() throws {
@@ -211,6 +222,19 @@ import Testing
         try live.sendText("42[\"join\",\"lobby\"]")   // still served
         #expect(try gw.metric("switchboard_protocol_sessions_closed_total{protocol=\"socketio\",reason=\"ping_timeout\"}") == 1)
         #expect(try gw.metric("switchboard_protocol_sessions_open{protocol=\"socketio\"}") == 1)
+    }
+
+    /// A session whose CONNECT token expires is closed 4003 (the client reconnects with a fresh token and
+    /// recovers); one with a longer token stays.
+    @Test func tokenExpiryClosesTheSession() throws {
+        let gw = try Self.gateway(["--jwt-leeway", "0s"])
+        let (short, _) = try Self.rawSession(gw, token: TokenFactory.make(claims: TokenFactory.claims(exp: TokenFactory.now + 1)))
+        let (long, _) = try Self.rawSession(gw)
+        #expect(try short.expectClose(timeout: 4) == 4003)
+        try long.sendText("421[\"join\",\"lobby\"]")
+        guard case .text(let ack)? = try long.next(timeout: 3) else { throw TestFailure("no ack") }
+        #expect(ack.hasPrefix("431[{\"room\":\"lobby\""))
+        #expect(try gw.metric("switchboard_protocol_sessions_closed_total{protocol=\"socketio\",reason=\"token_expired\"}") == 1)
     }
 
     /// Each input closes its session with the protocol's answer and a labelled count; the node goes on.
