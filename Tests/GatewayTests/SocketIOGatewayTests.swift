@@ -39,6 +39,23 @@ import Testing
         return (c, fields)
     }
 
+    /// Opens a long-polling session (its open packet checked) and, with `connect`, connects `/` by POST and
+    /// collects the answer by GET; returns the session's polling path.
+    static func pollingSession(_ gw: GatewayProcess, connect: Bool = true) throws -> String {
+        let (status, open) = try httpGet(port: gw.port, path: "/socket.io/?EIO=4&transport=polling")
+        guard status == 200, open.hasPrefix("0{"), open.contains("\"upgrades\":[\"websocket\"]"),
+              let sid = (try JSONSerialization.jsonObject(with: Data(open.dropFirst().utf8)) as? [String: Any])?["sid"] as? String else {
+            throw TestFailure("no polling open packet: \(status) \(open)")
+        }
+        let path = "/socket.io/?EIO=4&transport=polling&sid=\(sid)"
+        if connect {
+            let (posted, ok) = try httpRequest(port: gw.port, method: "POST", path: path, body: Array("40{\"token\":\"\(TokenFactory.make())\"}".utf8))
+            let (polled, answer) = try httpGet(port: gw.port, path: path)
+            guard posted == 200, ok == "ok", polled == 200, answer.hasPrefix("40{\"sid\":") else { throw TestFailure("CONNECT by polling: \(ok) \(answer)") }
+        }
+        return path
+    }
+
     @Test func flags() throws {
         #expect(try Config.parse(arguments: [], environment: [:]).socketIO.path == nil)
         let c = try Config.parse(arguments: ["--socketio-path", "/socket.io/", "--socketio-namespaces", "/,/chat", "--socketio-join-event", "enter",
@@ -102,14 +119,7 @@ import Testing
     /// a body over maxPayload is refused before it is read.
     @Test func pollingPostIsAllOrNothing() throws {
         let gw = try Self.gateway(["--socketio-max-payload", "4KiB"])
-        let (s1, open) = try httpGet(port: gw.port, path: "/socket.io/?EIO=4&transport=polling")
-        #expect(s1 == 200 && open.hasPrefix("0{\"sid\":") && open.contains("\"upgrades\":[\"websocket\"]"))
-        let sid = try #require((try JSONSerialization.jsonObject(with: Data(open.dropFirst().utf8)) as? [String: Any])?["sid"] as? String)
-        let q = "/socket.io/?EIO=4&transport=polling&sid=\(sid)"
-        let (p1, ok) = try httpRequest(port: gw.port, method: "POST", path: q, body: Array("40{\"token\":\"\(TokenFactory.make())\"}".utf8))
-        #expect(p1 == 200 && ok == "ok")
-        let (g1, connected) = try httpGet(port: gw.port, path: q)
-        #expect(g1 == 200 && connected.hasPrefix("40{\"sid\":"))
+        let q = try Self.pollingSession(gw)
         let mixed = "421[\"join\",\"lobby\"]\u{1e}4abc\u{1e}422[\"join\",\"stream:x\"]"
         let (p2, bad) = try httpRequest(port: gw.port, method: "POST", path: q, body: Array(mixed.utf8))
         #expect(p2 == 400 && bad.contains("\"code\":3"))
@@ -118,9 +128,7 @@ import Testing
         #expect(g2 == 400 && gone.contains("\"code\":1"))
         #expect(try gw.metric("switchboard_protocol_sessions_closed_total{protocol=\"socketio\",reason=\"socketio_error\"}") == 1)
         // Over maxPayload: refused from the Content-Length alone.
-        let (_, open2) = try httpGet(port: gw.port, path: "/socket.io/?EIO=4&transport=polling")
-        let sid2 = try #require((try JSONSerialization.jsonObject(with: Data(open2.dropFirst().utf8)) as? [String: Any])?["sid"] as? String)
-        let (p3, big) = try httpRequest(port: gw.port, method: "POST", path: "/socket.io/?EIO=4&transport=polling&sid=\(sid2)",
+        let (p3, big) = try httpRequest(port: gw.port, method: "POST", path: try Self.pollingSession(gw, connect: false),
                                         body: Array(repeating: UInt8(ascii: "4"), count: 5000))
         #expect(p3 == 400 && big.contains("maxPayload"))
         let (p4, unknown) = try httpRequest(port: gw.port, method: "POST", path: "/socket.io/?EIO=4&transport=polling&sid=00nosuchsessionxxxxxxx", body: Array("2".utf8))
@@ -142,11 +150,7 @@ import Testing
     /// close the session), and it gets the next ping.
     @Test func abandonedPollIsNotADuplicate() throws {
         let gw = try Self.gateway(["--socketio-ping-interval", "400ms", "--socketio-ping-timeout", "3s"])
-        let (_, open) = try httpGet(port: gw.port, path: "/socket.io/?EIO=4&transport=polling")
-        let sid = try #require((try JSONSerialization.jsonObject(with: Data(open.dropFirst().utf8)) as? [String: Any])?["sid"] as? String)
-        let q = "/socket.io/?EIO=4&transport=polling&sid=\(sid)"
-        #expect(try httpRequest(port: gw.port, method: "POST", path: q, body: Array("40{\"token\":\"\(TokenFactory.make())\"}".utf8)).0 == 200)
-        #expect(try httpGet(port: gw.port, path: q).1.hasPrefix("40{"))
+        let q = try Self.pollingSession(gw)
         do {
             let held = try RawSocket(port: gw.port)
             try held.send(Array("GET \(q) HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
@@ -161,12 +165,7 @@ import Testing
     /// consumer (its next poll gets code 1: it reconnects and recovers).
     @Test func pollingQueueIsBounded() throws {
         let gw = try Self.gateway(["--max-outbound-bytes", "2KiB", "--api-key", "k"])
-        let (_, open) = try httpGet(port: gw.port, path: "/socket.io/?EIO=4&transport=polling")
-        let sid = try #require((try JSONSerialization.jsonObject(with: Data(open.dropFirst().utf8)) as? [String: Any])?["sid"] as? String)
-        let q = "/socket.io/?EIO=4&transport=polling&sid=\(sid)"
-        // A namespace is connected once the CONNECT is answered, so the join goes in a later POST.
-        #expect(try httpRequest(port: gw.port, method: "POST", path: q, body: Array("40{\"token\":\"\(TokenFactory.make())\"}".utf8)).0 == 200)
-        #expect(try httpGet(port: gw.port, path: q).1.hasPrefix("40{"))
+        let q = try Self.pollingSession(gw)
         #expect(try httpRequest(port: gw.port, method: "POST", path: q, body: Array("421[\"join\",\"lobby\"]".utf8)).0 == 200)
         let (_, joined) = try httpGet(port: gw.port, path: q)
         #expect(joined.contains("431[{\"room\":\"lobby\""), "got \(joined)")
