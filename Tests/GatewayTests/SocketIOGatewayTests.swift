@@ -223,6 +223,27 @@ import Testing
         #expect(try gw.metric("switchboard_protocol_sessions_open{protocol=\"socketio\"}") == 1)
     }
 
+    /// Namespaces: an unconfigured one gets CONNECT_ERROR and the session stays; a room joined through
+    /// `/chat` delivers its messages on `/chat`, with acks on `/chat` too.
+    @Test func namespaces() throws {
+        let gw = try Self.gateway(["--socketio-namespaces", "/,/chat"])
+        let (c, _) = try Self.rawSession(gw)
+        try c.sendText("40/nope,")
+        guard case .text(let refused)? = try c.next(timeout: 3) else { throw TestFailure("no answer") }
+        #expect(refused == "44/nope,{\"message\":\"Invalid namespace\"}")
+        try c.sendText("40/chat,{\"token\":\"\(TokenFactory.make())\"}")
+        guard case .text(let connected)? = try c.next(timeout: 3) else { throw TestFailure("no answer") }
+        #expect(connected.hasPrefix("40/chat,{\"sid\":"))
+        try c.sendText("42/chat,5[\"join\",\"lobby\"]")
+        guard case .text(let joined)? = try c.next(timeout: 3) else { throw TestFailure("no join ack") }
+        #expect(joined.hasPrefix("43/chat,5[{\"room\":\"lobby\""))
+        try c.sendText("42/chat,6[\"publish\",\"lobby\",{\"n\":1}]")
+        var texts: [String] = []
+        while texts.count < 2, case .text(let t)? = try c.next(timeout: 3) { texts.append(t) }
+        #expect(texts.contains { $0.hasPrefix("43/chat,6[{\"offset\":") })
+        #expect(texts.contains { $0.hasPrefix("42/chat,[\"message\",\"lobby\",{\"n\":1},\"") })
+    }
+
     /// A session whose CONNECT token expires is closed 4003 (the client reconnects with a fresh token and
     /// recovers); one with a longer token stays.
     @Test func tokenExpiryClosesTheSession() throws {
