@@ -101,22 +101,6 @@ final class SocketIOConnectionState: TimerTarget {
     }
 }
 
-/// A Socket.IO event that is not a room op, for the backend event proxy.
-struct SocketIOForwardedEvent: Sendable {
-    /// The namespace it came through, e.g. `/` or `/chat`.
-    var namespace: String
-    /// The event name (`socket.emit(name, …)`).
-    var event: String
-    /// The arguments after the name, each one JSON value as sent.
-    var arguments: [JSONFragment]
-    /// Binary attachments (BINARY_EVENT), in placeholder order.
-    var attachments: [[UInt8]]
-    /// The authenticated user, nil without authentication.
-    var user: String?
-    /// Whether the client waits for an answer (it sent an ack id).
-    var wantsAnswer: Bool
-}
-
 extension SocketIOCloseReason {
     /// The session closed because of what the client sent (not a timeout or an orderly close).
     var isMalformedInput: Bool {
@@ -127,24 +111,9 @@ extension SocketIOCloseReason {
     }
 }
 
-/// The seam of the backend event proxy (built on its own branch, issue 14): events that are not room ops
-/// go to it when the node has one (``GatewayNode/socketIOEventProxy``); without one they get an error ack.
-protocol SocketIOEventProxy: AnyObject, Sendable {
-    /// Hands `event` to the backend; `completion` (any thread, once) gives the ack's arguments, or an error
-    /// code and message for an error ack. Not called back for events without an ack id is fine.
-    func forward(_ event: SocketIOForwardedEvent, completion: @escaping @Sendable (Result<[JSONFragment], SocketIOProxyError>) -> Void)
-}
-
-/// Why the backend event proxy could not answer an event: sent to the client as an error ack.
-struct SocketIOProxyError: Error, Sendable {
-    /// The room protocol's error code, e.g. `unavailable`.
-    var code: ErrorCode
-    /// Safe to show the client.
-    var message: String
-}
-
 extension Connection {
-    private var sioMetrics: SocketIOLoopMetrics { loop.metrics.socketIO }
+    /// This loop's Socket.IO counters.
+    var sioMetrics: SocketIOLoopMetrics { loop.metrics.socketIO }
 
     // MARK: - Routing
 
@@ -325,156 +294,7 @@ extension Connection {
         sioMetrics.recordsWritten.add()
     }
 
-    /// The token of a CONNECT expired: the session closes with 4003 (its rooms are recorded for recovery),
-    /// so that the client reconnects with a fresh token (socket.io-client calls its `auth` function again).
-    func socketIOTokenExpired() {
-        loop.metrics.auth.count(.expired)
-        loop.node.logger.rateLimited(.info, "socketio token expired", ["conn": logID, "protocol": .string("socketio")])
-        sioMetrics.countClose("token_expired")
-        fail(.tokenExpired, reason: "token expired")
-    }
-
-    // MARK: - CONNECT
-
-    /// A CONNECT: without required tokens it is accepted at once; otherwise the auth object's `token` goes
-    /// through the same JWT / auth-backend path (retry, breaker, cache) as the room protocol's `auth` op.
-    private func socketIOAuthenticate(namespace ns: String, auth: JSONFragment?, recovery: SocketIORecovery?) {
-        let svc = loop.node.auth
-        guard svc.requiresToken else { return socketIOAdmit(namespace: ns, recovery: recovery) }
-        guard let token = auth.flatMap(Self.tokenField) else {
-            loop.metrics.auth.count(.invalid)
-            return socketIOConnectRefused(namespace: ns, message: "authentication required: connect with auth {token}")
-        }
-        let ctx = authState?.context ?? AuthRequestContext(clientIP: Socket.peerAddress(fd), headers: [])
-        if let outcome = svc.authenticate(token: token, context: ctx, on: loop, completion: { outcome in
-            self.socketIOAuthenticated(namespace: ns, recovery: recovery, outcome)
-        }) {
-            socketIOAuthenticated(namespace: ns, recovery: recovery, outcome)
-        }
-    }
-
-    private func socketIOAuthenticated(namespace ns: String, recovery: SocketIORecovery?, _ outcome: AuthOutcome) {
-        guard phase == .open, socketIO != nil else { return }
-        let m = loop.metrics.auth
-        switch outcome {
-        case .admitted(let identity):
-            let st = authState ?? ConnectionAuthState()
-            authState = st
-            if let old = st.identity, old.user != identity.user {
-                m.count(.invalid)
-                return socketIOConnectRefused(namespace: ns, message: "token is for another user than this session's")
-            }
-            m.count(.ok)
-            st.identity = identity
-            st.status = .authenticated
-            if let exp = identity.expiresAt, let sio = socketIO {
-                let left = (exp + loop.node.auth.leewaySeconds) * 1000 - Double(wallClockMilliseconds())
-                let at = Int(now) + Int(max(0, min(left, Double(Int32.max))))
-                sio.tokenExpiresAt = min(sio.tokenExpiresAt ?? at, at)
-            }
-            socketIOAdmit(namespace: ns, recovery: recovery)
-        case .invalid(let error):
-            m.count(.invalid)
-            loop.node.logger.rateLimited(.info, "token refused", ["rule": .string(error.label), "protocol": .string("socketio")])
-            socketIOConnectRefused(namespace: ns, message: error.reason)
-        case .rejected(let reason):
-            m.count(.rejected)
-            socketIOConnectRefused(namespace: ns, message: reason)
-        case .unavailable(let after, let reason):
-            m.count(.unavailable)
-            socketIOConnectRefused(namespace: ns, message: reason, data: JSONFragment(bytes: Self.object([("retry_after_ms", .number(after * 1000))])))
-        }
-    }
-
-    private func socketIOConnectRefused(namespace ns: String, message: String, data: JSONFragment? = nil) {
-        guard let sio = socketIO else { return }
-        sioMetrics.connectsRefused.add()
-        performSocketIO(sio.session.connectResult(namespace: ns, .rejected(message: message, data: data)))
-    }
-
-    /// Connects `ns`; with a recovery request and a record for its `pid` (written by any node), the answer keeps
-    /// that `pid` (socket.io-client then reports `recovered`) and the rooms joined through `ns` are rejoined
-    /// with `since`, so what was published meanwhile is replayed once, in order.
-    private func socketIOAdmit(namespace ns: String, recovery: SocketIORecovery?) {
-        guard let sio = socketIO else { return }
-        let recoveryOn = loop.config.socketIO.recoveryWindowMs > 0
-        guard recoveryOn, let recovery, !recovery.pid.isEmpty, recovery.pid.utf8.count <= 64 else {
-            sioMetrics.connectsAccepted.add()
-            performSocketIO(sio.session.connectResult(namespace: ns, .accepted(socketID: SocketIOConnectionState.randomID(), pid: recoveryOn ? sio.pid : nil)))
-            sio.syncTimer()
-            return
-        }
-        let loopRef = loop
-        loop.node.services.sessions.loadSession(key: recovery.pid) { record in
-            loopRef.onLoop { self.socketIORecover(namespace: ns, recovery: recovery, record: record) }
-        }
-    }
-
-    private func socketIORecover(namespace ns: String, recovery: SocketIORecovery, record: [UInt8]?) {
-        guard phase == .open, let sio = socketIO, sio.session.authenticatingNamespaces.contains(ns) else { return }
-        let rooms = record.flatMap { Self.recordRooms($0, user: authState?.identity?.user) }
-        if rooms != nil { sio.pid = recovery.pid }
-        sioMetrics.countRecovery(rooms != nil)
-        sioMetrics.connectsAccepted.add()
-        performSocketIO(sio.session.connectResult(namespace: ns, .accepted(socketID: SocketIOConnectionState.randomID(), pid: sio.pid)))
-        sio.syncTimer()
-        guard let rooms else { return }
-        // The client's offset is the last event it got: it belongs to the room whose history shares its epoch.
-        let clientOffset = recovery.offset.flatMap(StreamOffset.init)
-        for r in rooms where r.ns == ns && roomSlots[r.room] == nil {
-            if let id = authState?.identity, !id.mayJoin(r.room) { continue }
-            if roomSlots.count >= loop.config.maxRoomsPerConnection { break }
-            var since = r.offset
-            if let c = clientOffset, let recorded = since, c.epoch == recorded.epoch { since = c }
-            sio.roomNamespaces[r.room] = ns
-            guard loop.join(self, room: r.room) else { continue }
-            subscribeAndReplay(room: r.room, since: since, origin: .socketIO(namespace: ns, ackID: nil))
-        }
-    }
-
-    /// The rooms of a recovery record (`{"rooms":[{"room","ns","offset"}],"user"}`); nil when it is not one,
-    /// or it belongs to another user than the one now authenticated.
-    private static func recordRooms(_ bytes: [UInt8], user: String?) -> [(room: String, ns: String, offset: StreamOffset?)]? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-              let rooms = object["rooms"] as? [[String: String]] else { return nil }
-        let owner = object["user"] as? String ?? ""
-        guard owner == (user ?? "") else { return nil }
-        return rooms.compactMap { r in
-            guard let room = r["room"], Envelope.isValidRoomName(room) else { return nil }
-            return (room, r["ns"] ?? "/", r["offset"].flatMap(StreamOffset.init))
-        }
-    }
-
-    /// `token` of a CONNECT auth object (`{"token":"…"}`), nil when absent or not a string.
-    private static func tokenField(_ auth: JSONFragment) -> String? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(auth.bytes)) as? [String: Any] else { return nil }
-        return object["token"] as? String
-    }
-
     // MARK: - Answers
-
-    /// Other events: to the backend event proxy when the node has one, else an error ack (when one is wanted).
-    private func socketIOForward(namespace ns: String, event: String, arguments: [JSONFragment], attachments: [[UInt8]], ackID: Int?) {
-        guard let proxy = loop.node.socketIOEventProxy else {
-            sioMetrics.eventsRefused.add()
-            socketIOAnswerError(namespace: ns, ackID: ackID, code: .unknownOp,
-                                message: "no handler for event '\(event)': only \(loop.config.socketIO.joinEvent), \(loop.config.socketIO.leaveEvent) and \(loop.config.socketIO.publishEvent) are served")
-            return
-        }
-        sioMetrics.eventsForwarded.add()
-        let loopRef = loop
-        let forwarded = SocketIOForwardedEvent(namespace: ns, event: event, arguments: arguments, attachments: attachments,
-                                               user: authState?.identity?.user, wantsAnswer: ackID != nil)
-        proxy.forward(forwarded) { result in
-            loopRef.onLoop {
-                guard let ackID, self.phase == .open, let sio = self.socketIO else { return }
-                switch result {
-                case .success(let args): self.performSocketIO(sio.session.answer(namespace: ns, ackID: ackID, arguments: args))
-                case .failure(let e): self.socketIOAnswerError(namespace: ns, ackID: ackID, code: e.code, message: e.message)
-                }
-            }
-        }
-    }
 
     /// Answers a `join`: `[{"room":…,"offset":…,"recovered":…}]`.
     func socketIOJoined(namespace ns: String, ackID: Int?, room: String, offset: StreamOffset, recovered: Bool) {
@@ -500,7 +320,7 @@ extension Connection {
     }
 
     /// `{"k":v,…}` from already-encoded values, in order.
-    private static func object(_ fields: [(String, JSONFragment)]) -> [UInt8] {
+    static func object(_ fields: [(String, JSONFragment)]) -> [UInt8] {
         var out: [UInt8] = [UInt8(ascii: "{")]
         for (i, (k, v)) in fields.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
