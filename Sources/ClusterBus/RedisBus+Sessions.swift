@@ -6,6 +6,7 @@ extension RedisBus: SessionStore {
     /// The Redis key of the session record `key`.
     func sessionKey(_ key: String) -> String { keys.prefix + "sio:session:" + key }
 
+    /// `SET {prefix}sio:session:{key} value PX ttl` on the commands connection; dropped while Redis is down.
     public func storeSession(key: String, value: [UInt8], ttlMilliseconds: Int) {
         onLoop { [self] in
             // Best effort: a record that cannot be written means a later reconnect is not recovered.
@@ -19,6 +20,7 @@ extension RedisBus: SessionStore {
         }
     }
 
+    /// `GET {prefix}sio:session:{key}`; nil while Redis is down. `completion` runs on the bus loop.
     public func loadSession(key: String, completion: @escaping @Sendable ([UInt8]?) -> Void) {
         onLoop { [self] in
             guard commands != nil, commands.isReady, let conn = commands.connection else { return completion(nil) }

@@ -36,6 +36,8 @@ public final class LocalSessionStore: SessionStore, @unchecked Sendable {
     /// Records currently held (expired ones included until the next write prunes them).
     public var count: Int { records.withLock { $0.count } }
 
+    /// Stores `value` under `key` for `ttlMilliseconds`; past `maxRecords`, expired records are pruned first,
+    /// then those closest to expiry.
     public func storeSession(key: String, value: [UInt8], ttlMilliseconds: Int) {
         let now = clock()
         records.withLock { r in
@@ -49,6 +51,7 @@ public final class LocalSessionStore: SessionStore, @unchecked Sendable {
         }
     }
 
+    /// The live value under `key` (an expired one is removed), passed to `completion` before this returns.
     public func loadSession(key: String, completion: @escaping @Sendable ([UInt8]?) -> Void) {
         let now = clock()
         let value = records.withLock { r -> [UInt8]? in

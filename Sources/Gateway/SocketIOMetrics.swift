@@ -3,25 +3,30 @@ import Runtime
 /// Socket.IO counters of one loop (summed on scrape), exported with `protocol="socketio"` so an operator
 /// sees that population beside the native one. Loop-confined writes, relaxed reads.
 public final class SocketIOLoopMetrics: Sendable {
-    /// Sessions started (open packet sent) and currently open.
+    /// Sessions started (open packet sent).
     public let sessionsOpened = Counter()
+    /// Sessions currently open (a gauge kept as a counter that goes down).
     public let sessionsOpen = Counter()
-    /// Session closes by `SocketIOCloseReason.label`, in ``closeReasons`` order.
+    /// Session closes by `SocketIOCloseReason.label` (and `token_expired`), in ``closeReasons`` order.
     public let closes: [Counter] = SocketIOLoopMetrics.closeReasons.map { _ in Counter() }
     static let closeReasons = ["ping_timeout", "connect_timeout", "client_closed", "engineio_error", "socketio_error", "unexpected_packet", "server_closed",
                                "token_expired"]
-    /// Engine.IO HTTP errors by reference code 0...5.
+    /// Engine.IO HTTP errors by reference code 0...5 (index = code).
     public let httpErrors: [Counter] = (0...5).map { _ in Counter() }
-    /// Namespace CONNECTs answered `40` and `44`.
+    /// Namespace CONNECTs answered `40`.
     public let connectsAccepted = Counter()
+    /// Namespace CONNECTs answered CONNECT_ERROR `44` by the gateway (a refused token; an unconfigured
+    /// namespace is answered by the session and not counted here).
     public let connectsRefused = Counter()
-    /// Recovery requests (`pid` in the CONNECT) that found a record, and that did not.
+    /// Recovery requests (`pid` in the CONNECT) that found a record.
     public let recovered = Counter()
+    /// Recovery requests whose `pid` had no record (unknown, expired, another user's).
     public let notRecovered = Counter()
     /// Recovery records written as sessions ended.
     public let recordsWritten = Counter()
-    /// Non-room events handed to the backend event proxy, and refused for want of one.
+    /// Non-room events handed to the backend event proxy.
     public let eventsForwarded = Counter()
+    /// Non-room events refused for want of a proxy (error ack when they had an ack id).
     public let eventsRefused = Counter()
     /// Error acks for room ops and events (sent or, without an ack id, only counted).
     public let errorAcks = Counter()
@@ -29,6 +34,7 @@ public final class SocketIOLoopMetrics: Sendable {
     /// connected, repeated CONNECTs, room ops with bad arguments), added when the session ends.
     public let ignoredPackets = Counter()
 
+    /// Counters at zero.
     public init() {}
 
     func countClose(_ label: String) {

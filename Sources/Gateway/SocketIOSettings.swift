@@ -8,9 +8,11 @@ public struct SocketIOSettings: Sendable {
     public var path: String? = nil
     /// `--socketio-namespaces`: namespaces clients may connect to (default `/`); any other gets CONNECT_ERROR.
     public var namespaces: Set<String> = ["/"]
-    /// `--socketio-join-event`, `--socketio-leave-event`, `--socketio-publish-event`: the room-op event names.
+    /// `--socketio-join-event`: the event that joins a room, `[room]` or `[room, since]` (default `join`).
     public var joinEvent = "join"
+    /// `--socketio-leave-event`: the event that leaves a room, `[room]` (default `leave`).
     public var leaveEvent = "leave"
+    /// `--socketio-publish-event`: the event that publishes, `[room, data]`, acked with the offset (default `publish`).
     public var publishEvent = "publish"
     /// `--socketio-message-event`: the event a room message arrives as (`[room, data, offset]`).
     public var messageEvent = "message"
