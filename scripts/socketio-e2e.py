@@ -5,7 +5,7 @@ python3-socketio 5.7.2) and, for the mixed room, a native room-protocol client (
 Run by Tests/GatewayTests/SocketIO*Tests.swift against the real gateway binary; prints one JSON object
 with what each client saw, which the Swift test asserts on. Every wait is bounded.
 
-  socketio-e2e.py basic   --url http://127.0.0.1:PORT --token T --bad-token B [--transport websocket|polling]
+  socketio-e2e.py basic   --url http://127.0.0.1:PORT --token T --bad-token B [--transport websocket|polling|polling-only]
   socketio-e2e.py cluster --url http://127.0.0.1:LBPORT --token T --admins P1,P2 --pids PID1,PID2 --api-key K
 
 python-socketio 5.7.2 predates connection-state recovery (socket.io-client 4.6); `RecoveringClient`
@@ -109,7 +109,7 @@ def native_client(url, token):
 
 
 def basic(a):
-    transports = [a.transport] if a.transport == "websocket" else ["polling", "websocket"]
+    transports = {"websocket": ["websocket"], "polling": ["polling", "websocket"], "polling-only": ["polling"]}[a.transport]
     out = {}
     c = RecoveringClient(a.url, a.token, transports)
     out["transport"] = c.sio.transport()

@@ -101,10 +101,13 @@ import Testing
         #expect(gw.log().contains("\"protocol\":\"socketio\""))
     }
 
-    /// python-socketio's default: long-polling first, then the upgrade probe, then the WebSocket.
-    @Test func pythonClientPollingThenUpgrade() throws {
+    /// python-socketio's default (long-polling first, then the upgrade probe, then the WebSocket), and
+    /// long-polling only; on two loops, so requests of one session also arrive on the other loop.
+    @Test(arguments: ["polling", "polling-only"])
+    func pythonClientOverPolling(transport: String) throws {
         let gw = try Self.gateway(["--threads", "2"])
-        let r = try Self.driver(["basic", "--url", "http://127.0.0.1:\(gw.port)", "--token", TokenFactory.make(), "--transport", "polling"])
+        let r = try Self.driver(["basic", "--url", "http://127.0.0.1:\(gw.port)", "--token", TokenFactory.make(), "--transport", transport])
+        if transport == "polling-only" { #expect(r["transport"] as? String == "polling") }
         let offset = (r["publish"] as? [String: Any])?["offset"] as? String
         #expect((r["message"] as? [Any])?.last as? String == offset && offset != nil)
         #expect((r["other_event"] as? [String: Any])?["error"] as? String == "unknown_op")
@@ -242,6 +245,48 @@ import Testing
         while texts.count < 2, case .text(let t)? = try c.next(timeout: 3) { texts.append(t) }
         #expect(texts.contains { $0.hasPrefix("43/chat,6[{\"offset\":") })
         #expect(texts.contains { $0.hasPrefix("42/chat,[\"message\",\"lobby\",{\"n\":1},\"") })
+    }
+
+    /// Recovery on one node over the WebSocket: a session that lost its transport left a record; a new
+    /// session presenting its `pid` and last offset gets the same `pid` back and exactly the messages
+    /// published meanwhile, in order, then live ones.
+    @Test func recoveryAfterATransportLoss() throws {
+        let gw = try Self.gateway(["--api-key", "k"])
+        func texts(_ c: WSClient, _ n: Int) throws -> [String] {
+            var out: [String] = []
+            while out.count < n {
+                guard let e = try c.next(timeout: 3) else { throw TestFailure("got \(out)") }
+                if case .text(let t) = e, t != "2" { out.append(t) }
+            }
+            return out
+        }
+        func publish(_ i: Int) throws {
+            _ = try httpRequest(port: gw.adminPort, method: "POST", path: "/api/publish", headers: ["Authorization": "Bearer k"],
+                                body: Array("{\"room\":\"lobby\",\"data\":\(i)}".utf8))
+        }
+        let first = try WSClient(port: gw.port, path: Self.target, expectHello: false)
+        _ = try texts(first, 1)   // open packet
+        try first.sendText("40{\"token\":\"\(TokenFactory.make())\"}")
+        let connected = try texts(first, 1)[0]
+        let pid = try #require((try JSONSerialization.jsonObject(with: Data(connected.dropFirst(2).utf8)) as? [String: Any])?["pid"] as? String)
+        try first.sendText("421[\"join\",\"lobby\"]")
+        _ = try texts(first, 1)
+        try publish(1)
+        let seen = try texts(first, 1)[0]   // 42["message","lobby",1,"<offset>"]
+        let lastOffset = try #require((try JSONSerialization.jsonObject(with: Data(seen.dropFirst(2).utf8)) as? [Any])?.last as? String)
+        shutdown(first.socket.fd, CInt(SHUT_RDWR))   // the transport is lost: no Engine.IO close, no Socket.IO disconnect
+        usleep(200_000)
+        for i in 2...4 { try publish(i) }
+        let second = try WSClient(port: gw.port, path: Self.target, expectHello: false)
+        _ = try texts(second, 1)
+        try second.sendText("40{\"token\":\"\(TokenFactory.make())\",\"pid\":\"\(pid)\",\"offset\":\"\(lastOffset)\"}")
+        let answer = try texts(second, 1)[0]
+        #expect(answer.contains("\"pid\":\"\(pid)\""), "\(answer)")
+        let replayed = try texts(second, 3)
+        #expect(replayed.map { $0.split(separator: ",")[2] } == ["2", "3", "4"], "\(replayed)")
+        try publish(5)
+        #expect(try texts(second, 1)[0].contains("\"lobby\",5,"))
+        #expect(try gw.metric("switchboard_protocol_recoveries_total{protocol=\"socketio\",result=\"recovered\"}") == 1)
     }
 
     /// A session whose CONNECT token expires is closed 4003 (the client reconnects with a fresh token and
