@@ -3,7 +3,7 @@
 #   scripts/deps.sh run    build and run one node: pkg-config, libssl-dev, libhiredis-dev, zlib1g-dev
 #   scripts/deps.sh test   also what the tests start: redis-server, haproxy, chromium and node-typescript
 #                          (the JS client), python3 (with websockets for
-#                          the wss tests), and the
+#                          the wss tests, python-socketio for the Socket.IO tests), and the
 #                          Autobahn|Testsuite (../shared/tools/autobahn/setup.sh, Python 2.7 from the image),
 #                          and what scripts/validate-deploy.sh runs: docker-compose, nginx, python3-venv,
 #                          and the offline checks' tools (python3-yaml, python3-websockets, scripts/ci-venv.sh)
@@ -15,6 +15,8 @@ if [[ "$mode" == test ]]; then
   pkgs+=(redis-server haproxy python3 python3-prometheus-client python3-websockets procps iproute2 nodejs node-ws)
   # The JS client: its declarations checked by tsc, and the client and the console page in headless Chromium.
   pkgs+=(node-typescript chromium)
+  # The Socket.IO tests drive Debian's python-socketio client (its WebSocket transport is python3-websocket).
+  pkgs+=(python3-socketio python3-websocket)
   # scripts/validate-deploy.sh: `docker-compose config`, `nginx -t`, a venv for kubernetes-validate.
   pkgs+=(docker-compose nginx python3-venv)
   # scripts/check-container.sh reads YAML; scripts/smoke.sh speaks WebSocket.

@@ -217,6 +217,8 @@ public struct ClusterServices: Sendable {
     public let control: ControlBus
     /// History reads for the server API; nil when the rooms backend has none (the API answers 503).
     public let history: HistoryReader?
+    /// Short-lived records readable by every node (Socket.IO recovery); in process unless the backend has one.
+    public var sessions: any SessionStore = LocalSessionStore()
     private let lifecycle: BusLifecycle
 
     /// Bundles roles with the lifecycle that starts and stops them. `control` defaults to a single node's
@@ -259,6 +261,8 @@ public struct ClusterServices: Sendable {
 
     /// The Redis bus: one `RedisBus` on `loop` carries every role.
     public static func redis(_ bus: RedisBus) -> ClusterServices {
-        ClusterServices(rooms: bus, presence: bus, registry: bus, analytics: bus, lifecycle: bus, control: bus, history: bus)
+        var services = ClusterServices(rooms: bus, presence: bus, registry: bus, analytics: bus, lifecycle: bus, control: bus, history: bus)
+        services.sessions = bus
+        return services
     }
 }

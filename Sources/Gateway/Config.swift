@@ -119,6 +119,8 @@ public struct Config: Sendable {
     public var pinCPU: Int? = nil
     /// Authentication, Origin and per-IP admission (flags in Auth/AuthSettings.swift).
     public var auth = AuthSettings()
+    /// Socket.IO: the endpoint (off by default), event names, Engine.IO heartbeat, recovery (SocketIOSettings.swift).
+    public var socketIO = SocketIOSettings()
     /// `--tls-cert` PEM chains for the public port, paired in order with `tlsKeys`; the first is the default,
     /// the others are chosen by SNI. Empty = plain `ws://`.
     public var tlsCertificates: [String] = []
@@ -300,7 +302,7 @@ public struct Config: Sendable {
                }, current: { $0.logLevel.rawValue }),
         Option(name: "pin-cpu", kind: .int, help: "pin the process to this CPU (benchmarks; unset = no pinning)",
                apply: { c, v throws(Invalid) in c.pinCPU = v.isEmpty ? nil : try int(v, "pin-cpu", 0...4096) }, current: { $0.pinCPU.map(String.init) ?? "" }),
-    ] + authOptions + apiOptions + consoleOptions
+    ] + authOptions + apiOptions + consoleOptions + socketIOOptions
 
     public init() {}
 
@@ -334,6 +336,7 @@ public struct Config: Sendable {
         }
         if config.echoPath == config.wsPath { throw Invalid(description: "--echo-path must differ from --ws-path") }
         try finalizeAuth(&config)
+        try finalizeSocketIO(&config)
         try finalizeTLS(&config)
         try finalizeAPI(&config)
         if config.nodeTTLMs <= config.heartbeatIntervalMs {

@@ -7,7 +7,7 @@ extension Connection {
     func handleHTTP(_ bytes: UnsafeMutableRawBufferPointer) {
         let result: HTTPHeadParser.Result
         do {
-            guard http != nil else { return }
+            guard http != nil else { return socketIOBodyBytes(bytes) }   // a polling POST's body
             result = try http!.feed(UnsafeRawBufferPointer(bytes))
         } catch {
             reject(error)
@@ -21,7 +21,8 @@ extension Connection {
         switch phase {
         case .open: feedFrames(rest)   // frames pipelined right behind the request head
         case .authenticating: stashWhileAuthenticating(rest)
-        case .http, .closing, .closed: break
+        case .http: socketIOBodyBytes(rest)
+        case .closing, .closed: break
         }
     }
 
@@ -31,6 +32,9 @@ extension Connection {
             personalityIndex = Personalities.rooms
         } else if let echo = config.echoPath, head.path == echo {
             personalityIndex = Personalities.echo
+        } else if config.socketIO.matches(head.path) {
+            personalityIndex = Personalities.socketIO
+            guard routeSocketIO(head) else { return }   // polling and Engine.IO errors are answered there
         } else {
             reject(HTTPError(status: .notFound, reason: "no WebSocket endpoint at this path", headers: []))
             return
@@ -76,7 +80,7 @@ extension Connection {
         syncTimer()
         loop.metrics.handshakesCompleted.add()
         loop.metrics.connectionsOpen.add()
-        loop.node.logger.info("connection open", ["conn": logID, "request_id": .string(requestID),
+        loop.node.logger.info("connection open", ["conn": logID, "request_id": .string(requestID), "protocol": .string(personality.name),
                                                   "path": .string(head.path), "peer": .string(peer), "loop": .int(loop.loop.index)])
         personality.opened(self)
         authDidUpgrade()
@@ -89,13 +93,18 @@ extension Connection {
 
     /// Answers a failed handshake with its HTTP status and closes after the response is written.
     func reject(_ error: HTTPError) {
-        loop.metrics.countRejection(error.status.rawValue)
-        loop.node.logger.rateLimited(.info, "handshake rejected", ["status": .int(error.status.rawValue), "reason": .string(error.reason),
+        rejectAnswer(HTTPResponse(error: error), status: error.status.rawValue, reason: error.reason)
+    }
+
+    /// Answers a failed handshake with `response` and closes after it is written.
+    func rejectAnswer(_ response: HTTPResponse, status: Int, reason: String) {
+        loop.metrics.countRejection(status)
+        loop.node.logger.rateLimited(.info, "handshake rejected", ["status": .int(status), "reason": .string(reason),
                                                                    "peer": .string(Socket.peerAddress(fd))])
         http = nil
         machine.rejected(now: now)
         syncTimer()
-        enqueueRaw(loop.node.httpAnswer(HTTPResponse(error: error)))
+        enqueueRaw(loop.node.httpAnswer(response))
         shutdownWriteAfterFlush()
     }
 }

@@ -22,6 +22,8 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     var reader: WebSocketReader
     /// room → index in the loop room's member array.
     var roomSlots: [String: Int] = [:]
+    /// The Socket.IO session when the personality is Socket.IO (SocketIOProtocol.swift), else nil.
+    var socketIO: SocketIOConnectionState?
     /// Rooms held when the close began (they are left before the close log line is written).
     private var roomsAtClose = 0
     var requestID = ""
@@ -40,13 +42,14 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     var now: UInt64 { loop.loop.now }
     var logID: LogValue { .string(String(id, radix: 16)) }
 
-    init(loop: GatewayLoop, fd: CInt) {
+    /// `transport`: nil = the public port's (plain or TLS); a polling session passes its own.
+    init(loop: GatewayLoop, fd: CInt, transport: (any Transport)? = nil) {
         self.id = loop.makeConnectionID()
         self.acceptedAt = loop.loop.now
         self.machine = ConnectionMachine(limits: loop.connectionLimits, now: loop.loop.now)
         self.http = HTTPHeadParser(maxHeadBytes: loop.config.maxHeadSize, maxHeaderCount: loop.config.maxHeaderCount)
         self.reader = WebSocketReader(role: .server, maxMessageSize: loop.config.maxMessageSize, maxFragments: loop.config.maxFragments)
-        super.init(context: loop, fd: fd, transport: loop.publicTransport(fd: fd))
+        super.init(context: loop, fd: fd, transport: transport ?? loop.publicTransport(fd: fd))
     }
 
     /// Registers with the loop and arms the handshake deadline (counted from accept).
@@ -225,13 +228,14 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         loop.metrics.connectionsOpen.add(-1)
         loop.metrics.countClose(code)
         loop.node.proxy?.connectionEvent("disconnect", user: authState?.identity?.user, connection: String(id, radix: 16), on: loop)
-        loop.node.logger.info("connection closed", ["conn": logID, "request_id": .string(requestID), "close_code": .int(Int(code)),
+        loop.node.logger.info("connection closed", ["conn": logID, "request_id": .string(requestID), "protocol": .string(personality.name), "close_code": .int(Int(code)),
                                                     "reason": .string(machine.closeReason), "duration_ms": .int(Int(now - acceptedAt)),
                                                     "bytes_in": .int(bytesRead), "bytes_out": .int(bytesWritten),
                                                     "rooms": .int(max(roomSlots.count, roomsAtClose))])
     }
 
     private func leaveAllRooms() {
+        if personalityIndex == Personalities.socketIO { socketIOSessionEnding() }   // the recovery record needs the rooms
         guard !roomSlots.isEmpty else { return }
         roomsAtClose = roomSlots.count
         for room in Array(roomSlots.keys) { loop.leave(self, room: room) }

@@ -338,9 +338,10 @@ final class ConnectionLimits: Sendable {
         self.slowConsumerGraceMs = slowConsumerGraceMs
     }
 
-    /// The limits `config` sets; `frameRateLimited` false for the echo path (conformance runs send floods).
-    convenience init(_ config: Config, frameRateLimited: Bool) {
-        self.init(handshakeTimeoutMs: config.handshakeTimeoutMs, pingIntervalMs: config.pingIntervalMs, pongTimeoutMs: config.pongTimeoutMs,
+    /// The limits `config` sets; `frameRateLimited` false for the echo path (conformance runs send floods);
+    /// `pingIntervalMs` replaces `--ping-interval` (Socket.IO has its own heartbeat).
+    convenience init(_ config: Config, frameRateLimited: Bool, pingIntervalMs: Int? = nil) {
+        self.init(handshakeTimeoutMs: config.handshakeTimeoutMs, pingIntervalMs: pingIntervalMs ?? config.pingIntervalMs, pongTimeoutMs: config.pongTimeoutMs,
                   idleTimeoutMs: config.idleTimeoutMs, closeTimeoutMs: config.closeTimeoutMs,
                   maxFrameRate: frameRateLimited ? config.maxFrameRate : 0, maxOutboundBytes: config.maxOutboundBytes,
                   slowConsumerGraceMs: config.slowConsumerGraceMs)

@@ -16,6 +16,8 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
     /// Limits of room-protocol and echo connections on this loop (shared: one pointer per connection).
     let connectionLimits: ConnectionLimits
     let echoLimits: ConnectionLimits
+    /// Socket.IO connections: Engine.IO's own heartbeat reaps them, so no WebSocket pings (a year apart).
+    let socketIOLimits: ConnectionLimits
     /// permessage-deflate: one inflater for every connection on this loop (each message is inflated whole,
     /// client_no_context_takeover), and deflaters by window size, made on first use (~260 KiB each).
     let inflater = Inflater()
@@ -25,6 +27,8 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
     private(set) lazy var backendSockets = SocketContext(loop: loop, readBufferBytes: 16 * 1024)
     /// room → members on this loop.
     var rooms: [String: LoopRoom] = [:]
+    /// Socket.IO polling sessions, links and POST bodies of this loop (SocketIOPolling.swift).
+    let engineIO = EngineIOLoopState()
     /// Every open WebSocket connection on this loop (for shutdown), by connection id.
     var connections: [UInt64: Connection] = [:]
     var listener: Listener?
@@ -46,6 +50,7 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
         self.node = node
         self.connectionLimits = ConnectionLimits(node.config, frameRateLimited: true)
         self.echoLimits = ConnectionLimits(node.config, frameRateLimited: false)
+        self.socketIOLimits = ConnectionLimits(node.config, frameRateLimited: true, pingIntervalMs: 365 * 86_400_000)
         self.tls = node.config.tls
         self.adminTLS = node.config.adminTLS
         super.init(loop: try EventLoop(index: index), bytesIn: metrics.bytesIn, bytesOut: metrics.bytesOut,
@@ -85,6 +90,7 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
         c.roomSlots[room] = r.members.count
         r.members.append(c)
         if c.deflateWindowBits != 0 { r.deflateMembers += 1 }
+        if c.socketIO != nil { r.socketIOMembers += 1 }
         metrics.roomJoins.add()
         node.hub.membersChanged(room: room, loop: loop.index, localCount: r.members.count, user: c.authState?.identity?.user, joined: true)
         return true
@@ -102,6 +108,7 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
         }
         r.members.removeLast()
         if c.deflateWindowBits != 0 { r.deflateMembers -= 1 }
+        if c.socketIO != nil { r.socketIOMembers -= 1 }
         r.forget(c)
         metrics.roomLeaves.add()
         if r.members.isEmpty { rooms[room] = nil }
@@ -120,14 +127,15 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
     }
 
     /// Queues the same frame bytes on every member of `room` on this loop (the fan-out hot path); members that
-    /// negotiated permessage-deflate share one compressed copy, made once.
-    func fanOut(room: String, frame: Bytes, offset: StreamOffset, publishedAtMilliseconds: UInt64) {
+    /// negotiated permessage-deflate share one compressed copy, made once, and Socket.IO members one
+    /// `message` event per namespace (`data`: the message's JSON, for those).
+    func fanOut(room: String, frame: Bytes, offset: StreamOffset, data: JSONFragment, publishedAtMilliseconds: UInt64) {
         guard let r = rooms[room] else { return }
         r.lastOffset = offset
         let now = wallClockMilliseconds()
         metrics.deliveryLatency.observe(nanoseconds: (Int(bitPattern: UInt(now)) - Int(bitPattern: UInt(publishedAtMilliseconds))) * 1_000_000)
-        if r.deflateMembers > 0 {
-            fanOutWithDeflate(r, frame: frame, offset: offset)
+        if r.deflateMembers > 0 || r.socketIOMembers > 0 {
+            fanOutPerMember(r, frame: frame, offset: offset, data: data)
         } else if !r.isResuming {
             for m in r.members { m.enqueueFrame(frame) }
         } else {
@@ -140,21 +148,37 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
         if loop.inLoop { body() } else { loop.execute(body) }
     }
 
-    private func fanOutWithDeflate(_ r: LoopRoom, frame: Bytes, offset: StreamOffset) {
+    /// The fan-out when members differ in what they get: permessage-deflate members share one compressed
+    /// copy per window size, Socket.IO members one `message` event per namespace, the others `frame`.
+    private func fanOutPerMember(_ r: LoopRoom, frame: Bytes, offset: StreamOffset, data: JSONFragment) {
         let payload = frame.framePayload
-        let compress = config.deflate.shouldCompress(payloadLength: payload.count)
+        let compress = r.deflateMembers > 0 && config.deflate.shouldCompress(payloadLength: payload.count)
         var compressed: [UInt8: Bytes?] = [:]
-        for m in r.members where !r.isResuming || r.admitLive(m, offset: offset, frame: frame) {
-            let bits = m.deflateWindowBits
-            guard bits != 0, compress else { m.enqueueFrame(frame); continue }
-            let shared: Bytes?
-            if let made = compressed[bits] {
-                shared = made
+        var events: [String: Bytes] = [:]
+        for m in r.members {
+            let own: Bytes
+            if let sio = m.socketIO {
+                let ns = sio.roomNamespaces[r.name] ?? "/"
+                if let made = events[ns] {
+                    own = made
+                } else {
+                    own = SocketIOConnectionState.messageFrame(namespace: ns, room: r.name, offset: offset.description, data: data, config: config.socketIO)
+                    events[ns] = own
+                }
+            } else if m.deflateWindowBits != 0, compress {
+                let bits = m.deflateWindowBits
+                if let made = compressed[bits] {
+                    own = made ?? frame
+                } else {
+                    let shared = compressedFrame(frame.frameOpcode, payload, windowBits: Int(bits))
+                    compressed[bits] = shared
+                    own = shared ?? frame
+                }
             } else {
-                shared = compressedFrame(frame.frameOpcode, payload, windowBits: Int(bits))
-                compressed[bits] = shared
+                own = frame
             }
-            m.enqueueFrame(shared ?? frame)
+            if r.isResuming && !r.admitLive(m, offset: offset, frame: own) { continue }
+            m.enqueueFrame(own)
         }
     }
 
@@ -173,6 +197,8 @@ final class LoopRoom {
     var members: [Connection] = []
     /// Members that negotiated permessage-deflate (the fan-out compresses only when there are any).
     var deflateMembers = 0
+    /// Members speaking Socket.IO (the fan-out frames a `message` event for them only when there are any).
+    var socketIOMembers = 0
     /// Members that resumed from history: live messages at or below the floor were already replayed.
     private var resumeFloors: [ObjectIdentifier: StreamOffset] = [:]
     /// Members whose `join since` is in flight: their live frames, in order.

@@ -77,12 +77,13 @@ final class Hub: BusDelegate, @unchecked Sendable {
         let room = message.room
         let offset = message.offset
         let publishedAt = message.publishedAtMilliseconds
+        let data = message.data
         var m = mask
         while m != 0 {
             let i = m.trailingZeroBitCount
             m &= m - 1
             let gl = node.loops[i]
-            gl.loop.execute { gl.fanOut(room: room, frame: frame, offset: offset, publishedAtMilliseconds: publishedAt) }
+            gl.loop.execute { gl.fanOut(room: room, frame: frame, offset: offset, data: data, publishedAtMilliseconds: publishedAt) }
         }
     }
 

@@ -33,6 +33,8 @@ public final class LoopMetrics: Sendable {
     public let protocolErrors = Counter()
     /// Authentication, authorization, Origin and admission counters (Auth/AuthMetrics.swift).
     public let auth = AuthLoopMetrics()
+    /// Socket.IO sessions, closes, connects, recoveries (SocketIOMetrics.swift).
+    public let socketIO = SocketIOLoopMetrics()
     /// Client publish: from the `publish` frame to the bus's answer (offset assigned).
     public let busPublishLatency = LatencyHistogram(bounds: LatencyHistogram.loopBounds)
     /// From the bus accepting a publish (wall clock, possibly on another node) to fan-out on this loop.

@@ -76,6 +76,7 @@ extension GatewayNode {
         roomClasses.write(to: &w)
         proxy?.write(to: &w)
         writeAuthMetrics(to: &w)
+        writeSocketIOMetrics(to: &w)
         writeTLSMetrics(to: &w)
         let proc = ProcessStats.read()
         family("switchboard_process_resident_memory_bytes", .gauge, "Resident set size (/proc/self/statm).", [("", Double(proc.rssBytes))])

@@ -8,6 +8,8 @@ import Runtime
 /// Personalities are shared by every connection that speaks them (no per-connection allocation); what a
 /// connection must remember lives on the connection (rooms, auth, analytics budget). Loop thread only.
 protocol Personality: AnyObject, Sendable {
+    /// The `protocol` label of its log lines and metrics: `rooms`, `echo`, `socketio`.
+    var name: String { get }
     /// The limits its connections run under on `loop`.
     func limits(on loop: GatewayLoop) -> ConnectionLimits
     /// The 101 was queued (e.g. send `hello`).
@@ -24,12 +26,14 @@ protocol Personality: AnyObject, Sendable {
 enum Personalities {
     static let rooms: UInt8 = 0
     static let echo: UInt8 = 1
-    static let all: [any Personality] = [RoomProtocol.shared, EchoProtocol.shared]
+    static let socketIO: UInt8 = 2
+    static let all: [any Personality] = [RoomProtocol.shared, EchoProtocol.shared, SocketIOProtocol.shared]
 }
 
 /// `--echo-path`: every message comes back as it was sent (conformance runs, e.g. Autobahn|Testsuite).
 final class EchoProtocol: Personality {
     static let shared = EchoProtocol()
+    let name = "echo"
 
     func limits(on loop: GatewayLoop) -> ConnectionLimits { loop.echoLimits }
     func opened(_ c: Connection) {}

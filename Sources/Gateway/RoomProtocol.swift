@@ -7,6 +7,7 @@ import Runtime
 /// `error` that echoes the frame's `id`. Binary messages are not part of it (1003).
 final class RoomProtocol: Personality {
     static let shared = RoomProtocol()
+    let name = "rooms"
 
     func limits(on loop: GatewayLoop) -> ConnectionLimits { loop.connectionLimits }
 
@@ -47,7 +48,7 @@ extension Connection {
         guard authorize(request) else { return }   // unauthorized / token_expired / forbidden (Auth/ConnectionAuth.swift)
         switch request {
         case .join(let room, let since):
-            join(room: room, since: since, id: frameID)
+            joinRoom(room, since: since, origin: .envelope(id: frameID))
         case .leave(let room):
             if loop.leave(self, room: room) {
                 send(Envelope.left(room: room, id: frameID))
@@ -55,11 +56,9 @@ extension Connection {
                 send(Envelope.error(.notJoined, message: "not a member of '\(room)'", id: frameID))
             }
         case .publish(let room, let data, let id):
-            if let proxy = loop.node.proxy, proxy.proxiesPublish(to: room) {
-                proxiedPublish(proxy, room: room, data: data, id: id)
-            } else {
-                publish(room: room, data: data, id: id)
-            }
+            // Retries of one `id` in this session are stored once (node id + session: sessions of two nodes differ).
+            let key = id.map { loop.node.config.nodeID + "/" + String(self.id, radix: 16) + ":" + String(decoding: $0.bytes, as: UTF8.self) }
+            publishToRoom(room, data: data, idempotencyKey: key, origin: .envelope(id: id))
         case .rpc(let method, let data):
             rpc(method: method, data: data, id: frameID)
         case .presence(let room):
@@ -80,11 +79,14 @@ extension Connection {
         }
     }
 
-    private func join(room: String, since: String?, id: JSONFragment?) {
+    /// `join` of any personality: checks `since` and the room limit, joins the loop's room, then answers
+    /// through `origin` (`joined` with the offset, or an error). A repeated join is acknowledged again and
+    /// changes nothing.
+    func joinRoom(_ room: String, since: String?, origin: RoomOpOrigin) {
         let sinceOffset: StreamOffset?
         if let since {
             guard let o = StreamOffset(since) else {
-                send(Envelope.error(.badRequest, message: "field 'since' is not an offset this server issued", id: id))
+                answerRoomError(origin, .badRequest, "field 'since' is not an offset this server issued")
                 return
             }
             sinceOffset = o
@@ -92,29 +94,29 @@ extension Connection {
             sinceOffset = nil
         }
         if roomSlots[room] == nil && roomSlots.count >= loop.config.maxRoomsPerConnection {
-            send(Envelope.error(.tooManyRooms, message: "at most \(loop.config.maxRoomsPerConnection) rooms per connection", id: id))
+            answerRoomError(origin, .tooManyRooms, "at most \(loop.config.maxRoomsPerConnection) rooms per connection")
             return
         }
         let fresh = loop.join(self, room: room)
         if !fresh {
-            // Idempotent: a repeated join is acknowledged again and changes nothing; with `since` it replays
-            // nothing either, since a member already receives every message live (no duplicates).
+            // Idempotent: with `since` it replays nothing either, since a member already receives every
+            // message live (no duplicates).
             let loopRef = loop
             loop.node.rooms.join(room: room, since: nil) { result in
                 loopRef.onLoop {
                     guard case .success(let r) = result else { return }
-                    self.send(Envelope.joined(room: room, offset: r.offset.description, recovered: false, id: id))
+                    self.answerJoined(origin, room: room, offset: r.offset, recovered: false)
                 }
             }
             return
         }
-        subscribeAndReplay(room: room, since: sinceOffset, id: id)
+        subscribeAndReplay(room: room, since: sinceOffset, origin: origin)
     }
 
     /// Asks the bus for the room's offset and, with `since`, the messages after it; answers `joined` and
     /// queues the replay, then the live messages held meanwhile that the replay did not cover (the resume
-    /// seam, owned by `LoopRoom`). Used by `join` and by the resume after a token renewal.
-    func subscribeAndReplay(room: String, since sinceOffset: StreamOffset?, id: JSONFragment?) {
+    /// seam, owned by `LoopRoom`). Used by `join`, by the resume after a token renewal and by Socket.IO recovery.
+    func subscribeAndReplay(room: String, since sinceOffset: StreamOffset?, origin: RoomOpOrigin) {
         let loopRef = loop
         if sinceOffset != nil { loop.rooms[room]?.holdForResume(self) }
         loop.node.rooms.join(room: room, since: sinceOffset) { result in
@@ -123,16 +125,16 @@ extension Connection {
                 switch result {
                 case .success(let r):
                     self.loop.rooms[room]?.noteOffset(r.offset)
-                    self.send(Envelope.joined(room: room, offset: r.offset.description, recovered: r.recovered, id: id))
+                    self.answerJoined(origin, room: room, offset: r.offset, recovered: r.recovered)
                     for m in r.replay {
-                        self.enqueueFrame(Bytes.frame(.text, Envelope.message(room: m.room, offset: m.offset.description, data: m.data)))
+                        self.enqueueFrame(self.roomMessageFrame(room: m.room, offset: m.offset, data: m.data))
                     }
                     // Live messages that arrived while the join was in flight, minus what the replay covered.
                     let replayed = r.recovered ? (r.replay.last?.offset ?? sinceOffset) : nil
                     for frame in self.loop.rooms[room]?.endResume(self, replayedUpTo: replayed) ?? [] { self.enqueueFrame(frame) }
                 case .failure:
                     self.loop.leave(self, room: room)
-                    self.send(Envelope.error(.unavailable, message: "cannot join '\(room)': the bus is down", id: id))
+                    self.answerRoomError(origin, .unavailable, "cannot join '\(room)': the bus is down")
                 }
             }
         }
@@ -149,39 +151,84 @@ extension Connection {
         }
     }
 
-    /// A publish to a `--proxy-publish` room: the backend allows (maybe rewriting `data`) or refuses first.
-    private func proxiedPublish(_ proxy: BackendProxy, room: String, data: JSONFragment, id: JSONFragment?) {
+    /// `publish` of any personality: a `--proxy-publish` room asks the backend first (allow, maybe rewriting
+    /// `data`, or refuse); then `data` goes to the bus and the answer goes through `origin` with the offset
+    /// (or the error). `idempotencyKey`: retries with the same key are stored once.
+    func publishToRoom(_ room: String, data: JSONFragment, idempotencyKey key: String?, origin: RoomOpOrigin) {
+        guard let proxy = loop.node.proxy, proxy.proxiesPublish(to: room) else {
+            return publishToBus(room, data: data, idempotencyKey: key, origin: origin)
+        }
         proxy.proxyPublish(user: authState?.identity?.user, connection: String(self.id, radix: 16), room: room, data: data, on: loop) { decision in
             guard self.phase == .open else { return }
             switch decision {
             case .allow(let final):
-                self.publish(room: room, data: final, id: id)
+                self.publishToBus(room, data: final, idempotencyKey: key, origin: origin)
             case .refuse(let reason):
-                self.send(Envelope.error(.refused, message: reason, id: id))
+                self.answerRoomError(origin, .refused, reason)
             case .unavailable(let why):
                 self.loop.metrics.publishErrors.add()
-                self.send(Envelope.error(.unavailable, message: "publish failed: \(why)", id: id))
+                self.answerRoomError(origin, .unavailable, "publish failed: \(why)")
             }
         }
     }
 
-    private func publish(room: String, data: JSONFragment, id: JSONFragment?) {
+    private func publishToBus(_ room: String, data: JSONFragment, idempotencyKey key: String?, origin: RoomOpOrigin) {
         loop.metrics.publishesClient.add()
         let loopRef = loop
         let started = monotonicNanoseconds()
-        // Retries of one `id` in this session are stored once (node id + session: sessions of two nodes differ).
-        let key = id.map { loop.node.config.nodeID + "/" + String(self.id, radix: 16) + ":" + String(decoding: $0.bytes, as: UTF8.self) }
         loop.node.rooms.publish(room: room, data: data, idempotencyKey: key) { result in
             loopRef.onLoop {
                 loopRef.metrics.busPublishLatency.observe(nanoseconds: Int(monotonicNanoseconds() &- started))
                 switch result {
                 case .success(let offset):
-                    if let id { self.send(Envelope.ack(id: id, offset: offset.description)) }
+                    self.answerPublished(origin, offset: offset)
                 case .failure(let e):
                     self.loop.metrics.publishErrors.add()
-                    self.send(Envelope.error(e.errorCode, message: "publish failed: \(e.message)", id: id))
+                    self.answerRoomError(origin, e.errorCode, "publish failed: \(e.message)")
                 }
             }
         }
     }
+
+    /// A room message as this connection's protocol frames it (the fan-out shares one frame per protocol
+    /// and namespace instead; this is for replays).
+    func roomMessageFrame(room: String, offset: StreamOffset, data: JSONFragment) -> Bytes {
+        if let sio = socketIO {
+            return SocketIOConnectionState.messageFrame(namespace: sio.roomNamespaces[room] ?? "/", room: room, offset: offset.description,
+                                                        data: data, config: loop.config.socketIO)
+        }
+        return Bytes.frame(.text, Envelope.message(room: room, offset: offset.description, data: data))
+    }
+
+    /// `joined {room, offset, recovered}` in the asker's protocol.
+    func answerJoined(_ origin: RoomOpOrigin, room: String, offset: StreamOffset, recovered: Bool) {
+        switch origin {
+        case .envelope(let id): send(Envelope.joined(room: room, offset: offset.description, recovered: recovered, id: id))
+        case .socketIO(let ns, let ackID): socketIOJoined(namespace: ns, ackID: ackID, room: room, offset: offset, recovered: recovered)
+        }
+    }
+
+    /// The publish's offset in the asker's protocol (`ack` / an ack `[{"offset":…}]`).
+    func answerPublished(_ origin: RoomOpOrigin, offset: StreamOffset) {
+        switch origin {
+        case .envelope(let id): if let id { send(Envelope.ack(id: id, offset: offset.description)) }
+        case .socketIO(let ns, let ackID): socketIOAnswerOffset(namespace: ns, ackID: ackID, offset: offset)
+        }
+    }
+
+    /// A refused or failed room op in the asker's protocol (`error` / an error ack).
+    func answerRoomError(_ origin: RoomOpOrigin, _ code: ErrorCode, _ message: String) {
+        switch origin {
+        case .envelope(let id): send(Envelope.error(code, message: message, id: id))
+        case .socketIO(let ns, let ackID): socketIOAnswerError(namespace: ns, ackID: ackID, code: code, message: message)
+        }
+    }
+}
+
+/// Who asked for a room op, so the shared join / resume / publish paths answer in the asker's protocol.
+enum RoomOpOrigin: Sendable {
+    /// The JSON room protocol: the frame's `id`, echoed by the answer (nil: none).
+    case envelope(id: JSONFragment?)
+    /// Socket.IO: the namespace the op came through and its ack id (nil: no answer wanted).
+    case socketIO(namespace: String, ackID: Int?)
 }

@@ -74,14 +74,26 @@ extension GatewayLoop {
                 c.close(CloseCode(rawValue: UInt16(clamping: command.code ?? 4009)), reason: command.reason ?? "")
                 n += 1
             case .subscribe:
-                guard c.personalityIndex == Personalities.rooms, let room = command.room, c.roomSlots[room] == nil,
-                      c.roomSlots.count < config.maxRoomsPerConnection else { continue }
-                _ = join(c, room: room)
-                c.subscribeAndReplay(room: room, since: nil, id: nil)
+                guard let room = command.room, c.roomSlots[room] == nil, c.roomSlots.count < config.maxRoomsPerConnection else { continue }
+                if let sio = c.socketIO {
+                    // Socket.IO: the room's messages arrive as `message` events on the default namespace; the
+                    // client is not told otherwise (Socket.IO has no server-initiated join notice).
+                    sio.roomNamespaces[room] = "/"
+                    c.joinRoom(room, since: nil, origin: .socketIO(namespace: "/", ackID: nil))
+                } else if c.personalityIndex == Personalities.rooms {
+                    _ = join(c, room: room)
+                    c.subscribeAndReplay(room: room, since: nil, origin: .envelope(id: nil))
+                } else {
+                    continue
+                }
                 n += 1
             case .unsubscribe:
                 guard let room = command.room, leave(c, room: room) else { continue }
-                c.send(Envelope.left(room: room))
+                if let sio = c.socketIO {
+                    sio.roomNamespaces[room] = nil
+                } else {
+                    c.send(Envelope.left(room: room))
+                }
                 n += 1
             case .rooms, .presenceUsers:
                 break

@@ -50,38 +50,15 @@ extension Connection {
     func admitHandshake(_ head: HTTPRequestHead, _ handshake: WebSocketHandshake) -> Bool {
         let svc = authService
         guard svc.isActive else { return true }
-        let st = ConnectionAuthState()
-        authState = st
-        let m = loop.metrics.auth
-        let origins = head.headers.values("Origin")
-        guard origins.count <= 1, svc.origins.allows(origins.first) else {
-            m.originRejected.add()
-            reject(HTTPError(status: .forbidden, reason: origins.isEmpty ? "an Origin header is required" : "origin not allowed"))
-            return false
-        }
-        let ip = clientAddress(peer: Socket.peerAddress(fd), forwardedFor: head.headers.values("X-Forwarded-For"), trusted: loop.config.trustedProxies)
-        switch svc.admission.admit(ip) {
-        case .admitted:
-            if svc.admission.isActive { st.admittedIP = ip }
-        case .tooManyConnections(let after):
-            m.admissionConnections.add()
-            reject(HTTPError(status: .tooManyRequests, reason: "too many connections from this address", headers: [HTTPHeader("Retry-After", String(after))]))
-            return false
-        case .tooManyHandshakes(let after):
-            m.admissionRate.add()
-            reject(HTTPError(status: .tooManyRequests, reason: "too many handshakes from this address", headers: [HTTPHeader("Retry-After", String(after))]))
-            return false
-        case .overCapacity(let after):
-            m.admissionCapacity.add()
-            reject(HTTPError(status: .serviceUnavailable, reason: "admission table full", headers: [HTTPHeader("Retry-After", String(after))]))
-            return false
-        }
-        guard personality is RoomProtocol, svc.requiresToken else { return true }
+        guard let ip = admitPeer(head), let st = authState else { return false }
+        guard svc.requiresToken else { return true }
         if svc.backend != nil {
             st.context = AuthRequestContext(clientIP: ip, headers: AuthRequestContext.forwardedHeaders.compactMap { name in
                 head.headers[name].map { (name.lowercased(), $0) }
             })
         }
+        // Socket.IO authenticates each namespace CONNECT (its auth object), after the upgrade.
+        guard personality is RoomProtocol else { return true }
         guard let token = svc.token(from: head) else {
             st.status = .awaitingToken
             return true
@@ -98,6 +75,40 @@ extension Connection {
         machine.beginAuthentication(until: now + UInt64((svc.backend?.policy.deadlineMs ?? 0) + 1000))
         syncTimer()
         return false
+    }
+
+    /// Origin (403, RFC 6455 §10.2) and per-IP admission (429 / 503 with Retry-After) of a request: the
+    /// checks before any token, for WebSocket upgrades and Socket.IO polling opens alike. Returns the
+    /// client address, or nil when the request was refused (answered). Only when the node checks anything.
+    func admitPeer(_ head: HTTPRequestHead) -> String? {
+        let svc = authService
+        let st = ConnectionAuthState()
+        authState = st
+        let m = loop.metrics.auth
+        let origins = head.headers.values("Origin")
+        guard origins.count <= 1, svc.origins.allows(origins.first) else {
+            m.originRejected.add()
+            reject(HTTPError(status: .forbidden, reason: origins.isEmpty ? "an Origin header is required" : "origin not allowed"))
+            return nil
+        }
+        let ip = clientAddress(peer: Socket.peerAddress(fd), forwardedFor: head.headers.values("X-Forwarded-For"), trusted: loop.config.trustedProxies)
+        switch svc.admission.admit(ip) {
+        case .admitted:
+            if svc.admission.isActive { st.admittedIP = ip }
+        case .tooManyConnections(let after):
+            m.admissionConnections.add()
+            reject(HTTPError(status: .tooManyRequests, reason: "too many connections from this address", headers: [HTTPHeader("Retry-After", String(after))]))
+            return nil
+        case .tooManyHandshakes(let after):
+            m.admissionRate.add()
+            reject(HTTPError(status: .tooManyRequests, reason: "too many handshakes from this address", headers: [HTTPHeader("Retry-After", String(after))]))
+            return nil
+        case .overCapacity(let after):
+            m.admissionCapacity.add()
+            reject(HTTPError(status: .serviceUnavailable, reason: "admission table full", headers: [HTTPHeader("Retry-After", String(after))]))
+            return nil
+        }
+        return ip
     }
 
     /// Turns a handshake's auth outcome into an answer; true = send the 101.
@@ -338,7 +349,7 @@ extension Connection {
         st.suspendedAt = [:]
         for (room, since) in rooms.sorted(by: { $0.key < $1.key }) where roomSlots[room] != nil {
             loop.rooms[room]?.unsuspend(self)
-            subscribeAndReplay(room: room, since: since ?? nil, id: nil)
+            subscribeAndReplay(room: room, since: since ?? nil, origin: .envelope(id: nil))
         }
     }
 
