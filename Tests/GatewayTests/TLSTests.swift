@@ -558,6 +558,29 @@ import Testing
         #expect(gw.process.isRunning)
     }
 
+    @Test func changedCertificateFilesAreReloadedWithoutASignalAndABadOneIsLoggedAndKeptOut() throws {
+        let ca = try TestCA()
+        let cert = ca.path("watched.pem"), key = ca.path("watched.key.pem")
+        try FileManager.default.copyItem(atPath: ca.path("server.pem"), toPath: cert)
+        try FileManager.default.copyItem(atPath: ca.path("server.key.pem"), toPath: key)
+        let gw = try GatewayProcess(["--echo-path", "/echo", "--tls-cert", cert, "--tls-key", key, "--tls-reload-interval", "100ms"], threads: 1)
+        #expect(try sClient(port: gw.port, ca: ca.caPath).contains("subject=CN = server"))
+        // Renewed files renamed into place, no signal: the poll sees them and new handshakes get them.
+        try ca.issue("renewed")
+        #expect(rename(ca.path("renewed.pem"), cert) == 0 && rename(ca.path("renewed.key.pem"), key) == 0)
+        try waitUntil(TestTiming.seconds(10), "the reload after the files changed") { gw.log().contains("TLS certificates reloaded") }
+        #expect(gw.log().contains("TLS certificate files changed: reloading"))
+        #expect(try sClient(port: gw.port, ca: ca.caPath).contains("subject=CN = renewed"))
+        // A bad certificate written in place: logged, the renewed one stays, and it is tried once, not per poll.
+        try Data("not a certificate\n".utf8).write(to: URL(fileURLWithPath: cert))
+        try waitUntil(TestTiming.seconds(10), "the failed reload") { gw.log().contains("TLS reload failed") }
+        usleep(600_000)
+        #expect(try sClient(port: gw.port, ca: ca.caPath).contains("subject=CN = renewed"))
+        #expect(try gw.metric("switchboard_tls_reloads_total{result=\"ok\"}") == 1)
+        #expect(try gw.metric("switchboard_tls_reloads_total{result=\"failed\"}") == 1)
+        #expect(gw.process.isRunning)
+    }
+
     @Test func startupRefusesMismatchedOrUnreadableCertificatesAndWarnsOnExpiredOnes() throws {
         let ca = try TestCA()
         func start(_ flags: [String]) throws -> (Int32, String) {
