@@ -154,7 +154,7 @@ package final class ClientConnection: StreamSocket, @unchecked Sendable {
         guard s >= 0 else { return failLater(.connectFailed(errno)) }
         try? Socket.setOption(s, CInt(IPPROTO_TCP), TCP_NODELAY, 1)
         if var src = endpoint.source {
-            try? Socket.setOption(s, CInt(IPPROTO_IP), 24 /* IP_BIND_ADDRESS_NO_PORT */, 1)
+            try? Socket.setOption(s, CInt(IPPROTO_IP), 24, 1)  // IP_BIND_ADDRESS_NO_PORT
             let r = withUnsafePointer(to: &src) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
