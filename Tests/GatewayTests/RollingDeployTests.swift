@@ -497,7 +497,10 @@ import Testing
     }
 }
 
+/// Polls `condition` until it holds, for at most `timeout` seconds stretched by `TestTiming.scale` (a TSan
+/// build of the nodes and of this test process's clients moves the same traffic several times slower).
 private func waitFor(_ timeout: TimeInterval, _ what: String, _ condition: () throws -> Bool) throws {
+    let timeout = TestTiming.seconds(timeout)
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         if try condition() { return }
