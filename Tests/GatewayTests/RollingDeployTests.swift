@@ -298,9 +298,21 @@ import Testing
         let total = history.values.reduce(0) { $0 + $1.count }
         #expect(total >= published, "history holds \(total) messages, \(published) publishes were accepted")
         // Wait (bounded) until every client caught up with its room's newest entry.
-        try waitFor(20, "clients caught up") {
+        do {
+            try waitFor(20, "clients caught up") {
+                let last = crowd.lastIDs()
+                return zip(crowd.room, last).allSatisfy { r, l in l == history[r]!.last }
+            }
+        } catch {
+            // Say who is behind and how (a lagging client versus one that is not connected at all).
             let last = crowd.lastIDs()
-            return zip(crowd.room, last).allSatisfy { r, l in l == history[r]!.last }
+            let behind = crowd.room.indices.filter { last[$0] != history[crowd.room[$0]]!.last }
+            let states = crowd.loop.sync { behind.prefix(5).map { "\($0): \(crowd.clients[$0].state) opens \(crowd.clients[$0].opens)" } }
+            let lags = behind.prefix(5).map { i in
+                let h = history[crowd.room[i]]!
+                return "\(i) in \(crowd.room[i]): last \(last[i] ?? "none"), \(h.count - (h.firstIndex(of: last[i] ?? "") ?? -1) - 1) entries behind"
+            }
+            throw TestFailure("\(error); \(behind.count) of \(crowd.room.count) clients behind: \(lags); states \(states)")
         }
         let snapshot = crowd.loop.sync { (crowd.room, crowd.firstJoined, crowd.received) }
         var checked = 0
@@ -410,7 +422,9 @@ import Testing
         let closes = try closingAt.map { try #require($0, "a node was never seen holding the drain slot (phase 2)") }
         let first = exits[0] < exits[1] ? 0 : 1
         let second = 1 - first
-        #expect(closes[second] >= exits[first] - 0.5, "the second started closing before the first finished")
+        // The first releases the slot in phase 4, before its process exits; that exit (TSan's teardown included)
+        // is the slack, so it stretches with TestTiming.scale. `bothClosing` above is the strict check.
+        #expect(closes[second] >= exits[first] - TestTiming.seconds(0.5), "the second started closing before the first finished")
         #expect((try? httpGet(port: nodes[2].adminPort, path: "/ready"))?.0 == 200, "the third node kept serving")
         print("semaphore: \(pair[first].id) holding the slot at \(String(format: "%.1f", closes[first])) s, exited at \(String(format: "%.1f", exits[first])) s; "
               + "\(pair[second].id) holding the slot at \(String(format: "%.1f", closes[second])) s, exited at \(String(format: "%.1f", exits[second])) s")
