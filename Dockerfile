@@ -28,7 +28,11 @@ RUN install -D -m 0755 .build/release/switchboard /out/switchboard
 
 # ---- runtime ----------------------------------------------------------------------------------------
 FROM ${RUNTIME_IMAGE}
+# `upgrade` first: the base image's own packages get the security fixes published since it was made (the
+# named ones are installed at their current versions anyway). Rebuild on a schedule: a pushed image keeps the
+# versions of its build day (scripts/debian-security-check.sh, docs/security.md).
 RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get upgrade -y --no-install-recommends \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libhiredis0.14 libssl3 zlib1g ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 switchboard \

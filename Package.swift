@@ -48,7 +48,7 @@ let package = Package(
                 resources: [.embedInCode("Console")]),
         .target(name: "SwitchboardClient", dependencies: ["Protocol", "Runtime", "CLinux"]),
         .executableTarget(name: "switchboard", dependencies: ["Gateway"]),
-        .executableTarget(name: "switchboard-bench", dependencies: ["Protocol", "Runtime", "CLinux", "SwitchboardClient"]),
+        .executableTarget(name: "switchboard-bench", dependencies: ["Protocol", "Runtime", "CLinux", "SwitchboardClient", "TLS"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "CZlib"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         .testTarget(name: "GatewayTests", dependencies: ["Protocol", "Runtime", "TLS", "ClusterBus", "Gateway", "CLinux", "switchboard", "SwitchboardClient"]),

@@ -6,7 +6,9 @@
 # for each package: installed version (dpkg), candidate (apt-cache policy) and whether the candidate comes
 # from the security suite. Fails when an installed package has a newer candidate from <codename>-security;
 # a newer candidate from the regular suite or -updates is printed but does not fail. Also prints how many
-# packages on the whole machine `apt list --upgradable` reports from the security suite.
+# packages on the whole machine `apt list --upgradable` reports from the security suite. It reports and never
+# changes the machine: scripts/deps.sh is what upgrades (every call brings its packages to the candidate), and
+# the image's runtime stage runs `apt-get upgrade`. Exit 0 all current, 1 a pending security update, 2 no lists.
 #
 # What it cannot see (docs/security.md):
 #   - the image as built: this checks this machine, and what a fresh `docker build` would install (the
@@ -48,7 +50,8 @@ mapfile -t names < <(printf '%s\n' "${names[@]}" | sort -u)
 
 if [[ ${DEBSEC_NO_UPDATE:-0} != 1 ]]; then
     SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
-    $SUDO apt-get update -q >/dev/null
+    # Without fresh lists the candidates are those of the last update: a pass would mean nothing, so fail.
+    $SUDO apt-get -o DPkg::Lock::Timeout=120 update -q >/dev/null || { echo "debian security check: apt-get update failed (no Debian mirror?): cannot tell"; exit 2; }
 fi
 
 failed=0
@@ -77,4 +80,7 @@ done
 machine=$(LC_ALL=C apt list --upgradable 2>/dev/null | grep -c -- "-security " || true)
 echo "machine-wide: $machine package(s) upgradable from the security suite (apt list --upgradable)"
 echo "debian security check: ${#names[@]} packages, $failed pending security update(s), $(( $(date +%s) - start ))s"
+if [[ $failed -gt 0 ]]; then
+    echo "fix: bash scripts/deps.sh run (or test) upgrades these here; rebuild and push the image (its runtime stage runs apt-get upgrade)"
+fi
 [[ $failed -eq 0 ]]

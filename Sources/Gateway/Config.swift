@@ -128,6 +128,9 @@ public struct Config: Sendable {
     public var tlsKeys: [String] = []
     /// `--tls-min-version`: the lowest TLS version accepted on both ports.
     public var tlsMinimumVersion = TLSVersion.tls12
+    /// `--tls-reload-interval` in milliseconds: how often the certificate and key files are `stat`ed; a change
+    /// seen on two polls in a row reloads them as SIGHUP does (0 = SIGHUP only).
+    public var tlsReloadIntervalMs = 10_000
     /// `--admin-tls-cert` / `--admin-tls-key`: HTTPS on the admin port (unset = plain HTTP).
     public var adminTLSCertificate: String? = nil
     public var adminTLSKey: String? = nil
@@ -283,6 +286,8 @@ public struct Config: Sendable {
                    guard let t = TLSVersion(rawValue: v.trimmingCharacters(in: .whitespaces)) else { throw Invalid(description: "--tls-min-version: expected 1.2 or 1.3, got '\(v)'") }
                    c.tlsMinimumVersion = t
                }, current: { $0.tlsMinimumVersion.rawValue }),
+        Option(name: "tls-reload-interval", kind: .duration, help: "poll the certificate and key files this often and reload them when they changed, as SIGHUP does (0 = SIGHUP only)",
+               apply: { c, v throws(Invalid) in c.tlsReloadIntervalMs = try duration(v, "tls-reload-interval", in: 0...Int.max) }, current: { "\($0.tlsReloadIntervalMs)ms" }),
         Option(name: "admin-tls-cert", kind: .string, help: "PEM certificate chain for HTTPS on the admin port (with --admin-tls-key; unset = plain HTTP)",
                apply: { c, v in c.adminTLSCertificate = v.isEmpty ? nil : v }, current: { $0.adminTLSCertificate ?? "" }),
         Option(name: "admin-tls-key", kind: .string, help: "PEM private key of --admin-tls-cert",

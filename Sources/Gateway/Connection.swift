@@ -80,7 +80,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
 
     func feedFrames(_ bytes: UnsafeMutableRawBufferPointer) {
         do {
-            try reader.feed(bytes, onDataFrame: { _ in self.frameArrived(isData: true) }) { event in self.handle(event) }
+            try reader.feed(bytes, onDataFrame: { _ in self.frameArrived(isData: true) }, { event in self.handle(event) })
         } catch {
             loop.metrics.protocolErrors.add()
             loop.node.logger.rateLimited(.info, "protocol error", ["conn": logID, "error": .string("\(error)"),

@@ -5,7 +5,7 @@ import Runtime
 import TLS
 
 extension GatewayNode {
-    /// Reloads the certificates of both ports from the configured paths (SIGHUP). New handshakes use the new
+    /// Reloads the certificates of both ports from the configured paths (SIGHUP, or the files changed). New handshakes use the new
     /// ones; open connections keep the session they have. A file that cannot be loaded is logged and the
     /// current certificates stay. Returns true when new certificates were installed. Any thread.
     @discardableResult
@@ -55,18 +55,45 @@ extension GatewayNode {
     }
 
     /// Waits for SIGHUP on a thread of its own (the signal is blocked everywhere by `blockSignals`) and
-    /// reloads the certificates each time.
+    /// reloads the certificates each time. With TLS configured and `--tls-reload-interval` above 0 the wait
+    /// times out at that interval and the thread `stat`s the certificate and key files (one syscall each):
+    /// files that changed and then stayed the same for one more interval are reloaded the same way
+    /// (`CertificateFileWatch` says why it waits).
     func startReloadThread() {
+        let paths = watchedCertificatePaths
+        let intervalMs = paths.isEmpty ? 0 : config.tlsReloadIntervalMs
         let t = Thread {
+            var watch = CertificateFileWatch(baseline: paths.map { FileStamp.of(path: $0) })
             while true {
-                let sig = clinux_wait_signals(SIGHUP, SIGHUP, 0)
-                guard sig == SIGHUP else { continue }
-                self.logger.info("SIGHUP: reloading TLS certificates")
-                self.reloadTLS()
+                let sig = intervalMs > 0 ? Self.waitForSIGHUP(timeoutMs: intervalMs) : clinux_wait_signals(SIGHUP, SIGHUP, 0)
+                if sig == SIGHUP {
+                    self.logger.info("SIGHUP: reloading TLS certificates")
+                    let stamps = paths.map { FileStamp.of(path: $0) }
+                    self.reloadTLS()
+                    watch.reset(to: stamps)
+                } else if intervalMs > 0, watch.observe(paths.map { FileStamp.of(path: $0) }) {
+                    self.logger.info("TLS certificate files changed: reloading", ["interval_ms": .int(intervalMs)])
+                    self.reloadTLS()
+                }
             }
         }
         t.name = "tls-reload"
         t.start()
+    }
+
+    /// Every certificate and key path of both ports, in a fixed order (what the file watch stats).
+    var watchedCertificatePaths: [String] {
+        config.tlsPairs.flatMap { [$0.certificatePath, $0.keyPath] } + (config.adminTLSPair.map { [$0.certificatePath, $0.keyPath] } ?? [])
+    }
+
+    /// `sigtimedwait` for SIGHUP (blocked on every thread): SIGHUP, or 0 when `timeoutMs` passed first.
+    private static func waitForSIGHUP(timeoutMs: Int) -> CInt {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGHUP)
+        var ts = timespec(tv_sec: timeoutMs / 1000, tv_nsec: (timeoutMs % 1000) * 1_000_000)
+        let sig = sigtimedwait(&set, nil, &ts)
+        return sig == SIGHUP ? SIGHUP : 0
     }
 
     /// The URLs the node serves, for the startup log: `wss://` / `https://` when TLS terminates here.
@@ -125,7 +152,7 @@ extension GatewayNode {
         }
         w.family("switchboard_tls_certificate_expiry_timestamp_seconds", .gauge,
                  "notAfter of each served certificate (Unix seconds), after the last reload.", expiries)
-        w.family("switchboard_tls_reloads_total", .counter, "Certificate reloads (SIGHUP), by result.",
+        w.family("switchboard_tls_reloads_total", .counter, "Certificate reloads (SIGHUP or changed files), by result.",
                  [("{result=\"ok\"}", tlsReloads.load(ordering: .relaxed)), ("{result=\"failed\"}", tlsReloadFailures.load(ordering: .relaxed))])
     }
 

@@ -12,6 +12,8 @@ package struct Endpoint: @unchecked Sendable {
     package let source: sockaddr_in?
     package let hostHeader: String
     package let path: String
+    /// Makes each connection's transport (the bench's `--tls` sets a TLS one); nil = plain TCP.
+    package var transportFactory: (@Sendable () -> any Transport)? = nil
 
     /// Resolves dotted-quad `host` (and `sourceHost`, if given). Errors: `SyscallError` for a bad address.
     package init(host: String, port: Int, path: String, sourceHost: String? = nil) throws(SyscallError) {
@@ -126,12 +128,13 @@ package final class ClientConnection: StreamSocket, @unchecked Sendable {
     /// Server pings answered with a pong.
     package private(set) var pingsAnswered = 0
 
-    /// A connection on `loop` reporting to `delegate` (held `weak`), labelled `tag`. Loop thread.
-    package init(loop: ClientLoop, delegate: ClientConnectionDelegate, tag: Int = 0) {
+    /// A connection on `loop` reporting to `delegate` (held `weak`), labelled `tag`, over `endpoint`'s transport
+    /// (plain TCP when it has no `transportFactory`). Loop thread.
+    package init(loop: ClientLoop, delegate: ClientConnectionDelegate, tag: Int = 0, transportFor endpoint: Endpoint? = nil) {
         self.loop = loop
         self.delegate = delegate
         self.tag = tag
-        super.init(context: loop, fd: -1)
+        super.init(context: loop, fd: -1, transport: endpoint?.transportFactory?() ?? PlainTransport.shared)
     }
 
     package var isOpen: Bool { state == .open }
@@ -151,7 +154,7 @@ package final class ClientConnection: StreamSocket, @unchecked Sendable {
         guard s >= 0 else { return failLater(.connectFailed(errno)) }
         try? Socket.setOption(s, CInt(IPPROTO_TCP), TCP_NODELAY, 1)
         if var src = endpoint.source {
-            try? Socket.setOption(s, CInt(IPPROTO_IP), 24 /* IP_BIND_ADDRESS_NO_PORT */, 1)
+            try? Socket.setOption(s, CInt(IPPROTO_IP), 24, 1)  // IP_BIND_ADDRESS_NO_PORT
             let r = withUnsafePointer(to: &src) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }

@@ -64,16 +64,16 @@ enum Progress {
 @discardableResult
 func raiseOpenFileLimit() -> Int {
     var rl = rlimit()
-    guard getrlimit(RLIMIT_NOFILE_CONSTANT, &rl) == 0 else { return 1024 }
+    guard getrlimit(rlimitNoFile, &rl) == 0 else { return 1024 }
     if rl.rlim_cur < rl.rlim_max {
         rl.rlim_cur = rl.rlim_max
-        _ = setrlimit(RLIMIT_NOFILE_CONSTANT, &rl)
+        _ = setrlimit(rlimitNoFile, &rl)
     }
     return Int(clamping: rl.rlim_cur)
 }
 
 #if os(Linux)
-private let RLIMIT_NOFILE_CONSTANT = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+private let rlimitNoFile = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
 #endif
 
 /// Sleeps the calling (main) thread.

@@ -47,7 +47,7 @@ final class HandshakeDriver: ClientConnectionDelegate, @unchecked Sendable {
             slots[i] = nil
             return
         }
-        let c = ClientConnection(loop: bench, delegate: self, tag: i)
+        let c = ClientConnection(loop: bench, delegate: self, tag: i, transportFor: endpoint)
         slots[i] = c
         inFlight += 1
         c.connect(endpoint)

@@ -127,7 +127,7 @@ final class MemberGroup: ClientConnectionDelegate, @unchecked Sendable {
 
     private func pump() {
         while inFlight < config.connectConcurrency, let i = toOpen.popLast() {
-            let c = ClientConnection(loop: bench, delegate: self, tag: i)
+            let c = ClientConnection(loop: bench, delegate: self, tag: i, transportFor: config.endpoint)
             members[i].client = c
             inFlight += 1
             c.connect(config.endpoint)

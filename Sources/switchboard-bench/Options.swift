@@ -33,6 +33,8 @@ struct Options: Sendable {
         ("open-timeout", "DUR", "time allowed to open/join all connections (default 60s)"),
         ("connect-timeout", "DUR", "one connect+upgrade (default 5s)"),
         ("per-process", "N", "connections per bench process before children are spawned (default 19000)"),
+        ("tls", nil, "wss://: TLS on every connection (a full handshake each, certificate not checked: loopback test certificates)"),
+        ("tls-server-name", "NAME", "with --tls: SNI name to send (default none, as for an IP address)"),
         ("expect-hello", "yes|no", "wait for the gateway's hello before counting a connection open (default: yes for /ws)"),
         ("json", nil, "print only the one-line JSON summary"),
         ("quiet", nil, "no progress lines on stderr"),

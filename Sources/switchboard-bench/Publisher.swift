@@ -80,7 +80,7 @@ final class Publisher: ClientConnectionDelegate, @unchecked Sendable {
         client?.reset()
         closedCause = nil
         ready = false
-        let c = ClientConnection(loop: bench, delegate: self, tag: 0)
+        let c = ClientConnection(loop: bench, delegate: self, tag: 0, transportFor: endpoint)
         client = c
         c.connect(endpoint)
     }

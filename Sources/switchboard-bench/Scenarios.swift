@@ -3,6 +3,7 @@ import Glibc
 import Runtime
 import SwitchboardClient
 import Protocol
+import TLS
 
 struct BenchError: Error, CustomStringConvertible {
     let description: String
@@ -23,6 +24,8 @@ struct Context {
     let connectTimeoutMs: Int
     let openTimeoutMs: Int
     let jsonOnly: Bool
+    /// `--tls`: every connection speaks TLS (full handshake each, no certificate check), else plain TCP.
+    let tls: TLSClientContext?
 
     init(scenario: String, options: Options) throws {
         self.scenario = scenario
@@ -45,6 +48,19 @@ struct Context {
         connectTimeoutMs = try options.duration("connect-timeout", 5000)
         openTimeoutMs = try options.duration("open-timeout", 60_000)
         jsonOnly = options.has("json")
+        if options.has("tls") {
+            let name = options.string("tls-server-name", "")
+            do { tls = try TLSClientContext(serverName: name.isEmpty ? nil : name) } catch { throw BenchError("--tls: \(error)") }
+        } else {
+            tls = nil
+        }
+    }
+
+    /// The gateway at `port` (default `--port`), over TLS with `--tls`.
+    func endpoint(port: Int? = nil, sourceHost: String? = nil) throws -> Endpoint {
+        var e = try Endpoint(host: host, port: port ?? self.port, path: path, sourceHost: sourceHost)
+        if let tls { e.transportFactory = { tls.makeTransport() } }
+        return e
     }
 
     /// The member connections of this scenario: idle connections (no room) or room members. `count` and
@@ -52,7 +68,7 @@ struct Context {
     func memberConfig(count: Int, sourceHost: String?) throws -> GroupConfig {
         let memberPort = scenario == "crossnode" ? try options.int("member-port", port, 1...65535) : port
         return GroupConfig(
-            endpoint: try Endpoint(host: host, port: memberPort, path: path, sourceHost: sourceHost),
+            endpoint: try endpoint(port: memberPort, sourceHost: sourceHost),
             count: count,
             room: scenario == "idle" ? nil : options.string("room", "bench"),
             expectHello: expectHello,
@@ -83,6 +99,7 @@ struct Context {
     func addCommon(to r: inout Report) {
         r.add("host", host)
         r.add("path", path)
+        r.add("tls", tls != nil)
         if let gatewayPid { r.add("gateway_pid", Int(gatewayPid)) }
     }
 }
@@ -148,7 +165,7 @@ func runIdle(_ ctx: Context, _ bench: ClientLoop) throws -> Report {
 func runHandshakes(_ ctx: Context, _ bench: ClientLoop) throws -> Report {
     let concurrency = try ctx.options.int("concurrency", 256, 1...ctx.perProcess)
     let durationMs = try ctx.options.duration("duration", 5000)
-    let endpoint = try Endpoint(host: ctx.host, port: ctx.port, path: ctx.path)
+    let endpoint = try ctx.endpoint()
     var r = Report(scenario: "handshakes")
     ctx.addCommon(to: &r)
     r.add("concurrency", concurrency)
@@ -295,7 +312,7 @@ func runFanout(_ ctx: Context, _ bench: ClientLoop) throws -> Report {
     Progress.say("opening \(members) members on port \(memberPort), joining '\(room)'")
     let t0 = monotonicNanoseconds()
     let shards = try ctx.shards(bench: bench)
-    let publishEndpoint = try Endpoint(host: ctx.host, port: publishPort, path: ctx.path)
+    let publishEndpoint = try ctx.endpoint(port: publishPort)
     let publisher = bench.sync {
         Publisher(bench: bench, endpoint: publishEndpoint,
                   room: room, size: size, maxInflight: maxInflight, expectHello: ctx.expectHello)
