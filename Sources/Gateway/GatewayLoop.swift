@@ -32,6 +32,8 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
     private(set) lazy var analytics = AnalyticsBatcher(loop: self)
     var adminListener: Listener?
     private var nextConnectionNumber: UInt64 = 0
+    /// `X-Request-ID`s of this loop's handshakes (RequestID.swift).
+    var requestIDs = RequestIDPool()
     /// The public port's certificates for new connections (nil = plain); replaced on this loop by a reload.
     var tls: TLSContext?
     /// The admin port's certificate (loop 0 only accepts admin connections).
