@@ -184,6 +184,8 @@ final class LoopRoom {
     /// The newest offset this loop saw for the room (a fanned-out message or a join's answer): where a
     /// suspended member resumes from.
     var lastOffset: StreamOffset?
+    /// Plain joins answered from `lastOffset` once the bus confirmed it (Connection+Join.swift).
+    var joinOffsets = JoinOffsetCache<PlainJoinWaiter>()
     init(name: String) { self.name = name }
 
     /// True while any member is inside the resume seam or suspended (the fan-out then checks each member).

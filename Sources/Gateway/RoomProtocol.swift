@@ -89,16 +89,11 @@ extension Connection {
             return
         }
         let fresh = loop.join(self, room: room)
-        if !fresh {
-            // Idempotent: a repeated join is acknowledged again and changes nothing; with `since` it replays
-            // nothing either, since a member already receives every message live (no duplicates).
-            let loopRef = loop
-            loop.node.rooms.join(room: room, since: nil) { result in
-                loopRef.onLoop {
-                    guard case .success(let r) = result else { return }
-                    self.send(Envelope.joined(room: room, offset: r.offset.description, recovered: false, id: id))
-                }
-            }
+        if !fresh || sinceOffset == nil {
+            // A repeated join is idempotent: acknowledged again, changing nothing; with `since` it replays
+            // nothing either, since a member already receives every message live (no duplicates). A plain
+            // join needs the bus only for the room's first joins on this loop (Connection+Join.swift).
+            answerPlainJoin(room: room, id: id, fresh: fresh)
             return
         }
         subscribeAndReplay(room: room, since: sinceOffset, id: id)
