@@ -18,3 +18,15 @@ import Testing
         #expect(RequestID.from(ids[0]) == ids[0], "a generated ID is one a proxy may pass on")
     }
 }
+
+/// Level checks run several times per handshake; their order is the filter's whole meaning.
+@Suite struct LogLevelOrderTests {
+    @Test func levelsOrderDebugInfoWarnError() {
+        let all: [LogLevel] = [.debug, .info, .warn, .error]
+        for (i, a) in all.enumerated() {
+            for (j, b) in all.enumerated() { #expect((a < b) == (i < j), "\(a) < \(b)") }
+        }
+        let logger = Logger(level: .warn, node: "n")
+        #expect(!logger.isEnabled(.info) && logger.isEnabled(.warn) && logger.isEnabled(.error))
+    }
+}
