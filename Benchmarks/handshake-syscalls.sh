@@ -5,6 +5,7 @@
 # usage: Benchmarks/handshake-syscalls.sh [COUNT]        (default 1000 handshakes)
 # env:   BIN=.build/release (switchboard + switchboard-bench)   PORT=18180 ADMIN_PORT=19180
 #        WS_PATH=/ws (hello after the 101; /echo for the bare upgrade)   CONCURRENCY=16
+#        UNTIL=upgrade|hello|joined (joined: each client joins room "hs" after the 101; the bench's --until)
 #        GATEWAY_FLAGS="..."   extra gateway flags        CPU_RUN=5s (the strace-free CPU run; 0 to skip)
 # prints: `strace -c -f` of the gateway over the handshakes (startup excluded: strace attaches to the
 #         running gateway), each syscall's count per handshake, then the gateway's CPU µs per handshake
@@ -18,6 +19,7 @@ ADMIN_PORT="${ADMIN_PORT:-19180}"
 WS_PATH="${WS_PATH:-/ws}"
 CONCURRENCY="${CONCURRENCY:-16}"
 CPU_RUN="${CPU_RUN:-5s}"
+UNTIL="${UNTIL:-upgrade}"
 OUT="$(mktemp -d /tmp/sb-hs-syscalls.XXXXXX)"
 GW=""; ST=""
 cleanup() {
@@ -46,12 +48,12 @@ ST=$!
 sleep 1   # strace attaches to every thread
 # --count: exactly COUNT upgrades, then stop (the bench's own handshakes scenario, on CPU 1).
 taskset -c 1 "$BIN/switchboard-bench" handshakes --port "$PORT" --path "$WS_PATH" --count "$COUNT" \
-  --concurrency "$CONCURRENCY" --duration 120s --json > "$OUT/bench.json"
+  --until "$UNTIL" --room hs --concurrency "$CONCURRENCY" --duration 120s --json > "$OUT/bench.json"
 sleep 0.3
 kill -INT "$ST"; wait "$ST" 2>/dev/null || true; ST=""
 after=$(accepted)
 n=$(( after - before ))
-echo "== $WS_PATH: $n connections accepted under strace (bench: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("completed"), "completed,", d.get("failures"), "failures")' "$OUT/bench.json"))"
+echo "== $WS_PATH until $UNTIL: $n connections accepted under strace (bench: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("completed"), "completed,", d.get("failures"), "failures")' "$OUT/bench.json"))"
 python3 - "$OUT/strace.txt" "$n" <<'PY'
 import sys
 rows, n = [], int(sys.argv[2])
@@ -73,7 +75,7 @@ kill -KILL "$GW" 2>/dev/null || true; wait "$GW" 2>/dev/null || true; GW=""
 if [[ "$CPU_RUN" != 0 ]]; then
   start_gateway
   taskset -c 1 "$BIN/switchboard-bench" handshakes --port "$PORT" --path "$WS_PATH" --duration "$CPU_RUN" \
-    --concurrency 64 --gateway-pid "$GW" --json > "$OUT/cpu.json"
+    --until "$UNTIL" --room hs --concurrency 64 --gateway-pid "$GW" --json > "$OUT/cpu.json"
   python3 - "$OUT/cpu.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
