@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+#include <malloc.h>
 
 /* epoll_event is packed on x86_64; Swift cannot always reach its union member cleanly. */
 static inline struct epoll_event clinux_epoll_event(uint32_t events, uint64_t data) {
@@ -54,5 +55,9 @@ static inline int clinux_pin_to_cpu(int cpu) {
     if (cpu < 0 || cpu >= 1024) return -1;
     mask[cpu / 64] |= 1UL << (cpu % 64);
     return (int)syscall(SYS_sched_setaffinity, 0, sizeof(mask), mask);
+}
+/* mallopt's M_* parameters (issue 17: keep glibc from trimming and regrowing a loop's heap per burst). */
+static inline int clinux_malloc_keep_top(int trim_threshold, int top_pad) {
+    return mallopt(M_TRIM_THRESHOLD, trim_threshold) && mallopt(M_TOP_PAD, top_pad);
 }
 #endif

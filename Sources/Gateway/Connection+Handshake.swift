@@ -66,7 +66,7 @@ extension Connection {
         // getpeername only when something will use it (a syscall per handshake otherwise).
         let peer = !config.trustedProxies.isEmpty || loop.node.logger.isEnabled(.info) ? Socket.peerAddress(fd) : ""
         let proxied = config.trustedProxies.contains(peer) ? RequestID.from(head.headers["X-Request-ID"]) : nil
-        requestID = proxied ?? RequestID.generate()
+        requestID = proxied ?? loop.requestIDs.next()
         var extra = [HTTPHeader("X-Request-ID", requestID)]
         // RFC 7692: the first acceptable permessage-deflate offer, no context takeover either way (so the
         // compressor and the inflater are the loop's, shared by every connection on it).

@@ -36,6 +36,8 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
     private(set) lazy var analytics = AnalyticsBatcher(loop: self)
     var adminListener: Listener?
     private var nextConnectionNumber: UInt64 = 0
+    /// `X-Request-ID`s of this loop's handshakes (RequestID.swift).
+    var requestIDs = RequestIDPool()
     /// The public port's certificates for new connections (nil = plain); replaced on this loop by a reload.
     var tls: TLSContext?
     /// The admin port's certificate (loop 0 only accepts admin connections).
@@ -208,6 +210,8 @@ final class LoopRoom {
     /// The newest offset this loop saw for the room (a fanned-out message or a join's answer): where a
     /// suspended member resumes from.
     var lastOffset: StreamOffset?
+    /// Plain joins answered from `lastOffset` once the bus confirmed it (Connection+Join.swift).
+    var joinOffsets = JoinOffsetCache<PlainJoinWaiter>()
     init(name: String) { self.name = name }
 
     /// True while any member is inside the resume seam or suspended (the fan-out then checks each member).

@@ -27,6 +27,10 @@ final class Hub: BusDelegate, @unchecked Sendable {
     /// Rooms with members on this node (read by the server API, GatewayNode+Control.swift).
     let rooms = Lock<[String: RoomState]>([:])
     private let interest = Lock<Void>(())
+    /// Rooms whose member count on this node changed since the last presence flush: the newest count. Sent
+    /// to the bus once per loop iteration (the end of the iteration of the loop that changed one first), not
+    /// per join and leave: on the Redis bus each call is a hop to the bus's thread (issue 17).
+    private let pendingPresence = Lock<[String: Int]>([:])
     private unowned(unsafe) let node: GatewayNode
     private let loopCount: Int
     let busState = Atomic<Bool>(false)
@@ -62,8 +66,33 @@ final class Hub: BusDelegate, @unchecked Sendable {
             }
             if before == 0 && after > 0 { node.rooms.subscribe(room: room) }
             if before > 0 && after == 0 { node.rooms.unsubscribe(room: room) }
-            if before != after { node.presence.setPresence(room: room, localCount: after) }
+            if before != after, userPresent != nil {
+                // The bus takes a user's 0 <-> 1 transition only after the count that made the room non-empty
+                // (PresenceBus): this count goes now, ahead of any still pending for the room.
+                pendingPresence.withLock { _ = $0.removeValue(forKey: room) }
+                node.presence.setPresence(room: room, localCount: after)
+            } else if before != after {
+                let first = pendingPresence.withLock { p -> Bool in
+                    let wasEmpty = p.isEmpty
+                    p[room] = after
+                    return wasEmpty
+                }
+                if first { node.loops[loop].loop.atTickEnd { [self] in flushPresence() } }
+            }
             if let user, let present = userPresent { node.presence.setPresenceUser(room: room, user: user, present: present) }
+        }
+    }
+
+    /// Sends the pending presence counts, under `interest` so that a newer count for a room never reaches
+    /// the bus before an older one taken by another loop's flush.
+    private func flushPresence() {
+        interest.withLock { _ in
+            let batch = pendingPresence.withLock { p -> [String: Int] in
+                let b = p
+                p.removeAll()
+                return b
+            }
+            for (room, count) in batch { node.presence.setPresence(room: room, localCount: count) }
         }
     }
 

@@ -98,16 +98,11 @@ extension Connection {
             return
         }
         let fresh = loop.join(self, room: room)
-        if !fresh {
-            // Idempotent: with `since` it replays nothing either, since a member already receives every
-            // message live (no duplicates).
-            let loopRef = loop
-            loop.node.rooms.join(room: room, since: nil) { result in
-                loopRef.onLoop {
-                    guard case .success(let r) = result else { return }
-                    self.answerJoined(origin, room: room, offset: r.offset, recovered: false)
-                }
-            }
+        if !fresh || sinceOffset == nil {
+            // A repeated join is idempotent: acknowledged again, changing nothing; with `since` it replays
+            // nothing either, since a member already receives every message live (no duplicates). A plain
+            // join needs the bus only for the room's first joins on this loop (Connection+Join.swift).
+            answerPlainJoin(room: room, origin: origin, fresh: fresh)
             return
         }
         subscribeAndReplay(room: room, since: sinceOffset, origin: origin)

@@ -144,6 +144,17 @@ public final class EventLoop: @unchecked Sendable {
         if Int(fd) < handlers.count { handlers[Int(fd)] = (nil, 0) }
     }
 
+    /// Drops `fd`'s handler without `epoll_ctl(DEL)`; the caller closes `fd` right after, which removes it
+    /// from the epoll set (epoll(7): a registration goes away when the last descriptor of its open file is
+    /// closed). Saves one syscall per connection. Only for descriptors never duplicated (`dup`, `fork`
+    /// without `exec`): a copy would keep the registration, and level-triggered events for it would then
+    /// be dropped by the generation check on every iteration. Every socket here is `SOCK_CLOEXEC` and never
+    /// duplicated.
+    public func deregisterBeforeClose(fd: CInt) {
+        assertInLoop()
+        if Int(fd) < handlers.count { handlers[Int(fd)] = (nil, 0) }
+    }
+
     @inline(__always)
     private static func tag(fd: CInt, generation: UInt32) -> UInt64 {
         UInt64(UInt32(bitPattern: fd)) | (UInt64(generation) << 32)

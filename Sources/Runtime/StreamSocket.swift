@@ -189,7 +189,7 @@ open class StreamSocket: EventHandler, TickFlushable, @unchecked Sendable {
     /// Closes the fd now (queued bytes are dropped). Idempotent.
     public func closeSocket() {
         guard fd >= 0 else { return }
-        context.loop.deregister(fd: fd)
+        context.loop.deregisterBeforeClose(fd: fd)
         transport.release()
         Glibc.close(fd)
         fd = -1

@@ -166,15 +166,31 @@ func runHandshakes(_ ctx: Context, _ bench: ClientLoop) throws -> Report {
     let concurrency = try ctx.options.int("concurrency", 256, 1...ctx.perProcess)
     let durationMs = try ctx.options.duration("duration", 5000)
     let endpoint = try ctx.endpoint()
+    let limit = try ctx.options.optionalInt("count", 1...100_000_000)
+    let completion: HandshakeDriver.Completion
+    switch ctx.options.string("until", "upgrade") {
+    case "upgrade": completion = .upgrade
+    case "hello": completion = .firstText
+    case "joined": completion = .join(room: ctx.options.string("room", "bench"))
+    case let v: throw BenchError("--until: expected upgrade, hello or joined, got '\(v)'")
+    }
     var r = Report(scenario: "handshakes")
     ctx.addCommon(to: &r)
     r.add("concurrency", concurrency)
     r.add("duration_seconds", Double(durationMs) / 1000, unit: "s", decimals: 1)
     Progress.say("handshakes against \(ctx.host):\(ctx.port)\(ctx.path), \(concurrency) in flight, \(durationMs) ms")
-    let driver = bench.sync { HandshakeDriver(bench: bench, endpoint: endpoint, concurrency: concurrency, timeoutMs: ctx.connectTimeoutMs) }
+    let driver = bench.sync {
+        HandshakeDriver(bench: bench, endpoint: endpoint, concurrency: concurrency, timeoutMs: ctx.connectTimeoutMs,
+                        completion: completion, limit: limit, joinText: ctx.options.values["join-frame"])
+    }
     let meters = ctx.meters(shards: [])
     bench.sync { driver.start(durationMs: durationMs) }
-    sleepMilliseconds(durationMs)
+    if limit != nil {
+        // --count: done when every started handshake finished (or at the deadline).
+        _ = waitUntil(timeoutMs: durationMs) { bench.sync { driver.finished } }
+    } else {
+        sleepMilliseconds(durationMs)
+    }
     let cpu = meters.read()
     _ = waitUntil(timeoutMs: ctx.connectTimeoutMs + 1000) { bench.sync { driver.finished } }
     bench.sync { driver.stopAll() }
@@ -186,7 +202,8 @@ func runHandshakes(_ ctx: Context, _ bench: ClientLoop) throws -> Report {
     }
     let f = bench.sync {
         Figures(inWindow: driver.completedInWindow, total: driver.completed, failed: driver.failed, failures: driver.failures,
-                latency: driver.latency, seconds: Double(driver.deadlineNs - driver.startNs) / 1e9)
+                latency: driver.latency,
+                seconds: Double((limit != nil ? min(driver.lastDoneNs, driver.deadlineNs) : driver.deadlineNs) - driver.startNs) / 1e9)
     }
     r.add("handshakes_per_second", Double(f.inWindow) / f.seconds, unit: "/s", decimals: 0)
     r.add("completed", f.total)

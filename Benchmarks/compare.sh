@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# Switchboard side by side with nginx + nchan, Node's `ws` and python-socketio (issue 17), every server
+# driven by the same load generator (`switchboard-bench`) on loopback, server pinned to CPU 0 and loader to
+# CPU 1. Prints one table with each figure and Switchboard's ratio to nchan; docs/benchmarks.md quotes it.
+#
+# usage: Benchmarks/compare.sh [--quick]
+#   --quick: shorter runs and fewer idle connections (a few minutes in all)
+# env:   SKIP_BUILD=1 (use .build/release)   SKIP_DEPS=1 (install nothing)   OUT=/tmp/switchboard-compare-<ts>
+#        PORT_BASE=18280 (servers on PORT_BASE..+9, admin ports +1000; Redis on PORT_BASE+20)
+#        SERVERS="sb sbredis nchan node sio"   NICE=-19 (as in run.sh; needs root)
+#
+# What each server runs (all on 127.0.0.1, one process / worker on CPU 0):
+#   sb        switchboard --threads 1 (in-process bus)
+#   sbredis   two switchboard nodes on one redis-server (all on CPU 0); handshakes and fan-out use node a
+#   nchan     nginx 1.22 + libnginx-mod-nchan (Debian), worker_processes 1: /sub/<channel> websocket
+#             subscriber (joining is the upgrade: the channel is in the URL), /pub/<channel> publisher
+#   node      Benchmarks/compare/ws-room-server.js: Node `ws` (Debian node-ws) speaking the subset of the room
+#             protocol the bench uses (hello, join/joined, publish/ack/message)
+#   sio       Benchmarks/compare/socketio-server.py: python-socketio 5 on aiohttp (PyPI, in a venv),
+#             websocket transport; `?room=R` joins R on connect and answers the event "joined"
+# Figures the bench cannot take from a server (it has no HTTP publisher for nchan and no Socket.IO event
+# client for fan-out) are printed as "n/a".
+set -euo pipefail
+if [[ -n "${NICE:-}" && -z "${SB_BOOSTED:-}" ]]; then
+  exec setsid --wait bash -c 'echo "$0" > /proc/self/autogroup || echo "warning: cannot set autogroup nice" >&2
+                              SB_BOOSTED=1 exec nice -n "$0" bash "$@"' "$NICE" "$0" "$@"
+fi
+cd "$(dirname "$0")/.."
+REPO="$(pwd)"
+QUICK=0
+[[ "${1:-}" == "--quick" ]] && QUICK=1
+BIN="$REPO/.build/release"
+OUT="${OUT:-/tmp/switchboard-compare-$(date +%Y%m%d-%H%M%S)}"
+PORT_BASE="${PORT_BASE:-18280}"
+SERVERS=(${SERVERS:-sb sbredis nchan node sio})
+VENV="${COMPARE_VENV:-$HOME/.cache/switchboard-compare-venv}"
+if [[ $QUICK == 1 ]]; then
+  HS_COUNT=5000; IDLE=2000; HOLD=2s; FAN_DURATION=4s; CROSS_DURATION=4s
+else
+  HS_COUNT=20000; IDLE=10000; HOLD=5s; FAN_DURATION=10s; CROSS_DURATION=10s
+fi
+mkdir -p "$OUT"
+SUMMARY="$OUT/summary.jsonl"
+: > "$SUMMARY"
+
+# --- dependencies (Debian packages and one venv; nothing when already there) ---
+if [[ "${SKIP_DEPS:-0}" != 1 ]]; then
+  missing=()
+  for p in nginx libnginx-mod-nchan node-ws nodejs redis-server python3-venv; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "== apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+  "$VENV/bin/python" -c 'import socketio, aiohttp' 2>/dev/null ||
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check python-socketio==5.11.4 aiohttp==3.10.10
+fi
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+  echo "== build (release)"
+  for p in switchboard switchboard-bench; do swift build -c release --product "$p" 2>&1 | tail -1; done
+fi
+
+PIDS=()      # processes to stop, in start order
+SRV_PID=""   # the process whose CPU and RSS are measured (nginx: its one worker)
+stop_all() {
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM "${PIDS[$i]}" 2>/dev/null || true; done
+  sleep 0.5
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  PIDS=(); SRV_PID=""
+}
+trap stop_all EXIT
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on 127.0.0.1:$1 (logs in $OUT)" >&2; return 1
+}
+
+REDIS_PORT=$((PORT_BASE + 20))
+sb_node() {   # sb_node NAME PORT [flags...]
+  local name="$1" port="$2"; shift 2
+  taskset -c 0 "$BIN/switchboard" --threads 1 --host 127.0.0.1 --port "$port" --admin-port $((port + 1000)) \
+    --log-level warn --max-frame-rate 0 "$@" > "$OUT/$name.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$port"
+}
+
+# start SERVER: starts it; sets PORT, SRV_PID and the paths the scenarios use.
+start() {
+  stop_all
+  case "$1" in
+    sb)
+      PORT=$PORT_BASE; sb_node sb "$PORT"; SRV_PID=${PIDS[-1]}
+      HS_PATH=/ws; JOIN_ARGS=(--path /ws --until joined --room hs); IDLE_ARGS=(--path /ws --expect-hello yes) ;;
+    sbredis)
+      taskset -c 0 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no > "$OUT/redis.log" 2>&1 &
+      PIDS+=($!); wait_port "$REDIS_PORT"
+      PORT=$((PORT_BASE + 1))
+      sb_node sbredis-a "$PORT" --redis-url "redis://127.0.0.1:$REDIS_PORT/0" --node-id a; SRV_PID=${PIDS[-1]}
+      sb_node sbredis-b $((PORT_BASE + 2)) --redis-url "redis://127.0.0.1:$REDIS_PORT/0" --node-id b
+      for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$((PORT + 1000))/ready" >/dev/null && break; sleep 0.1; done
+      HS_PATH=/ws; JOIN_ARGS=(--path /ws --until joined --room hs); IDLE_ARGS=(--path /ws --expect-hello yes) ;;
+    nchan)
+      PORT=$((PORT_BASE + 3))
+      mkdir -p "$OUT/nginx"
+      cat > "$OUT/nginx/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
+worker_processes 1;
+worker_rlimit_nofile 70000;
+daemon off;
+pid $OUT/nginx/nginx.pid;
+error_log $OUT/nginx/error.log warn;
+events { worker_connections 60000; }
+http {
+  access_log off;
+  client_body_temp_path $OUT/nginx; proxy_temp_path $OUT/nginx; fastcgi_temp_path $OUT/nginx;
+  uwsgi_temp_path $OUT/nginx; scgi_temp_path $OUT/nginx;
+  server {
+    listen 127.0.0.1:$PORT backlog=4096;
+    location ~ ^/sub/(\w+)\$ { nchan_subscriber websocket; nchan_channel_id \$1; }
+    location ~ ^/pub/(\w+)\$ { nchan_publisher; nchan_channel_id \$1; }
+  }
+}
+EOF
+      taskset -c 0 nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" -e "$OUT/nginx/error.log" > "$OUT/nginx.log" 2>&1 &
+      PIDS+=($!); wait_port "$PORT"
+      SRV_PID=$(pgrep -P "${PIDS[-1]}" | head -1)
+      HS_PATH=/sub/hs; JOIN_ARGS=(--path /sub/hs --until upgrade); IDLE_ARGS=(--path /sub/idle --expect-hello no) ;;
+    node)
+      PORT=$((PORT_BASE + 4))
+      NODE_PATH=/usr/share/nodejs taskset -c 0 node "$REPO/Benchmarks/compare/ws-room-server.js" "$PORT" > "$OUT/node.log" 2>&1 &
+      PIDS+=($!); SRV_PID=$!; wait_port "$PORT"
+      HS_PATH=/; JOIN_ARGS=(--path / --until joined --room hs); IDLE_ARGS=(--path / --expect-hello yes) ;;
+    sio)
+      PORT=$((PORT_BASE + 5))
+      taskset -c 0 "$VENV/bin/python" "$REPO/Benchmarks/compare/socketio-server.py" "$PORT" > "$OUT/sio.log" 2>&1 &
+      PIDS+=($!); SRV_PID=$!; wait_port "$PORT"
+      HS_PATH="/socket.io/?EIO=4&transport=websocket"
+      JOIN_ARGS=(--path "/socket.io/?EIO=4&transport=websocket&room=hs" --until joined --join-frame 40)
+      IDLE_ARGS=(--path "/socket.io/?EIO=4&transport=websocket" --expect-hello no) ;;
+  esac
+  echo "   $1: port $PORT, measured pid $SRV_PID"
+}
+
+# bench SERVER RUN LIMIT args...: the loader on CPU 1; its JSON line gets "server" and "run".
+bench() {
+  local server="$1" run="$2" limit="$3"; shift 3
+  if timeout --kill-after=10 "$limit" taskset -c 1 "$BIN/switchboard-bench" "$@" --gateway-pid "$SRV_PID" --json --quiet \
+      > "$OUT/$server-$run.json" 2> "$OUT/$server-$run.err"; then
+    tail -1 "$OUT/$server-$run.json" | sed "s/^{/{\"server\":\"$server\",\"run\":\"$run\",/" >> "$SUMMARY"
+  else
+    echo "   $server $run failed (rc $?): $(tail -1 "$OUT/$server-$run.err")" >&2
+  fi
+}
+
+echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)$([[ $QUICK == 1 ]] && echo ', --quick'), results in $OUT"
+LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
+for s in "${SERVERS[@]}"; do
+  echo "== $s"
+  start "$s"
+  bench "$s" handshakes 120 handshakes --port "$PORT" --path "$HS_PATH" --until upgrade --count "$HS_COUNT" --concurrency 256 --duration 60s
+  start "$s"
+  bench "$s" join 120 handshakes --port "$PORT" "${JOIN_ARGS[@]}" --count "$HS_COUNT" --concurrency 256 --duration 60s
+  start "$s"   # a fresh process: RSS from a clean start
+  bench "$s" idle 300 idle --port "$PORT" "${IDLE_ARGS[@]}" --connections "$IDLE" --hold "$HOLD"
+  case "$s" in
+    sb|sbredis|node)
+      start "$s"
+      bench "$s" fanout 300 fanout --port "$PORT" --path "${HS_PATH}" --expect-hello yes --members 1000 --window 32 \
+        --duration "$FAN_DURATION" --size 64
+      if [[ $QUICK == 0 ]]; then
+        # The highest publish rate to 1,000 members that holds p99 <= 100 ms without loss (a search of 3 s steps).
+        start "$s"
+        bench "$s" fanmax 900 crossnode --publish-port "$PORT" --member-port "$PORT" --path "${HS_PATH}" --expect-hello yes \
+          --members 1000 --rate max --max-p99 100ms --size 64
+      fi
+      start "$s"
+      bench "$s" p99at80k 300 fanout --port "$PORT" --path "${HS_PATH}" --expect-hello yes --members 1000 --rate 80 \
+        --duration "$FAN_DURATION" --size 64 ;;
+  esac
+  if [[ "$s" == sbredis ]]; then
+    start "$s"
+    bench "$s" crossnode 300 crossnode --publish-port "$PORT" --member-port $((PORT_BASE + 2)) --members 10 --rate 1000 \
+      --duration "$CROSS_DURATION" --size 64
+  fi
+done
+stop_all
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+echo "== table (load average at start $LOAD_START, at end $LOAD_END; JSON lines in $SUMMARY)"
+python3 - "$SUMMARY" <<'PY'
+import json, sys
+runs = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["run"] == "fanmax" and "max_clean_rate" in r:
+        r["max_clean_deliveries"] = r["max_clean_rate"] * r.get("members", 1000)
+    runs[(r["server"], r["run"])] = r
+servers = [("sb", "Switchboard"), ("sbredis", "Switchboard (Redis)"), ("nchan", "nchan"), ("node", "Node ws"), ("sio", "python-socketio")]
+def get(server, run, key):
+    r = runs.get((server, run))
+    return None if r is None or key not in r else r[key]
+def fmt(v, unit):
+    if v is None: return "n/a"
+    if unit == "/s": return f"{v:,.0f}"
+    if unit == "KiB": return f"{v:.2f}"
+    if unit == "ms": return f"{v:.2f}"
+    return f"{v}"
+rows = [
+    ("handshakes/s (upgrade, 256 in flight)", "handshakes", "handshakes_per_second", "/s", True),
+    ("handshake + join/s", "join", "handshakes_per_second", "/s", True),
+    ("fan-out, 1,000 members, window 32: deliveries/s", "fanout", "delivered_per_second", "/s", True),
+    ("  its latency p99 (ms; the max counts when < 100)", "fanout", "latency_p99_ms", "ms", False),
+    ("fan-out max with p99 < 100 ms, deliveries/s (full mode)", "fanmax", "max_clean_deliveries", "/s", True),
+    ("p99 at 80k deliveries/s (80 publishes/s x 1,000), ms", "p99at80k", "latency_p99_ms", "ms", False),
+    ("idle RSS per connection, KiB", "idle", "rss_per_connection_kib", "KiB", False),
+    ("cross-node p99 at 1,000 publishes/s, 10 members, ms", "crossnode", "latency_p99_ms", "ms", False),
+]
+head = "| figure | " + " | ".join(n for _, n in servers) + " | Switchboard / nchan |"
+print(head)
+print("|" + " --- |" * (len(servers) + 2))
+for label, run, key, unit, higher in rows:
+    vals = [get(s, run, key) for s, _ in servers]
+    sb, nchan = vals[0], vals[2]
+    if run == "crossnode": sb = vals[1]
+    ratio = "n/a"
+    if sb is not None and nchan:
+        ratio = f"{sb / nchan:.2f}x" + ("" if higher else " (lower is better)")
+    print(f"| {label} | " + " | ".join(fmt(v, unit) for v in vals) + f" | {ratio} |")
+print()
+print("| loader and server CPU, % of one core (handshakes / join) | " + " | ".join(
+    f"{fmt(get(s, 'handshakes', 'bench_cpu_percent'), '')}/{fmt(get(s, 'handshakes', 'gateway_cpu_percent'), '')} , "
+    f"{fmt(get(s, 'join', 'bench_cpu_percent'), '')}/{fmt(get(s, 'join', 'gateway_cpu_percent'), '')}" for s, _ in servers) + " |")
+print("| other load on the machine, % of one core (handshakes) | " + " | ".join(fmt(get(s, 'handshakes', 'other_cpu_percent'), '') for s, _ in servers) + " |")
+print("| server CPU per handshake + join, µs | " + " | ".join(fmt(get(s, 'join', 'gateway_cpu_us_per_handshake'), '') for s, _ in servers) + " |")
+PY
