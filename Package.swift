@@ -23,7 +23,7 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
-        // hiredis 0.14.1 (async API). pkg-config name "hiredis"; it is not passed to SwiftPM
+        // hiredis 0.14.1 (its RESP reader only: the sockets are ours). pkg-config name "hiredis"; it is not passed to SwiftPM
         // because its .pc carries `-D_FILE_OFFSET_BITS=64`, which SwiftPM drops with a warning.
         // The headers live in /usr/include/hiredis and the module map links -lhiredis.
         .systemLibrary(
