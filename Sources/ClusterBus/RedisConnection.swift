@@ -146,7 +146,7 @@ final class RedisConnection: StreamSocket, @unchecked Sendable {
         guard isOpen, !channels.isEmpty else { return false }
         var cmd = RedisCommand(verb, argumentCount: channels.count + 1, capacity: channels.reduce(0) { $0 + $1.utf8.count })
         for ch in channels { cmd.append(ch) }
-        pipeline.expectSubscription(channels: channels.count)
+        pipeline.expectSubscription(verb: verb, channels: channels.count)
         write(cmd)
         return true
     }

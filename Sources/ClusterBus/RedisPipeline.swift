@@ -28,8 +28,9 @@ public final class RedisPipeline {
     private enum Waiting {
         /// A regular command; its completion.
         case reply((RedisReply?) -> Void)
-        /// A (un)subscribe command still owed `remaining` confirmations.
-        case subscription(remaining: Int)
+        /// A (un)subscribe command still owed `remaining` confirmations whose first element is `word`
+        /// (the command's name in lower case).
+        case subscription(word: [UInt8], remaining: Int)
     }
 
     private var reader: UnsafeMutablePointer<redisReader>?
@@ -65,10 +66,12 @@ public final class RedisPipeline {
         waiting.append(.reply(completion))
     }
 
-    /// Announces a (un)subscribe command of `channels` channels (≥ 1) the owner writes now.
-    public func expectSubscription(channels: Int) {
+    /// Announces a (un)subscribe command (`verb`: `SUBSCRIBE`, `SSUBSCRIBE`, `UNSUBSCRIBE`, …) of `channels`
+    /// channels (≥ 1) the owner writes now. Only confirmations named like `verb` settle it: an unsolicited
+    /// `sunsubscribe` does not count for a waiting `SSUBSCRIBE`.
+    public func expectSubscription(verb: String, channels: Int) {
         subscribed = true
-        waiting.append(.subscription(remaining: max(1, channels)))
+        waiting.append(.subscription(word: Array(verb.lowercased().utf8), remaining: max(1, channels)))
     }
 
     /// Completes every waiting command with nil (the connection is gone: their outcome is unknown), oldest first.
@@ -98,7 +101,7 @@ public final class RedisPipeline {
     }
 
     /// The kind of a push-shaped array reply, or nil.
-    private enum PushKind { case message, confirmation }
+    private enum PushKind { case message, confirmation(UnsafeRawBufferPointer) }
 
     private func pushKind(_ reply: UnsafePointer<redisReply>) -> PushKind? {
         let r = reply.pointee
@@ -112,7 +115,7 @@ public final class RedisPipeline {
         case 9 where word.elementsEqual("subscribe".utf8), 10 where word.elementsEqual("psubscribe".utf8),
              10 where word.elementsEqual("ssubscribe".utf8), 11 where word.elementsEqual("unsubscribe".utf8),
              12 where word.elementsEqual("punsubscribe".utf8), 12 where word.elementsEqual("sunsubscribe".utf8):
-            return .confirmation
+            return .confirmation(word)
         default:
             return nil
         }
@@ -120,8 +123,9 @@ public final class RedisPipeline {
 
     private func dispatch(_ reply: UnsafePointer<redisReply>) {
         if subscribed, let kind = pushKind(reply) {
-            if kind == .confirmation, head < waiting.count, case .subscription(let remaining) = waiting[head] {
-                if remaining <= 1 { pop() } else { waiting[head] = .subscription(remaining: remaining - 1) }
+            if case .confirmation(let word) = kind, head < waiting.count, case .subscription(let expected, let remaining) = waiting[head],
+               word.elementsEqual(expected) {
+                if remaining <= 1 { pop() } else { waiting[head] = .subscription(word: expected, remaining: remaining - 1) }
             }
             onPush(reply)
             return
