@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Runtime", dependencies: ["CLinux"]),
         // TLS termination behind the transport seam: certificates (SNI, reload) and a non-blocking OpenSSL transport.
         .target(name: "TLS", dependencies: ["Runtime", "COpenSSL", "CLinux"]),
-        .target(name: "ClusterBus", dependencies: ["Protocol", "Runtime", "CHiredis", "CLinux"]),
+        .target(name: "ClusterBus", dependencies: ["Protocol", "Runtime", "TLS", "CHiredis", "CLinux"]),
         .target(name: "Gateway", dependencies: ["Protocol", "Runtime", "TLS", "ClusterBus", "CLinux", "COpenSSL"]),
         .target(name: "SwitchboardClient", dependencies: ["Protocol", "Runtime", "CLinux"]),
         .executableTarget(name: "switchboard", dependencies: ["Gateway"]),

@@ -97,6 +97,7 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
                              connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds, clock: clock, jitter: jitter)
         subscriber = RedisLink(role: "subscriber", loop: loop, endpoint: configuration.endpoint, backoff: configuration.backoff,
                                connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds, clock: clock, jitter: jitter)
+        if configuration.endpoint.tls { configureTLS() }
     }
 
     /// Supplies what the registry key advertises (address, connection count, draining); read every heartbeat

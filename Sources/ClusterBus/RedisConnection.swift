@@ -2,6 +2,7 @@ import CHiredis
 import CLinux
 import Glibc
 import Runtime
+import TLS
 
 /// The name this type had while hiredis's async context was under it; kept so code written against the
 /// old name (`evalScript(on:)`, `runHandshake(on:)`, other branches' command files) compiles unchanged.
@@ -188,13 +189,19 @@ final class RedisConnection: StreamSocket, @unchecked Sendable {
     }
 
     override func readFailed(errno e: CInt) {
-        closeReason = String(cString: strerror(e))
+        closeReason = failureText(e)
         closeSocket()
     }
 
     override func writeFailed(errno e: CInt) {
-        closeReason = String(cString: strerror(e))
+        closeReason = failureText(e)
         closeSocket()
+    }
+
+    /// The TLS transport's own reason when it has one (a certificate that does not match), else the errno's text.
+    private func failureText(_ e: CInt) -> String {
+        if let tls = transport as? TLSTransport, let why = tls.failureDescription { return why }
+        return String(cString: strerror(e))
     }
 
     override func didClose() {

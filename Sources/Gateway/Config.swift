@@ -40,6 +40,10 @@ public struct Config: Sendable {
     public var redisBackoffCapMs = 5000
     /// Redis attempt log: failed connection attempts 1...N in a row are logged, then every N-th.
     public var redisAttemptLog = 5
+    /// `rediss://` certificate checks (`--redis-tls-*`, Config+RedisTLS.swift); the client pair is set from the next two.
+    public var redisTLS = RedisTLSSettings()
+    public var redisTLSCertificate: String? = nil
+    public var redisTLSKey: String? = nil
     /// Milliseconds between Redis heartbeats (registry refresh, dead-node cleanup, canary).
     public var heartbeatIntervalMs = 2000
     /// Milliseconds the node's registry key lives without a heartbeat; a dead node's presence is gone within 2 × this.
@@ -294,7 +298,7 @@ public struct Config: Sendable {
                }, current: { $0.logLevel.rawValue }),
         Option(name: "pin-cpu", kind: .int, help: "pin the process to this CPU (benchmarks; unset = no pinning)",
                apply: { c, v throws(Invalid) in c.pinCPU = v.isEmpty ? nil : try int(v, "pin-cpu", 0...4096) }, current: { $0.pinCPU.map(String.init) ?? "" }),
-    ] + authOptions
+    ] + authOptions + redisTLSOptions
 
     public init() {}
 
@@ -329,6 +333,7 @@ public struct Config: Sendable {
         if config.echoPath == config.wsPath { throw Invalid(description: "--echo-path must differ from --ws-path") }
         try finalizeAuth(&config)
         try finalizeTLS(&config)
+        try finalizeRedisTLS(&config)
         if config.nodeTTLMs <= config.heartbeatIntervalMs {
             throw Invalid(description: "--node-ttl (\(config.nodeTTLMs)ms) must exceed --heartbeat-interval (\(config.heartbeatIntervalMs)ms)")
         }

@@ -23,12 +23,13 @@ extension GatewayNode {
             exit(2)
         }
         loop.start(name: "bus")
-        let configuration = RedisBusConfiguration(
+        var configuration = RedisBusConfiguration(
             endpoint: endpoint, prefix: config.prefix, nodeID: config.nodeID, historySize: config.historySize,
             historyTTLMilliseconds: config.historyTTLMs,
             backoff: RedisBackoff(baseMilliseconds: config.redisBackoffBaseMs, capMilliseconds: config.redisBackoffCapMs),
             heartbeatIntervalMilliseconds: config.heartbeatIntervalMs, nodeTTLMilliseconds: config.nodeTTLMs,
             attemptLogEvery: config.redisAttemptLog, idempotencyWindowMilliseconds: config.idempotencyWindowMs)
+        configuration.tls = config.redisTLS
         return .redis(RedisBus(loop: loop, configuration: configuration) { level, message, fields in
             let mapped: LogLevel = switch level {
             case .debug: .debug
