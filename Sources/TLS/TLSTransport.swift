@@ -197,13 +197,15 @@ public final class TLSTransport: Transport {
     }
 
     private func handshakeFailed(_ err: CInt) -> TransportResult {
-        if let ssl, isClient, SSL_get_verify_result(ssl) != X509_V_OK {
-            failureDescription = "certificate verification failed: " + String(cString: X509_verify_cert_error_string(SSL_get_verify_result(ssl)))
-        } else if failureDescription == nil {
-            let e = ERR_peek_error()
-            failureDescription = e == 0 ? "TLS handshake failed" : "TLS handshake failed: " + TLSContext.lastError()
-        }
         let (result, outcome) = classifyFailure(err)
+        if isClient, let ssl {
+            // Client side only (the server's metrics label is all it keeps): the reason for the owner's log line.
+            if SSL_get_verify_result(ssl) != X509_V_OK {
+                failureDescription = "certificate verification failed: " + String(cString: X509_verify_cert_error_string(SSL_get_verify_result(ssl)))
+            } else {
+                failureDescription = "TLS handshake failed: " + (ERR_peek_error() == 0 ? "\(result)" : TLSContext.lastError())
+            }
+        }
         metrics.failures(result).add()
         state = .failed
         ERR_clear_error()
