@@ -130,4 +130,48 @@ import Testing
         #expect((onLoop(loop) { done in done(router.redirects) } ?? 0) == before + 1, "one MOVED followed")
         #expect(onLoop(loop) { done in done(router.map?.primary(ofSlot: quietSlot)?.port) } == .some(quietTarget), "the map learned the move")
     }
+
+    @Test func theShardedPublishScriptStoresAndDeliversOnTheRoomsShardOnly() throws {
+        #expect(RedisScripts.publishSharded.source.contains("redis.call('SPUBLISH', ARGV[1],"))
+        #expect(!RedisScripts.publishSharded.source.contains("redis.call('PUBLISH', ARGV[1],"))
+        let cluster = try RedisTestCluster(masters: 3)
+        let loop = try EventLoop(index: 95)
+        loop.start(name: "router-script-test")
+        defer { loop.stopAndWait(timeoutMilliseconds: 2000) }
+        let probe = Probe()
+        nonisolated(unsafe) let router = RedisClusterRouter(loop: loop, seeds: [("127.0.0.1", cluster.ports[2])])
+        defer { loop.execute { router.stop() } }
+        router.onPush = { reply in
+            let r = RedisReply(copying: reply)
+            guard let a = r.array, a.count == 3, let kind = a[0].text, let ch = a[1].text else { return }
+            if kind == "smessage", let payload = a[2].text { probe.messages.withLock { $0[ch, default: []].append(payload) } }
+            if kind == "ssubscribe" { probe.confirmed.withLock { $0.append(ch) } }
+        }
+        let refreshed: Result<Void, RedisClusterError>? = onLoop(loop) { done in router.refresh { done($0) } }
+        guard case .success? = refreshed else { Issue.record("refresh: \(String(describing: refreshed))"); return }
+        let keys = RedisClusterKeys(prefix: "ps:", nodeID: "n")
+        let rooms = (0..<12).map { "r\($0)" } + ["{braced}", "%pct"]
+        loop.execute { for room in rooms { router.ssubscribe(keys.roomChannel(room), slot: keys.slot(ofRoom: room)) } }
+        #expect(wait(5) { probe.confirmed.withLock { $0.count } == rooms.count })
+        for room in rooms {
+            for n in 0..<3 {
+                let idem = n == 2 ? keys.idempotency(room, key: "same") : nil
+                for _ in 0..<(n == 2 ? 2 : 1) {
+                    var args = ["EVAL", RedisScripts.publishSharded.source, idem == nil ? "2" : "3", keys.history(room), keys.meta(room)]
+                    if let idem { args.append(idem) }
+                    args += [keys.roomChannel(room), "\(n)", "100", "0", "60000"]
+                    let reply: RedisReply?? = onLoop(loop) { done in router.send(RedisCommand(args), slot: keys.slot(ofRoom: room)) { done($0) } }
+                    #expect(reply??.array?.count ?? 0 >= 2, "\(room): \(String(describing: reply))")
+                }
+            }
+        }
+        // Each room's three messages (the repeated idempotent one stored once), in order, with offsets.
+        #expect(wait(5) { probe.messages.withLock { $0.values.reduce(0) { $0 + $1.count } } == 3 * rooms.count })
+        for room in rooms {
+            let payloads = probe.messages.withLock { $0[keys.roomChannel(room)] ?? [] }
+            #expect(payloads.count == 3 && payloads.enumerated().allSatisfy { $0.element.hasSuffix("\"data\":\($0.offset)}") }, "\(room): \(payloads)")
+            let length: RedisReply?? = onLoop(loop) { done in router.send(RedisCommand(["XLEN", keys.history(room)]), slot: keys.slot(ofRoom: room)) { done($0) } }
+            #expect(length == .some(.integer(3)))
+        }
+    }
 }
