@@ -4,7 +4,7 @@ public struct RedisClusterNode: Sendable, Equatable, Hashable, CustomStringConve
     public var host: String
     public var port: Int
     public var isPrimary: Bool
-    /// `online`, `failed` or `loading` (CLUSTER SHARDS `health`).
+    /// `online`, `fail` (Redis 7.0; the documentation says `failed`) or `loading` (CLUSTER SHARDS `health`).
     public var health: String
 
     public init(id: String, host: String, port: Int, isPrimary: Bool, health: String = "online") {
@@ -76,7 +76,7 @@ public struct RedisClusterMap: Sendable, Equatable {
                 let node = RedisClusterNode(id: id, host: host, port: port, isPrimary: f["role"]?.text == "master",
                                             health: f["health"]?.text ?? "online")
                 if node.isPrimary {
-                    if node.health != "failed" { primary = node }
+                    if node.health != "failed" && node.health != "fail" { primary = node }
                 } else {
                     replicas.append(node)
                 }

@@ -174,4 +174,60 @@ import Testing
             #expect(length == .some(.integer(3)))
         }
     }
+
+    @Test func aKilledPrimaryIsReplacedByItsReplicaAndTheSubscriptionFollows() throws {
+        let cluster = try RedisTestCluster(masters: 3, replicasPerMaster: 1)
+        let loop = try EventLoop(index: 94)
+        loop.start(name: "router-failover-test")
+        defer { loop.stopAndWait(timeoutMilliseconds: 2000) }
+        let probe = Probe()
+        nonisolated(unsafe) let router = RedisClusterRouter(loop: loop, seeds: cluster.ports.map { ("127.0.0.1", $0) })
+        defer { loop.execute { router.stop() } }
+        router.onPush = { reply in
+            let r = RedisReply(copying: reply)
+            guard let a = r.array, a.count == 3, let kind = a[0].text, let ch = a[1].text else { return }
+            if kind == "smessage", let payload = a[2].text { probe.messages.withLock { $0[ch, default: []].append(payload) } }
+            if kind == "ssubscribe" { probe.confirmed.withLock { $0.append(ch) } }
+        }
+        router.onSubscriptionLost = { ch in probe.lost.withLock { $0.append(ch) } }
+        let refreshed: Result<Void, RedisClusterError>? = onLoop(loop) { done in router.refresh { done($0) } }
+        guard case .success? = refreshed else { Issue.record("refresh: \(String(describing: refreshed))"); return }
+        let keys = RedisClusterKeys(prefix: "fo:", nodeID: "n")
+        let room = "failover-room"
+        let slot = keys.slot(ofRoom: room)
+        let channel = keys.roomChannel(room)
+        let shard = try #require(onLoop(loop) { done in done(router.map?.shard(ofSlot: slot)) } ?? nil)
+        let primary = try #require(shard.primary)
+        let replica = try #require(shard.replicas.first)
+        func publish(_ n: Int) -> RedisReply? {
+            let args = ["EVAL", RedisScripts.publishSharded.source, "3", keys.history(room), keys.meta(room), keys.idempotency(room, key: "m\(n)"),
+                        channel, "\(n)", "100", "0", "60000"]
+            let r: RedisReply?? = onLoop(loop) { done in router.send(RedisCommand(args), slot: slot) { done($0) } }
+            return r ?? nil
+        }
+        loop.execute { router.ssubscribe(channel, slot: slot) }
+        #expect(wait(5) { probe.confirmed.withLock { $0.count } == 1 })
+        #expect(publish(0)?.array?.count == 2)
+        #expect(wait(3) { probe.messages.withLock { $0[channel]?.count } == 1 })
+        _ = cli(primary.port, ["WAIT", "1", "1000"])   // the replica has message 0
+
+        cluster.kill(port: primary.port)
+        // Retry each publish (same idempotency key) until the promoted replica answers it.
+        var stored = 0
+        let deadline = Date().addingTimeInterval(20)
+        var n = 1
+        while n <= 5 && Date() < deadline {
+            if let r = publish(n), r.array != nil { stored += 1; n += 1 } else { usleep(100_000) }
+        }
+        #expect(stored == 5, "publishes succeed again after the failover")
+        #expect(onLoop(loop) { done in done(router.map?.primary(ofSlot: slot)?.port) } == .some(replica.port), "the replica owns the slot now")
+        #expect(probe.lost.withLock { $0.contains(channel) }, "the loss was reported (the bus back-fills from there)")
+        #expect(wait(5) { probe.confirmed.withLock { $0.count } >= 2 }, "subscribed again on the new primary")
+        #expect(publish(6)?.array?.count == 2)
+        #expect(wait(5) { probe.messages.withLock { $0[channel]?.last?.hasSuffix("\"data\":6}") ?? false } })
+        // History on the new primary: 0…6 once each, in order (what back-fill would read).
+        let history: RedisReply?? = onLoop(loop) { done in router.send(RedisCommand(["XRANGE", keys.history(room), "-", "+"]), slot: slot) { done($0) } }
+        let data = (history??.array ?? []).compactMap { $0.array?[1].array?[1].text }
+        #expect(data == (0...6).map(String.init))
+    }
 }
