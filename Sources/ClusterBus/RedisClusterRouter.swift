@@ -41,6 +41,8 @@ final class RedisClusterRouter: RedisConnectionDelegate {
     var onSubscriptionLost: (String) -> Void = { _ in }
     /// A refresh failed or found uncovered slots: one line for the log and `/ready`.
     var onTopologyProblem: (String) -> Void = { _ in }
+    /// A refresh loaded a map (check `uncoveredSlots` for its health).
+    var onRefreshed: (RedisClusterMap) -> Void = { _ in }
     /// Redirects followed, refreshes done (metrics).
     private(set) var redirects = 0
     private(set) var refreshes = 0
@@ -86,6 +88,7 @@ final class RedisClusterRouter: RedisConnectionDelegate {
                 if !fresh.uncoveredSlots.isEmpty {
                     onTopologyProblem("slots not served: \(fresh.uncoveredSlots.prefix(4).map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ","))")
                 }
+                onRefreshed(fresh)
                 finishRefresh(.success(()))
             } catch {
                 tryRefresh(candidates.dropFirst(), lastError: RedisClusterError("\(next.host):\(next.port): \(error.description)"))
