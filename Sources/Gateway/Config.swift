@@ -44,6 +44,8 @@ public struct Config: Sendable {
     public var redisTLS = RedisTLSSettings()
     public var redisTLSCertificate: String? = nil
     public var redisTLSKey: String? = nil
+    /// `--redis-cluster` seeds (`ip:port`), Config+RedisCluster.swift; empty = no cluster.
+    public var redisClusterSeeds: [String] = []
     /// Milliseconds between Redis heartbeats (registry refresh, dead-node cleanup, canary).
     public var heartbeatIntervalMs = 2000
     /// Milliseconds the node's registry key lives without a heartbeat; a dead node's presence is gone within 2 × this.
@@ -298,7 +300,7 @@ public struct Config: Sendable {
                }, current: { $0.logLevel.rawValue }),
         Option(name: "pin-cpu", kind: .int, help: "pin the process to this CPU (benchmarks; unset = no pinning)",
                apply: { c, v throws(Invalid) in c.pinCPU = v.isEmpty ? nil : try int(v, "pin-cpu", 0...4096) }, current: { $0.pinCPU.map(String.init) ?? "" }),
-    ] + authOptions + redisTLSOptions
+    ] + authOptions + redisTLSOptions + redisClusterOptions
 
     public init() {}
 
@@ -334,6 +336,7 @@ public struct Config: Sendable {
         try finalizeAuth(&config)
         try finalizeTLS(&config)
         try finalizeRedisTLS(&config)
+        try finalizeRedisCluster(&config)
         if config.nodeTTLMs <= config.heartbeatIntervalMs {
             throw Invalid(description: "--node-ttl (\(config.nodeTTLMs)ms) must exceed --heartbeat-interval (\(config.heartbeatIntervalMs)ms)")
         }

@@ -8,6 +8,7 @@ extension GatewayNode {
     /// The bus roles a node uses when none are injected: `RedisBus` on its own "bus" loop thread when
     /// `--redis-url` is set, else the in-process bus. The URL was validated by `Config.parse`.
     static func makeDefaultBus(config: Config, logger: Logger) -> ClusterServices {
+        if let cluster = makeClusterBus(config: config, logger: logger) { return cluster }
         guard let url = config.redisURL else {
             return .local(historySize: config.historySize, historyTTLMilliseconds: config.historyTTLMs,
                           idempotencyWindowMilliseconds: config.idempotencyWindowMs, historyBytes: config.historyBytes,
