@@ -66,4 +66,51 @@ import Testing
             #expect(throws: Config.Invalid.self, "\(bad)") { try Config.parse(arguments: bad, environment: [:]) }
         }
     }
+
+    @Test func aPrimaryKilledWhileClientsPublishLosesNothingAndDuplicatesNothing() throws {
+        let cluster = try RedisTestCluster(masters: 3, replicasPerMaster: 1)
+        let seeds = cluster.ports.map { "127.0.0.1:\($0)" }.joined(separator: ",")
+        var nodes: [GatewayProcess] = []
+        for id in ["a", "b", "c"] { nodes.append(try GatewayProcess(["--redis-cluster", seeds, "--node-id", id, "--prefix", "gf:"])) }
+        defer { withExtendedLifetime(nodes) {} }
+        for n in nodes {
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline, (try? httpGet(port: n.adminPort, path: "/ready"))?.0 != 200 { usleep(50_000) }
+        }
+        let room = "hot"
+        let slot = RedisClusterKeys(prefix: "gf:", nodeID: "x").slot(ofRoom: room)
+        // The primary serving the slot, from redis-cli's view of the cluster.
+        let owner = try #require(RedisTestCluster.cli(cluster.ports[0], ["CLUSTER", "NODES"]).split(separator: "\n").compactMap { line -> Int? in
+            let f = line.split(separator: " ")
+            guard f.count > 8, f[2].contains("master"), !f[2].contains("fail") else { return nil }
+            for range in f[8...] {
+                let b = range.split(separator: "-").compactMap { Int($0) }
+                if b.count == 2, (b[0]...b[1]).contains(slot) { return Int(f[1].split(separator: ":")[1].split(separator: "@")[0]) }
+            }
+            return nil
+        }.first)
+        let members = try nodes.map { try WSClient(port: $0.port) }
+        for m in members { #expect(try m.join(room).op == "joined") }
+        let publisher = try WSClient(port: nodes[1].port)
+        var n = 0
+        var refused = 0
+        let deadline = Date().addingTimeInterval(40)
+        while n < 30 && Date() < deadline {
+            if n == 10 { cluster.kill(port: owner) }
+            try publisher.sendOp("{\"op\":\"publish\",\"room\":\"\(room)\",\"data\":\(n),\"id\":\(n)}")
+            var answered = false
+            while !answered {
+                let m = try publisher.nextJSON(timeout: 10)
+                guard m.id.map({ String(decoding: $0.bytes, as: UTF8.self) }) == "\(n)" else { continue }
+                answered = true
+                if m.op == "ack" { n += 1 } else { refused += 1; usleep(100_000) }   // unavailable / unknown: retry with the same id
+            }
+        }
+        #expect(n == 30, "every publish acknowledged after the failover")
+        #expect(refused > 0, "the kill hit the room's shard: publishes were refused until the replica took over")
+        for m in members {
+            let got = try m.drainJSON(quiet: 2.0).filter { $0.op == "message" }.map { $0.data.map { String(decoding: $0.bytes, as: UTF8.self) } ?? "" }
+            #expect(got == (0..<30).map(String.init), "once each, in order: \(got)")
+        }
+    }
 }
