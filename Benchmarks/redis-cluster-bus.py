@@ -89,7 +89,7 @@ def main():
         masters = {}
         for line in cli(nodes[0], "CLUSTER", "NODES").splitlines():
             f = line.split()
-            if "master" in f[2]:
+            if "master" in f[2] and len(f) > 8:
                 port = int(f[1].split(":")[1].split("@")[0])
                 lo, hi = map(int, f[8].split("-"))
                 masters[port] = (lo, hi)
