@@ -126,4 +126,19 @@ import Testing
         #expect(throws: Config.Invalid.self) { try Config.parse(arguments: ["--redis-tls-cert", "/c.pem"], environment: [:]) }
         #expect(throws: Config.Invalid.self) { try Config.parse(arguments: ["--redis-tls-verify-name", "maybe"], environment: [:]) }
     }
+
+    @Test func aGatewayNodeRunsItsBusOverRediss() throws {
+        let ca = try TestCA()
+        let redis = try TLSRedis(ca: ca)
+        let gw = try GatewayProcess(["--redis-url", "rediss://127.0.0.1:\(redis.port)/0", "--redis-tls-ca", ca.caPath, "--node-id", "tls-node"])
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, (try? httpGet(port: gw.adminPort, path: "/ready"))?.0 != 200 { usleep(50_000) }
+        let (status, body) = try httpGet(port: gw.adminPort, path: "/ready")
+        #expect(status == 200 && body.contains("\"commands\":\"up\",\"subscriber\":\"up\""), "\(body)")
+        let member = try WSClient(port: gw.port)
+        #expect(try member.join("secure").op == "joined")
+        try member.sendOp(#"{"op":"publish","room":"secure","data":"over TLS","id":1}"#)
+        let got = try member.drainJSON(quiet: 1.0)
+        #expect(got.contains { $0.op == "ack" } && got.contains { $0.op == "message" })
+    }
 }
