@@ -36,8 +36,10 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
     public let delivered = Counter()
     public let backfilled = Counter()
 
-    /// - Parameters: `seeds`: cluster nodes to ask for the slot map (numeric addresses); `prefix` must not contain `{`.
-    public init(loop: EventLoop, seeds: [(host: String, port: Int)], prefix: String = "sb:", nodeID: String,
+    /// - Parameters: `seeds`: cluster nodes to ask for the slot map (numeric addresses); `username`/`password`:
+    ///   sent with `AUTH` first on every connection (nil: none); `prefix` must not contain `{`.
+    public init(loop: EventLoop, seeds: [(host: String, port: Int)], username: String? = nil, password: String? = nil,
+                prefix: String = "sb:", nodeID: String,
                 historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000, idempotencyWindowMilliseconds: Int = 120_000,
                 logger: @escaping RedisBusLogger = { _, _, _ in }) {
         self.loop = loop
@@ -47,6 +49,9 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
         self.idempotencyWindowMilliseconds = idempotencyWindowMilliseconds
         self.log = logger
         self.router = RedisClusterRouter(loop: loop, seeds: seeds)
+        if let password {
+            router.handshake = [RedisCommand(username.map { ["AUTH", $0, password] } ?? ["AUTH", password])]
+        }
     }
 
     public var state: BusState { upFlag.load(ordering: .relaxed) ? .up : .down }

@@ -1,4 +1,5 @@
 import ClusterBus
+import Foundation
 import Glibc
 
 extension Config {
@@ -13,6 +14,30 @@ extension Config {
                    }
                }, current: { $0.redisClusterSeeds.joined(separator: ",") }, reset: { $0.redisClusterSeeds = [] }),
     ]
+
+    /// `--redis-url redis-cluster://[[user]:password@]ip:port[,ip:port…][/]`: the seeds and credentials of a
+    /// Redis Cluster (the same as `--redis-cluster` plus `AUTH`). Errors: `Invalid` for a seed that is not a
+    /// numeric `ip:port` or a URL without seeds.
+    static func applyClusterURL(_ c: inout Config, _ url: String) throws(Invalid) {
+        var rest = Substring(url.dropFirst("redis-cluster://".count))
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        if let at = rest.lastIndex(of: "@") {
+            let info = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            if let colon = info.firstIndex(of: ":") {
+                c.redisClusterUsername = info[..<colon].isEmpty ? nil : (String(info[..<colon]).removingPercentEncoding ?? String(info[..<colon]))
+                c.redisClusterPassword = String(info[info.index(after: colon)...]).removingPercentEncoding ?? String(info[info.index(after: colon)...])
+            } else {
+                c.redisClusterPassword = String(info).removingPercentEncoding ?? String(info)
+            }
+        }
+        let seeds = rest.split(separator: ",").map(String.init)
+        guard !seeds.isEmpty else { throw Invalid(description: "--redis-url: redis-cluster:// needs at least one ip:port seed") }
+        for s in seeds {
+            guard parseSeed(s) != nil else { throw Invalid(description: "--redis-url: expected ip:port seeds with numeric addresses, got '\(s)'") }
+        }
+        c.redisClusterSeeds += seeds
+    }
 
     /// `ip:port` or `[ipv6]:port` with a numeric address and a port in 1...65535, or nil.
     public static func parseSeed(_ text: String) -> (host: String, port: Int)? {

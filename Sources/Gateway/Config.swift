@@ -46,6 +46,9 @@ public struct Config: Sendable {
     public var redisTLSKey: String? = nil
     /// `--redis-cluster` seeds (`ip:port`), Config+RedisCluster.swift; empty = no cluster.
     public var redisClusterSeeds: [String] = []
+    /// Credentials from a `redis-cluster://user:password@…` URL, sent with `AUTH` on every cluster connection.
+    public var redisClusterUsername: String? = nil
+    public var redisClusterPassword: String? = nil
     /// Milliseconds between Redis heartbeats (registry refresh, dead-node cleanup, canary).
     public var heartbeatIntervalMs = 2000
     /// Milliseconds the node's registry key lives without a heartbeat; a dead node's presence is gone within 2 × this.
@@ -188,6 +191,7 @@ public struct Config: Sendable {
         Option(name: "redis-url", kind: .string, help: "redis://host:port/db for the cluster bus (unset = in-process bus, single node)",
                apply: { c, v throws(Invalid) in
                    guard !v.isEmpty else { c.redisURL = nil; return }
+                   if v.lowercased().hasPrefix("redis-cluster://") { return try applyClusterURL(&c, v) }
                    do throws(RedisEndpoint.Invalid) { _ = try RedisEndpoint(url: v) } catch { throw Invalid(description: "--redis-url: \(error.description)") }
                    c.redisURL = v
                }, current: { c in c.redisURL.map { (try? RedisEndpoint(url: $0))?.description ?? $0 } ?? "" }),

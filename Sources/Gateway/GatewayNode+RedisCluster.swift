@@ -22,7 +22,8 @@ extension GatewayNode {
             exit(2)
         }
         loop.start(name: "bus")
-        let bus = RedisClusterBus(loop: loop, seeds: seeds, prefix: config.prefix, nodeID: config.nodeID, historySize: config.historySize,
+        let bus = RedisClusterBus(loop: loop, seeds: seeds, username: config.redisClusterUsername, password: config.redisClusterPassword,
+                                  prefix: config.prefix, nodeID: config.nodeID, historySize: config.historySize,
                                   historyTTLMilliseconds: config.historyTTLMs, idempotencyWindowMilliseconds: config.idempotencyWindowMs) { level, message, fields in
             let mapped: LogLevel = switch level {
             case .debug: .debug

@@ -115,6 +115,28 @@ import Testing
         let got = recorder.data(room)
         #expect(got == (0..<40).map(String.init), "once each, in order")
     }
+
+    @Test func aPasswordProtectedClusterNeedsTheCredentials() throws {
+        let cluster = try RedisTestCluster(masters: 3, password: "s3cret")
+        let loop = try EventLoop(index: 88)
+        loop.start(name: "cluster-auth")
+        defer { loop.stopAndWait(timeoutMilliseconds: 2000) }
+        let authed = RedisClusterBus(loop: loop, seeds: [("127.0.0.1", cluster.ports[0])], password: "s3cret", prefix: "au:", nodeID: "a")
+        let anonymous = RedisClusterBus(loop: loop, seeds: [("127.0.0.1", cluster.ports[1])], prefix: "au:", nodeID: "b")
+        let recorder = Recorder()
+        authed.start(delegate: recorder)
+        anonymous.start(delegate: Recorder())
+        #expect(wait(5) { authed.state == .up })
+        authed.subscribe(room: "r")
+        guard case .success? = sync({ done in authed.join(room: "r", since: nil) { done($0) } }) else { Issue.record("join"); return }
+        let published = sync { done in authed.publish(room: "r", data: JSONFragment("1"), idempotencyKey: nil) { done($0) } }
+        guard case .success? = published else { Issue.record("publish: \(String(describing: published))"); return }
+        #expect(wait(3) { recorder.data("r") == ["1"] })
+        usleep(500_000)
+        #expect(anonymous.state == .down, "no slot map without AUTH (NOAUTH)")
+        let refused = sync { done in anonymous.publish(room: "r", data: JSONFragment("2"), idempotencyKey: nil) { done($0) } }
+        if case .success? = refused { Issue.record("a publish without credentials must be refused") }
+    }
 }
 
 /// One command on a fresh plain socket (test setup only): RESP encode, read one reply with our pipeline.

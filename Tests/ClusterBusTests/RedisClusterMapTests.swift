@@ -133,7 +133,11 @@ final class RedisTestCluster {
     let dir: URL
     private var processes: [Process] = []
 
-    init(masters: Int, replicasPerMaster: Int = 0) throws {
+    /// `password`: every node requires it (`requirepass`, and `masterauth` for the replicas).
+    let password: String?
+
+    init(masters: Int, replicasPerMaster: Int = 0, password: String? = nil) throws {
+        self.password = password
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("sb-cluster-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var ports: [Int] = []
@@ -150,6 +154,7 @@ final class RedisTestCluster {
                               "--cluster-node-timeout", "1000", "--save", "", "--repl-diskless-sync-delay", "0",
                               "--cluster-replica-validity-factor", "0", "--appendonly", "no", "--bind", "127.0.0.1",
                               "--daemonize", "no", "--loglevel", "warning", "--protected-mode", "no"]
+                + (password.map { ["--requirepass", $0, "--masterauth", $0] } ?? [])
             proc.standardOutput = FileHandle.nullDevice
             proc.standardError = FileHandle.nullDevice
             try proc.run()
@@ -158,7 +163,7 @@ final class RedisTestCluster {
         usleep(300_000)
         let create = Process()
         create.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
-        create.arguments = ["--cluster", "create"] + ports.map { "127.0.0.1:\($0)" } + ["--cluster-replicas", "\(replicasPerMaster)", "--cluster-yes"]
+        create.arguments = (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + ["--cluster", "create"] + ports.map { "127.0.0.1:\($0)" } + ["--cluster-replicas", "\(replicasPerMaster)", "--cluster-yes"]
         create.standardOutput = FileHandle.nullDevice
         create.standardError = FileHandle.nullDevice
         try create.run()
@@ -168,8 +173,8 @@ final class RedisTestCluster {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             // Replicas must have synced (health online, not loading) before a failover can promote them.
-            if ports.allSatisfy({ Self.info($0).contains("cluster_state:ok") }),
-               Self.cli(ports[0], ["CLUSTER", "SHARDS"]).components(separatedBy: "\nonline").count - 1 == ports.count { return }
+            if ports.allSatisfy({ Self.cli($0, ["CLUSTER", "INFO"], password: password).contains("cluster_state:ok") }),
+               Self.cli(ports[0], ["CLUSTER", "SHARDS"], password: password).components(separatedBy: "\nonline").count - 1 == ports.count { return }
             usleep(100_000)
         }
         throw ClusterSetupError("the cluster did not reach cluster_state:ok")
@@ -198,10 +203,10 @@ final class RedisTestCluster {
 
     static func info(_ port: Int) -> String { cli(port, ["CLUSTER", "INFO"]) }
 
-    static func cli(_ port: Int, _ args: [String]) -> String {
+    static func cli(_ port: Int, _ args: [String], password: String? = nil) -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
-        p.arguments = ["-p", "\(port)"] + args
+        p.arguments = ["-p", "\(port)"] + (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + args
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice

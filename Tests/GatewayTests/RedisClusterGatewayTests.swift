@@ -61,7 +61,11 @@ import Testing
         let c = try Config.parse(arguments: ["--redis-cluster", "127.0.0.1:7000,127.0.0.1:7001", "--redis-cluster", "[::1]:7002"], environment: [:])
         #expect(c.redisClusterSeeds == ["127.0.0.1:7000", "127.0.0.1:7001", "[::1]:7002"])
         #expect(Config.parseSeed("[::1]:7002")! == ("::1", 7002))
-        for bad in [["--redis-cluster", "redis.local:7000"], ["--redis-cluster", "127.0.0.1"], ["--redis-cluster", "127.0.0.1:0"],
+        let url = try Config.parse(arguments: ["--redis-url", "redis-cluster://app:p%40ss@127.0.0.1:7000,127.0.0.1:7001/"], environment: [:])
+        #expect(url.redisURL == nil && url.redisClusterSeeds == ["127.0.0.1:7000", "127.0.0.1:7001"])
+        #expect(url.redisClusterUsername == "app" && url.redisClusterPassword == "p@ss")
+        #expect(!url.loggable.contains { $0.1.contains("p@ss") || $0.1.contains("p%40ss") }, "the password is never logged")
+        for bad in [["--redis-url", "redis-cluster://"], ["--redis-url", "redis-cluster://host.name:7000"], ["--redis-cluster", "redis.local:7000"], ["--redis-cluster", "127.0.0.1"], ["--redis-cluster", "127.0.0.1:0"],
                     ["--redis-cluster", "127.0.0.1:7000", "--redis-url", "redis://127.0.0.1:6379/0"]] {
             #expect(throws: Config.Invalid.self, "\(bad)") { try Config.parse(arguments: bad, environment: [:]) }
         }
