@@ -188,7 +188,7 @@ public struct Config: Sendable {
                apply: { c, v throws(Invalid) in c.adminPort = try port(v, "admin-port", allowZero: true) }, current: { "\($0.adminPort)" }),
         Option(name: "threads", kind: .int, help: "event loops (one per core)",
                apply: { c, v throws(Invalid) in c.threads = try int(v, "threads", 1...64) }, current: { "\($0.threads)" }),
-        Option(name: "redis-url", kind: .string, help: "redis://host:port/db for the cluster bus (unset = in-process bus, single node)",
+        Option(name: "redis-url", kind: .string, help: "redis://host:port/db for the cluster bus (rediss:// for TLS, redis-cluster://ip:port,… for Redis Cluster; unset = in-process bus, single node)",
                apply: { c, v throws(Invalid) in
                    guard !v.isEmpty else { c.redisURL = nil; return }
                    if v.lowercased().hasPrefix("redis-cluster://") { return try applyClusterURL(&c, v) }
