@@ -23,7 +23,7 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
-        // hiredis 0.14.1 (async API). pkg-config name "hiredis"; it is not passed to SwiftPM
+        // hiredis 0.14.1 (its RESP reader only: the sockets are ours). pkg-config name "hiredis"; it is not passed to SwiftPM
         // because its .pc carries `-D_FILE_OFFSET_BITS=64`, which SwiftPM drops with a warning.
         // The headers live in /usr/include/hiredis and the module map links -lhiredis.
         .systemLibrary(
@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Runtime", dependencies: ["CLinux"]),
         // TLS termination behind the transport seam: certificates (SNI, reload) and a non-blocking OpenSSL transport.
         .target(name: "TLS", dependencies: ["Runtime", "COpenSSL", "CLinux"]),
-        .target(name: "ClusterBus", dependencies: ["Protocol", "Runtime", "CHiredis", "CLinux"]),
+        .target(name: "ClusterBus", dependencies: ["Protocol", "Runtime", "TLS", "CHiredis", "CLinux"]),
         // Console/: the operator console's page, styles and scripts, compiled into the binary (no files to deploy).
         .target(name: "Gateway", dependencies: ["Protocol", "Runtime", "TLS", "ClusterBus", "CLinux", "COpenSSL"],
                 resources: [.embedInCode("Console")]),

@@ -1,8 +1,10 @@
-// libFuzzer entry point for RESP handling: hiredis's reader (the parser under RedisAsyncConnection, reached
-// through the CHiredis module: redisReaderCreate / redisReaderFeed / redisReaderGetReply) fed arbitrary bytes,
-// and every reply it produces deep-copied into ClusterBus's `RedisReply` (Sources/ClusterBus/RedisReply.swift,
-// compiled into this binary; the module is named `Runtime` so that file's `import Runtime` is ignored).
-// The same bytes fed whole and cut in two must give the same replies and the same error.
+// libFuzzer entry point for RESP handling: hiredis's reader (reached through the CHiredis module:
+// redisReaderCreate / redisReaderFeed / redisReaderGetReply) fed arbitrary bytes, and every reply it produces
+// deep-copied into ClusterBus's `RedisReply` (Sources/ClusterBus/RedisReply.swift, compiled into this binary;
+// the module is named `Runtime` so that file's `import Runtime` is ignored). The same bytes also go through
+// `RedisPipeline` (Sources/ClusterBus/RedisPipeline.swift, what our connection runs), subscribed, with
+// regular commands and a subscription waiting: whole and cut in two they must complete the same commands
+// with the same replies, push the same pushes and fail alike.
 import CHiredis
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -16,7 +18,30 @@ public func fuzzRESP(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let whole = read([bytes[...]])
     let split = read([bytes[..<cut], bytes[cut...]])
     precondition(whole.replies == split.replies && whole.failed == split.failed, "whole and split RESP reads disagree")
+    let pipeWhole = pipeline([bytes[...]])
+    let pipeSplit = pipeline([bytes[..<cut], bytes[cut...]])
+    precondition(pipeWhole == pipeSplit, "whole and split RedisPipeline feeds disagree")
     return 0
+}
+
+/// What a `RedisPipeline` did with the pieces: completions, pushes, subscription errors, in order, and whether it failed.
+private func pipeline(_ pieces: [ArraySlice<UInt8>]) -> [String] {
+    let p = RedisPipeline()
+    var events: [String] = []
+    p.onPush = { events.append("push \(RedisReply(copying: $0))") }
+    p.onSubscriptionError = { events.append("suberr \($0)") }
+    for i in 0..<4 { p.expectReply { events.append("reply \(i) \(String(describing: $0))") } }
+    p.expectSubscription(verb: "SSUBSCRIBE", channels: 2)
+    for i in 4..<8 { p.expectReply { events.append("reply \(i) \(String(describing: $0))") } }
+    for piece in pieces {
+        let ok = piece.withUnsafeBytes { raw -> Bool in
+            do { try p.feed(raw); return true } catch { return false }
+        }
+        if !ok { events.append("failed"); break }
+    }
+    p.failAll()
+    events.append("pending \(p.pendingReplies)")
+    return events
 }
 
 /// Feeds the pieces in order, taking every complete reply after each; stops at the first protocol error.

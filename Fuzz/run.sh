@@ -14,7 +14,7 @@
 #   socketio    Protocol sources + FuzzSocketIO.swift: Engine.IO / Socket.IO packets and the session machine
 #   admin-http  Protocol sources + FuzzAdminHTTP.swift: the admin port's head parser and framing rule
 #   jwt         Runtime sources + the Auth files JWT.swift needs + FuzzJWT.swift (module named Runtime)
-#   resp        ClusterBus's RedisReply.swift + FuzzRESP.swift over hiredis's reader (module named Runtime)
+#   resp        ClusterBus's RedisReply.swift + RedisPipeline.swift + FuzzRESP.swift over hiredis's reader (module named Runtime)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${FUZZ_OUT:-$(mktemp -d /tmp/fuzz-switchboard.XXXXXX)}
@@ -46,7 +46,7 @@ build() {
             "$root/Fuzz/FuzzJWT.swift" -lssl -lcrypto -o "$bin" 2>&1 | { grep -v "ignoring import\|^ *[0-9]* |\|^ *|" || true; } ;;
     resp)
         "${swiftc_fuzz[@]}" -module-name Runtime -I "$root/Sources/CHiredis" \
-            "$root/Sources/ClusterBus/RedisReply.swift" "$root/Fuzz/FuzzRESP.swift" -lhiredis -o "$bin" 2>&1 \
+            "$root/Sources/ClusterBus/RedisReply.swift" "$root/Sources/ClusterBus/RedisPipeline.swift" "$root/Fuzz/FuzzRESP.swift" -lhiredis -o "$bin" 2>&1 \
             | { grep -v "ignoring import\|^ *[0-9]* |\|^ *|" || true; } ;;
     *) echo "unknown fuzz target '$t' (protocol, envelope, socketio, admin-http, jwt, resp)" >&2; exit 2 ;;
     esac

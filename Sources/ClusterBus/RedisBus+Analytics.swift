@@ -46,7 +46,7 @@ extension RedisBus {
                 metrics.analyticsDropped.add(events.count)
                 return
             }
-            // Pipelined: hiredis writes the batch in one go; replies are only counted.
+            // Pipelined: the batch leaves in one write at the end of the loop iteration; replies are only counted.
             for e in events {
                 guard analyticsInFlight < RedisBus.maxAnalyticsInFlight else {
                     metrics.analyticsDropped.add(1)

@@ -7,7 +7,8 @@ import Runtime
 ///   switchboard-cmd-{node}`, `SCRIPT LOAD` of every script; ready when all answered without error.
 /// - subscriber: `AUTH`, `CLIENT SETNAME switchboard-sub-{node}`; ready when both answered; then every
 ///   wanted channel is subscribed again (the control channels and each room with members). No regular
-///   command is ever sent after the first SUBSCRIBE (hiredis 0.14 would hand it the next pub/sub reply).
+///   command is ever sent after the first SUBSCRIBE (RESP2 subscribed mode; `RedisPipeline` reads push-shaped
+///   answers there as pushes).
 extension RedisBus {
     func wireCommands() {
         commands.onOpen = { [unowned self] conn in

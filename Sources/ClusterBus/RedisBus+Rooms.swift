@@ -21,12 +21,12 @@ extension RedisBus {
               kindPtr.pointee.type == REDIS_REPLY_STRING, chPtr.pointee.type == REDIS_REPLY_STRING, let kind = kindPtr.pointee.str else { return }
         let channel = String(decoding: UnsafeRawBufferPointer(start: chPtr.pointee.str, count: chPtr.pointee.len), as: UTF8.self)
         switch (kindPtr.pointee.len, kind[0]) {
-        case (7, 0x6D):   // "message"
+        case (7, 0x6D), (8, 0x73):   // "message", "smessage" (sharded pub/sub)
             let payload = UnsafeRawBufferPointer(start: third.pointee.str, count: third.pointee.len)
             handleMessage(channel: channel, payload: payload)
-        case (9, 0x73):   // "subscribe"
+        case (9, 0x73), (10, 0x73):   // "subscribe", "ssubscribe"
             handleSubscribed(channel)
-        case (11, 0x75):  // "unsubscribe"
+        case (11, 0x75), (12, 0x73):  // "unsubscribe", "sunsubscribe"
             handleUnsubscribed(channel)
         default:
             break

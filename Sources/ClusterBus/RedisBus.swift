@@ -8,7 +8,8 @@ import Synchronization
 /// offset order, with history for resume, presence, a node registry and an end-to-end canary.
 ///
 /// Shape (DESIGN.md, issue 3):
-/// - Runs on its own `EventLoop` (the gateway's dedicated "bus" loop): two hiredis async connections,
+/// - Runs on its own `EventLoop` (the gateway's dedicated "bus" loop): two Redis connections (`RedisConnection`:
+///   our sockets, hiredis's reader as the RESP parser),
 ///   *commands* (scripts, presence, registry, canary publish) and *subscriber* (room channels, `{prefix}ctl`,
 ///   the node's own control channel). No blocking Redis call on any loop; every public method is
 ///   thread-safe and hops onto the bus loop.
@@ -60,7 +61,7 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
     /// SHA-1 per script name, from `SCRIPT LOAD` (stable: the same source always has the same SHA).
     var scriptSHAs: [String: String] = [:]
     /// Analytics commands (budget checks and XADDs) sent and not yet answered (bus loop only): past
-    /// `RedisBus.maxAnalyticsInFlight`, events are refused rather than queued in hiredis without bound.
+    /// `RedisBus.maxAnalyticsInFlight`, events are refused rather than queued without bound.
     var analyticsInFlight = 0
     /// Cap on `analyticsInFlight`.
     static let maxAnalyticsInFlight = 10_000
@@ -100,6 +101,7 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
                              connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds, clock: clock, jitter: jitter)
         subscriber = RedisLink(role: "subscriber", loop: loop, endpoint: configuration.endpoint, backoff: configuration.backoff,
                                connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds, clock: clock, jitter: jitter)
+        if configuration.endpoint.tls { configureTLS() }
     }
 
     /// Supplies what the registry key advertises (address, connection count, draining); read every heartbeat
@@ -129,7 +131,7 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
 
     public var state: BusState { upFlag.load(ordering: .relaxed) ? .up : .down }
 
-    /// Also sets SIGPIPE to ignored for the process: hiredis writes with write(2), and a write to a Redis
+    /// Also sets SIGPIPE to ignored for the process: the connections write with writev(2), and a write to a Redis
     /// that just died must come back as EPIPE (handled as a lost connection), not end the process.
     public func start(delegate: BusDelegate) {
         _ = signal(SIGPIPE, SIG_IGN)
@@ -238,7 +240,7 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
                 refused("the Redis connection could not take the publish")
             }) { [self] reply in
                 guard let reply else {
-                    // The command was handed to Redis (hiredis queued or wrote it) and the connection went
+                    // The command was handed to Redis (queued or written) and the connection went
                     // away before the answer: Redis may still run it (a stalled server reads it on resume).
                     metrics.publishUnknown.add()
                     completion(.failure(.unknown("the Redis connection was lost before the publish was answered")))

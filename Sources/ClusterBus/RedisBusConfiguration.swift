@@ -33,6 +33,8 @@ public struct RedisBusConfiguration: Sendable {
     /// Milliseconds a publish's idempotency key answers its first offset (`--idempotency-window`, default
     /// 2 min; 0 ignores keys). Each key is a Redis string with this TTL (`{prefix}idem:{room} {key}`).
     public var idempotencyWindowMilliseconds: Int
+    /// Certificate checks for a `rediss://` endpoint (ignored for `redis://`).
+    public var tls = RedisTLSSettings()
 
     public init(endpoint: RedisEndpoint, prefix: String = "sb:", nodeID: String, historySize: Int = 1000,
                 historyTTLMilliseconds: Int = 86_400_000,

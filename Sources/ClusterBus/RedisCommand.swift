@@ -1,13 +1,12 @@
 import Runtime
-/// One Redis command encoded as RESP (`*N\r\n$len\r\narg\r\n…`), binary-safe, ready for
-/// `redisAsyncFormattedCommand` (hiredis 0.14 has no Swift-callable variadic API; see STYLE.md).
+/// One Redis command encoded as RESP (`*N\r\n$len\r\narg\r\n…`), binary-safe, ready for a
+/// `RedisConnection`'s socket queue.
 ///
 /// Built argument by argument into a single buffer sized up front, so a publish costs one allocation.
 /// `name` (the first argument) is kept for logs and metrics.
 ///
-/// The buffer always ends with a NUL byte that is not sent: hiredis 0.14 scans formatted commands with
-/// `strchr` (`nextArgument` in async.c, looking for SUBSCRIBE's channels) and would read past an
-/// unterminated buffer (and assert).
+/// The buffer always ends with a NUL byte that is not sent (a leftover of hiredis 0.14's async layer, which
+/// scanned formatted commands with `strchr`; harmless, and `withFormatted` keeps its C-string contract).
 public struct RedisCommand: Sendable, Equatable {
     /// The RESP bytes plus the NUL terminator (not sent).
     private(set) var storage: [UInt8]

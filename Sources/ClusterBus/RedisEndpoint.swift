@@ -1,5 +1,6 @@
 import Runtime
-/// Where the cluster bus finds Redis: a parsed `redis://[[user]:password@]host[:port][/db]` URL.
+/// Where the cluster bus finds Redis: a parsed `redis://[[user]:password@]host[:port][/db]` URL, or
+/// `rediss://…` for TLS (`tls` true; the certificate checks are `RedisTLSSettings`).
 ///
 /// - `host`: a name, an IPv4 address or a bracketed IPv6 address (`redis://[::1]:6379`); stored without brackets.
 /// - `port`: 1...65535, default 6379.
@@ -7,16 +8,18 @@ import Runtime
 ///   global in Redis, so every node of a cluster must use the same database *and* prefix.
 /// - `username` / `password`: sent with `AUTH` on both connections; percent-encoding is decoded.
 ///
-/// Only `redis://` is accepted: hiredis 0.14 has no TLS, so `rediss://` is rejected rather than silently
-/// downgraded. `description` masks the password (for the startup log line).
+/// `description` masks the password (for the startup log line).
 public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     public var host: String
     public var port: Int
     public var database: Int
     public var username: String?
     public var password: String?
+    /// True for `rediss://`: every connection is TLS, never downgraded.
+    public var tls: Bool
 
-    public init(host: String, port: Int = 6379, database: Int = 0, username: String? = nil, password: String? = nil) {
+    public init(host: String, port: Int = 6379, database: Int = 0, username: String? = nil, password: String? = nil, tls: Bool = false) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.database = database
@@ -32,10 +35,10 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     /// Parses `url`. Errors: `Invalid` for another scheme, an empty host, a port outside 1...65535, a database
     /// index outside 0...1,000,000, a query string or a bad percent escape.
     public init(url: String) throws(Invalid) {
-        let scheme = "redis://"
+        let tls = url.lowercased().hasPrefix("rediss://")
+        let scheme = tls ? "rediss://" : "redis://"
         guard url.lowercased().hasPrefix(scheme) else {
-            if url.lowercased().hasPrefix("rediss://") { throw Invalid(description: "TLS (rediss://) is not supported by this build; use redis://") }
-            throw Invalid(description: "expected redis://host:port/db, got '\(url)'")
+            throw Invalid(description: "expected redis://host:port/db or rediss://host:port/db, got '\(url)'")
         }
         var rest = Substring(url.dropFirst(scheme.count))
         guard !rest.contains("?"), !rest.contains("#") else { throw Invalid(description: "query strings are not supported") }
@@ -87,12 +90,12 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
             guard let n = Int(db), (0...1_000_000).contains(n) else { throw Invalid(description: "database must be a number, got '\(db)'") }
             database = n
         }
-        self.init(host: String(host), port: port, database: database, username: user, password: pass)
+        self.init(host: String(host), port: port, database: database, username: user, password: pass, tls: tls)
     }
 
-    /// `redis://host:port/db` with `***` for a password.
+    /// `redis://host:port/db` (or `rediss://`) with `***` for a password.
     public var description: String {
-        var s = "redis://"
+        var s = tls ? "rediss://" : "redis://"
         if username != nil || password != nil {
             s += username ?? ""
             if password != nil { s += ":***" }

@@ -1,15 +1,16 @@
 import CHiredis
+import CLinux
 import Foundation
 import Glibc
 import Runtime
 
 /// One logical Redis connection of the bus (commands or subscriber): a `RedisConnectionMachine` plus the
-/// I/O it asks for. Opens `RedisAsyncConnection`s, runs the handshake the owner supplies, arms the
-/// machine's deadlines on the loop's timers and reconnects with backoff after every failure.
+/// I/O it asks for. Opens `RedisConnection`s (our sockets on the bus loop), runs the handshake the owner
+/// supplies, arms the machine's deadlines on the loop's timers and reconnects with backoff after every failure.
 ///
 /// Host names are resolved on a short-lived thread (getaddrinfo blocks), never on the loop; numeric
 /// addresses connect directly. Loop-confined.
-final class RedisLink: RedisAsyncConnectionDelegate {
+final class RedisLink: RedisConnectionDelegate {
     let role: String
     private let loop: EventLoop
     private let endpoint: RedisEndpoint
@@ -17,13 +18,15 @@ final class RedisLink: RedisAsyncConnectionDelegate {
     private let jitter: () -> Double
     private(set) var machine: RedisConnectionMachine
     /// The connection of the current attempt (nil while backing off).
-    private(set) var connection: RedisAsyncConnection?
+    private(set) var connection: RedisConnection?
+    /// The sockets' shared read buffer and counters (one per link: a link has one socket at a time).
+    private let context: SocketContext
     private var cancelTimer: (() -> Void)?
     private var resolvedHost: String?
     private var lastError = ""
 
     /// Runs the handshake on a fresh connection; call `handshakeSucceeded(_:)` or `fail(_:reason:)` when done.
-    var onOpen: (RedisAsyncConnection) -> Void = { _ in }
+    var onOpen: (RedisConnection) -> Void = { _ in }
     /// The connection is ready (handshake done).
     var onReady: () -> Void = {}
     /// A ready connection was lost (`wasReady`) or an attempt failed; a retry is scheduled after `delay` ms.
@@ -32,6 +35,10 @@ final class RedisLink: RedisAsyncConnectionDelegate {
     var onReconnectAttempt: () -> Void = {}
     /// Pub/sub replies (subscriber connection).
     var onPush: (UnsafePointer<redisReply>) -> Void = { _ in }
+    /// Redis refused a (un)subscribe command on the current connection.
+    var onSubscriptionRefused: (String) -> Void = { _ in }
+    /// Wraps a fresh socket's fd in its transport: plain TCP unless set (TLS for `rediss://`); nil fails the attempt.
+    var makeTransport: (CInt) -> (any Transport)? = { _ in PlainTransport.shared }
 
     init(role: String, loop: EventLoop, endpoint: RedisEndpoint, backoff: RedisBackoff, connectTimeoutMilliseconds: Int,
          clock: @escaping () -> UInt64, jitter: @escaping () -> Double) {
@@ -40,6 +47,7 @@ final class RedisLink: RedisAsyncConnectionDelegate {
         self.endpoint = endpoint
         self.clock = clock
         self.jitter = jitter
+        self.context = SocketContext(loop: loop, readBufferBytes: 64 * 1024)
         self.machine = RedisConnectionMachine(backoff: backoff, connectTimeoutMilliseconds: connectTimeoutMilliseconds)
         if RedisLink.isNumericAddress(endpoint.host) { resolvedHost = endpoint.host }
     }
@@ -51,14 +59,14 @@ final class RedisLink: RedisAsyncConnectionDelegate {
     func stop() { perform(machine.stop()) }
 
     /// The owner's handshake on `conn` completed.
-    func handshakeSucceeded(_ conn: RedisAsyncConnection) {
+    func handshakeSucceeded(_ conn: RedisConnection) {
         guard conn === connection else { return }
         perform(machine.handshakeCompleted(now: clock()))
     }
 
     /// Gives up on the current connection (handshake error, canary late, protocol surprise): it is closed
     /// and a reconnect scheduled. Ignored for a connection that is no longer current.
-    func fail(_ conn: RedisAsyncConnection?, reason: String) {
+    func fail(_ conn: RedisConnection?, reason: String) {
         if let conn, conn !== connection { return }
         lastError = reason
         perform(machine.failed(now: clock(), jitter: jitter()))
@@ -111,7 +119,7 @@ final class RedisLink: RedisAsyncConnectionDelegate {
             resolve()
             return
         }
-        switch RedisAsyncConnection.open(host: host, port: endpoint.port, loop: loop, role: role) {
+        switch RedisConnection.open(host: host, port: endpoint.port, context: context, role: role, makeTransport: makeTransport) {
         case .success(let conn):
             connection = conn
             conn.delegate = self
@@ -149,18 +157,23 @@ final class RedisLink: RedisAsyncConnectionDelegate {
         }
     }
 
-    // MARK: - RedisAsyncConnectionDelegate
+    // MARK: - RedisConnectionDelegate
 
-    func redisConnectionClosed(_ conn: RedisAsyncConnection, reason: String) {
+    func redisConnectionClosed(_ conn: RedisConnection, reason: String) {
         guard conn === connection else { return }
         connection = nil
         lastError = reason
         perform(machine.failed(now: clock(), jitter: jitter()))
     }
 
-    func redisConnection(_ conn: RedisAsyncConnection, pushed reply: UnsafePointer<redisReply>) {
+    func redisConnection(_ conn: RedisConnection, pushed reply: UnsafePointer<redisReply>) {
         guard conn === connection else { return }
         onPush(reply)
+    }
+
+    func redisConnection(_ conn: RedisConnection, subscriptionRefused error: String) {
+        guard conn === connection else { return }
+        onSubscriptionRefused(error)
     }
 
     // MARK: - Addresses

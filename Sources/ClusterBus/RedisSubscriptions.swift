@@ -4,8 +4,8 @@ import Runtime
 ///
 /// Per channel: `unsubscribed → subscribing → subscribed → unsubscribing → unsubscribed`. A channel is
 /// never sent a SUBSCRIBE while its UNSUBSCRIBE is unconfirmed (and vice versa): the change waits for the
-/// confirmation. That keeps hiredis 0.14's per-channel callback table consistent (an unsubscribe
-/// confirmation arriving after a re-subscribe would otherwise drop the new callback) and makes a
+/// confirmation. That keeps the table's view consistent with the server's (an unsubscribe confirmation
+/// arriving after a re-subscribe would otherwise end the new subscription's state) and makes a
 /// leave-then-join within one tick cost nothing at all.
 ///
 /// On a lost connection every state resets to `unsubscribed` while the wanted set is kept; the next

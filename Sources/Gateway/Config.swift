@@ -48,6 +48,15 @@ public struct Config: Sendable {
     public var redisBackoffCapMs = 5000
     /// Redis attempt log: failed connection attempts 1...N in a row are logged, then every N-th.
     public var redisAttemptLog = 5
+    /// `rediss://` certificate checks (`--redis-tls-*`, Config+RedisTLS.swift); the client pair is set from the next two.
+    public var redisTLS = RedisTLSSettings()
+    public var redisTLSCertificate: String? = nil
+    public var redisTLSKey: String? = nil
+    /// `--redis-cluster` seeds (`ip:port`), Config+RedisCluster.swift; empty = no cluster.
+    public var redisClusterSeeds: [String] = []
+    /// Credentials from a `redis-cluster://user:password@…` URL, sent with `AUTH` on every cluster connection.
+    public var redisClusterUsername: String? = nil
+    public var redisClusterPassword: String? = nil
     /// Milliseconds between Redis heartbeats (registry refresh, dead-node cleanup, canary).
     public var heartbeatIntervalMs = 2000
     /// Milliseconds the node's registry key lives without a heartbeat; a dead node's presence is gone within 2 × this.
@@ -192,9 +201,10 @@ public struct Config: Sendable {
                apply: { c, v throws(Invalid) in c.adminPort = try port(v, "admin-port", allowZero: true) }, current: { "\($0.adminPort)" }),
         Option(name: "threads", kind: .int, help: "event loops (one per core)",
                apply: { c, v throws(Invalid) in c.threads = try int(v, "threads", 1...64) }, current: { "\($0.threads)" }),
-        Option(name: "redis-url", kind: .string, help: "redis://host:port/db for the cluster bus (unset = in-process bus, single node)",
+        Option(name: "redis-url", kind: .string, help: "redis://host:port/db for the cluster bus (rediss:// for TLS, redis-cluster://ip:port,… for Redis Cluster; unset = in-process bus, single node)",
                apply: { c, v throws(Invalid) in
                    guard !v.isEmpty else { c.redisURL = nil; return }
+                   if v.lowercased().hasPrefix("redis-cluster://") { return try applyClusterURL(&c, v) }
                    do throws(RedisEndpoint.Invalid) { _ = try RedisEndpoint(url: v) } catch { throw Invalid(description: "--redis-url: \(error.description)") }
                    c.redisURL = v
                }, current: { c in c.redisURL.map { (try? RedisEndpoint(url: $0))?.description ?? $0 } ?? "" }),
@@ -307,7 +317,7 @@ public struct Config: Sendable {
                }, current: { $0.logLevel.rawValue }),
         Option(name: "pin-cpu", kind: .int, help: "pin the process to this CPU (benchmarks; unset = no pinning)",
                apply: { c, v throws(Invalid) in c.pinCPU = v.isEmpty ? nil : try int(v, "pin-cpu", 0...4096) }, current: { $0.pinCPU.map(String.init) ?? "" }),
-    ] + authOptions + apiOptions + consoleOptions + socketIOOptions
+    ] + authOptions + apiOptions + consoleOptions + socketIOOptions + redisTLSOptions + redisClusterOptions
 
     public init() {}
 
@@ -344,6 +354,8 @@ public struct Config: Sendable {
         try finalizeSocketIO(&config)
         try finalizeTLS(&config)
         try finalizeAPI(&config)
+        try finalizeRedisTLS(&config)
+        try finalizeRedisCluster(&config)
         if config.nodeTTLMs <= config.heartbeatIntervalMs {
             throw Invalid(description: "--node-ttl (\(config.nodeTTLMs)ms) must exceed --heartbeat-interval (\(config.heartbeatIntervalMs)ms)")
         }

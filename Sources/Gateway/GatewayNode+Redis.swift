@@ -8,6 +8,7 @@ extension GatewayNode {
     /// The bus roles a node uses when none are injected: `RedisBus` on its own "bus" loop thread when
     /// `--redis-url` is set, else the in-process bus. The URL was validated by `Config.parse`.
     static func makeDefaultBus(config: Config, logger: Logger) -> ClusterServices {
+        if let cluster = makeClusterBus(config: config, logger: logger) { return cluster }
         guard let url = config.redisURL else {
             return .local(historySize: config.historySize, historyTTLMilliseconds: config.historyTTLMs,
                           idempotencyWindowMilliseconds: config.idempotencyWindowMs, historyBytes: config.historyBytes,
@@ -23,12 +24,13 @@ extension GatewayNode {
             exit(2)
         }
         loop.start(name: "bus")
-        let configuration = RedisBusConfiguration(
+        var configuration = RedisBusConfiguration(
             endpoint: endpoint, prefix: config.prefix, nodeID: config.nodeID, historySize: config.historySize,
             historyTTLMilliseconds: config.historyTTLMs,
             backoff: RedisBackoff(baseMilliseconds: config.redisBackoffBaseMs, capMilliseconds: config.redisBackoffCapMs),
             heartbeatIntervalMilliseconds: config.heartbeatIntervalMs, nodeTTLMilliseconds: config.nodeTTLMs,
             attemptLogEvery: config.redisAttemptLog, idempotencyWindowMilliseconds: config.idempotencyWindowMs)
+        configuration.tls = config.redisTLS
         return .redis(RedisBus(loop: loop, configuration: configuration) { level, message, fields in
             let mapped: LogLevel = switch level {
             case .debug: .debug

@@ -124,7 +124,7 @@ public final class GatewayNode: @unchecked Sendable {
             done.wait()
         }
         var fields: [(String, LogValue)] = config.loggable.map { ($0.0, .string($0.1)) }
-        fields.append(("bus", .string(config.redisURL == nil ? "local" : "redis")))
+        fields.append(("bus", .string(Self.busKind(config))))
         logger.log(.info, "switchboard started", pairs: fields)
         logger.log(.info, "listening", pairs: listeningFields())
         warnExpiredCertificates([config.tls, config.adminTLS].compactMap { $0 })
@@ -135,7 +135,7 @@ public final class GatewayNode: @unchecked Sendable {
             logger.warn("drain window shortened: closes are paced over at most --drain-deadline - --drain-delay - --close-timeout - 0.5s",
                         ["drain_window_ms": .int(config.drainWindowMs), "effective_ms": .int(max(0, closable))])
         }
-        if config.redisURL == nil {
+        if Self.busKind(config) == "local" {
             logger.info("single node with the in-process bus (no --redis-url): rooms do not span nodes")
         }
     }
@@ -287,7 +287,7 @@ public final class GatewayNode: @unchecked Sendable {
         let phase = drainPhaseName.withLock { $0 }
         let json = "{\"status\":\"\(ok ? "ready" : "not_ready")\",\"node\":\(jsonString(config.nodeID)),\"accepting\":\(acc && !drain),\"draining\":\(drain),"
             + "\"drain_phase\":\"\(phase)\","
-            + "\"dependencies\":{\"bus\":{\"kind\":\"\(config.redisURL == nil ? "local" : "redis")\",\"status\":\"\(busUp ? "up" : "down")\"\(busReadinessDetail)}}}"
+            + "\"dependencies\":{\"bus\":{\"kind\":\"\(Self.busKind(config))\",\"status\":\"\(busUp ? "up" : "down")\"\(busReadinessDetail)}}}"
         return (ok, Array(json.utf8))
     }
 

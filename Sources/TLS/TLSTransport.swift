@@ -46,6 +46,12 @@ public final class TLSTransport: Transport {
     public private(set) var readWaitsForWritable = false
     public private(set) var writeWaitsForReadable = false
     public private(set) var holdsUnreportedWrite = false
+    /// Client side (`init(client:…)`): the client speaks first, so a write may drive the handshake.
+    private var isClient = false
+    /// A client whose socket did not exist at `init`: the `SSL*` is made with the fd on first use.
+    private var deferredClient: DeferredClient?
+    /// Why the handshake failed, in one line (a certificate verification error names its reason), or nil.
+    public private(set) var failureDescription: String?
 
     /// - Parameters: `context`: the listener's current certificates; `fd`: the accepted socket;
     ///   `metrics`: the listener's counters on this loop (must outlive the transport, as a loop's do).
@@ -54,6 +60,41 @@ public final class TLSTransport: Transport {
         self.context = context
         self.metrics = metrics
         if ssl == nil { state = .failed }
+    }
+
+    /// Client side, for outgoing connections (`rediss://`): an `SSL*` from `client` in connect state on the
+    /// socket `fd` (connect may still be in progress). The handshake starts with the first write and ends in
+    /// reads and writes as readiness comes; `serverName` and `verifyName` as in `TLSClientContext.makeSSL`.
+    public init(client: TLSClientContext, serverName: String, verifyName: Bool, fd: CInt, metrics: TLSMetrics) {
+        self.ssl = client.makeSSL(fd: fd, serverName: serverName, verifyName: verifyName)
+        self.context = nil
+        self.metrics = metrics
+        self.isClient = true
+        self.state = ssl == nil ? .failed : .handshaking
+        self.handshakeStartedAt = monotonicNanoseconds()
+        if ssl == nil { failureDescription = "cannot set up TLS for '\(serverName)'" }
+    }
+
+    /// Client side for a socket made later (`ClientConnection` creates its transport before its fd): the
+    /// `SSL*` is made on the first read or write, then as `init(client:serverName:verifyName:fd:metrics:)`.
+    public init(client: TLSClientContext, serverName: String, verifyName: Bool, metrics: TLSMetrics) {
+        self.ssl = nil
+        self.context = nil
+        self.metrics = metrics
+        self.isClient = true
+        self.state = .handshaking
+        self.handshakeStartedAt = monotonicNanoseconds()
+        self.deferredClient = DeferredClient(context: client, serverName: serverName, verifyName: verifyName)
+    }
+
+    private func attachDeferredClient(fd: CInt) {
+        guard let d = deferredClient, fd >= 0 else { return }
+        deferredClient = nil
+        ssl = d.context.makeSSL(fd: fd, serverName: d.serverName, verifyName: d.verifyName)
+        if ssl == nil {
+            state = .failed
+            failureDescription = "cannot set up TLS for '\(d.serverName)'"
+        }
     }
 
     /// The negotiated version ("1.2", "1.3") once the handshake is done, else nil.
@@ -76,6 +117,7 @@ public final class TLSTransport: Transport {
 
     public func read(fd: CInt, into buffer: UnsafeMutableRawBufferPointer) -> TransportResult {
         readWaitsForWritable = false
+        if deferredClient != nil { attachDeferredClient(fd: fd) }
         if let end = pendingEnd {
             pendingEnd = nil
             return end
@@ -175,11 +217,48 @@ public final class TLSTransport: Transport {
             readWaitsForWritable = true
             return .wouldBlock
         default:
-            let (result, outcome) = classifyFailure(err)
-            metrics.failures(result).add()
-            state = .failed
-            ERR_clear_error()
-            return outcome
+            return handshakeFailed(err)
+        }
+    }
+
+    private func handshakeFailed(_ err: CInt) -> TransportResult {
+        let (result, outcome) = classifyFailure(err)
+        if isClient, let ssl {
+            // Client side only (the server's metrics label is all it keeps): the reason for the owner's log line.
+            if SSL_get_verify_result(ssl) != X509_V_OK {
+                failureDescription = "certificate verification failed: " + String(cString: X509_verify_cert_error_string(SSL_get_verify_result(ssl)))
+            } else {
+                failureDescription = "TLS handshake failed: " + (ERR_peek_error() == 0 ? "\(result)" : TLSContext.lastError())
+            }
+        }
+        metrics.failures(result).add()
+        state = .failed
+        ERR_clear_error()
+        return outcome
+    }
+
+    /// Client side: one handshake step from the write path (the ClientHello leaves here). nil once established.
+    private func driveClientHandshake() -> TransportResult? {
+        guard let ssl else { return .failed(EPIPE) }
+        ERR_clear_error()
+        let r = SSL_do_handshake(ssl)
+        if r == 1 {
+            state = .established
+            metrics.completed[SSL_version(ssl) == TLS1_3_VERSION ? 1 : 0].add()
+            metrics.handshakeDuration.observe(nanoseconds: Int(monotonicNanoseconds() &- handshakeStartedAt))
+            return nil
+        }
+        let err = SSL_get_error(ssl, r)
+        switch err {
+        case SSL_ERROR_WANT_READ:
+            writeWaitsForReadable = true
+            return .wouldBlock
+        case SSL_ERROR_WANT_WRITE:
+            return .wouldBlock
+        default:
+            let outcome = handshakeFailed(err)
+            if case .failed = outcome { return outcome }
+            return .failed(EPIPE)
         }
     }
 
@@ -259,7 +338,10 @@ public final class TLSTransport: Transport {
 
     public func write(fd: CInt, _ iov: UnsafeMutablePointer<iovec>, count: Int) -> TransportResult {
         writeWaitsForReadable = false
+        if deferredClient != nil { attachDeferredClient(fd: fd) }
         switch state {
+        case .handshaking where isClient:
+            if let pending = driveClientHandshake() { return pending }
         case .sniffing, .handshaking:
             // Nothing can be encrypted before the handshake ends (e.g. a drain's 503 mid-handshake): the read
             // path finishes it, then the socket flushes again.
@@ -339,5 +421,17 @@ public final class TLSTransport: Transport {
         }
         context = nil
         state = .failed
+    }
+}
+
+/// What a deferred client transport needs to make its `SSL*` once its socket exists.
+private final class DeferredClient {
+    let context: TLSClientContext
+    let serverName: String
+    let verifyName: Bool
+    init(context: TLSClientContext, serverName: String, verifyName: Bool) {
+        self.context = context
+        self.serverName = serverName
+        self.verifyName = verifyName
     }
 }

@@ -26,6 +26,10 @@ struct Context {
     let jsonOnly: Bool
     /// `--tls`: every connection speaks TLS (full handshake each, no certificate check), else plain TCP.
     let tls: TLSClientContext?
+    /// `--tls-server-name`: SNI sent by every connection ("" = none, as for clients connecting to an IP).
+    let tlsServerName: String
+    /// The client transports' counters (a transport holds them unowned: they live as long as the bench).
+    let tlsMetrics = TLSMetrics()
 
     init(scenario: String, options: Options) throws {
         self.scenario = scenario
@@ -48,9 +52,9 @@ struct Context {
         connectTimeoutMs = try options.duration("connect-timeout", 5000)
         openTimeoutMs = try options.duration("open-timeout", 60_000)
         jsonOnly = options.has("json")
+        tlsServerName = options.string("tls-server-name", "")
         if options.has("tls") {
-            let name = options.string("tls-server-name", "")
-            do { tls = try TLSClientContext(serverName: name.isEmpty ? nil : name) } catch { throw BenchError("--tls: \(error)") }
+            do { tls = try TLSClientContext(caFile: nil, verifyPeer: false, alpn: ["http/1.1"]) } catch { throw BenchError("--tls: \(error)") }
         } else {
             tls = nil
         }
@@ -59,7 +63,10 @@ struct Context {
     /// The gateway at `port` (default `--port`), over TLS with `--tls`.
     func endpoint(port: Int? = nil, sourceHost: String? = nil) throws -> Endpoint {
         var e = try Endpoint(host: host, port: port ?? self.port, path: path, sourceHost: sourceHost)
-        if let tls { e.transportFactory = { tls.makeTransport() } }
+        if let tls {
+            let (name, metrics) = (tlsServerName, tlsMetrics)
+            e.transportFactory = { tls.makeTransport(serverName: name, verifyName: false, metrics: metrics) }
+        }
         return e
     }
 

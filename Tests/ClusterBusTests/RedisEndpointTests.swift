@@ -15,8 +15,16 @@ import Testing
         #expect(try RedisEndpoint(url: "redis://:secret@h").username == nil)
     }
 
+    @Test func redissMeansTLSAndIsNeverDowngraded() throws {
+        let e = try RedisEndpoint(url: "rediss://:pw@redis.example:6380/1")
+        #expect(e == RedisEndpoint(host: "redis.example", port: 6380, database: 1, password: "pw", tls: true))
+        #expect(e.description == "rediss://:***@redis.example:6380/1")
+        #expect(try RedisEndpoint(url: "REDISS://h").tls)
+        #expect(try !RedisEndpoint(url: "redis://h").tls)
+    }
+
     @Test func rejectsWhatItCannotHonour() {
-        for bad in ["http://h:6379", "rediss://h", "redis://", "redis://:6379", "redis://h:0", "redis://h:70000", "redis://h:x",
+        for bad in ["http://h:6379", "rediss:/h", "rediss://", "redis://", "redis://:6379", "redis://h:0", "redis://h:70000", "redis://h:x",
                     "redis://h/db", "redis://h/-1", "redis://h?timeout=1", "redis://[::1", "redis://u:%zz@h"] {
             #expect(throws: RedisEndpoint.Invalid.self, "\(bad)") { try RedisEndpoint(url: bad) }
         }

@@ -6,9 +6,11 @@ import Runtime
 import Testing
 import TLS
 
-/// The bench's TLS client (`TLSClientTransport` under a `ClientConnection`) against the real binary: the
+/// The bench's TLS client (a client `TLSTransport` made before its socket, under a `ClientConnection`) against the real binary: the
 /// handshake starts from the queued upgrade, messages echo both ways, and a plain port is a failure, not a hang.
 @Suite(.serialized) struct TLSClientTransportTests {
+    static let metrics = TLSMetrics()
+
     /// Records what one connection heard; every call is on the loop thread, the test reads after `sync`.
     final class Recorder: ClientConnectionDelegate, @unchecked Sendable {
         var opened = false
@@ -21,7 +23,8 @@ import TLS
 
     func connect(port: Int, tls: TLSClientContext, loop: ClientLoop, recorder: Recorder) throws -> ClientConnection {
         var endpoint = try Endpoint(host: "127.0.0.1", port: port, path: "/echo")
-        endpoint.transportFactory = { tls.makeTransport() }
+        let metrics = Self.metrics
+        endpoint.transportFactory = { tls.makeTransport(serverName: "localhost", verifyName: false, metrics: metrics) }
         let e = endpoint
         return loop.sync {
             let c = ClientConnection(loop: loop, delegate: recorder, transportFor: e)
@@ -45,7 +48,7 @@ import TLS
         let loop = try ClientLoop()
         loop.start()
         defer { loop.stop() }
-        let tls = try TLSClientContext(serverName: "localhost")
+        let tls = try TLSClientContext(caFile: nil, verifyPeer: false, alpn: ["http/1.1"])
         let recorder = Recorder()
         let c = try connect(port: gw.port, tls: tls, loop: loop, recorder: recorder)
         try wait(loop, "the upgrade over TLS") { recorder.opened || recorder.closed != nil }

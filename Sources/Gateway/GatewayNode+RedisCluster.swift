@@ -1,0 +1,44 @@
+import ClusterBus
+import Foundation
+import Runtime
+
+extension GatewayNode {
+    /// `local`, `redis` or `redis-cluster`: the bus the flags select (logs, `/ready`).
+    static func busKind(_ config: Config) -> String {
+        if !config.redisClusterSeeds.isEmpty { return "redis-cluster" }
+        return config.redisURL == nil ? "local" : "redis"
+    }
+
+    /// With `--redis-cluster`: `RedisClusterBus` on its own "bus" loop for rooms and history; presence,
+    /// registry and analytics are the node-local roles (draft, docs/redis.md). nil without seeds.
+    static func makeClusterBus(config: Config, logger: Logger) -> ClusterServices? {
+        let seeds = config.redisClusterSeeds.compactMap(Config.parseSeed)
+        guard !seeds.isEmpty else { return nil }
+        let loop: EventLoop
+        do {
+            loop = try EventLoop(index: config.threads)
+        } catch {
+            logger.error("cannot set up the Redis cluster bus", ["error": .string("\(error)")])
+            exit(2)
+        }
+        loop.start(name: "bus")
+        let bus = RedisClusterBus(loop: loop, seeds: seeds, username: config.redisClusterUsername, password: config.redisClusterPassword,
+                                  prefix: config.prefix, nodeID: config.nodeID, historySize: config.historySize,
+                                  historyTTLMilliseconds: config.historyTTLMs, idempotencyWindowMilliseconds: config.idempotencyWindowMs) { level, message, fields in
+            let mapped: LogLevel = switch level {
+            case .debug: .debug
+            case .info: .info
+            case .warn: .warn
+            case .error: .error
+            }
+            logger.log(mapped, message, pairs: fields.map { k, v in
+                switch v {
+                case .string(let s): (k, .string(s))
+                case .int(let i): (k, .int(i))
+                }
+            })
+        }
+        return ClusterServices(rooms: bus, presence: LocalPresence(), registry: LocalRegistry(),
+                               analytics: LocalAnalytics(maxBytes: config.analyticsBytes), lifecycle: bus)
+    }
+}
