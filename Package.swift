@@ -51,7 +51,9 @@ let package = Package(
         .executableTarget(name: "switchboard-bench", dependencies: ["Protocol", "Runtime", "CLinux", "SwitchboardClient", "TLS"]),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "CZlib"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Protocol", "Runtime", "TLS", "ClusterBus", "Gateway", "CLinux", "switchboard", "SwitchboardClient"]),
-        .testTarget(name: "ClusterBusTests", dependencies: ["ClusterBus", "Runtime", "Protocol", "switchboard"]),
+        // Test fixtures both test targets start (a real Redis Cluster on loopback).
+        .target(name: "TestSupport", dependencies: ["Runtime"], path: "Tests/TestSupport"),
+        .testTarget(name: "GatewayTests", dependencies: ["Protocol", "Runtime", "TLS", "ClusterBus", "Gateway", "CLinux", "switchboard", "SwitchboardClient", "TestSupport"]),
+        .testTarget(name: "ClusterBusTests", dependencies: ["ClusterBus", "Runtime", "Protocol", "switchboard", "TestSupport"]),
     ]
 )

@@ -1,5 +1,6 @@
 import ClusterBus
 import Foundation
+import TestSupport
 import Glibc
 import Protocol
 import Runtime

@@ -1,6 +1,7 @@
 @testable import ClusterBus
 import CHiredis
 import Foundation
+import TestSupport
 import Glibc
 import Runtime
 import Testing

@@ -1,6 +1,7 @@
 import ClusterBus
 import Gateway
 import Foundation
+import TestSupport
 import Glibc
 import Protocol
 import Runtime
