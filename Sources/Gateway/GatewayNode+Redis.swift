@@ -31,7 +31,12 @@ extension GatewayNode {
             heartbeatIntervalMilliseconds: config.heartbeatIntervalMs, nodeTTLMilliseconds: config.nodeTTLMs,
             attemptLogEvery: config.redisAttemptLog, idempotencyWindowMilliseconds: config.idempotencyWindowMs)
         configuration.tls = config.redisTLS
-        return .redis(RedisBus(loop: loop, configuration: configuration) { level, message, fields in
+        return .redis(RedisBus(loop: loop, configuration: configuration, logger: busLogger(logger)))
+    }
+
+    /// The Redis buses' log lines (standalone and cluster) written by the node's logger.
+    static func busLogger(_ logger: Logger) -> RedisBusLogger {
+        { level, message, fields in
             let mapped: LogLevel = switch level {
             case .debug: .debug
             case .info: .info
@@ -44,7 +49,7 @@ extension GatewayNode {
                 case .int(let i): (k, .int(i))
                 }
             })
-        })
+        }
     }
 
     /// Gives the registry what it advertises; called once the listeners are bound.

@@ -24,20 +24,8 @@ extension GatewayNode {
         loop.start(name: "bus")
         let bus = RedisClusterBus(loop: loop, seeds: seeds, username: config.redisClusterUsername, password: config.redisClusterPassword,
                                   prefix: config.prefix, nodeID: config.nodeID, historySize: config.historySize,
-                                  historyTTLMilliseconds: config.historyTTLMs, idempotencyWindowMilliseconds: config.idempotencyWindowMs) { level, message, fields in
-            let mapped: LogLevel = switch level {
-            case .debug: .debug
-            case .info: .info
-            case .warn: .warn
-            case .error: .error
-            }
-            logger.log(mapped, message, pairs: fields.map { k, v in
-                switch v {
-                case .string(let s): (k, .string(s))
-                case .int(let i): (k, .int(i))
-                }
-            })
-        }
+                                  historyTTLMilliseconds: config.historyTTLMs, idempotencyWindowMilliseconds: config.idempotencyWindowMs,
+                                  logger: busLogger(logger))
         return ClusterServices(rooms: bus, presence: LocalPresence(), registry: LocalRegistry(),
                                analytics: LocalAnalytics(maxBytes: config.analyticsBytes), lifecycle: bus)
     }
