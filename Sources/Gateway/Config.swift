@@ -232,7 +232,7 @@ public struct Config: Sendable {
                apply: { c, v throws(Invalid) in c.deflate.threshold = try size(v, "deflate-threshold") }, current: { "\($0.deflate.threshold)B" }),
         Option(name: "max-head-size", kind: .size, help: "largest HTTP request head (431 above it)",
                apply: { c, v throws(Invalid) in c.maxHeadSize = try size(v, "max-head-size") }, current: { "\($0.maxHeadSize)B" }),
-        Option(name: "max-outbound-bytes", kind: .size, help: "bytes queued for one client before it is closed as a slow consumer (1008)",
+        Option(name: "max-outbound-bytes", kind: .size, help: "bytes queued for one client before it is closed as a slow consumer (4004)",
                apply: { c, v throws(Invalid) in c.maxOutboundBytes = try size(v, "max-outbound-bytes") }, current: { "\($0.maxOutboundBytes)B" }),
         Option(name: "handshake-timeout", kind: .duration, help: "time from accept to a complete upgrade",
                apply: { c, v throws(Invalid) in c.handshakeTimeoutMs = try duration(v, "handshake-timeout") }, current: { "\($0.handshakeTimeoutMs)ms" }),
@@ -267,7 +267,7 @@ public struct Config: Sendable {
                apply: { c, v throws(Invalid) in c.maxRoomsPerConnection = try int(v, "max-rooms-per-connection", 1...100_000) }, current: { "\($0.maxRoomsPerConnection)" }),
         Option(name: "max-frame-rate", kind: .int, help: "inbound frames/s per connection on the room path, burst 2 s worth; excess closes with 1008 (0 = off)",
                apply: { c, v throws(Invalid) in c.maxFrameRate = try int(v, "max-frame-rate", 0...10_000_000) }, current: { "\($0.maxFrameRate)" }),
-        Option(name: "slow-consumer-grace", kind: .duration, help: "how long a client may stay over --max-outbound-bytes before close 1008",
+        Option(name: "slow-consumer-grace", kind: .duration, help: "how long a client may stay over --max-outbound-bytes (never past twice it) before close 4004",
                apply: { c, v throws(Invalid) in c.slowConsumerGraceMs = try duration(v, "slow-consumer-grace", in: 0...Int.max) }, current: { "\($0.slowConsumerGraceMs)ms" }),
         Option(name: "trusted-proxies", kind: .list, help: "comma list of proxy IPv4 addresses/CIDRs whose X-Request-ID and X-Forwarded-For are believed",
                apply: { c, v throws(Invalid) in
