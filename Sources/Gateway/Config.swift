@@ -186,7 +186,7 @@ public struct Config: Sendable {
                apply: { c, v throws(Invalid) in c.wsPath = try path(v, "ws-path") }, current: { $0.wsPath }),
         Option(name: "echo-path", kind: .string, help: "path that echoes every message verbatim, for conformance runs (unset = off)",
                apply: { c, v throws(Invalid) in c.echoPath = v.isEmpty ? nil : try path(v, "echo-path") }, current: { $0.echoPath ?? "" }),
-        Option(name: "admin-host", kind: .string, help: "address the admin listener binds (/health, /ready, /metrics, /api/publish)",
+        Option(name: "admin-host", kind: .string, help: "address the admin listener binds (/health, /ready, /metrics, the server API /api/<method>, /console)",
                apply: { c, v in c.adminHost = v }, current: { $0.adminHost }),
         Option(name: "admin-port", kind: .int, help: "admin listener port (0 = off)",
                apply: { c, v throws(Invalid) in c.adminPort = try port(v, "admin-port", allowZero: true) }, current: { "\($0.adminPort)" }),
