@@ -227,7 +227,11 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         let code = machine.closeCode ?? 1006
         loop.metrics.connectionsOpen.add(-1)
         loop.metrics.countClose(code)
-        loop.node.proxy?.connectionEvent("disconnect", user: authState?.identity?.user, connection: String(id, radix: 16), on: loop)
+        // Only the room protocol reports a `connect` (RoomProtocol.opened); a disconnect of an echo or
+        // Socket.IO connection would reach the backend with no connect to pair it with.
+        if personalityIndex == Personalities.rooms {
+            loop.node.proxy?.connectionEvent("disconnect", user: authState?.identity?.user, connection: String(id, radix: 16), on: loop)
+        }
         loop.node.logger.info("connection closed", ["conn": logID, "request_id": .string(requestID), "protocol": .string(personality.name), "close_code": .int(Int(code)),
                                                     "reason": .string(machine.closeReason), "duration_ms": .int(Int(now - acceptedAt)),
                                                     "bytes_in": .int(bytesRead), "bytes_out": .int(bytesWritten),

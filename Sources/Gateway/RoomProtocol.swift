@@ -45,7 +45,7 @@ extension Connection {
             send(Envelope.error(error.code, message: error.message, id: error.id))
             return
         }
-        guard authorize(request) else { return }   // unauthorized / token_expired / forbidden (Auth/ConnectionAuth.swift)
+        guard authorize(request, id: frameID) else { return }   // unauthorized / token_expired / forbidden (Auth/ConnectionAuth.swift)
         switch request {
         case .join(let room, let since):
             joinRoom(room, since: since, origin: .envelope(id: frameID))

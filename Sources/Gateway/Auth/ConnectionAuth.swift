@@ -260,19 +260,20 @@ extension Connection {
     }
 
     /// Checks one op against the connection's authentication and claims; answers the refusal itself and
-    /// returns false when the op must not run. Dev mode and the echo path allow everything.
-    func authorize(_ request: ClientRequest) -> Bool {
+    /// returns false when the op must not run. Dev mode and the echo path allow everything. `id` is the
+    /// frame's `id`, echoed by the refusal as by every error a frame causes (docs/protocol.md).
+    func authorize(_ request: ClientRequest, id frameID: JSONFragment?) -> Bool {
         guard let st = authState, st.status != .open else { return true }
         if case .auth = request { return true }
         switch st.status {
         case .open:
             return true
         case .awaitingToken:
-            send(Envelope.error(.unauthorized, message: "authenticate first: send {\"op\":\"auth\",\"token\":…}", id: Self.requestID(request)))
+            send(Envelope.error(.unauthorized, message: "authenticate first: send {\"op\":\"auth\",\"token\":…}", id: frameID))
             return false
         case .expired:
             if case .leave = request { return true }
-            send(Envelope.error(.tokenExpired, message: "token expired: send auth with a fresh token", id: Self.requestID(request)))
+            send(Envelope.error(.tokenExpired, message: "token expired: send auth with a fresh token", id: frameID))
             return false
         case .authenticated:
             guard let id = st.identity else { return false }
@@ -280,13 +281,13 @@ extension Connection {
             case .join(let room, _), .presence(let room):
                 guard id.mayJoin(room) else {
                     loop.metrics.auth.forbiddenJoins.add()
-                    send(Envelope.error(.forbidden, message: "not allowed to join '\(room)'"))
+                    send(Envelope.error(.forbidden, message: "not allowed to join '\(room)'", id: frameID))
                     return false
                 }
-            case .publish(let room, _, let msgID):
+            case .publish(let room, _, _):
                 guard id.mayPublish(room) else {
                     loop.metrics.auth.forbiddenPublishes.add()
-                    send(Envelope.error(.forbidden, message: "not allowed to publish to '\(room)'", id: msgID))
+                    send(Envelope.error(.forbidden, message: "not allowed to publish to '\(room)'", id: frameID))
                     return false
                 }
             case .leave, .analytics, .auth, .rpc:
@@ -294,11 +295,6 @@ extension Connection {
             }
             return true
         }
-    }
-
-    private static func requestID(_ r: ClientRequest) -> JSONFragment? {
-        if case .publish(_, _, let id) = r { return id }
-        return nil
     }
 
     // MARK: - Expiry
