@@ -104,11 +104,14 @@ final class SocketIOPollingSession: @unchecked Sendable {
     func fromWebSocket(_ ws: Connection, text: [UInt8]?, binary: [UInt8]?) {
         guard !ended, let sio = connection.socketIO else { return }
         if upgraded {
-            guard webSocket === ws else { return }
+            guard webSocket === ws else { return Self.release(ws, reason: "the session was upgraded on another WebSocket") }
             if let text { connection.socketIOReceived { s, now in s.receive(text: text, now: now) } }
             if let binary { connection.socketIOReceived { s, now in s.receive(binaryFrame: binary, now: now) } }
             return
         }
+        // One probing WebSocket at a time: a newer probe supersedes the older one, which is closed rather
+        // than left open and unreferenced (nothing else would ever end it).
+        if let old = webSocket, old !== ws { Self.release(old, reason: "superseded by another upgrade probe") }
         webSocket = ws
         // A probe is text: a binary frame before the upgrade is refused like an unknown packet type.
         let maxPayload = sio.session.configuration.maxPayload
@@ -138,6 +141,14 @@ final class SocketIOPollingSession: @unchecked Sendable {
         if let held = heldPoll {
             heldPoll = nil
             Self.answer(held, EngineIOPayloadDecoder.encode([.noop]))
+        }
+    }
+
+    /// Closes a WebSocket that no longer carries this session (on its own loop), unlinked first.
+    private static func release(_ ws: Connection, reason: String) {
+        ws.loop.onLoop {
+            ws.loop.engineIO.links[ws.id] = nil
+            ws.close(.policyViolation, reason: reason)
         }
     }
 

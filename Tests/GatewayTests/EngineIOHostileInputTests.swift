@@ -50,3 +50,23 @@ import Testing
         #expect(try httpGet(port: gw.adminPort, path: "/health").0 == 200)
     }
 }
+
+extension EngineIOHostileInputTests {
+    /// Two WebSockets probe one polling session: the older is closed (once it stayed open, unreferenced,
+    /// for good), the newer upgrades; a probe after the upgrade on a third is closed too.
+    @Test func supersededProbeIsClosed() throws {
+        let gw = try GatewayProcess(["--socketio-path", "/socket.io/"], threads: 1)
+        let (_, open) = try httpGet(port: gw.port, path: "/socket.io/?EIO=4&transport=polling")
+        let sid = try #require(open.split(separator: "\"").dropFirst(3).first.map(String.init))
+        let target = "/socket.io/?EIO=4&transport=websocket&sid=\(sid)"
+        let first = try WSClient(port: gw.port, path: target, expectHello: false)
+        try first.sendText("2probe")
+        let second = try WSClient(port: gw.port, path: target, expectHello: false)
+        try second.sendText("2probe")
+        #expect(try first.expectClose(timeout: 3) == 1008)
+        try second.sendText("5")
+        let third = try WSClient(port: gw.port, path: target, expectHello: false)
+        try third.sendText("2probe")
+        #expect(try third.expectClose(timeout: 3) == 1008)
+    }
+}
