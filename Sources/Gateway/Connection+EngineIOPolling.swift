@@ -38,7 +38,7 @@ extension Connection {
                     s.poll(from: http)
                 }
             } else if head.method == "POST" {
-                guard let length = head.headers["Content-Length"].flatMap({ Int($0) }), head.headers["Transfer-Encoding"] == nil else {
+                guard let length = head.headers["Content-Length"].flatMap(EngineIOPendingPost.contentLength), head.headers["Transfer-Encoding"] == nil else {
                     rejectEngineIO(EngineIOHandshakeError(.badRequest, detail: "a POST needs a Content-Length"))
                     return false
                 }

@@ -45,8 +45,25 @@ final class SocketIOPollingSession: @unchecked Sendable {
 
     /// The loop that owns `sid` on `node`, from its prefix; nil when it names none.
     static func owner(of sid: String, on node: GatewayNode) -> GatewayLoop? {
-        guard sid.utf8.count == 22, let i = Int(sid.prefix(2), radix: 16), i < node.loops.count else { return nil }
+        guard let i = loopIndex(of: sid), i < node.loops.count else { return nil }
         return node.loops[i]
+    }
+
+    /// The loop index a sid names (its first two characters, lowercase hex: 0...255), nil when the sid
+    /// does not have ``makeSID(loop:)``'s shape. The sid comes from the client: `Int(_:radix:)` alone would
+    /// accept "-1" or "+1", and a negative index traps.
+    static func loopIndex(of sid: String) -> Int? {
+        let u = sid.utf8
+        guard u.count == 22 else { return nil }
+        var i = 0
+        for c in u.prefix(2) {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): i = i << 4 | Int(c - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): i = i << 4 | Int(c - UInt8(ascii: "a") + 10)
+            default: return nil
+            }
+        }
+        return i
     }
 
     /// Runs `body` on the owner loop of `sid` with its session (nil when the node holds none).
@@ -87,11 +104,14 @@ final class SocketIOPollingSession: @unchecked Sendable {
     func fromWebSocket(_ ws: Connection, text: [UInt8]?, binary: [UInt8]?) {
         guard !ended, let sio = connection.socketIO else { return }
         if upgraded {
-            guard webSocket === ws else { return }
+            guard webSocket === ws else { return Self.release(ws, reason: "the session was upgraded on another WebSocket") }
             if let text { connection.socketIOReceived { s, now in s.receive(text: text, now: now) } }
             if let binary { connection.socketIOReceived { s, now in s.receive(binaryFrame: binary, now: now) } }
             return
         }
+        // One probing WebSocket at a time: a newer probe supersedes the older one, which is closed rather
+        // than left open and unreferenced (nothing else would ever end it).
+        if let old = webSocket, old !== ws { Self.release(old, reason: "superseded by another upgrade probe") }
         webSocket = ws
         // A probe is text: a binary frame before the upgrade is refused like an unknown packet type.
         let maxPayload = sio.session.configuration.maxPayload
@@ -121,6 +141,14 @@ final class SocketIOPollingSession: @unchecked Sendable {
         if let held = heldPoll {
             heldPoll = nil
             Self.answer(held, EngineIOPayloadDecoder.encode([.noop]))
+        }
+    }
+
+    /// Closes a WebSocket that no longer carries this session (on its own loop), unlinked first.
+    private static func release(_ ws: Connection, reason: String) {
+        ws.loop.onLoop {
+            ws.loop.engineIO.links[ws.id] = nil
+            ws.close(.policyViolation, reason: reason)
         }
     }
 
@@ -263,6 +291,19 @@ final class EngineIOPendingPost {
     let sid: String
     let length: Int
     var body: [UInt8] = []
+    /// A Content-Length value (RFC 9110 §8.6: `1*DIGIT`), nil for anything else (a sign, spaces, a list,
+    /// more than 18 digits), so that a negative or overflowing length never reaches the body arithmetic.
+    static func contentLength(_ value: String) -> Int? {
+        let u = value.utf8
+        guard !u.isEmpty, u.count <= 18 else { return nil }
+        var n = 0
+        for c in u {
+            guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { return nil }
+            n = n * 10 + Int(c - UInt8(ascii: "0"))
+        }
+        return n
+    }
+
     init(sid: String, length: Int) {
         self.sid = sid
         self.length = length
