@@ -13,7 +13,8 @@ import Synchronization
 /// is delivered twice.
 ///
 /// `state` is `.up` while the last slot map covers every slot with a live primary. Presence, the node
-/// registry and analytics are not implemented over the cluster yet: pair this with the local roles.
+/// is stored on each room's slot (`PresenceBus`, `RedisClusterBus+Presence.swift`); the node registry and
+/// analytics are not implemented over the cluster yet: pair this with the local roles.
 /// Thread-safe like `RedisBus`: every public method hops onto `loop`.
 public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
     let loop: EventLoop
@@ -22,10 +23,13 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
     let historyTTLMilliseconds: Int
     let idempotencyWindowMilliseconds: Int
     private let upFlag = Atomic<Bool>(false)
-    private let log: RedisBusLogger
+    let log: RedisBusLogger
 
     // Loop-confined.
-    private var router: RedisClusterRouter
+    var router: RedisClusterRouter
+    /// This node's presence per room, written to each room's slot (`RedisClusterBus+Presence.swift`).
+    var presenceTable = RedisPresenceTable()
+    var presenceFlushScheduled = false
     private var delegate: BusDelegate?
     private var rooms: [String: RedisRoomState] = [:]
     private var confirmed: Set<String> = []
@@ -56,7 +60,7 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
 
     public var state: BusState { upFlag.load(ordering: .relaxed) ? .up : .down }
 
-    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+    func onLoop(_ body: @escaping @Sendable () -> Void) {
         if loop.inLoop { body() } else { loop.execute(body) }
     }
 
@@ -82,6 +86,8 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
 
     private func refreshPeriodically() {
         router.refresh()
+        // Presence writes that failed (shard down, redirect lost) are retried here, in full.
+        flushPresence()
         cancelRefresh = loop.runAfter(milliseconds: 2000) { [weak self] in
             guard let self, !self.stopped else { return }
             self.refreshPeriodically()
@@ -175,7 +181,7 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
 
     /// `EVALSHA`, falling back to `EVAL` (which caches the script on that node) on `NOSCRIPT`: a promoted
     /// replica or a new shard may not have it.
-    private func eval(_ script: RedisScript, keyCount: Int, args: [[UInt8]], slot: Int, _ completion: @escaping (RedisReply?) -> Void) {
+    func eval(_ script: RedisScript, keyCount: Int, args: [[UInt8]], slot: Int, _ completion: @escaping (RedisReply?) -> Void) {
         func command(_ verb: String, _ first: String) -> RedisCommand {
             var cmd = RedisCommand(verb, argumentCount: 3 + args.count, capacity: args.reduce(first.utf8.count + 8) { $0 + $1.count })
             cmd.append(first)

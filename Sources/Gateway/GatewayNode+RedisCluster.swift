@@ -9,7 +9,7 @@ extension GatewayNode {
         return config.redisURL == nil ? "local" : "redis"
     }
 
-    /// With `--redis-cluster`: `RedisClusterBus` on its own "bus" loop for rooms and history; presence,
+    /// With `--redis-cluster`: `RedisClusterBus` on its own "bus" loop for rooms, history and presence;
     /// registry and analytics are the node-local roles (draft, docs/redis.md). nil without seeds.
     static func makeClusterBus(config: Config, logger: Logger) -> ClusterServices? {
         let seeds = config.redisClusterSeeds.compactMap(Config.parseSeed)
@@ -26,7 +26,7 @@ extension GatewayNode {
                                   prefix: config.prefix, nodeID: config.nodeID, historySize: config.historySize,
                                   historyTTLMilliseconds: config.historyTTLMs, idempotencyWindowMilliseconds: config.idempotencyWindowMs,
                                   logger: busLogger(logger))
-        return ClusterServices(rooms: bus, presence: LocalPresence(), registry: LocalRegistry(),
+        return ClusterServices(rooms: bus, presence: bus, registry: LocalRegistry(),
                                analytics: LocalAnalytics(maxBytes: config.analyticsBytes), lifecycle: bus)
     }
 }

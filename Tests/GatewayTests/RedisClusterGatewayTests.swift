@@ -9,7 +9,7 @@ import Testing
 
 /// Three `switchboard` processes with `--redis-cluster` on a real three-master cluster on loopback: rooms on
 /// every shard, members on every node, publishers on every node; every member gets every message once, and
-/// all members of a room see one order.
+/// all members of a room see one order; presence asked on any node counts the members on all three.
 @Suite(.serialized) struct RedisClusterGatewayTests {
     @Test func threeNodesOverAThreeShardClusterDeliverOnceInOneOrder() throws {
         let cluster = try RedisTestCluster(masters: 3)
@@ -56,6 +56,15 @@ import Testing
             orders.append(perRoom)
         }
         #expect(orders.allSatisfy { $0 == orders[0] }, "one order per room on every node")
+        // Presence lives on each room's shard: every node counts the members on all three nodes.
+        for (i, m) in members.enumerated() {
+            for room in rooms {
+                try m.sendOp("{\"op\":\"presence\",\"room\":\"\(room)\"}")
+                var p = try m.nextJSON()
+                while p.op != "presence" { p = try m.nextJSON() }
+                #expect(p.count == 3, "node \(i), \(room): \(p)")
+            }
+        }
     }
 
     @Test func clusterFlagsParse() throws {
