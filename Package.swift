@@ -12,7 +12,7 @@ let package = Package(
         .library(name: "ClusterBus", targets: ["ClusterBus"]),
         .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "TLS", targets: ["TLS"]),
-        .library(name: "Gateway", targets: ["Gateway"]),
+        .library(name: "Gateway", targets: ["Gateway"])
     ],
     targets: [
         // Linux headers Glibc's module does not re-export (epoll, eventfd, uio, TCP options).
@@ -44,8 +44,9 @@ let package = Package(
         .target(name: "TLS", dependencies: ["Runtime", "COpenSSL", "CLinux"]),
         .target(name: "ClusterBus", dependencies: ["Protocol", "Runtime", "TLS", "CHiredis", "CLinux"]),
         // Console/: the operator console's page, styles and scripts, compiled into the binary (no files to deploy).
-        .target(name: "Gateway", dependencies: ["Protocol", "Runtime", "TLS", "ClusterBus", "CLinux", "COpenSSL"],
-                resources: [.embedInCode("Console")]),
+        .target(
+            name: "Gateway", dependencies: ["Protocol", "Runtime", "TLS", "ClusterBus", "CLinux", "COpenSSL"],
+            resources: [.embedInCode("Console")]),
         .target(name: "SwitchboardClient", dependencies: ["Protocol", "Runtime", "CLinux"]),
         .executableTarget(name: "switchboard", dependencies: ["Gateway"]),
         .executableTarget(name: "switchboard-bench", dependencies: ["Protocol", "Runtime", "CLinux", "SwitchboardClient", "TLS"]),
@@ -53,7 +54,9 @@ let package = Package(
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         // Test fixtures both test targets start (a real Redis Cluster on loopback).
         .target(name: "TestSupport", dependencies: ["Runtime"], path: "Tests/TestSupport"),
-        .testTarget(name: "GatewayTests", dependencies: ["Protocol", "Runtime", "TLS", "ClusterBus", "Gateway", "CLinux", "switchboard", "SwitchboardClient", "TestSupport"]),
-        .testTarget(name: "ClusterBusTests", dependencies: ["ClusterBus", "Runtime", "Protocol", "switchboard", "TestSupport"]),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: ["Protocol", "Runtime", "TLS", "ClusterBus", "Gateway", "CLinux", "switchboard", "SwitchboardClient", "TestSupport"]),
+        .testTarget(name: "ClusterBusTests", dependencies: ["ClusterBus", "Runtime", "Protocol", "switchboard", "TestSupport"])
     ]
 )

@@ -47,6 +47,8 @@ import Foundation
             _ = s.connectResult(namespace: "/", .accepted(socketID: "x", pid: nil))
             sessions.append(s)
         }
-        print("RSS per idle session (\"/\" connected): \((rssBytes() - before) / count) bytes, of which \(MemoryLayout<SocketIOSession>.stride) inline; \(sessions.count) sessions")
+        print(
+            "RSS per idle session (\"/\" connected): \((rssBytes() - before) / count) bytes, of which \(MemoryLayout<SocketIOSession>.stride) inline; \(sessions.count) sessions"
+        )
     }
 }

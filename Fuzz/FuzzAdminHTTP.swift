@@ -89,7 +89,8 @@ private func adminFraming(_ h: HTTPRequestHead) -> Framing {
     let lengths = Set(h.headers.values("Content-Length"))
     if let cl = lengths.first {
         guard lengths.count == 1, !cl.isEmpty, cl.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-              let n = Int(cl) else { return .rejected(status: 400) }
+            let n = Int(cl)
+        else { return .rejected(status: 400) }
         return n <= adminMaxBody ? .length(n) : .rejected(status: 413)
     }
     return h.headers["Transfer-Encoding"] != nil ? .rejected(status: 400) : .none

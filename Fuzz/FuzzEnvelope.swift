@@ -62,7 +62,7 @@ private func isJSON(_ bytes: [UInt8]) -> Bool {
 /// The documented cases where JSONSerialization accepts what RFC 8259 (and the scanner) refuse.
 private func knownDifference(_ text: [UInt8]) -> Bool {
     if text.starts(with: [0xEF, 0xBB, 0xBF]) || text.starts(with: [0xFE, 0xFF]) || text.starts(with: [0xFF, 0xFE]) { return true }
-    if text.prefix(4).contains(0) { return true }   // UTF-16 or UTF-32, detected by Foundation
+    if text.prefix(4).contains(0) { return true }  // UTF-16 or UTF-32, detected by Foundation
     // Foundation checks a number's range only when it keeps the value; an exponent or a long run
     // of digits may be such a number under a key that a later duplicate replaced.
     var digits = 0
@@ -76,7 +76,9 @@ private func knownDifference(_ text: [UInt8]) -> Bool {
 
 /// A `,` followed (after whitespace) by `]` or `}`, outside strings.
 private func hasTrailingComma(_ text: [UInt8]) -> Bool {
-    var inString = false, escaped = false, afterComma = false
+    var inString = false
+    var escaped = false
+    var afterComma = false
     for b in text {
         if inString {
             if escaped { escaped = false } else if b == 0x5C { escaped = true } else if b == 0x22 { inString = false }
@@ -97,7 +99,8 @@ private func hasTrailingComma(_ text: [UInt8]) -> Bool {
 /// envelope does to `data`).
 private func compact(_ text: [UInt8]) -> [UInt8] {
     var out: [UInt8] = []
-    var inString = false, escaped = false
+    var inString = false
+    var escaped = false
     for b in text {
         if inString {
             out.append(b)

@@ -10,13 +10,14 @@ import COpenSSL
 
 private let secret = Array("fuzz-secret-0123456789abcdef-0123456789".utf8)
 // A public key only (no private half exists anywhere): lets ES256 tokens reach EVP_DigestVerify.
-private let es256PEM = Array("""
------BEGIN PUBLIC KEY-----
-MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEfpFMp4JGmhmJpC/dEQjv9I+wygqh
-PanaTp0jnbVbFsyt6WipulMMgn8XTdzzXmRnXFTVq/b+OWEMYaVc9qY0aQ==
------END PUBLIC KEY-----
+private let es256PEM = Array(
+    """
+    -----BEGIN PUBLIC KEY-----
+    MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEfpFMp4JGmhmJpC/dEQjv9I+wygqh
+    PanaTp0jnbVbFsyt6WipulMMgn8XTdzzXmRnXFTVq/b+OWEMYaVc9qY0aQ==
+    -----END PUBLIC KEY-----
 
-""".utf8)
+    """.utf8)
 
 private let verifier: JWTVerifier = {
     let ec = try! JWTPublicKey(pem: es256PEM, kid: "ec")

@@ -50,7 +50,9 @@ private func fuzzSocketIOPacket(_ bytes: [UInt8]) {
 
 /// Frames are separated by 0x00; a frame starting with 0x01 is a binary frame, 0x02 a probe-socket packet.
 private func fuzzSession(_ bytes: [UInt8]) {
-    var session = SocketIOSession(sid: "s", transport: .polling, configuration: SocketIOSessionConfiguration(namespaces: ["/", "/chat"], pingInterval: 10, pingTimeout: 5, maxPayload: 2048))
+    var session = SocketIOSession(
+        sid: "s", transport: .polling,
+        configuration: SocketIOSessionConfiguration(namespaces: ["/", "/chat"], pingInterval: 10, pingTimeout: 5, maxPayload: 2048))
     _ = session.start(now: 0)
     var now = 0
     var closed = false

@@ -13,7 +13,7 @@ struct DeflateMeasure {
         "Latency on eu-west went up to 180 ms p99 around 9:15; looks like the Redis failover, it recovered after two minutes.",
         "I'll be out Thursday afternoon, Priya is covering on-call. Ping her directly if the pager goes off.",
         "Reminder: retro at 4pm in the usual room, bring one thing that went well and one thing we should stop doing.",
-        "Pushed a fix for the flaky drain test. The timer wheel was rounding the deadline down instead of up, so it fired one tick early.",
+        "Pushed a fix for the flaky drain test. The timer wheel was rounding the deadline down instead of up, so it fired one tick early."
     ]
 
     static func message(size: Int, seed: Int) -> [UInt8] {
@@ -24,7 +24,8 @@ struct DeflateMeasure {
             i += 1
         }
         text = String(text.utf8.prefix(max(0, size - 176)))!
-        let json = #"{"type":"message","room":"team-platform","offset":"1733299200123-\#(1000 + seed)","data":{"id":"01JE4Q\#(seed)K7X2M9","#
+        let json =
+            #"{"type":"message","room":"team-platform","offset":"1733299200123-\#(1000 + seed)","data":{"id":"01JE4Q\#(seed)K7X2M9","#
             + #""user":{"id":"u_48213","name":"Alice Martin"},"ts":1733299200123,"text":"\#(text)"}}"#
         return Array(json.utf8)
     }
@@ -55,7 +56,9 @@ struct DeflateMeasure {
     }
 
     static func main() {
-        print("zlib memory: Deflater(window 15, memLevel 8) \(Deflater().zlibBytes) B; memLevel 4: \(Deflater(memoryLevel: 4).zlibBytes) B; window 9 memLevel 1: \(Deflater(windowBits: 9, memoryLevel: 1).zlibBytes) B")
+        print(
+            "zlib memory: Deflater(window 15, memLevel 8) \(Deflater().zlibBytes) B; memLevel 4: \(Deflater(memoryLevel: 4).zlibBytes) B; window 9 memLevel 1: \(Deflater(windowBits: 9, memoryLevel: 1).zlibBytes) B"
+        )
         let inflater = Inflater()
         let before = inflater.zlibBytes
         _ = try? inflater.inflate(Deflater().compress(message(size: 1024, seed: 0)), limit: 1 << 20)
@@ -64,7 +67,9 @@ struct DeflateMeasure {
         print("size  settings            plain  compressed  ratio  frame-plain frame-compressed  compress-ns  inflate-ns")
         for size in [200, 1024] {
             let msgs = (0..<6).map { message(size: size, seed: $0) }
-            for (label, deflater) in [("level6 memLevel8", Deflater()), ("level6 memLevel4", Deflater(memoryLevel: 4)), ("level1 memLevel8", Deflater(level: 1))] {
+            for (label, deflater) in [
+                ("level6 memLevel8", Deflater()), ("level6 memLevel4", Deflater(memoryLevel: 4)), ("level1 memLevel8", Deflater(level: 1))
+            ] {
                 let compressed = msgs.map { deflater.compress($0) }
                 let plain = msgs.map(\.count).reduce(0, +) / msgs.count
                 let comp = compressed.map(\.count).reduce(0, +) / msgs.count
@@ -86,8 +91,11 @@ struct DeflateMeasure {
                 }
                 precondition(total > 0)
                 let ratio = (Double(plain) / Double(comp) * 100).rounded() / 100
-                print([pad(size, 4), pad(label, -18), pad(plain, 6), pad(comp, 10), pad(ratio, 5), pad(framePlain, 11), pad(frameComp, 16),
-                       pad(Int(cns), 11), pad(Int(ins), 10)].joined(separator: "  "))
+                print(
+                    [
+                        pad(size, 4), pad(label, -18), pad(plain, 6), pad(comp, 10), pad(ratio, 5), pad(framePlain, 11), pad(frameComp, 16),
+                        pad(Int(cns), 11), pad(Int(ins), 10)
+                    ].joined(separator: "  "))
             }
         }
         // A reader (server role) with the shared Inflater versus without deflate, per 1 KiB message.
@@ -96,13 +104,17 @@ struct DeflateMeasure {
         let plainFrame = FrameEncoder.frame(opcode: .text, payload: msg, maskingKey: 0x1234_5678)
         let shared = Inflater()
         var delivered = 0
-        for (label, frame, deflate) in [("plain frame, no deflate", plainFrame, nil as Inflater?), ("compressed frame, shared Inflater", compressedFrame, shared)] {
+        for (label, frame, deflate) in [
+            ("plain frame, no deflate", plainFrame, nil as Inflater?), ("compressed frame, shared Inflater", compressedFrame, shared)
+        ] {
             var reader = WebSocketReader(role: .server, maxMessageSize: 1 << 20, deflate: deflate)
             var copy = frame
             let ns = nsPerOp(iterations: 20_000) {
                 copy = frame
                 copy.withUnsafeMutableBytes { raw in
-                    try! reader.feed(raw) { event in if case .text(let t) = event { delivered &+= t.count }; return true }
+                    try! reader.feed(raw) { event in
+                        if case .text(let t) = event { delivered &+= t.count }; return true
+                    }
                 }
             }
             print("reader, 1 KiB text, \(label): \(Int(ns)) ns/message")

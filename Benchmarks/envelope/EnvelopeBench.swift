@@ -14,12 +14,13 @@ enum EnvelopeBench {
             let count = (size - 40) / (element.utf8.count + 1)
             return "[" + Array(repeating: element, count: count).joined(separator: ",") + "]"
         }
-        let chat = Array(#"{"op":"publish","room":"lobby","data":{"text":"hello, how are you doing today?","user":"alice","ts":1733299200000},"id":"m-42"}"#.utf8)
+        let chat = Array(
+            #"{"op":"publish","room":"lobby","data":{"text":"hello, how are you doing today?","user":"alice","ts":1733299200000},"id":"m-42"}"#.utf8)
         let payloads: [(String, [UInt8])] = [
             ("1 MiB [0,0,...]", publish(array(of: "0", filling: mib))),
             ("1 MiB [{},{},...]", publish(array(of: "{}", filling: mib))),
             ("1 MiB string", publish("\"" + String(repeating: "lorem ipsum ", count: mib / 12) + "\"")),
-            ("chat message (\(chat.count) B)", chat),
+            ("chat message (\(chat.count) B)", chat)
         ]
         let budget = Double(ProcessInfo.processInfo.environment["BUDGET_MS"] ?? "300")! / 1000
         print("payload                       bytes     memcpy ns/B  JSONSerialization ns/B  scanner ns/B  scanner/memcpy  speed-up")
@@ -32,19 +33,23 @@ enum EnvelopeBench {
                 }
                 return out.count
             }
-            let before = ProcessInfo.processInfo.environment["SKIP_BEFORE"] != nil ? .nan : measure(bytes, budget: budget) { raw in
-                guard let object = JSONValue.parse(raw) as? [String: Any] else { fatalError("bad payload") }
-                return JSONValue.fragment(object["data"]!)!.bytes.count
-            }
+            let before =
+                ProcessInfo.processInfo.environment["SKIP_BEFORE"] != nil
+                ? .nan
+                : measure(bytes, budget: budget) { raw in
+                    guard let object = JSONValue.parse(raw) as? [String: Any] else { fatalError("bad payload") }
+                    return JSONValue.fragment(object["data"]!)!.bytes.count
+                }
             let after = measure(bytes, budget: budget) { raw in
                 guard case .publish(_, let data, _) = try! Envelope.decodeWithID(raw).request else { fatalError("bad payload") }
                 return data.bytes.count
             }
             let n = Double(bytes.count)
-            print(name.padding(toLength: 28, withPad: " ", startingAt: 0),
-                  String(bytes.count).leftPad(8),
-                  fmt(copy / n * 1e9).leftPad(14), fmt(before / n * 1e9).leftPad(23), fmt(after / n * 1e9).leftPad(13),
-                  fmt(after / copy).leftPad(15) + "x", fmt(before / after).leftPad(8) + "x")
+            print(
+                name.padding(toLength: 28, withPad: " ", startingAt: 0),
+                String(bytes.count).leftPad(8),
+                fmt(copy / n * 1e9).leftPad(14), fmt(before / n * 1e9).leftPad(23), fmt(after / n * 1e9).leftPad(13),
+                fmt(after / copy).leftPad(15) + "x", fmt(before / after).leftPad(8) + "x")
         }
     }
 

@@ -27,8 +27,10 @@ public struct AnalyticsEvent: Sendable, Equatable {
 
     /// Stream entry fields, in this order: user, node, room (empty when none), event, data (empty when none), ts.
     public var fields: [(String, String)] {
-        [("user", user), ("node", node), ("room", room ?? ""), ("event", event),
-         ("data", data.map { String(decoding: $0.bytes, as: UTF8.self) } ?? ""), ("ts", String(serverTimeMilliseconds))]
+        [
+            ("user", user), ("node", node), ("room", room ?? ""), ("event", event),
+            ("data", data.map { String(decoding: $0.bytes, as: UTF8.self) } ?? ""), ("ts", String(serverTimeMilliseconds))
+        ]
     }
 }
 

@@ -118,8 +118,9 @@ public protocol RoomBus: AnyObject, Sendable {
     /// `idempotencyKey` (nil: none; at most `maxIdempotencyKeyBytes` UTF-8 bytes, longer keys are refused
     /// with `.invalid`): a publish with a key already stored for this room within the idempotency window
     /// is not stored again and answers the offset of the first one.
-    func publish(room: String, data: JSONFragment, idempotencyKey: String?,
-                 completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void)
+    func publish(
+        room: String, data: JSONFragment, idempotencyKey: String?,
+        completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void)
     /// The room's latest offset and, with `since`, the messages after it (resume, DESIGN.md).
     func join(room: String, since: StreamOffset?, completion: @escaping @Sendable (Result<JoinResult, BusError>) -> Void)
     /// Bytes of room history this process holds, for `switchboard_memory_bytes{area="history"}`: 0 for a
@@ -223,8 +224,10 @@ public struct ClusterServices: Sendable {
 
     /// Bundles roles with the lifecycle that starts and stops them. `control` defaults to a single node's
     /// (`LocalControl`), `history` to `rooms` when it reads history.
-    public init(rooms: RoomBus, presence: PresenceBus, registry: NodeRegistry, analytics: AnalyticsBus, lifecycle: BusLifecycle,
-                control: ControlBus? = nil, history: HistoryReader? = nil) {
+    public init(
+        rooms: RoomBus, presence: PresenceBus, registry: NodeRegistry, analytics: AnalyticsBus, lifecycle: BusLifecycle,
+        control: ControlBus? = nil, history: HistoryReader? = nil
+    ) {
         self.rooms = rooms
         self.presence = presence
         self.registry = registry
@@ -249,14 +252,18 @@ public struct ClusterServices: Sendable {
     ///   - historyBytes: bytes of history kept per room (0: count only), see `LocalRooms.init`.
     ///   - maxHistoryMemory: bytes of history kept by the node (0: no limit), see `LocalRooms.init`.
     ///   - analyticsBytes: bytes of events the analytics ring keeps (0: count only), see `LocalAnalytics.init`.
-    public static func local(historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000,
-                             idempotencyWindowMilliseconds: Int = 120_000, historyBytes: Int = 16 << 20,
-                             maxHistoryMemory: Int = 256 << 20, analyticsBytes: Int = 64 << 20) -> ClusterServices {
-        let rooms = LocalRooms(historySize: historySize, historyTTLMilliseconds: historyTTLMilliseconds,
-                               idempotencyWindowMilliseconds: idempotencyWindowMilliseconds,
-                               historyBytes: historyBytes, maxHistoryMemory: maxHistoryMemory)
-        return ClusterServices(rooms: rooms, presence: LocalPresence(), registry: LocalRegistry(),
-                               analytics: LocalAnalytics(maxBytes: analyticsBytes), lifecycle: rooms)
+    public static func local(
+        historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000,
+        idempotencyWindowMilliseconds: Int = 120_000, historyBytes: Int = 16 << 20,
+        maxHistoryMemory: Int = 256 << 20, analyticsBytes: Int = 64 << 20
+    ) -> ClusterServices {
+        let rooms = LocalRooms(
+            historySize: historySize, historyTTLMilliseconds: historyTTLMilliseconds,
+            idempotencyWindowMilliseconds: idempotencyWindowMilliseconds,
+            historyBytes: historyBytes, maxHistoryMemory: maxHistoryMemory)
+        return ClusterServices(
+            rooms: rooms, presence: LocalPresence(), registry: LocalRegistry(),
+            analytics: LocalAnalytics(maxBytes: analyticsBytes), lifecycle: rooms)
     }
 
     /// The Redis bus: one `RedisBus` on `loop` carries every role.

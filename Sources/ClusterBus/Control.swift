@@ -40,8 +40,10 @@ public struct ControlCommand: Codable, Sendable, Equatable {
     /// Most names reported per node.
     public var limit: Int?
 
-    public init(kind: Kind, user: String? = nil, room: String? = nil, code: Int? = nil, reason: String? = nil,
-                reconnect: Bool? = nil, pattern: String? = nil, after: String? = nil, limit: Int? = nil) {
+    public init(
+        kind: Kind, user: String? = nil, room: String? = nil, code: Int? = nil, reason: String? = nil,
+        reconnect: Bool? = nil, pattern: String? = nil, after: String? = nil, limit: Int? = nil
+    ) {
         self.kind = kind
         self.user = user
         self.room = room
@@ -139,8 +141,9 @@ public protocol ControlBus: AnyObject, Sendable {
     func setControlHandler(_ handler: @escaping ControlHandler)
     /// Sends `command` to every node and collects their answers for at most `timeoutMilliseconds`
     /// (fewer when every node answered). `.unavailable` when the bus is down (nothing was sent).
-    func sendControl(_ command: ControlCommand, timeoutMilliseconds: Int,
-                     completion: @escaping @Sendable (Result<ControlOutcome, BusError>) -> Void)
+    func sendControl(
+        _ command: ControlCommand, timeoutMilliseconds: Int,
+        completion: @escaping @Sendable (Result<ControlOutcome, BusError>) -> Void)
     /// The registered nodes other than this one (their last heartbeat); empty in process.
     func otherNodes(completion: @escaping @Sendable (Result<[ClusterNode], BusError>) -> Void)
 }
@@ -162,8 +165,9 @@ public protocol HistoryReader: AnyObject, Sendable {
     /// Up to `limit` messages of `room`: oldest first starting after `from` (nil: from the oldest kept),
     /// or newest first starting before `from` (nil: from the newest). `from` of another epoch than the
     /// room's history is `.invalid`; an unknown room is an empty page.
-    func history(room: String, from: StreamOffset?, newestFirst: Bool, limit: Int,
-                 completion: @escaping @Sendable (Result<HistoryPage, BusError>) -> Void)
+    func history(
+        room: String, from: StreamOffset?, newestFirst: Bool, limit: Int,
+        completion: @escaping @Sendable (Result<HistoryPage, BusError>) -> Void)
 }
 
 /// The control role of a single node: a command runs here only.
@@ -173,8 +177,10 @@ public final class LocalControl: ControlBus, @unchecked Sendable {
 
     public func setControlHandler(_ handler: @escaping ControlHandler) { self.handler.withLock { $0 = handler } }
 
-    public func sendControl(_ command: ControlCommand, timeoutMilliseconds: Int,
-                            completion: @escaping @Sendable (Result<ControlOutcome, BusError>) -> Void) {
+    public func sendControl(
+        _ command: ControlCommand, timeoutMilliseconds: Int,
+        completion: @escaping @Sendable (Result<ControlOutcome, BusError>) -> Void
+    ) {
         guard let h = handler.withLock({ $0 }) else { return completion(.success(ControlOutcome(answers: [], expectedNodes: 0))) }
         h(command) { answer in completion(.success(ControlOutcome(answers: [answer], expectedNodes: 1))) }
     }

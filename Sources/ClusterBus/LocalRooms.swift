@@ -191,8 +191,10 @@ public final class LocalRooms: RoomBus, BusLifecycle, HistoryReader, @unchecked 
     ///   - maxHistoryMemory: bytes of history kept by the whole node (`--max-history-memory`, default
     ///     256 MiB; 0: no limit). Over it, the least recently published room loses its oldest messages
     ///     first, counted in `historyEvictions`; a resume into a dropped range answers `recovered: false`.
-    public init(historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000, idempotencyWindowMilliseconds: Int = 120_000,
-                historyBytes: Int = 16 << 20, maxHistoryMemory: Int = 256 << 20) {
+    public init(
+        historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000, idempotencyWindowMilliseconds: Int = 120_000,
+        historyBytes: Int = 16 << 20, maxHistoryMemory: Int = 256 << 20
+    ) {
         self.historySize = max(0, historySize)
         self.historyTTL = max(0, historyTTLMilliseconds)
         self.historyBytesPerRoom = max(0, historyBytes)
@@ -227,8 +229,10 @@ public final class LocalRooms: RoomBus, BusLifecycle, HistoryReader, @unchecked 
         lock.withLock { $0.rooms[room]?.subscribed = false }
     }
 
-    public func publish(room: String, data: JSONFragment, idempotencyKey: String?,
-                        completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void) {
+    public func publish(
+        room: String, data: JSONFragment, idempotencyKey: String?,
+        completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void
+    ) {
         if let key = idempotencyKey, key.utf8.count > maxIdempotencyKeyBytes {
             completion(.failure(.invalid("idempotency key longer than \(maxIdempotencyKeyBytes) bytes")))
             return
@@ -276,8 +280,10 @@ public final class LocalRooms: RoomBus, BusLifecycle, HistoryReader, @unchecked 
     }
 
     /// The server API's history read (`HistoryReader`): `from` must be an offset of this room instance.
-    public func history(room: String, from: StreamOffset?, newestFirst: Bool, limit: Int,
-                        completion: @escaping @Sendable (Result<HistoryPage, BusError>) -> Void) {
+    public func history(
+        room: String, from: StreamOffset?, newestFirst: Bool, limit: Int,
+        completion: @escaping @Sendable (Result<HistoryPage, BusError>) -> Void
+    ) {
         let now = monotonicMilliseconds()
         let result: Result<HistoryPage, BusError> = lock.withLock { state in
             guard let r = state.rooms[room], !isExpired(r, now: now) else { return .success(HistoryPage(messages: [], latest: nil)) }

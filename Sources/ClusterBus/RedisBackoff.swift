@@ -1,4 +1,5 @@
 import Runtime
+
 /// Exponential backoff with full jitter for Redis reconnects ("Exponential Backoff And Jitter", AWS
 /// Architecture Blog, 2015): the n-th consecutive failure waits a uniformly random time in
 /// `0 ... min(cap, base × 2^(n-1))` milliseconds.

@@ -11,13 +11,14 @@ extension RedisBus {
     public func takeAnalyticsBudget(user: String, ratePerSecond: Double, burst: Int, completion: @escaping @Sendable (Int?) -> Void) {
         onLoop { [self] in
             guard commands != nil, commands.isReady, let conn = commands.connection,
-                  let sha = scriptSHAs[RedisScripts.tokenBucket.name] else {
-                completion(1000)   // bus down: not allowed, never unmetered
+                let sha = scriptSHAs[RedisScripts.tokenBucket.name]
+            else {
+                completion(1000)  // bus down: not allowed, never unmetered
                 return
             }
             guard analyticsInFlight < RedisBus.maxAnalyticsInFlight else {
                 metrics.analyticsDropped.add(1)
-                completion(100)    // Redis is behind: refuse rather than buffer without bound
+                completion(100)  // Redis is behind: refuse rather than buffer without bound
                 return
             }
             analyticsInFlight += 1
@@ -89,9 +90,11 @@ extension RedisBus {
                         if let k = kv[i].text { f[k] = kv[i + 1].text ?? "" }
                         i += 2
                     }
-                    out.append(AnalyticsEvent(user: f["user"] ?? "", node: f["node"] ?? "", room: (f["room"] ?? "").isEmpty ? nil : f["room"],
-                                              event: f["event"] ?? "", data: (f["data"] ?? "").isEmpty ? nil : JSONFragment(bytes: Array(f["data"]!.utf8)),
-                                              serverTimeMilliseconds: UInt64(f["ts"] ?? "") ?? 0))
+                    out.append(
+                        AnalyticsEvent(
+                            user: f["user"] ?? "", node: f["node"] ?? "", room: (f["room"] ?? "").isEmpty ? nil : f["room"],
+                            event: f["event"] ?? "", data: (f["data"] ?? "").isEmpty ? nil : JSONFragment(bytes: Array(f["data"]!.utf8)),
+                            serverTimeMilliseconds: UInt64(f["ts"] ?? "") ?? 0))
                 }
                 completion(out.reversed())
             }
@@ -106,21 +109,23 @@ extension RedisScripts {
     /// KEYS[1] `{prefix}ratelimit:analytics:{user}`; ARGV[1] rate (events/s), ARGV[2] burst.
     /// Returns 0 when the event is allowed, else the ms to wait. The key expires once the bucket is full
     /// again, so idle users cost nothing. Redis's own clock (`TIME`) is the clock, so nodes need no sync.
-    public static let tokenBucket = RedisScript(name: "token-bucket", source: """
-        -- switchboard token bucket v1 (GCRA): KEYS bucket; ARGV rate per second, burst
-        local rate = tonumber(ARGV[1])
-        local burst = tonumber(ARGV[2])
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        local interval = 1000 / rate
-        local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-        if tat < now then tat = now end
-        local allow_at = tat - burst * interval
-        if now < allow_at + interval - 0.0001 then
-          return math.ceil(allow_at + interval - now)
-        end
-        local new_tat = tat + interval
-        redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1000)
-        return 0
-        """)
+    public static let tokenBucket = RedisScript(
+        name: "token-bucket",
+        source: """
+            -- switchboard token bucket v1 (GCRA): KEYS bucket; ARGV rate per second, burst
+            local rate = tonumber(ARGV[1])
+            local burst = tonumber(ARGV[2])
+            local t = redis.call('TIME')
+            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            local interval = 1000 / rate
+            local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+            if tat < now then tat = now end
+            local allow_at = tat - burst * interval
+            if now < allow_at + interval - 0.0001 then
+              return math.ceil(allow_at + interval - now)
+            end
+            local new_tat = tat + interval
+            redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1000)
+            return 0
+            """)
 }

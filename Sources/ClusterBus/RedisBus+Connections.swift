@@ -37,7 +37,9 @@ extension RedisBus {
         }
         commands.onFailure = { [unowned self] reason, wasReady, failures, delay in
             metrics.commandsUp.set(0)
-            updateHealth { $0.commandsReady = false; $0.lastError = "commands: \(reason)" }
+            updateHealth {
+                $0.commandsReady = false; $0.lastError = "commands: \(reason)"
+            }
             logAttempt("commands", reason: reason, wasReady: wasReady, failures: failures, delay: delay)
             updateState()
         }
@@ -52,7 +54,9 @@ extension RedisBus {
         }
         subscriber.onReady = { [unowned self] in
             metrics.subscriberUp.set(1)
-            updateHealth { $0.subscriberReady = true; $0.canaryHealthy = true }
+            updateHealth {
+                $0.subscriberReady = true; $0.canaryHealthy = true
+            }
             logger(.info, "redis subscriber connection ready", [("rooms", .int(rooms.count))])
             canary.reset()
             canaryHealthy = true
@@ -62,7 +66,9 @@ extension RedisBus {
         }
         subscriber.onFailure = { [unowned self] reason, wasReady, failures, delay in
             metrics.subscriberUp.set(0)
-            updateHealth { $0.subscriberReady = false; $0.lastError = "subscriber: \(reason)" }
+            updateHealth {
+                $0.subscriberReady = false; $0.lastError = "subscriber: \(reason)"
+            }
             logAttempt("subscriber", reason: reason, wasReady: wasReady, failures: failures, delay: delay)
             subscriptions.connectionLost()
             confirmedRoomChannels = 0
@@ -103,7 +109,7 @@ extension RedisBus {
         for step in steps {
             let sent = conn.send(step) { [unowned link] reply in
                 guard !failed else { return }
-                guard let reply else { failed = true; return }   // connection lost: the link already knows
+                guard let reply else { failed = true; return }  // connection lost: the link already knows
                 if let e = reply.errorMessage {
                     failed = true
                     link.fail(conn, reason: "\(step.name) failed: \(e)")
@@ -127,7 +133,11 @@ extension RedisBus {
         let n = configuration.attemptLogEvery
         guard failures <= n || failures % n == 0 else { return }
         let msg = wasReady ? "redis \(role) connection lost" : "redis \(role) connection attempt failed"
-        logger(.warn, msg, [("error", .string(reason)), ("attempt", .int(failures)), ("retry_in_ms", .int(delay)),
-                            ("redis", .string(configuration.endpoint.description))])
+        logger(
+            .warn, msg,
+            [
+                ("error", .string(reason)), ("attempt", .int(failures)), ("retry_in_ms", .int(delay)),
+                ("redis", .string(configuration.endpoint.description))
+            ])
     }
 }

@@ -37,8 +37,10 @@ extension RedisBus {
 
     public func setControlHandler(_ handler: @escaping ControlHandler) { controlHandlerBox.withLock { $0 = handler } }
 
-    public func sendControl(_ command: ControlCommand, timeoutMilliseconds: Int,
-                            completion: @escaping @Sendable (Result<ControlOutcome, BusError>) -> Void) {
+    public func sendControl(
+        _ command: ControlCommand, timeoutMilliseconds: Int,
+        completion: @escaping @Sendable (Result<ControlOutcome, BusError>) -> Void
+    ) {
         onLoop { [self] in
             guard reportedUp, let conn = commands.connection else {
                 return completion(.failure(.unavailable("the cluster bus is down (Redis unreachable)")))
@@ -73,16 +75,19 @@ extension RedisBus {
                 let ids = (reply?.array ?? []).compactMap(\.text).filter { $0 != keys.nodeID }.sorted()
                 guard !ids.isEmpty else { return completion(.success([])) }
                 guard let c = commands.connection,
-                      c.send(RedisCommand(["MGET"] + ids.map { keys.node($0) }), { reply in
-                          let values = reply?.array ?? []
-                          var nodes: [ClusterNode] = []
-                          for (id, v) in zip(ids, values) {
-                              // An expired key: the node is gone (the next heartbeat cleans the set).
-                              guard case .string(let json) = v, let info = NodeInfo(json: json) else { continue }
-                              nodes.append(ClusterNode(id: id, info: info))
-                          }
-                          completion(.success(nodes))
-                      }) else { return completion(.failure(.unavailable("node registry read failed"))) }
+                    c.send(
+                        RedisCommand(["MGET"] + ids.map { keys.node($0) }),
+                        { reply in
+                            let values = reply?.array ?? []
+                            var nodes: [ClusterNode] = []
+                            for (id, v) in zip(ids, values) {
+                                // An expired key: the node is gone (the next heartbeat cleans the set).
+                                guard case .string(let json) = v, let info = NodeInfo(json: json) else { continue }
+                                nodes.append(ClusterNode(id: id, info: info))
+                            }
+                            completion(.success(nodes))
+                        })
+                else { return completion(.failure(.unavailable("node registry read failed"))) }
             }
             if !sent { completion(.failure(.unavailable("node registry read failed"))) }
         }
@@ -125,8 +130,10 @@ extension RedisBus {
 
     // MARK: - HistoryReader
 
-    public func history(room: String, from: StreamOffset?, newestFirst: Bool, limit: Int,
-                        completion: @escaping @Sendable (Result<HistoryPage, BusError>) -> Void) {
+    public func history(
+        room: String, from: StreamOffset?, newestFirst: Bool, limit: Int,
+        completion: @escaping @Sendable (Result<HistoryPage, BusError>) -> Void
+    ) {
         onLoop { [self] in
             guard commands.isReady, let conn = commands.connection else {
                 return completion(.failure(.unavailable("the cluster bus is down (Redis unreachable)")))
@@ -150,7 +157,8 @@ extension RedisBus {
                 var messages: [BusMessage] = []
                 for e in entries {
                     guard let parts = e.array, parts.count == 2, let id = parts[0].text, let fields = parts[1].array,
-                          let offset = StreamOffset(epoch + ":" + id) else { continue }
+                        let offset = StreamOffset(epoch + ":" + id)
+                    else { continue }
                     var data: JSONFragment?
                     var i = 0
                     while i + 1 < fields.count {
@@ -174,7 +182,8 @@ extension NodeInfo {
     /// Parses the registry value written by `json(nodeID:)`; nil when malformed.
     init?(json: [UInt8]) {
         guard let o = (try? JSONSerialization.jsonObject(with: Data(json))) as? [String: Any] else { return nil }
-        self.init(address: o["address"] as? String ?? "", startedAtMilliseconds: UInt64(o["started_ms"] as? Int ?? 0),
-                  connections: o["connections"] as? Int ?? 0, draining: o["draining"] as? Bool ?? false)
+        self.init(
+            address: o["address"] as? String ?? "", startedAtMilliseconds: UInt64(o["started_ms"] as? Int ?? 0),
+            connections: o["connections"] as? Int ?? 0, draining: o["draining"] as? Bool ?? false)
     }
 }

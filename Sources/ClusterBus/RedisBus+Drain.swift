@@ -1,4 +1,5 @@
 import Runtime
+
 /// Drain coordination over Redis (the `NodeRegistry` drain hooks): the registry says `draining`, `{prefix}ctl`
 /// announces `node-draining`, and a cluster-wide semaphore (`RedisScripts.drainSlot`) lets at most
 /// `--max-draining` nodes drain at once. Slots expire after their TTL, so a node killed mid-drain cannot

@@ -1,4 +1,5 @@
 import Runtime
+
 /// The heartbeat: node registry refresh, dead-node cleanup, cluster announcements and the canary.
 ///
 /// Every `heartbeatIntervalMilliseconds` (default 2 s), while the commands connection is ready, the
@@ -65,11 +66,13 @@ extension RedisBus {
                 // Someone else wrote our registry key since our last heartbeat: two live nodes share this id,
                 // and with it one presence entry per room (counts are wrong, a clean stop removes both).
                 metrics.nodeIDConflicts.add()
-                logger(.error, "another live node uses this node id: give every node its own --node-id",
-                       [("node_id", .string(keys.nodeID)), ("other", .string(String(decoding: previous, as: UTF8.self)))])
+                logger(
+                    .error, "another live node uses this node id: give every node its own --node-id",
+                    [("node_id", .string(keys.nodeID)), ("other", .string(String(decoding: previous, as: UTF8.self)))])
             } else if !registryWritten && !previous.isEmpty {
-                logger(.info, "registry key of this node id was live at startup (a restarted node, or another node with this id)",
-                       [("node_id", .string(keys.nodeID))])
+                logger(
+                    .info, "registry key of this node id was live at startup (a restarted node, or another node with this id)",
+                    [("node_id", .string(keys.nodeID))])
             }
             registryWritten = true
             lastRegistryValue = json
@@ -122,7 +125,9 @@ extension RedisBus {
         metrics.canaryFailures.add()
         canaryHealthy = false
         let failures = metrics.canaryFailures.load()
-        updateHealth { $0.canaryHealthy = false; $0.canaryFailures = failures; $0.lastError = "canary not back after \(ms) ms" }
+        updateHealth {
+            $0.canaryHealthy = false; $0.canaryFailures = failures; $0.lastError = "canary not back after \(ms) ms"
+        }
         logger(.warn, "canary missing or late: reconnecting to Redis", [("after_ms", .int(ms)), ("timeout_ms", .int(configuration.canaryTimeoutMilliseconds))])
         canary.reset()
         updateState()

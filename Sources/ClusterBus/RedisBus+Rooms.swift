@@ -18,13 +18,14 @@ extension RedisBus {
     func handlePush(_ reply: UnsafePointer<redisReply>) {
         let r = reply.pointee
         guard r.type == REDIS_REPLY_ARRAY, r.elements >= 3, let kindPtr = r.element[0], let chPtr = r.element[1], let third = r.element[2],
-              kindPtr.pointee.type == REDIS_REPLY_STRING, chPtr.pointee.type == REDIS_REPLY_STRING, let kind = kindPtr.pointee.str else { return }
+            kindPtr.pointee.type == REDIS_REPLY_STRING, chPtr.pointee.type == REDIS_REPLY_STRING, let kind = kindPtr.pointee.str
+        else { return }
         let channel = String(decoding: UnsafeRawBufferPointer(start: chPtr.pointee.str, count: chPtr.pointee.len), as: UTF8.self)
         switch (kindPtr.pointee.len, kind[0]) {
-        case (7, 0x6D), (8, 0x73):   // "message", "smessage" (sharded pub/sub)
+        case (7, 0x6D), (8, 0x73):  // "message", "smessage" (sharded pub/sub)
             let payload = UnsafeRawBufferPointer(start: third.pointee.str, count: third.pointee.len)
             handleMessage(channel: channel, payload: payload)
-        case (9, 0x73), (10, 0x73):   // "subscribe", "ssubscribe"
+        case (9, 0x73), (10, 0x73):  // "subscribe", "ssubscribe"
             handleSubscribed(channel)
         case (11, 0x75), (12, 0x73):  // "unsubscribe", "sunsubscribe"
             handleUnsubscribed(channel)
@@ -36,13 +37,14 @@ extension RedisBus {
     private func handleMessage(channel: String, payload: UnsafeRawBufferPointer) {
         if let room = keys.room(ofChannel: channel) {
             metrics.messagesReceived.add()
-            guard let r = rooms[room] else { return }   // left meanwhile: nobody here wants it
+            guard let r = rooms[room] else { return }  // left meanwhile: nobody here wants it
             guard let message = RedisRoomPayload.decode(room: room, payload: payload) else {
                 metrics.malformedPayloads.add()
                 if malformedLogged < 10 {
                     malformedLogged += 1
-                    logger(.warn, "dropped a room payload not in the publish script's shape (see docs/redis.md)",
-                           [("room", .string(room)), ("bytes", .int(payload.count))])
+                    logger(
+                        .warn, "dropped a room payload not in the publish script's shape (see docs/redis.md)",
+                        [("room", .string(room)), ("bytes", .int(payload.count))])
                 }
                 return
             }
@@ -68,7 +70,7 @@ extension RedisBus {
         confirmedRoomChannels += 1
         metrics.subscribedRooms.set(confirmedRoomChannels)
         guard confirmation == .active, let r = rooms[room] else {
-            scheduleTickFlush()   // no longer wanted: UNSUBSCRIBE at the end of this tick
+            scheduleTickFlush()  // no longer wanted: UNSUBSCRIBE at the end of this tick
             return
         }
         if r.delivery.subscriptionConfirmed() { startBackfill(room: room) }
@@ -143,7 +145,8 @@ extension RedisBus {
     /// before the live messages that arrived meanwhile. Waits for the commands connection if it is down.
     func startBackfill(room: String) {
         guard let r = rooms[room], commands.isReady, let conn = commands.connection, let sha = scriptSHAs[RedisScripts.read.name],
-              let (since, token) = r.delivery.beginBackfill() else { return }
+            let (since, token) = r.delivery.beginBackfill()
+        else { return }
         evalScript(RedisScripts.read, on: conn, sha: sha, readCommand(room: room, since: since, mode: "backfill")) { [self] reply in
             guard let r = rooms[room] else { return }
             guard let reply, let result = RedisReadResult(room: room, reply: reply) else {
@@ -155,19 +158,25 @@ extension RedisBus {
             if result.epoch != since.epoch {
                 // An empty history that expired (or a new room) is no loss; one this node had delivered from may be.
                 let hadMessages = since.milliseconds != 0 || since.sequence != 0
-                logger(hadMessages ? .warn : .info,
-                       hadMessages ? "room history was reset (new epoch): members may have missed messages" : "room history started again (new epoch)",
-                       [("room", .string(room)), ("since", .string(since.description))])
+                logger(
+                    hadMessages ? .warn : .info,
+                    hadMessages ? "room history was reset (new epoch): members may have missed messages" : "room history started again (new epoch)",
+                    [("room", .string(room)), ("since", .string(since.description))])
             } else if !result.recovered {
                 metrics.backfillGaps.add()
-                logger(.warn, "history trimmed past this node's last delivered offset: members missed messages",
-                       [("room", .string(room)), ("since", .string(since.description))])
+                logger(
+                    .warn, "history trimmed past this node's last delivered offset: members missed messages",
+                    [("room", .string(room)), ("since", .string(since.description))])
             }
             let out = r.delivery.backfilled(token: token, entries: result.entries)
             metrics.backfilledMessages.add(out.count)
             if !out.isEmpty {
-                logger(.info, "back-filled room after resubscribe", [("room", .string(room)), ("messages", .int(out.count)),
-                                                                    ("since", .string(since.description))])
+                logger(
+                    .info, "back-filled room after resubscribe",
+                    [
+                        ("room", .string(room)), ("messages", .int(out.count)),
+                        ("since", .string(since.description))
+                    ])
             }
             deliver(out)
         }
@@ -182,8 +191,9 @@ extension RedisBus {
             let room = write.room
             let build = { [keys] (sha: String) -> RedisCommand in
                 let users = write.added + write.removed
-                var cmd = RedisCommand("EVALSHA", argumentCount: 11 + users.count,
-                                       capacity: 3 * room.utf8.count + users.reduce(0) { $0 + $1.utf8.count + 16 } + 160)
+                var cmd = RedisCommand(
+                    "EVALSHA", argumentCount: 11 + users.count,
+                    capacity: 3 * room.utf8.count + users.reduce(0) { $0 + $1.utf8.count + 16 } + 160)
                 cmd.append(sha)
                 cmd.append("3")
                 cmd.append(keys.presence(room))

@@ -97,10 +97,12 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
         self.canary = RedisCanary(timeoutMilliseconds: configuration.canaryTimeoutMilliseconds)
         let clock = { monotonicMilliseconds() }
         let jitter = { Double.random(in: 0..<1) }
-        commands = RedisLink(role: "commands", loop: loop, endpoint: configuration.endpoint, backoff: configuration.backoff,
-                             connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds, clock: clock, jitter: jitter)
-        subscriber = RedisLink(role: "subscriber", loop: loop, endpoint: configuration.endpoint, backoff: configuration.backoff,
-                               connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds, clock: clock, jitter: jitter)
+        commands = RedisLink(
+            role: "commands", loop: loop, endpoint: configuration.endpoint, backoff: configuration.backoff,
+            connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds, clock: clock, jitter: jitter)
+        subscriber = RedisLink(
+            role: "subscriber", loop: loop, endpoint: configuration.endpoint, backoff: configuration.backoff,
+            connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds, clock: clock, jitter: jitter)
         if configuration.endpoint.tls { configureTLS() }
     }
 
@@ -203,8 +205,10 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
         }
     }
 
-    public func publish(room: String, data: JSONFragment, idempotencyKey: String?,
-                        completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void) {
+    public func publish(
+        room: String, data: JSONFragment, idempotencyKey: String?,
+        completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void
+    ) {
         if let key = idempotencyKey, key.utf8.count > maxIdempotencyKeyBytes {
             completion(.failure(.invalid("idempotency key longer than \(maxIdempotencyKeyBytes) bytes")))
             return
@@ -235,10 +239,13 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
                 if key != nil { cmd.append(window) }
                 return cmd
             }
-            evalScript(RedisScripts.publish, on: conn, sha: sha, build, notSent: {
-                // Never written to the connection: nothing can have been stored.
-                refused("the Redis connection could not take the publish")
-            }) { [self] reply in
+            evalScript(
+                RedisScripts.publish, on: conn, sha: sha, build,
+                notSent: {
+                    // Never written to the connection: nothing can have been stored.
+                    refused("the Redis connection could not take the publish")
+                }
+            ) { [self] reply in
                 guard let reply else {
                     // The command was handed to Redis (queued or written) and the connection went
                     // away before the answer: Redis may still run it (a stalled server reads it on resume).
@@ -316,7 +323,8 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
 
     /// Recomputes `state` and tells the delegate when it changed. Pending joins fail when the bus goes down.
     func updateState() {
-        let up = !stopping && commands.isReady && subscriber.isReady && canaryHealthy
+        let up =
+            !stopping && commands.isReady && subscriber.isReady && canaryHealthy
             && subscriptions.isActive(keys.controlChannel) && subscriptions.isActive(keys.ownControlChannel)
         guard up != reportedUp else { return }
         reportedUp = up
@@ -345,8 +353,10 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
     /// once. `build` makes the command for a SHA. `completion` gets the final reply (nil: connection lost).
     /// With `notSent`, a command that could not be queued at all calls `notSent` instead of `completion(nil)`
     /// (publish tells "never handed to Redis" from "answer lost").
-    func evalScript(_ script: RedisScript, on conn: RedisAsyncConnection, sha: String, _ build: @escaping (String) -> RedisCommand,
-                    notSent: (() -> Void)? = nil, _ completion: @escaping (RedisReply?) -> Void) {
+    func evalScript(
+        _ script: RedisScript, on conn: RedisAsyncConnection, sha: String, _ build: @escaping (String) -> RedisCommand,
+        notSent: (() -> Void)? = nil, _ completion: @escaping (RedisReply?) -> Void
+    ) {
         let notQueued = { if let notSent { notSent() } else { completion(nil) } }
         let sent = conn.send(build(sha)) { [self] reply in
             guard let e = reply?.errorMessage, e.hasPrefix("NOSCRIPT") else {

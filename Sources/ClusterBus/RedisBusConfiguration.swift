@@ -36,11 +36,13 @@ public struct RedisBusConfiguration: Sendable {
     /// Certificate checks for a `rediss://` endpoint (ignored for `redis://`).
     public var tls = RedisTLSSettings()
 
-    public init(endpoint: RedisEndpoint, prefix: String = "sb:", nodeID: String, historySize: Int = 1000,
-                historyTTLMilliseconds: Int = 86_400_000,
-                backoff: RedisBackoff = RedisBackoff(), heartbeatIntervalMilliseconds: Int = 2000,
-                nodeTTLMilliseconds: Int = 6000, attemptLogEvery: Int = 5, connectTimeoutMilliseconds: Int = 3000,
-                canaryTimeoutMilliseconds: Int? = nil, idempotencyWindowMilliseconds: Int = 120_000) {
+    public init(
+        endpoint: RedisEndpoint, prefix: String = "sb:", nodeID: String, historySize: Int = 1000,
+        historyTTLMilliseconds: Int = 86_400_000,
+        backoff: RedisBackoff = RedisBackoff(), heartbeatIntervalMilliseconds: Int = 2000,
+        nodeTTLMilliseconds: Int = 6000, attemptLogEvery: Int = 5, connectTimeoutMilliseconds: Int = 3000,
+        canaryTimeoutMilliseconds: Int? = nil, idempotencyWindowMilliseconds: Int = 120_000
+    ) {
         self.endpoint = endpoint
         self.prefix = prefix
         self.nodeID = nodeID

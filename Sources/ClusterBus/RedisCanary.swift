@@ -1,4 +1,5 @@
 import Runtime
+
 /// The end-to-end check behind `/ready`: every heartbeat the node PUBLISHes a numbered canary on its own
 /// control channel (`{prefix}ctl:{node}`) through the commands connection and expects it back through its
 /// subscriber connection within `timeoutMilliseconds`. A canary that is missing or late means the

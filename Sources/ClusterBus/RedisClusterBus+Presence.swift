@@ -52,10 +52,12 @@ extension RedisClusterBus: PresenceBus {
         guard state == .up, presenceTable.needsFlush else { return }
         for write in presenceTable.flush() {
             let room = write.room
-            var args: [[UInt8]] = [Array(keys.presence(room).utf8), Array(keys.presence(room).utf8),
-                                   Array(keys.presenceUsers(room, node: keys.nodeID).utf8), Array(keys.nodeID.utf8),
-                                   Array(String(write.count).utf8), Array(room.utf8), Array((write.replaceUsers ? "1" : "0").utf8),
-                                   Array(String(write.added.count).utf8)]
+            var args: [[UInt8]] = [
+                Array(keys.presence(room).utf8), Array(keys.presence(room).utf8),
+                Array(keys.presenceUsers(room, node: keys.nodeID).utf8), Array(keys.nodeID.utf8),
+                Array(String(write.count).utf8), Array(room.utf8), Array((write.replaceUsers ? "1" : "0").utf8),
+                Array(String(write.added.count).utf8)
+            ]
             for u in write.added + write.removed { args.append(Array(u.utf8)) }
             eval(RedisScripts.presenceSharded, keyCount: 3, args: args, slot: keys.slot(ofRoom: room)) { [self] reply in
                 if reply == nil || reply?.errorMessage != nil {

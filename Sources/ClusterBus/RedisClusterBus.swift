@@ -42,10 +42,12 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
 
     /// - Parameters: `seeds`: cluster nodes to ask for the slot map (numeric addresses); `username`/`password`:
     ///   sent with `AUTH` first on every connection (nil: none); `prefix` must not contain `{`.
-    public init(loop: EventLoop, seeds: [(host: String, port: Int)], username: String? = nil, password: String? = nil,
-                prefix: String = "sb:", nodeID: String,
-                historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000, idempotencyWindowMilliseconds: Int = 120_000,
-                logger: @escaping RedisBusLogger = { _, _, _ in }) {
+    public init(
+        loop: EventLoop, seeds: [(host: String, port: Int)], username: String? = nil, password: String? = nil,
+        prefix: String = "sb:", nodeID: String,
+        historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000, idempotencyWindowMilliseconds: Int = 120_000,
+        logger: @escaping RedisBusLogger = { _, _, _ in }
+    ) {
         self.loop = loop
         self.keys = RedisClusterKeys(prefix: prefix, nodeID: nodeID)
         self.historySize = historySize
@@ -129,8 +131,10 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
         }
     }
 
-    public func publish(room: String, data: JSONFragment, idempotencyKey: String?,
-                        completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void) {
+    public func publish(
+        room: String, data: JSONFragment, idempotencyKey: String?,
+        completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void
+    ) {
         onLoop { [self] in
             guard state == .up else { return completion(.failure(.unavailable("the Redis cluster is not serving every slot"))) }
             let key = idempotencyWindowMilliseconds > 0 ? idempotencyKey : nil
@@ -174,8 +178,10 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
     }
 
     private func read(room: String, since: StreamOffset?, mode: String, _ completion: @escaping (RedisReply?) -> Void) {
-        let args: [[UInt8]] = [Array(keys.history(room).utf8), Array(keys.meta(room).utf8), Array((since?.epoch ?? "").utf8),
-                               Array((since?.entryID ?? "").utf8), Array(mode.utf8), Array(String(historyTTLMilliseconds).utf8)]
+        let args: [[UInt8]] = [
+            Array(keys.history(room).utf8), Array(keys.meta(room).utf8), Array((since?.epoch ?? "").utf8),
+            Array((since?.entryID ?? "").utf8), Array(mode.utf8), Array(String(historyTTLMilliseconds).utf8)
+        ]
         eval(RedisScripts.read, keyCount: 2, args: args, slot: keys.slot(ofRoom: room), completion)
     }
 
@@ -210,11 +216,12 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
     private func handlePush(_ reply: UnsafePointer<redisReply>) {
         let r = reply.pointee
         guard r.type == REDIS_REPLY_ARRAY, r.elements >= 3, let kind = r.element[0], let ch = r.element[1], let third = r.element[2],
-              let k = kind.pointee.str else { return }
+            let k = kind.pointee.str
+        else { return }
         let channel = String(decoding: UnsafeRawBufferPointer(start: ch.pointee.str, count: ch.pointee.len), as: UTF8.self)
         guard let room = keys.room(ofChannel: channel), let state = rooms[room] else { return }
         switch (kind.pointee.len, k[0]) {
-        case (8, 0x73):   // smessage
+        case (8, 0x73):  // smessage
             let payload = UnsafeRawBufferPointer(start: third.pointee.str, count: third.pointee.len)
             guard let message = RedisRoomPayload.decode(room: room, payload: payload) else { return }
             deliver(state.delivery.live(message))

@@ -70,11 +70,13 @@ public struct RedisClusterMap: Sendable, Equatable {
             for n in nodes {
                 let f = try RedisClusterMap.fields(n)
                 guard let id = f["id"]?.text, let port = f["port"]?.int ?? f["tls-port"]?.int,
-                      let host = f["endpoint"]?.text.flatMap({ $0 == "?" || $0.isEmpty ? nil : $0 }) ?? f["ip"]?.text else {
+                    let host = f["endpoint"]?.text.flatMap({ $0 == "?" || $0.isEmpty ? nil : $0 }) ?? f["ip"]?.text
+                else {
                     throw RedisClusterError("CLUSTER SHARDS: a node without id, address or port")
                 }
-                let node = RedisClusterNode(id: id, host: host, port: port, isPrimary: f["role"]?.text == "master",
-                                            health: f["health"]?.text ?? "online")
+                let node = RedisClusterNode(
+                    id: id, host: host, port: port, isPrimary: f["role"]?.text == "master",
+                    health: f["health"]?.text ?? "online")
                 if node.isPrimary {
                     if node.health != "failed" && node.health != "fail" { primary = node }
                 } else {
@@ -149,7 +151,8 @@ public enum RedisRedirect: Sendable, Equatable {
     public init?(error: String) {
         let parts = error.split(separator: " ")
         guard parts.count == 3, let slot = Int(parts[1]), (0..<RedisClusterSlot.count).contains(slot),
-              let colon = parts[2].lastIndex(of: ":"), let port = Int(parts[2][parts[2].index(after: colon)...]), (1...65535).contains(port) else { return nil }
+            let colon = parts[2].lastIndex(of: ":"), let port = Int(parts[2][parts[2].index(after: colon)...]), (1...65535).contains(port)
+        else { return nil }
         var host = String(parts[2][..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         switch parts[0] {

@@ -77,23 +77,25 @@ final class RedisClusterRouter: RedisConnectionDelegate {
 
     private func tryRefresh(_ candidates: ArraySlice<(host: String, port: Int)>, lastError: RedisClusterError) {
         guard let next = candidates.first else { return finishRefresh(.failure(lastError)) }
-        let sent = connection(host: next.host, port: next.port, subscriber: false)?.send(RedisCommand(["CLUSTER", "SHARDS"])) { [self] reply in
-            guard let reply else {
-                return tryRefresh(candidates.dropFirst(), lastError: RedisClusterError("\(next.host):\(next.port): connection lost"))
-            }
-            do throws(RedisClusterError) {
-                let fresh = try RedisClusterMap(shardsReply: reply)
-                map = fresh
-                refreshes += 1
-                if !fresh.uncoveredSlots.isEmpty {
-                    onTopologyProblem("slots not served: \(fresh.uncoveredSlots.prefix(4).map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ","))")
+        let sent =
+            connection(host: next.host, port: next.port, subscriber: false)?.send(RedisCommand(["CLUSTER", "SHARDS"])) { [self] reply in
+                guard let reply else {
+                    return tryRefresh(candidates.dropFirst(), lastError: RedisClusterError("\(next.host):\(next.port): connection lost"))
                 }
-                onRefreshed(fresh)
-                finishRefresh(.success(()))
-            } catch {
-                tryRefresh(candidates.dropFirst(), lastError: RedisClusterError("\(next.host):\(next.port): \(error.description)"))
-            }
-        } ?? false
+                do throws(RedisClusterError) {
+                    let fresh = try RedisClusterMap(shardsReply: reply)
+                    map = fresh
+                    refreshes += 1
+                    if !fresh.uncoveredSlots.isEmpty {
+                        onTopologyProblem(
+                            "slots not served: \(fresh.uncoveredSlots.prefix(4).map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ","))")
+                    }
+                    onRefreshed(fresh)
+                    finishRefresh(.success(()))
+                } catch {
+                    tryRefresh(candidates.dropFirst(), lastError: RedisClusterError("\(next.host):\(next.port): \(error.description)"))
+                }
+            } ?? false
         if !sent { tryRefresh(candidates.dropFirst(), lastError: RedisClusterError("\(next.host):\(next.port): cannot connect")) }
     }
 
@@ -191,7 +193,10 @@ final class RedisClusterRouter: RedisConnectionDelegate {
     private func connection(host: String, port: Int, subscriber: Bool) -> RedisConnection? {
         let address = "\(host):\(port)"
         if let c = subscriber ? subscriberConnections[address] : commandConnections[address], c.isOpen { return c }
-        guard case .success(let c) = RedisConnection.open(host: host, port: port, context: context, role: subscriber ? "shard-sub \(address)" : "shard \(address)") else {
+        guard
+            case .success(let c) = RedisConnection.open(
+                host: host, port: port, context: context, role: subscriber ? "shard-sub \(address)" : "shard \(address)")
+        else {
             return nil
         }
         c.delegate = self
@@ -226,8 +231,10 @@ final class RedisClusterRouter: RedisConnectionDelegate {
 
     func redisConnection(_ connection: RedisConnection, pushed reply: UnsafePointer<redisReply>) {
         let r = reply.pointee
+        // A 12-byte kind starting with "s": `sunsubscribe`.
         if r.type == REDIS_REPLY_ARRAY, r.elements >= 2, let kind = r.element[0], let ch = r.element[1],
-           kind.pointee.len == 12, let k = kind.pointee.str, k[0] == 0x73 /* sunsubscribe */ {
+            kind.pointee.len == 12, let k = kind.pointee.str, k[0] == 0x73
+        {
             let channel = String(decoding: UnsafeRawBufferPointer(start: ch.pointee.str, count: ch.pointee.len), as: UTF8.self)
             if wanted[channel] != nil, let address = address(of: connection), subscribedOn[channel] == address {
                 // Not asked for: the server dropped it (slot migrated, node demoted). Find the new owner.
@@ -244,7 +251,9 @@ final class RedisClusterRouter: RedisConnectionDelegate {
         // MOVED (or CLUSTERDOWN) for an SSUBSCRIBE: the map is stale. Which channel is not said: re-check all
         // of this node's after a refresh.
         guard let address = address(of: connection) else { return }
-        if case .moved(let slot, let h, let p)? = RedisRedirect(error: error) { map?.move(slot: slot, to: h.isEmpty ? String(address.split(separator: ":")[0]) : h, port: p) }
+        if case .moved(let slot, let h, let p)? = RedisRedirect(error: error) {
+            map?.move(slot: slot, to: h.isEmpty ? String(address.split(separator: ":")[0]) : h, port: p)
+        }
         for (ch, a) in subscribedOn where a == address { subscribedOn[ch] = nil }
         refresh()
     }

@@ -10,7 +10,8 @@ public enum RedisClusterSlot {
     public static func slot(of key: some Collection<UInt8>) -> Int {
         let bytes = Array(key)
         if let open = bytes.firstIndex(of: UInt8(ascii: "{")),
-           let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1 {
+            let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1
+        {
             return Int(crc16(bytes[(open + 1)..<close]) & 0x3FFF)
         }
         return Int(crc16(bytes[...]) & 0x3FFF)

@@ -1,4 +1,5 @@
 import Runtime
+
 /// One Redis command encoded as RESP (`*N\r\n$len\r\narg\r\n…`), binary-safe, ready for a
 /// `RedisConnection`'s socket queue.
 ///

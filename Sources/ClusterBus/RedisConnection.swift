@@ -60,8 +60,10 @@ final class RedisConnection: StreamSocket, @unchecked Sendable {
     /// loop first) and registers the socket. `makeTransport` wraps the fd (plain TCP by default; TLS for
     /// `rediss://`). Errors: `RedisConnectError` naming the failed call (`socket`, `connect`, `epoll_ctl`)
     /// or a transport that could not be created.
-    static func open(host: String, port: Int, context: SocketContext, role: String,
-                     makeTransport: (CInt) -> (any Transport)? = { _ in PlainTransport.shared }) -> Result<RedisConnection, RedisConnectError> {
+    static func open(
+        host: String, port: Int, context: SocketContext, role: String,
+        makeTransport: (CInt) -> (any Transport)? = { _ in PlainTransport.shared }
+    ) -> Result<RedisConnection, RedisConnectError> {
         var storage = sockaddr_storage()
         var length: socklen_t = 0
         var family: CInt = AF_INET

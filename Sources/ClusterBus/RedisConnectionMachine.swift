@@ -1,4 +1,5 @@
 import Runtime
+
 /// The life of one Redis connection (commands or subscriber) as a state machine with no I/O and no
 /// clock of its own (Hummingbird style): the owner feeds it events with the current monotonic time and
 /// performs the `Action` it returns; `nextDeadline` tells the owner when to call `timerFired(now:)`.

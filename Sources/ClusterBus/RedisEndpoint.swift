@@ -1,4 +1,5 @@
 import Runtime
+
 /// Where the cluster bus finds Redis: a parsed `redis://[[user]:password@]host[:port][/db]` URL, or
 /// `rediss://…` for TLS (`tls` true; the certificate checks are `RedisTLSSettings`).
 ///

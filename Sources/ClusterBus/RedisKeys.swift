@@ -1,4 +1,5 @@
 import Runtime
+
 /// Redis key and channel names of one cluster (DESIGN.md "Redis layout"), all under `prefix` (`--prefix`,
 /// default `sb:`). Every node of a cluster must use the same prefix and database.
 ///

@@ -40,8 +40,10 @@ final class RedisLink: RedisConnectionDelegate {
     /// Wraps a fresh socket's fd in its transport: plain TCP unless set (TLS for `rediss://`); nil fails the attempt.
     var makeTransport: (CInt) -> (any Transport)? = { _ in PlainTransport.shared }
 
-    init(role: String, loop: EventLoop, endpoint: RedisEndpoint, backoff: RedisBackoff, connectTimeoutMilliseconds: Int,
-         clock: @escaping () -> UInt64, jitter: @escaping () -> Double) {
+    init(
+        role: String, loop: EventLoop, endpoint: RedisEndpoint, backoff: RedisBackoff, connectTimeoutMilliseconds: Int,
+        clock: @escaping () -> UInt64, jitter: @escaping () -> Double
+    ) {
         self.role = role
         self.loop = loop
         self.endpoint = endpoint
@@ -197,10 +199,14 @@ final class RedisLink: RedisConnectionDelegate {
             var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
             if ai.pointee.ai_family == AF_INET, let sa = ai.pointee.ai_addr {
                 var a = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
-                if inet_ntop(AF_INET, &a, &buf, socklen_t(buf.count)) != nil { return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+                if inet_ntop(AF_INET, &a, &buf, socklen_t(buf.count)) != nil {
+                    return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                }
             } else if ai.pointee.ai_family == AF_INET6, let sa = ai.pointee.ai_addr {
                 var a = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
-                if inet_ntop(AF_INET6, &a, &buf, socklen_t(buf.count)) != nil { return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+                if inet_ntop(AF_INET6, &a, &buf, socklen_t(buf.count)) != nil {
+                    return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                }
             }
             p = ai.pointee.ai_next
         }

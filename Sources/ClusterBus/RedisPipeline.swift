@@ -101,20 +101,24 @@ public final class RedisPipeline {
     }
 
     /// The kind of a push-shaped array reply, or nil.
-    private enum PushKind { case message, confirmation(UnsafeRawBufferPointer) }
+    private enum PushKind {
+        case message
+        case confirmation(UnsafeRawBufferPointer)
+    }
 
     private func pushKind(_ reply: UnsafePointer<redisReply>) -> PushKind? {
         let r = reply.pointee
         guard r.type == REDIS_REPLY_ARRAY, r.elements >= 3, let first = r.element[0], first.pointee.type == REDIS_REPLY_STRING,
-              let s = first.pointee.str else { return nil }
+            let s = first.pointee.str
+        else { return nil }
         let word = UnsafeRawBufferPointer(start: s, count: first.pointee.len)
         switch word.count {
         case 7 where word.elementsEqual("message".utf8), 8 where word.elementsEqual("pmessage".utf8),
-             8 where word.elementsEqual("smessage".utf8):
+            8 where word.elementsEqual("smessage".utf8):
             return .message
         case 9 where word.elementsEqual("subscribe".utf8), 10 where word.elementsEqual("psubscribe".utf8),
-             10 where word.elementsEqual("ssubscribe".utf8), 11 where word.elementsEqual("unsubscribe".utf8),
-             12 where word.elementsEqual("punsubscribe".utf8), 12 where word.elementsEqual("sunsubscribe".utf8):
+            10 where word.elementsEqual("ssubscribe".utf8), 11 where word.elementsEqual("unsubscribe".utf8),
+            12 where word.elementsEqual("punsubscribe".utf8), 12 where word.elementsEqual("sunsubscribe".utf8):
             return .confirmation(word)
         default:
             return nil
@@ -124,7 +128,8 @@ public final class RedisPipeline {
     private func dispatch(_ reply: UnsafePointer<redisReply>) {
         if subscribed, let kind = pushKind(reply) {
             if case .confirmation(let word) = kind, head < waiting.count, case .subscription(let expected, let remaining) = waiting[head],
-               word.elementsEqual(expected) {
+                word.elementsEqual(expected)
+            {
                 if remaining <= 1 { pop() } else { waiting[head] = .subscription(word: expected, remaining: remaining - 1) }
             }
             onPush(reply)

@@ -1,4 +1,5 @@
 import Runtime
+
 /// This node's presence per room (member count and the authenticated users among the members), written to
 /// Redis batched per loop tick. No I/O.
 ///
@@ -89,8 +90,9 @@ public struct RedisPresenceTable: Sendable {
                 return Write(room: room, count: count, replaceUsers: true, added: (users[room] ?? []).sorted(), removed: [])
             }
             let changes = userChanges[room] ?? [:]
-            return Write(room: room, count: count, replaceUsers: false,
-                         added: changes.filter { $0.value }.keys.sorted(), removed: changes.filter { !$0.value }.keys.sorted())
+            return Write(
+                room: room, count: count, replaceUsers: false,
+                added: changes.filter { $0.value }.keys.sorted(), removed: changes.filter { !$0.value }.keys.sorted())
         }
         dirty.removeAll(keepingCapacity: true)
         dirtySet.removeAll(keepingCapacity: true)

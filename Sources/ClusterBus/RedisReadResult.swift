@@ -14,7 +14,8 @@ struct RedisReadResult {
     /// Decodes `reply` for `room`; nil when it does not have the script's shape.
     init?(room: String, reply: RedisReply) {
         guard let top = reply.array, top.count == 4, let epoch = top[0].text, let lastText = top[1].text,
-              let (ms, seq) = RedisRoomPayload.entryID(lastText.utf8), let rec = top[2].int, let items = top[3].array else { return nil }
+            let (ms, seq) = RedisRoomPayload.entryID(lastText.utf8), let rec = top[2].int, let items = top[3].array
+        else { return nil }
         self.epoch = epoch
         self.latest = StreamOffset(epoch: epoch, milliseconds: ms, sequence: seq)
         self.recovered = rec == 1
@@ -30,12 +31,14 @@ struct RedisReadResult {
     /// One `XRANGE` item as a message.
     static func entry(_ item: RedisReply, room: String, epoch: String) -> BusMessage? {
         guard let pair = item.array, pair.count == 2, case .string(let id) = pair[0], let fields = pair[1].array,
-              let (ms, seq) = RedisRoomPayload.entryID(id) else { return nil }
+            let (ms, seq) = RedisRoomPayload.entryID(id)
+        else { return nil }
         var i = 0
         while i + 1 < fields.count {
             if case .string(let name) = fields[i], name == [UInt8(ascii: "d")], case .string(let data) = fields[i + 1] {
-                return BusMessage(room: room, offset: StreamOffset(epoch: epoch, milliseconds: ms, sequence: seq),
-                                  data: JSONFragment(bytes: data), publishedAtMilliseconds: ms)
+                return BusMessage(
+                    room: room, offset: StreamOffset(epoch: epoch, milliseconds: ms, sequence: seq),
+                    data: JSONFragment(bytes: data), publishedAtMilliseconds: ms)
             }
             i += 2
         }
@@ -47,6 +50,7 @@ struct RedisReadResult {
 /// idempotency key: the first publish's offset) as an offset; nil for another shape.
 func redisPublishedOffset(_ reply: RedisReply) -> (offset: StreamOffset, repeated: Bool)? {
     guard let a = reply.array, a.count == 2 || a.count == 3, let epoch = a[0].text, case .string(let id) = a[1],
-          let (ms, seq) = RedisRoomPayload.entryID(id), !epoch.isEmpty else { return nil }
+        let (ms, seq) = RedisRoomPayload.entryID(id), !epoch.isEmpty
+    else { return nil }
     return (StreamOffset(epoch: epoch, milliseconds: ms, sequence: seq), a.count == 3)
 }

@@ -1,4 +1,5 @@
 import Runtime
+
 /// One room's delivery order on one node: de-duplication by offset, and the back-fill that closes the gap
 /// a subscriber outage leaves. No I/O; `RedisBus` feeds it live messages, join results and back-fill
 /// results and hands what it returns to the hub, in that order.

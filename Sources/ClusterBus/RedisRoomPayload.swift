@@ -40,8 +40,9 @@ public enum RedisRoomPayload {
         i += dataKey.count
         guard payload[n - 1] == UInt8(ascii: "}"), n - 1 > i else { return nil }
         let data = JSONFragment(bytes: Array(UnsafeRawBufferPointer(rebasing: payload[i..<(n - 1)])))
-        return BusMessage(room: room, offset: StreamOffset(epoch: epoch, milliseconds: ms, sequence: seq), data: data,
-                          publishedAtMilliseconds: ms)
+        return BusMessage(
+            room: room, offset: StreamOffset(epoch: epoch, milliseconds: ms, sequence: seq), data: data,
+            publishedAtMilliseconds: ms)
     }
 
     /// Parses a stream entry ID `"{ms}-{seq}"`.
@@ -49,7 +50,8 @@ public enum RedisRoomPayload {
         let bytes = Array(text)
         return bytes.withUnsafeBytes { p -> (UInt64, UInt64)? in
             guard let (ms, after) = decimal(p, from: 0), after < p.count, p[after] == UInt8(ascii: "-"),
-                  let (seq, end) = decimal(p, from: after + 1), end == p.count else { return nil }
+                let (seq, end) = decimal(p, from: after + 1), end == p.count
+            else { return nil }
             return (ms, seq)
         }
     }

@@ -1,4 +1,5 @@
 import Runtime
+
 /// A Lua script the bus loads with `SCRIPT LOAD` on every (re)connect and runs with `EVALSHA`
 /// (reloading on `NOSCRIPT`, e.g. after `SCRIPT FLUSH` or a Redis restart).
 public struct RedisScript: Sendable, Equatable {
@@ -44,46 +45,48 @@ public enum RedisScripts {
     /// `max-deleted-entry-id` ignores trimming). Small batches keep the occasional trimming publish cheap
     /// (~10 entries read, tens of µs); batches of 100 took ~0.6 ms and showed up in the cross-node p99, and
     /// trimming one entry per publish made every publish slower.
-    public static let publish = RedisScript(name: "publish", source: """
-        -- switchboard publish v5: KEYS history, meta, idempotency key (optional); ARGV channel, data (JSON), history size, history TTL ms (optional), idempotency window ms (with KEYS[3])
-        if KEYS[3] then
-          local first = redis.call('GET', KEYS[3])
-          if first then
-            local e, i = string.match(first, '^(%x+):(%d+%-%d+)$')
-            if e then return {e, i, 1} end
-          end
-        end
-        local epoch = redis.call('HGET', KEYS[2], 'epoch')
-        local left = redis.call('PTTL', KEYS[1])
-        if (not epoch) or left == -2 then
-          if left ~= -2 then
-            redis.call('DEL', KEYS[1])
-            left = -2
-          end
-          local t = redis.call('TIME')
-          local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
-          epoch = string.format('%x%05x', tonumber(t[1]), tonumber(t[2])) .. string.sub(run, 1, 8)
-          redis.call('HSET', KEYS[2], 'epoch', epoch, 'trimmed', '0-0')
-        end
-        local id = redis.call('XADD', KEYS[1], '*', 'd', ARGV[2])
-        local keep = tonumber(ARGV[3])
-        local len = redis.call('XLEN', KEYS[1])
-        if len > keep + math.min(10, math.floor(keep / 10)) then
-          local cut = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - keep)
-          redis.call('XTRIM', KEYS[1], 'MAXLEN', keep)
-          redis.call('HSET', KEYS[2], 'trimmed', cut[#cut][1])
-        end
-        local ttl = tonumber(ARGV[4] or '0') or 0
-        if ttl > 0 and left < ttl - math.min(math.floor(ttl / 10), 60000) then
-          redis.call('PEXPIRE', KEYS[1], ttl)
-          redis.call('PEXPIRE', KEYS[2], ttl)
-        end
-        if KEYS[3] then
-          redis.call('SET', KEYS[3], epoch .. ':' .. id, 'PX', ARGV[5], 'NX')
-        end
-        redis.call('PUBLISH', ARGV[1], '{"offset":"' .. epoch .. ':' .. id .. '","data":' .. ARGV[2] .. '}')
-        return {epoch, id}
-        """)
+    public static let publish = RedisScript(
+        name: "publish",
+        source: """
+            -- switchboard publish v5: KEYS history, meta, idempotency key (optional); ARGV channel, data (JSON), history size, history TTL ms (optional), idempotency window ms (with KEYS[3])
+            if KEYS[3] then
+              local first = redis.call('GET', KEYS[3])
+              if first then
+                local e, i = string.match(first, '^(%x+):(%d+%-%d+)$')
+                if e then return {e, i, 1} end
+              end
+            end
+            local epoch = redis.call('HGET', KEYS[2], 'epoch')
+            local left = redis.call('PTTL', KEYS[1])
+            if (not epoch) or left == -2 then
+              if left ~= -2 then
+                redis.call('DEL', KEYS[1])
+                left = -2
+              end
+              local t = redis.call('TIME')
+              local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+              epoch = string.format('%x%05x', tonumber(t[1]), tonumber(t[2])) .. string.sub(run, 1, 8)
+              redis.call('HSET', KEYS[2], 'epoch', epoch, 'trimmed', '0-0')
+            end
+            local id = redis.call('XADD', KEYS[1], '*', 'd', ARGV[2])
+            local keep = tonumber(ARGV[3])
+            local len = redis.call('XLEN', KEYS[1])
+            if len > keep + math.min(10, math.floor(keep / 10)) then
+              local cut = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - keep)
+              redis.call('XTRIM', KEYS[1], 'MAXLEN', keep)
+              redis.call('HSET', KEYS[2], 'trimmed', cut[#cut][1])
+            end
+            local ttl = tonumber(ARGV[4] or '0') or 0
+            if ttl > 0 and left < ttl - math.min(math.floor(ttl / 10), 60000) then
+              redis.call('PEXPIRE', KEYS[1], ttl)
+              redis.call('PEXPIRE', KEYS[2], ttl)
+            end
+            if KEYS[3] then
+              redis.call('SET', KEYS[3], epoch .. ':' .. id, 'PX', ARGV[5], 'NX')
+            end
+            redis.call('PUBLISH', ARGV[1], '{"offset":"' .. epoch .. ':' .. id .. '","data":' .. ARGV[2] .. '}')
+            return {epoch, id}
+            """)
 
     /// Reads a room's position and, with a `since` offset, what follows it (joins and back-fills).
     ///
@@ -94,70 +97,72 @@ public enum RedisScripts {
     /// back-fill gets whatever is there (the whole new history when the epoch changed).
     /// Creates an empty stream and its epoch when the room has none, so the offset a join returns stays
     /// valid for the first publish.
-    public static let read = RedisScript(name: "read", source: """
-        -- switchboard read v3: KEYS history, meta; ARGV since epoch, since id, mode (join|backfill), history TTL ms
-        local function numcmp(a, b)
-          a = string.gsub(a, '^0+(%d)', '%1')
-          b = string.gsub(b, '^0+(%d)', '%1')
-          if #a ~= #b then return #a < #b and -1 or 1 end
-          if a == b then return 0 end
-          return a < b and -1 or 1
-        end
-        local function idcmp(a, b)
-          local am, as = string.match(a, '^(%d+)-(%d+)$')
-          local bm, bs = string.match(b, '^(%d+)-(%d+)$')
-          local c = numcmp(am, bm)
-          if c ~= 0 then return c end
-          return numcmp(as, bs)
-        end
-        local epoch = redis.call('HGET', KEYS[2], 'epoch')
-        local trimmed = redis.call('HGET', KEYS[2], 'trimmed') or '0-0'
-        local exists = redis.call('EXISTS', KEYS[1]) == 1
-        if (not epoch) or (not exists) then
-          if exists then
-            redis.call('DEL', KEYS[1])
-            exists = false
-          end
-          if not exists then
-            redis.call('XGROUP', 'CREATE', KEYS[1], 'switchboard-init', '$', 'MKSTREAM')
-            redis.call('XGROUP', 'DESTROY', KEYS[1], 'switchboard-init')
-          end
-          local t = redis.call('TIME')
-          local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
-          epoch = string.format('%x%05x', tonumber(t[1]), tonumber(t[2])) .. string.sub(run, 1, 8)
-          trimmed = '0-0'
-          redis.call('HSET', KEYS[2], 'epoch', epoch, 'trimmed', trimmed)
-          local ttl = tonumber(ARGV[4] or '0') or 0
-          if ttl > 0 then
-            redis.call('PEXPIRE', KEYS[1], ttl)
-            redis.call('PEXPIRE', KEYS[2], ttl)
-          end
-        end
-        local last = '0-0'
-        local tail = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-        if #tail > 0 then
-          last = tail[1][1]
-        else
-          local info = redis.call('XINFO', 'STREAM', KEYS[1])
-          for i = 1, #info, 2 do
-            if info[i] == 'last-generated-id' then last = info[i + 1] end
-          end
-        end
-        local recovered = 0
-        local entries = {}
-        if ARGV[1] ~= '' then
-          if ARGV[1] == epoch then
-            local c = idcmp(ARGV[2], last)
-            if c <= 0 and idcmp(ARGV[2], trimmed) >= 0 then recovered = 1 end
-            if c < 0 and (recovered == 1 or ARGV[3] == 'backfill') then
-              entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2], '+')
+    public static let read = RedisScript(
+        name: "read",
+        source: """
+            -- switchboard read v3: KEYS history, meta; ARGV since epoch, since id, mode (join|backfill), history TTL ms
+            local function numcmp(a, b)
+              a = string.gsub(a, '^0+(%d)', '%1')
+              b = string.gsub(b, '^0+(%d)', '%1')
+              if #a ~= #b then return #a < #b and -1 or 1 end
+              if a == b then return 0 end
+              return a < b and -1 or 1
             end
-          elseif ARGV[3] == 'backfill' then
-            entries = redis.call('XRANGE', KEYS[1], '-', '+')
-          end
-        end
-        return {epoch, last, recovered, entries}
-        """)
+            local function idcmp(a, b)
+              local am, as = string.match(a, '^(%d+)-(%d+)$')
+              local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+              local c = numcmp(am, bm)
+              if c ~= 0 then return c end
+              return numcmp(as, bs)
+            end
+            local epoch = redis.call('HGET', KEYS[2], 'epoch')
+            local trimmed = redis.call('HGET', KEYS[2], 'trimmed') or '0-0'
+            local exists = redis.call('EXISTS', KEYS[1]) == 1
+            if (not epoch) or (not exists) then
+              if exists then
+                redis.call('DEL', KEYS[1])
+                exists = false
+              end
+              if not exists then
+                redis.call('XGROUP', 'CREATE', KEYS[1], 'switchboard-init', '$', 'MKSTREAM')
+                redis.call('XGROUP', 'DESTROY', KEYS[1], 'switchboard-init')
+              end
+              local t = redis.call('TIME')
+              local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+              epoch = string.format('%x%05x', tonumber(t[1]), tonumber(t[2])) .. string.sub(run, 1, 8)
+              trimmed = '0-0'
+              redis.call('HSET', KEYS[2], 'epoch', epoch, 'trimmed', trimmed)
+              local ttl = tonumber(ARGV[4] or '0') or 0
+              if ttl > 0 then
+                redis.call('PEXPIRE', KEYS[1], ttl)
+                redis.call('PEXPIRE', KEYS[2], ttl)
+              end
+            end
+            local last = '0-0'
+            local tail = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+            if #tail > 0 then
+              last = tail[1][1]
+            else
+              local info = redis.call('XINFO', 'STREAM', KEYS[1])
+              for i = 1, #info, 2 do
+                if info[i] == 'last-generated-id' then last = info[i + 1] end
+              end
+            end
+            local recovered = 0
+            local entries = {}
+            if ARGV[1] ~= '' then
+              if ARGV[1] == epoch then
+                local c = idcmp(ARGV[2], last)
+                if c <= 0 and idcmp(ARGV[2], trimmed) >= 0 then recovered = 1 end
+                if c < 0 and (recovered == 1 or ARGV[3] == 'backfill') then
+                  entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[2], '+')
+                end
+              elseif ARGV[3] == 'backfill' then
+                entries = redis.call('XRANGE', KEYS[1], '-', '+')
+              end
+            end
+            return {epoch, last, recovered, entries}
+            """)
 
     /// Sets or removes this node's member count in a room's presence hash, and updates the set of
     /// authenticated users this node has in the room.
@@ -166,47 +171,51 @@ public enum RedisScripts {
     /// `{prefix}presence-users:{room} {node}`; ARGV[1] node id, ARGV[2] count (0 removes the entry and the
     /// user set), ARGV[3] room, ARGV[4] `1` to replace the user set, ARGV[5] the number k of users added,
     /// ARGV[6 ... 5+k] users added, the rest users removed.
-    public static let presence = RedisScript(name: "presence", source: """
-        -- switchboard presence v2: KEYS presence hash, node-rooms set, node's user set; ARGV node, count, room, replace, k, added..., removed...
-        local function apply(cmd, from, to)
-          for i = from, to, 500 do
-            redis.call(cmd, KEYS[3], unpack(ARGV, i, math.min(i + 499, to)))
-          end
-        end
-        if tonumber(ARGV[2]) > 0 then
-          redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-          redis.call('SADD', KEYS[2], ARGV[3])
-          if ARGV[4] == '1' then redis.call('DEL', KEYS[3]) end
-          local k = tonumber(ARGV[5])
-          apply('SADD', 6, 5 + k)
-          apply('SREM', 6 + k, #ARGV)
-        else
-          redis.call('HDEL', KEYS[1], ARGV[1])
-          redis.call('SREM', KEYS[2], ARGV[3])
-          redis.call('DEL', KEYS[3])
-        end
-        return 1
-        """)
+    public static let presence = RedisScript(
+        name: "presence",
+        source: """
+            -- switchboard presence v2: KEYS presence hash, node-rooms set, node's user set; ARGV node, count, room, replace, k, added..., removed...
+            local function apply(cmd, from, to)
+              for i = from, to, 500 do
+                redis.call(cmd, KEYS[3], unpack(ARGV, i, math.min(i + 499, to)))
+              end
+            end
+            if tonumber(ARGV[2]) > 0 then
+              redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+              redis.call('SADD', KEYS[2], ARGV[3])
+              if ARGV[4] == '1' then redis.call('DEL', KEYS[3]) end
+              local k = tonumber(ARGV[5])
+              apply('SADD', 6, 5 + k)
+              apply('SREM', 6 + k, #ARGV)
+            else
+              redis.call('HDEL', KEYS[1], ARGV[1])
+              redis.call('SREM', KEYS[2], ARGV[3])
+              redis.call('DEL', KEYS[3])
+            end
+            return 1
+            """)
 
     /// A room's presence across the cluster: the sum of the nodes' member counts and the number of
     /// distinct users in the union of the nodes' user sets.
     ///
     /// KEYS[1] `{prefix}presence:{room}`; ARGV[1] prefix, ARGV[2] room. Returns `{connections, users}`.
-    public static let presenceRead = RedisScript(name: "presence-read", source: """
-        -- switchboard presence-read v1: KEYS presence hash; ARGV prefix, room
-        local entries = redis.call('HGETALL', KEYS[1])
-        local count, users, seen = 0, 0, {}
-        for i = 1, #entries, 2 do
-          count = count + math.max(0, tonumber(entries[i + 1]) or 0)
-          for _, u in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'presence-users:' .. ARGV[2] .. ' ' .. entries[i])) do
-            if not seen[u] then
-              seen[u] = true
-              users = users + 1
+    public static let presenceRead = RedisScript(
+        name: "presence-read",
+        source: """
+            -- switchboard presence-read v1: KEYS presence hash; ARGV prefix, room
+            local entries = redis.call('HGETALL', KEYS[1])
+            local count, users, seen = 0, 0, {}
+            for i = 1, #entries, 2 do
+              count = count + math.max(0, tonumber(entries[i + 1]) or 0)
+              for _, u in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'presence-users:' .. ARGV[2] .. ' ' .. entries[i])) do
+                if not seen[u] then
+                  seen[u] = true
+                  users = users + 1
+                end
+              end
             end
-          end
-        end
-        return {count, users}
-        """)
+            return {count, users}
+            """)
 
     /// Refreshes this node's registry key, optionally announces an event on `{prefix}ctl`, and removes the
     /// presence entries (counts and user sets) of every registered node whose key expired (crash, SIGKILL,
@@ -220,78 +229,84 @@ public enum RedisScripts {
     /// up for dead, so it rewrites its presence; a replaced value other than the one this node wrote last
     /// means another live node uses the same id.
     /// Keys other than KEYS[1] are derived from the prefix (Switchboard does not support Redis Cluster).
-    public static let heartbeat = RedisScript(name: "heartbeat", source: """
-        -- switchboard heartbeat v3: KEYS nodes set; ARGV prefix, node, info JSON, ttl ms, event, reset own presence
-        local p = ARGV[1]
-        local me = ARGV[2]
-        local previous = redis.call('GET', p .. 'node:' .. me)
-        local existed = previous and 1 or 0
-        if ARGV[6] == '1' then
-          for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. me)) do
-            redis.call('HDEL', p .. 'presence:' .. room, me)
-            redis.call('DEL', p .. 'presence-users:' .. room .. ' ' .. me)
-          end
-          redis.call('DEL', p .. 'node-rooms:' .. me)
-        end
-        redis.call('SET', p .. 'node:' .. me, ARGV[3], 'PX', ARGV[4])
-        redis.call('SADD', KEYS[1], me)
-        if ARGV[5] ~= '' then
-          redis.call('PUBLISH', p .. 'ctl', '{"event":' .. cjson.encode(ARGV[5]) .. ',"node":' .. cjson.encode(me) .. ',"info":' .. ARGV[3] .. '}')
-        end
-        local removed = {}
-        for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-          if redis.call('EXISTS', p .. 'node:' .. id) == 0 then
-            for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. id)) do
-              redis.call('HDEL', p .. 'presence:' .. room, id)
-              redis.call('DEL', p .. 'presence-users:' .. room .. ' ' .. id)
+    public static let heartbeat = RedisScript(
+        name: "heartbeat",
+        source: """
+            -- switchboard heartbeat v3: KEYS nodes set; ARGV prefix, node, info JSON, ttl ms, event, reset own presence
+            local p = ARGV[1]
+            local me = ARGV[2]
+            local previous = redis.call('GET', p .. 'node:' .. me)
+            local existed = previous and 1 or 0
+            if ARGV[6] == '1' then
+              for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. me)) do
+                redis.call('HDEL', p .. 'presence:' .. room, me)
+                redis.call('DEL', p .. 'presence-users:' .. room .. ' ' .. me)
+              end
+              redis.call('DEL', p .. 'node-rooms:' .. me)
             end
-            redis.call('DEL', p .. 'node-rooms:' .. id)
-            redis.call('SREM', KEYS[1], id)
-            redis.call('PUBLISH', p .. 'ctl', '{"event":"node-down","node":' .. cjson.encode(id) .. ',"reason":"expired"}')
-            removed[#removed + 1] = id
-          end
-        end
-        return {existed, removed, previous or ''}
-        """)
+            redis.call('SET', p .. 'node:' .. me, ARGV[3], 'PX', ARGV[4])
+            redis.call('SADD', KEYS[1], me)
+            if ARGV[5] ~= '' then
+              redis.call('PUBLISH', p .. 'ctl', '{"event":' .. cjson.encode(ARGV[5]) .. ',"node":' .. cjson.encode(me) .. ',"info":' .. ARGV[3] .. '}')
+            end
+            local removed = {}
+            for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+              if redis.call('EXISTS', p .. 'node:' .. id) == 0 then
+                for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. id)) do
+                  redis.call('HDEL', p .. 'presence:' .. room, id)
+                  redis.call('DEL', p .. 'presence-users:' .. room .. ' ' .. id)
+                end
+                redis.call('DEL', p .. 'node-rooms:' .. id)
+                redis.call('SREM', KEYS[1], id)
+                redis.call('PUBLISH', p .. 'ctl', '{"event":"node-down","node":' .. cjson.encode(id) .. ',"reason":"expired"}')
+                removed[#removed + 1] = id
+              end
+            end
+            return {existed, removed, previous or ''}
+            """)
 
     /// A node leaving cleanly: removes its presence entries (counts and user sets) and registry key and
     /// announces `node-down`.
     ///
     /// KEYS[1] `{prefix}nodes`; ARGV[1] prefix, ARGV[2] node id.
-    public static let leave = RedisScript(name: "leave", source: """
-        -- switchboard leave v2: KEYS nodes set; ARGV prefix, node
-        local p = ARGV[1]
-        local me = ARGV[2]
-        for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. me)) do
-          redis.call('HDEL', p .. 'presence:' .. room, me)
-          redis.call('DEL', p .. 'presence-users:' .. room .. ' ' .. me)
-        end
-        redis.call('DEL', p .. 'node-rooms:' .. me, p .. 'node:' .. me)
-        redis.call('SREM', KEYS[1], me)
-        redis.call('PUBLISH', p .. 'ctl', '{"event":"node-down","node":' .. cjson.encode(me) .. ',"reason":"stopped"}')
-        return 1
-        """)
+    public static let leave = RedisScript(
+        name: "leave",
+        source: """
+            -- switchboard leave v2: KEYS nodes set; ARGV prefix, node
+            local p = ARGV[1]
+            local me = ARGV[2]
+            for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. me)) do
+              redis.call('HDEL', p .. 'presence:' .. room, me)
+              redis.call('DEL', p .. 'presence-users:' .. room .. ' ' .. me)
+            end
+            redis.call('DEL', p .. 'node-rooms:' .. me, p .. 'node:' .. me)
+            redis.call('SREM', KEYS[1], me)
+            redis.call('PUBLISH', p .. 'ctl', '{"event":"node-down","node":' .. cjson.encode(me) .. ',"reason":"stopped"}')
+            return 1
+            """)
 
     /// The cluster-wide drain semaphore (`--max-draining`): a sorted set of node ids scored by expiry, so a
     /// node that dies while draining frees its slot after the TTL.
     ///
     /// KEYS[1] `{prefix}drain-slots`; ARGV[1] node id, ARGV[2] max concurrent drains, ARGV[3] TTL (ms),
     /// ARGV[4] `acquire` or `release`. Returns 1 when the slot is held (or released), 0 when all are taken.
-    public static let drainSlot = RedisScript(name: "drain-slot", source: """
-        -- switchboard drain-slot v1: KEYS slots zset; ARGV node, max, ttl ms, acquire|release
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-        if ARGV[4] == 'release' then
-          redis.call('ZREM', KEYS[1], ARGV[1])
-          return 1
-        end
-        if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-          redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-          return 1
-        end
-        return 0
-        """)
+    public static let drainSlot = RedisScript(
+        name: "drain-slot",
+        source: """
+            -- switchboard drain-slot v1: KEYS slots zset; ARGV node, max, ttl ms, acquire|release
+            local t = redis.call('TIME')
+            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+            if ARGV[4] == 'release' then
+              redis.call('ZREM', KEYS[1], ARGV[1])
+              return 1
+            end
+            if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+              redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+              return 1
+            end
+            return 0
+            """)
 
     /// Every script, in load order.
     public static let all: [RedisScript] = [publish, read, presence, presenceRead, heartbeat, leave, drainSlot, tokenBucket]

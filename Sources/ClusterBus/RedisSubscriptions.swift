@@ -1,4 +1,5 @@
 import Runtime
+
 /// The subscriber connection's channel table: what the node wants versus what Redis confirmed, with
 /// SUBSCRIBE / UNSUBSCRIBE batched per loop tick. No I/O: `flush()` returns the channels to send.
 ///
@@ -78,7 +79,7 @@ public struct RedisSubscriptions: Sendable {
                 states[ch] = .unsubscribing
                 unsub.append(ch)
             case (.subscribing, _), (.unsubscribing, _):
-                break   // re-evaluated when the confirmation arrives
+                break  // re-evaluated when the confirmation arrives
             case (.unsubscribed, false), (.subscribed, true):
                 break
             }

@@ -1,4 +1,5 @@
 import Runtime
+
 /// The position of a message in a room's history: the history's epoch plus a stream entry ID.
 ///
 /// Text form (opaque to clients, stable across nodes): `"{epoch}:{ms}-{seq}"`, e.g. `"9f3a61c2:1732871234567-0"`.
@@ -25,8 +26,9 @@ public struct StreamOffset: Hashable, Sendable, CustomStringConvertible {
         let epoch = text[..<colon]
         let id = text[text.index(after: colon)...]
         guard !epoch.isEmpty, epoch.count <= 32, epoch.allSatisfy({ $0.isHexDigit }),
-              let dash = id.firstIndex(of: "-"),
-              let ms = UInt64(id[..<dash]), let seq = UInt64(id[id.index(after: dash)...]) else { return nil }
+            let dash = id.firstIndex(of: "-"),
+            let ms = UInt64(id[..<dash]), let seq = UInt64(id[id.index(after: dash)...])
+        else { return nil }
         self.init(epoch: String(epoch), milliseconds: ms, sequence: seq)
     }
 

@@ -23,8 +23,9 @@ import Runtime
 extension Config {
     /// The console's flag, appended to the flag table (`--help` order).
     static let consoleOptions: [Option] = [
-        Option(name: "console", kind: .flag, help: "yes/no: the operator console at /console on the admin port (needs --api-key to log in)",
-               apply: { c, v throws(Invalid) in c.console = try yesNo(v, "console") }, current: { $0.console ? "yes" : "no" }),
+        Option(
+            name: "console", kind: .flag, help: "yes/no: the operator console at /console on the admin port (needs --api-key to log in)",
+            apply: { c, v throws(Invalid) in c.console = try yesNo(v, "console") }, current: { $0.console ? "yes" : "no" })
     ]
 }
 
@@ -51,7 +52,8 @@ final class ConsoleSessions: Sendable {
 
     /// A new session: its id (the cookie) and CSRF token.
     func create(now: UInt64) -> (id: String, csrf: String) {
-        let id = Self.token(), csrf = Self.token()
+        let id = Self.token()
+        let csrf = Self.token()
         table.withLock { t in
             t = t.filter { $0.value.expires > now }
             if t.count >= Self.capacity, let oldest = t.min(by: { $0.value.expires < $1.value.expires }) { t[oldest.key] = nil }
@@ -142,12 +144,14 @@ extension AdminConnection {
     /// origin only, plus the WebSocket URL the page tails rooms on; no inline script or style, no frames,
     /// no forms posting elsewhere.
     func consolePage(_ html: [UInt8], _ h: HTTPRequestHead) -> HTTPResponse {
-        HTTPResponse(status: .ok, headers: [
-            HTTPHeader("Content-Type", "text/html; charset=utf-8"),
-            HTTPHeader("Content-Security-Policy", Self.consoleCSP(webSocket: consoleWebSocketURL(h))),
-            HTTPHeader("X-Frame-Options", "DENY"),
-            HTTPHeader("Referrer-Policy", "no-referrer"),
-        ], body: html)
+        HTTPResponse(
+            status: .ok,
+            headers: [
+                HTTPHeader("Content-Type", "text/html; charset=utf-8"),
+                HTTPHeader("Content-Security-Policy", Self.consoleCSP(webSocket: consoleWebSocketURL(h))),
+                HTTPHeader("X-Frame-Options", "DENY"),
+                HTTPHeader("Referrer-Policy", "no-referrer")
+            ], body: html)
     }
 
     static func consoleCSP(webSocket: String) -> String {
@@ -157,7 +161,9 @@ extension AdminConnection {
 
     /// `Set-Cookie` for the session: HttpOnly, SameSite=Strict, path /console, Secure when the admin port is HTTPS.
     func consoleSetCookie(_ value: String, maxAge: Int) -> HTTPHeader {
-        HTTPHeader("Set-Cookie", "\(Self.consoleCookie)=\(value); Path=/console; Max-Age=\(maxAge); HttpOnly; SameSite=Strict\(loop.adminTLS != nil ? "; Secure" : "")")
+        HTTPHeader(
+            "Set-Cookie", "\(Self.consoleCookie)=\(value); Path=/console; Max-Age=\(maxAge); HttpOnly; SameSite=Strict\(loop.adminTLS != nil ? "; Secure" : "")"
+        )
     }
 
     /// The public WebSocket URL as this browser reaches the node: the listener's address, or, when it
@@ -170,7 +176,8 @@ extension AdminConnection {
             let given = h.headers["Host"] ?? ""
             let name = given.hasPrefix("[") ? String(given.prefix { $0 != "]" }) + "]" : String(given.prefix { $0 != ":" })
             let allowed = name.utf8.allSatisfy { c in
-                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x2D || c == 0x3A || c == 0x5B || c == 0x5D
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x2D || c == 0x3A || c == 0x5B
+                    || c == 0x5D
             }
             host = !name.isEmpty && allowed ? name : "127.0.0.1"
         } else if host.contains(":") {

@@ -1,5 +1,5 @@
-import ClusterBus
 import COpenSSL
+import ClusterBus
 import Foundation
 import Glibc
 import Protocol
@@ -47,13 +47,17 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
                     let lengths = Set(h.headers.values("Content-Length"))
                     if let cl = lengths.first {
                         guard lengths.count == 1, !cl.isEmpty, cl.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-                              let n = Int(cl) else {
+                            let n = Int(cl)
+                        else {
                             return respond(HTTPResponse(error: HTTPError(status: .badRequest, reason: "bad Content-Length", headers: [])))
                         }
-                        guard n <= AdminConnection.maxBody else { return respond(HTTPResponse(error: HTTPError(status: .payloadTooLarge, reason: "body over 1 MiB", headers: []))) }
+                        guard n <= AdminConnection.maxBody else {
+                            return respond(HTTPResponse(error: HTTPError(status: .payloadTooLarge, reason: "body over 1 MiB", headers: [])))
+                        }
                         expectedBody = n
                     } else if h.headers["Transfer-Encoding"] != nil {
-                        return respond(HTTPResponse(error: HTTPError(status: .badRequest, reason: "chunked bodies are not supported; send Content-Length", headers: [])))
+                        return respond(
+                            HTTPResponse(error: HTTPError(status: .badRequest, reason: "chunked bodies are not supported; send Content-Length", headers: [])))
                     }
                 }
             } catch {
@@ -77,8 +81,10 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
             let (ok, json) = node.readinessReport()
             respond(.json(ok ? .ok : .serviceUnavailable, json))
         case ("GET", "/metrics"):
-            respond(HTTPResponse(status: .ok, headers: [HTTPHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
-                                 body: Array(node.metricsText().utf8)))
+            respond(
+                HTTPResponse(
+                    status: .ok, headers: [HTTPHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                    body: Array(node.metricsText().utf8)))
         case ("GET", "/api/analytics"):
             analyticsAPI(h)
         case ("POST", _) where h.path.hasPrefix("/api/"):
@@ -118,8 +124,10 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
             var json = "{\"events\":["
             for (i, e) in events.enumerated() {
                 if i > 0 { json += "," }
-                json += "{\"user\":\(gl.node.jsonString(e.user)),\"node\":\(gl.node.jsonString(e.node)),\"room\":\(e.room.map { gl.node.jsonString($0) } ?? "null"),"
-                json += "\"event\":\(gl.node.jsonString(e.event)),\"data\":\(e.data.map { String(decoding: $0.bytes, as: UTF8.self) } ?? "null"),\"ts\":\(e.serverTimeMilliseconds)}"
+                json +=
+                    "{\"user\":\(gl.node.jsonString(e.user)),\"node\":\(gl.node.jsonString(e.node)),\"room\":\(e.room.map { gl.node.jsonString($0) } ?? "null"),"
+                json +=
+                    "\"event\":\(gl.node.jsonString(e.event)),\"data\":\(e.data.map { String(decoding: $0.bytes, as: UTF8.self) } ?? "null"),\"ts\":\(e.serverTimeMilliseconds)}"
             }
             json += "]}"
             let body = Array(json.utf8)
@@ -143,8 +151,10 @@ final class AdminConnection: StreamSocket, TimerTarget, @unchecked Sendable {
         var match = false
         for key in keys { match = constantTimeEquals(given, key) || match }
         guard !given.isEmpty, match else {
-            respond(.json(.unauthorized, APIBody.error(.unauthorized, "missing or wrong API key", requestID: requestID),
-                          headers: [HTTPHeader("WWW-Authenticate", "Bearer"), idHeader]))
+            respond(
+                .json(
+                    .unauthorized, APIBody.error(.unauthorized, "missing or wrong API key", requestID: requestID),
+                    headers: [HTTPHeader("WWW-Authenticate", "Bearer"), idHeader]))
             return false
         }
         return true
@@ -194,7 +204,8 @@ enum APIBody {
 /// EVP) and the digests compared with OpenSSL's `CRYPTO_memcmp`, so neither the position of the first
 /// difference nor the lengths show in the time taken.
 func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-    let x = sha256(Array(a.utf8)), y = sha256(Array(b.utf8))
+    let x = sha256(Array(a.utf8))
+    let y = sha256(Array(b.utf8))
     guard x.count == 32, y.count == 32 else { return false }
     return x.withUnsafeBytes { p in y.withUnsafeBytes { q in CRYPTO_memcmp(p.baseAddress, q.baseAddress, 32) == 0 } }
 }

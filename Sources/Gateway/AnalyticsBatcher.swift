@@ -61,8 +61,10 @@ extension Connection {
                     return
                 }
                 gl.metrics.analyticsAccepted.add()
-                gl.analytics.add(AnalyticsEvent(user: user, node: node, room: room, event: event, data: data,
-                                                serverTimeMilliseconds: wallClockMilliseconds()))
+                gl.analytics.add(
+                    AnalyticsEvent(
+                        user: user, node: node, room: room, event: event, data: data,
+                        serverTimeMilliseconds: wallClockMilliseconds()))
             }
         }
     }
@@ -73,7 +75,8 @@ extension Connection {
         guard lastThrottleNoticeAt == 0 || now >= lastThrottleNoticeAt + 1000 else { return }
         lastThrottleNoticeAt = now
         loop.metrics.analyticsNotices.add()
-        send(Envelope.error(.throttled, message: "analytics rate exceeded", extra: [("retry_after_ms", min(retryAfterMs, 60_000))]),
-             class: .droppable)
+        send(
+            Envelope.error(.throttled, message: "analytics rate exceeded", extra: [("retry_after_ms", min(retryAfterMs, 60_000))]),
+            class: .droppable)
     }
 }

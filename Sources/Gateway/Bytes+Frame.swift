@@ -6,8 +6,9 @@ extension Bytes {
     public convenience init(frame opcode: Opcode, payload: UnsafeRawBufferPointer) {
         let header = FrameEncoder.headerSize(payloadLength: payload.count, masked: false)
         self.init(count: header + payload.count) { out in
-            _ = FrameEncoder.writeHeader(fin: true, opcode: opcode, payloadLength: payload.count, maskingKey: nil,
-                                         into: UnsafeMutableRawBufferPointer(rebasing: out[0..<header]))
+            _ = FrameEncoder.writeHeader(
+                fin: true, opcode: opcode, payloadLength: payload.count, maskingKey: nil,
+                into: UnsafeMutableRawBufferPointer(rebasing: out[0..<header]))
             if payload.count > 0 { (out.baseAddress! + header).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
         }
     }

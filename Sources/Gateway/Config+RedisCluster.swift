@@ -6,13 +6,16 @@ extension Config {
     /// `--redis-cluster`: seed nodes of a Redis Cluster (draft mode: rooms and history over the cluster,
     /// presence, registry and analytics node-local; docs/redis.md "Redis Cluster").
     static let redisClusterOptions: [Option] = [
-        Option(name: "redis-cluster", kind: .list, help: "Redis Cluster seed nodes as ip:port (numeric; repeatable or comma list): rooms over sharded pub/sub (draft: presence and registry stay node-local); excludes --redis-url",
-               apply: { c, v throws(Invalid) in
-                   for item in v.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
-                       guard parseSeed(item) != nil else { throw Invalid(description: "--redis-cluster: expected ip:port with a numeric address, got '\(item)'") }
-                       c.redisClusterSeeds.append(item)
-                   }
-               }, current: { $0.redisClusterSeeds.joined(separator: ",") }, reset: { $0.redisClusterSeeds = [] }),
+        Option(
+            name: "redis-cluster", kind: .list,
+            help:
+                "Redis Cluster seed nodes as ip:port (numeric; repeatable or comma list): rooms over sharded pub/sub (draft: presence and registry stay node-local); excludes --redis-url",
+            apply: { c, v throws(Invalid) in
+                for item in v.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+                    guard parseSeed(item) != nil else { throw Invalid(description: "--redis-cluster: expected ip:port with a numeric address, got '\(item)'") }
+                    c.redisClusterSeeds.append(item)
+                }
+            }, current: { $0.redisClusterSeeds.joined(separator: ",") }, reset: { $0.redisClusterSeeds = [] })
     ]
 
     /// `--redis-url redis-cluster://[[user]:password@]ip:port[,ip:port…][/]`: the seeds and credentials of a

@@ -186,138 +186,223 @@ public struct Config: Sendable {
         var env: String { "SWITCHBOARD_" + name.uppercased().replacingOccurrences(of: "-", with: "_") }
     }
 
-    private static let options: [Option] = [
-        Option(name: "host", kind: .string, help: "address the WebSocket listener binds (0.0.0.0 in containers)",
-               apply: { c, v in c.host = v }, current: { $0.host }),
-        Option(name: "port", kind: .int, help: "WebSocket listener port",
-               apply: { c, v throws(Invalid) in c.port = try port(v, "port") }, current: { "\($0.port)" }),
-        Option(name: "ws-path", kind: .string, help: "path of the room protocol endpoint",
-               apply: { c, v throws(Invalid) in c.wsPath = try path(v, "ws-path") }, current: { $0.wsPath }),
-        Option(name: "echo-path", kind: .string, help: "path that echoes every message verbatim, for conformance runs (unset = off)",
-               apply: { c, v throws(Invalid) in c.echoPath = v.isEmpty ? nil : try path(v, "echo-path") }, current: { $0.echoPath ?? "" }),
-        Option(name: "admin-host", kind: .string, help: "address the admin listener binds (/health, /ready, /metrics, the server API /api/<method>, /console)",
-               apply: { c, v in c.adminHost = v }, current: { $0.adminHost }),
-        Option(name: "admin-port", kind: .int, help: "admin listener port (0 = off)",
-               apply: { c, v throws(Invalid) in c.adminPort = try port(v, "admin-port", allowZero: true) }, current: { "\($0.adminPort)" }),
-        Option(name: "threads", kind: .int, help: "event loops (one per core)",
-               apply: { c, v throws(Invalid) in c.threads = try int(v, "threads", 1...64) }, current: { "\($0.threads)" }),
-        Option(name: "redis-url", kind: .string, help: "redis://host:port/db for the cluster bus (rediss:// for TLS, redis-cluster://ip:port,… for Redis Cluster; unset = in-process bus, single node)",
-               apply: { c, v throws(Invalid) in
-                   guard !v.isEmpty else { c.redisURL = nil; return }
-                   if v.lowercased().hasPrefix("redis-cluster://") { return try applyClusterURL(&c, v) }
-                   do throws(RedisEndpoint.Invalid) { _ = try RedisEndpoint(url: v) } catch { throw Invalid(description: "--redis-url: \(error.description)") }
-                   c.redisURL = v
-               }, current: { c in c.redisURL.map { (try? RedisEndpoint(url: $0))?.description ?? $0 } ?? "" }),
-        Option(name: "redis-backoff-base", kind: .duration, help: "Redis reconnect: ceiling of the first retry's random delay (doubles per failure, full jitter)",
-               apply: { c, v throws(Invalid) in c.redisBackoffBaseMs = try duration(v, "redis-backoff-base") }, current: { "\($0.redisBackoffBaseMs)ms" }),
-        Option(name: "redis-backoff-cap", kind: .duration, help: "Redis reconnect: longest delay between attempts",
-               apply: { c, v throws(Invalid) in c.redisBackoffCapMs = try duration(v, "redis-backoff-cap") }, current: { "\($0.redisBackoffCapMs)ms" }),
-        Option(name: "redis-attempt-log", kind: .int, help: "Redis reconnect: log failed attempts 1...N of an outage, then every N-th (1 = all)",
-               apply: { c, v throws(Invalid) in c.redisAttemptLog = try int(v, "redis-attempt-log", 1...1_000_000) }, current: { "\($0.redisAttemptLog)" }),
-        Option(name: "heartbeat-interval", kind: .duration, help: "Redis heartbeat: registry refresh, dead-node cleanup and bus canary",
-               apply: { c, v throws(Invalid) in c.heartbeatIntervalMs = try duration(v, "heartbeat-interval") }, current: { "\($0.heartbeatIntervalMs)ms" }),
-        Option(name: "node-ttl", kind: .duration, help: "lifetime of the node's registry key without a heartbeat (dead nodes' presence is removed within 2x)",
-               apply: { c, v throws(Invalid) in c.nodeTTLMs = try duration(v, "node-ttl") }, current: { "\($0.nodeTTLMs)ms" }),
-        Option(name: "node-id", kind: .string, help: "this node's id in the cluster (default hostname-pid)",
-               apply: { c, v in c.nodeID = v }, current: { $0.nodeID }),
-        Option(name: "prefix", kind: .string, help: "Redis key and channel prefix",
-               apply: { c, v in c.prefix = v }, current: { $0.prefix }),
-        Option(name: "history-size", kind: .int, help: "messages kept per room for resume (join since)",
-               apply: { c, v throws(Invalid) in c.historySize = try int(v, "history-size", 0...10_000_000) }, current: { "\($0.historySize)" }),
-        Option(name: "history-bytes", kind: .size, help: "bytes of history kept per room, payload + 128 B per message, in-process bus (Redis: by count only; 0: count only)",
-               apply: { c, v throws(Invalid) in c.historyBytes = try size(v, "history-bytes", allowZero: true) }, current: { "\($0.historyBytes)B" }),
-        Option(name: "max-history-memory", kind: .size, help: "bytes of history the in-process bus keeps for the node; over it the least recently published rooms lose history first (0: no cap)",
-               apply: { c, v throws(Invalid) in c.maxHistoryMemory = try size(v, "max-history-memory", allowZero: true) }, current: { "\($0.maxHistoryMemory)B" }),
-        Option(name: "history-ttl", kind: .duration, help: "a room's history is dropped this long after its last publish (0: never)",
-               apply: { c, v throws(Invalid) in c.historyTTLMs = try duration(v, "history-ttl", in: 0...Int.max) }, current: { "\($0.historyTTLMs)ms" }),
-        Option(name: "idempotency-window", kind: .duration, help: "a publish retried with the same id (HTTP: Idempotency-Key) within this window is stored once and answers the first offset (0: off)",
-               apply: { c, v throws(Invalid) in c.idempotencyWindowMs = try duration(v, "idempotency-window", in: 0...86_400_000) }, current: { "\($0.idempotencyWindowMs)ms" }),
-        Option(name: "max-message-size", kind: .size, help: "largest message a client may send (close 1009 above it)",
-               apply: { c, v throws(Invalid) in c.maxMessageSize = try size(v, "max-message-size") }, current: { "\($0.maxMessageSize)B" }),
-        Option(name: "max-fragments", kind: .int, help: "frames one message may span (close 1008 above it)",
-               apply: { c, v throws(Invalid) in c.maxFragments = try int(v, "max-fragments", 1...1_000_000) }, current: { "\($0.maxFragments)" }),
-        Option(name: "permessage-deflate", kind: .flag, help: "yes/no: offer RFC 7692 compression (no context takeover: no zlib memory per connection)",
-               apply: { c, v throws(Invalid) in c.deflate.isEnabled = try yesNo(v, "permessage-deflate") }, current: { $0.deflate.isEnabled ? "yes" : "no" }),
-        Option(name: "deflate-threshold", kind: .size, help: "messages shorter than this are sent uncompressed",
-               apply: { c, v throws(Invalid) in c.deflate.threshold = try size(v, "deflate-threshold") }, current: { "\($0.deflate.threshold)B" }),
-        Option(name: "max-head-size", kind: .size, help: "largest HTTP request head (431 above it)",
-               apply: { c, v throws(Invalid) in c.maxHeadSize = try size(v, "max-head-size") }, current: { "\($0.maxHeadSize)B" }),
-        Option(name: "max-outbound-bytes", kind: .size, help: "bytes queued for one client before it is closed as a slow consumer (4004)",
-               apply: { c, v throws(Invalid) in c.maxOutboundBytes = try size(v, "max-outbound-bytes") }, current: { "\($0.maxOutboundBytes)B" }),
-        Option(name: "handshake-timeout", kind: .duration, help: "time from accept to a complete upgrade",
-               apply: { c, v throws(Invalid) in c.handshakeTimeoutMs = try duration(v, "handshake-timeout") }, current: { "\($0.handshakeTimeoutMs)ms" }),
-        Option(name: "close-timeout", kind: .duration, help: "time from our close frame to the peer's before the socket is closed",
-               apply: { c, v throws(Invalid) in c.closeTimeoutMs = try duration(v, "close-timeout") }, current: { "\($0.closeTimeoutMs)ms" }),
-        Option(name: "ping-interval", kind: .duration, help: "interval between server pings",
-               apply: { c, v throws(Invalid) in c.pingIntervalMs = try duration(v, "ping-interval") }, current: { "\($0.pingIntervalMs)ms" }),
-        Option(name: "pong-timeout", kind: .duration, help: "time to wait for any frame after a ping before the client is reaped",
-               apply: { c, v throws(Invalid) in c.pongTimeoutMs = try duration(v, "pong-timeout") }, current: { "\($0.pongTimeoutMs)ms" }),
-        Option(name: "drain-delay", kind: .duration, help: "on SIGTERM: time for the load balancer to stop routing here before the listeners close",
-               apply: { c, v throws(Invalid) in c.drainDelayMs = try duration(v, "drain-delay", in: 0...Int.max) }, current: { "\($0.drainDelayMs)ms" }),
-        Option(name: "drain-window", kind: .duration, help: "on SIGTERM: clients are told to reconnect and closed (1012) in batches over this window",
-               apply: { c, v throws(Invalid) in c.drainWindowMs = try duration(v, "drain-window", in: 0...Int.max) }, current: { "\($0.drainWindowMs)ms" }),
-        Option(name: "drain-deadline", kind: .duration, help: "on SIGTERM: exit by then whatever is left (under the orchestrator's grace period)",
-               apply: { c, v throws(Invalid) in c.drainDeadlineMs = try duration(v, "drain-deadline") }, current: { "\($0.drainDeadlineMs)ms" }),
-        Option(name: "max-draining", kind: .int, help: "nodes that may drain at once across the cluster (Redis semaphore)",
-               apply: { c, v throws(Invalid) in c.maxDraining = try int(v, "max-draining", 1...1000) }, current: { "\($0.maxDraining)" }),
-        Option(name: "subprotocols", kind: .list, help: "comma list of Sec-WebSocket-Protocol values to accept",
-               apply: { c, v in c.subprotocols = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
-               current: { $0.subprotocols.joined(separator: ",") }),
-        Option(name: "tcp-keepalive-idle", kind: .duration, help: "TCP idle time before keepalive probes (0 = off)",
-               apply: { c, v throws(Invalid) in c.tcpKeepaliveIdleMs = try duration(v, "tcp-keepalive-idle", in: 0...Int.max) }, current: { "\($0.tcpKeepaliveIdleMs)ms" }),
-        Option(name: "tcp-keepalive-interval", kind: .duration, help: "time between TCP keepalive probes",
-               apply: { c, v throws(Invalid) in c.tcpKeepaliveIntervalMs = try duration(v, "tcp-keepalive-interval") }, current: { "\($0.tcpKeepaliveIntervalMs)ms" }),
-        Option(name: "tcp-keepalive-count", kind: .int, help: "unanswered TCP keepalive probes before the kernel drops the connection",
-               apply: { c, v throws(Invalid) in c.tcpKeepaliveCount = try int(v, "tcp-keepalive-count", 1...100) }, current: { "\($0.tcpKeepaliveCount)" }),
-        Option(name: "idle-timeout", kind: .duration, help: "close a client that sent no data frame for this long (0 = off)",
-               apply: { c, v throws(Invalid) in c.idleTimeoutMs = try duration(v, "idle-timeout", in: 0...Int.max) }, current: { "\($0.idleTimeoutMs)ms" }),
-        Option(name: "max-connections", kind: .int, help: "open connections per node; more get 503 before the upgrade",
-               apply: { c, v throws(Invalid) in c.maxConnections = try int(v, "max-connections", 1...10_000_000) }, current: { "\($0.maxConnections)" }),
-        Option(name: "max-rooms-per-connection", kind: .int, help: "rooms one connection may be in (error too_many_rooms above it)",
-               apply: { c, v throws(Invalid) in c.maxRoomsPerConnection = try int(v, "max-rooms-per-connection", 1...100_000) }, current: { "\($0.maxRoomsPerConnection)" }),
-        Option(name: "max-frame-rate", kind: .int, help: "inbound frames/s per connection on the room path, burst 2 s worth; excess closes with 1008 (0 = off)",
-               apply: { c, v throws(Invalid) in c.maxFrameRate = try int(v, "max-frame-rate", 0...10_000_000) }, current: { "\($0.maxFrameRate)" }),
-        Option(name: "slow-consumer-grace", kind: .duration, help: "how long a client may stay over --max-outbound-bytes (never past twice it) before close 4004",
-               apply: { c, v throws(Invalid) in c.slowConsumerGraceMs = try duration(v, "slow-consumer-grace", in: 0...Int.max) }, current: { "\($0.slowConsumerGraceMs)ms" }),
-        Option(name: "trusted-proxies", kind: .list, help: "comma list of proxy IPv4 addresses/CIDRs whose X-Request-ID and X-Forwarded-For are believed",
-               apply: { c, v throws(Invalid) in
-                   guard let t = TrustedProxies(v) else { throw Invalid(description: "--trusted-proxies: expected IPv4 addresses or CIDR blocks, got '\(v)'") }
-                   c.trustedProxies = t
-                   c.trustedProxiesText = v
-               }, current: { $0.trustedProxiesText }),
-        Option(name: "hsts-max-age", kind: .duration, help: "send Strict-Transport-Security with this max-age on HTTP answers, when TLS terminates in front (0 = off)",
-               apply: { c, v throws(Invalid) in c.hstsMaxAge = try duration(v, "hsts-max-age", in: 0...Int.max) / 1000 }, current: { $0.hstsMaxAge == 0 ? "0" : "\($0.hstsMaxAge)s" }),
-        Option(name: "tls-cert", kind: .list, help: "PEM certificate chain (leaf first) for wss:// on the public port; repeatable with --tls-key, the first pair is the default, others are picked by SNI (unset = plain ws://)",
-               apply: { c, v in c.tlsCertificates += listItems(v) }, current: { $0.tlsCertificates.joined(separator: ",") }, reset: { $0.tlsCertificates = [] }),
-        Option(name: "tls-key", kind: .list, help: "PEM private key of the --tls-cert in the same position; repeatable",
-               apply: { c, v in c.tlsKeys += listItems(v) }, current: { $0.tlsKeys.joined(separator: ",") }, reset: { $0.tlsKeys = [] }),
-        Option(name: "tls-min-version", kind: .string, help: "lowest TLS version accepted: 1.2 or 1.3",
-               apply: { c, v throws(Invalid) in
-                   guard let t = TLSVersion(rawValue: v.trimmingCharacters(in: .whitespaces)) else { throw Invalid(description: "--tls-min-version: expected 1.2 or 1.3, got '\(v)'") }
-                   c.tlsMinimumVersion = t
-               }, current: { $0.tlsMinimumVersion.rawValue }),
-        Option(name: "tls-reload-interval", kind: .duration, help: "poll the certificate and key files this often and reload them when they changed, as SIGHUP does (0 = SIGHUP only)",
-               apply: { c, v throws(Invalid) in c.tlsReloadIntervalMs = try duration(v, "tls-reload-interval", in: 0...Int.max) }, current: { "\($0.tlsReloadIntervalMs)ms" }),
-        Option(name: "admin-tls-cert", kind: .string, help: "PEM certificate chain for HTTPS on the admin port (with --admin-tls-key; unset = plain HTTP)",
-               apply: { c, v in c.adminTLSCertificate = v.isEmpty ? nil : v }, current: { $0.adminTLSCertificate ?? "" }),
-        Option(name: "admin-tls-key", kind: .string, help: "PEM private key of --admin-tls-cert",
-               apply: { c, v in c.adminTLSKey = v.isEmpty ? nil : v }, current: { $0.adminTLSKey ?? "" }),
-        Option(name: "analytics-rate", kind: .int, help: "analytics events/s per connection and per user (across the cluster)",
-               apply: { c, v throws(Invalid) in c.analyticsRate = Double(try int(v, "analytics-rate", 1...1_000_000)) }, current: { "\(Int($0.analyticsRate))" }),
-        Option(name: "analytics-burst", kind: .int, help: "analytics bucket capacity (events)",
-               apply: { c, v throws(Invalid) in c.analyticsBurst = try int(v, "analytics-burst", 1...1_000_000) }, current: { "\($0.analyticsBurst)" }),
-        Option(name: "analytics-stream-size", kind: .int, help: "analytics stream length kept (MAXLEN ~; the in-process ring size without Redis)",
-               apply: { c, v throws(Invalid) in c.analyticsStreamSize = try int(v, "analytics-stream-size", 1...100_000_000) }, current: { "\($0.analyticsStreamSize)" }),
-        Option(name: "analytics-bytes", kind: .size, help: "bytes of events the in-process analytics ring keeps (Redis stream: by count only; 0: count only)",
-               apply: { c, v throws(Invalid) in c.analyticsBytes = try size(v, "analytics-bytes", allowZero: true) }, current: { "\($0.analyticsBytes)B" }),
-        Option(name: "log-level", kind: .level, help: "debug, info, warn or error",
-               apply: { c, v throws(Invalid) in
-                   guard let l = LogLevel(rawValue: v.lowercased()) else { throw Invalid(description: "--log-level: expected debug, info, warn or error, got '\(v)'") }
-                   c.logLevel = l
-               }, current: { $0.logLevel.rawValue }),
-        Option(name: "pin-cpu", kind: .int, help: "pin the process to this CPU (benchmarks; unset = no pinning)",
-               apply: { c, v throws(Invalid) in c.pinCPU = v.isEmpty ? nil : try int(v, "pin-cpu", 0...4096) }, current: { $0.pinCPU.map(String.init) ?? "" }),
-    ] + authOptions + apiOptions + consoleOptions + socketIOOptions + redisTLSOptions + redisClusterOptions
+    private static let options: [Option] =
+        [
+            Option(
+                name: "host", kind: .string, help: "address the WebSocket listener binds (0.0.0.0 in containers)",
+                apply: { c, v in c.host = v }, current: { $0.host }),
+            Option(
+                name: "port", kind: .int, help: "WebSocket listener port",
+                apply: { c, v throws(Invalid) in c.port = try port(v, "port") }, current: { "\($0.port)" }),
+            Option(
+                name: "ws-path", kind: .string, help: "path of the room protocol endpoint",
+                apply: { c, v throws(Invalid) in c.wsPath = try path(v, "ws-path") }, current: { $0.wsPath }),
+            Option(
+                name: "echo-path", kind: .string, help: "path that echoes every message verbatim, for conformance runs (unset = off)",
+                apply: { c, v throws(Invalid) in c.echoPath = v.isEmpty ? nil : try path(v, "echo-path") }, current: { $0.echoPath ?? "" }),
+            Option(
+                name: "admin-host", kind: .string, help: "address the admin listener binds (/health, /ready, /metrics, the server API /api/<method>, /console)",
+                apply: { c, v in c.adminHost = v }, current: { $0.adminHost }),
+            Option(
+                name: "admin-port", kind: .int, help: "admin listener port (0 = off)",
+                apply: { c, v throws(Invalid) in c.adminPort = try port(v, "admin-port", allowZero: true) }, current: { "\($0.adminPort)" }),
+            Option(
+                name: "threads", kind: .int, help: "event loops (one per core)",
+                apply: { c, v throws(Invalid) in c.threads = try int(v, "threads", 1...64) }, current: { "\($0.threads)" }),
+            Option(
+                name: "redis-url", kind: .string,
+                help:
+                    "redis://host:port/db for the cluster bus (rediss:// for TLS, redis-cluster://ip:port,… for Redis Cluster; unset = in-process bus, single node)",
+                apply: { c, v throws(Invalid) in
+                    guard !v.isEmpty else { c.redisURL = nil; return }
+                    if v.lowercased().hasPrefix("redis-cluster://") { return try applyClusterURL(&c, v) }
+                    do throws(RedisEndpoint.Invalid) { _ = try RedisEndpoint(url: v) } catch { throw Invalid(description: "--redis-url: \(error.description)") }
+                    c.redisURL = v
+                }, current: { c in c.redisURL.map { (try? RedisEndpoint(url: $0))?.description ?? $0 } ?? "" }),
+            Option(
+                name: "redis-backoff-base", kind: .duration,
+                help: "Redis reconnect: ceiling of the first retry's random delay (doubles per failure, full jitter)",
+                apply: { c, v throws(Invalid) in c.redisBackoffBaseMs = try duration(v, "redis-backoff-base") }, current: { "\($0.redisBackoffBaseMs)ms" }),
+            Option(
+                name: "redis-backoff-cap", kind: .duration, help: "Redis reconnect: longest delay between attempts",
+                apply: { c, v throws(Invalid) in c.redisBackoffCapMs = try duration(v, "redis-backoff-cap") }, current: { "\($0.redisBackoffCapMs)ms" }),
+            Option(
+                name: "redis-attempt-log", kind: .int, help: "Redis reconnect: log failed attempts 1...N of an outage, then every N-th (1 = all)",
+                apply: { c, v throws(Invalid) in c.redisAttemptLog = try int(v, "redis-attempt-log", 1...1_000_000) }, current: { "\($0.redisAttemptLog)" }),
+            Option(
+                name: "heartbeat-interval", kind: .duration, help: "Redis heartbeat: registry refresh, dead-node cleanup and bus canary",
+                apply: { c, v throws(Invalid) in c.heartbeatIntervalMs = try duration(v, "heartbeat-interval") }, current: { "\($0.heartbeatIntervalMs)ms" }),
+            Option(
+                name: "node-ttl", kind: .duration, help: "lifetime of the node's registry key without a heartbeat (dead nodes' presence is removed within 2x)",
+                apply: { c, v throws(Invalid) in c.nodeTTLMs = try duration(v, "node-ttl") }, current: { "\($0.nodeTTLMs)ms" }),
+            Option(
+                name: "node-id", kind: .string, help: "this node's id in the cluster (default hostname-pid)",
+                apply: { c, v in c.nodeID = v }, current: { $0.nodeID }),
+            Option(
+                name: "prefix", kind: .string, help: "Redis key and channel prefix",
+                apply: { c, v in c.prefix = v }, current: { $0.prefix }),
+            Option(
+                name: "history-size", kind: .int, help: "messages kept per room for resume (join since)",
+                apply: { c, v throws(Invalid) in c.historySize = try int(v, "history-size", 0...10_000_000) }, current: { "\($0.historySize)" }),
+            Option(
+                name: "history-bytes", kind: .size,
+                help: "bytes of history kept per room, payload + 128 B per message, in-process bus (Redis: by count only; 0: count only)",
+                apply: { c, v throws(Invalid) in c.historyBytes = try size(v, "history-bytes", allowZero: true) }, current: { "\($0.historyBytes)B" }),
+            Option(
+                name: "max-history-memory", kind: .size,
+                help: "bytes of history the in-process bus keeps for the node; over it the least recently published rooms lose history first (0: no cap)",
+                apply: { c, v throws(Invalid) in c.maxHistoryMemory = try size(v, "max-history-memory", allowZero: true) },
+                current: { "\($0.maxHistoryMemory)B" }),
+            Option(
+                name: "history-ttl", kind: .duration, help: "a room's history is dropped this long after its last publish (0: never)",
+                apply: { c, v throws(Invalid) in c.historyTTLMs = try duration(v, "history-ttl", in: 0...Int.max) }, current: { "\($0.historyTTLMs)ms" }),
+            Option(
+                name: "idempotency-window", kind: .duration,
+                help: "a publish retried with the same id (HTTP: Idempotency-Key) within this window is stored once and answers the first offset (0: off)",
+                apply: { c, v throws(Invalid) in c.idempotencyWindowMs = try duration(v, "idempotency-window", in: 0...86_400_000) },
+                current: { "\($0.idempotencyWindowMs)ms" }),
+            Option(
+                name: "max-message-size", kind: .size, help: "largest message a client may send (close 1009 above it)",
+                apply: { c, v throws(Invalid) in c.maxMessageSize = try size(v, "max-message-size") }, current: { "\($0.maxMessageSize)B" }),
+            Option(
+                name: "max-fragments", kind: .int, help: "frames one message may span (close 1008 above it)",
+                apply: { c, v throws(Invalid) in c.maxFragments = try int(v, "max-fragments", 1...1_000_000) }, current: { "\($0.maxFragments)" }),
+            Option(
+                name: "permessage-deflate", kind: .flag, help: "yes/no: offer RFC 7692 compression (no context takeover: no zlib memory per connection)",
+                apply: { c, v throws(Invalid) in c.deflate.isEnabled = try yesNo(v, "permessage-deflate") }, current: { $0.deflate.isEnabled ? "yes" : "no" }),
+            Option(
+                name: "deflate-threshold", kind: .size, help: "messages shorter than this are sent uncompressed",
+                apply: { c, v throws(Invalid) in c.deflate.threshold = try size(v, "deflate-threshold") }, current: { "\($0.deflate.threshold)B" }),
+            Option(
+                name: "max-head-size", kind: .size, help: "largest HTTP request head (431 above it)",
+                apply: { c, v throws(Invalid) in c.maxHeadSize = try size(v, "max-head-size") }, current: { "\($0.maxHeadSize)B" }),
+            Option(
+                name: "max-outbound-bytes", kind: .size, help: "bytes queued for one client before it is closed as a slow consumer (4004)",
+                apply: { c, v throws(Invalid) in c.maxOutboundBytes = try size(v, "max-outbound-bytes") }, current: { "\($0.maxOutboundBytes)B" }),
+            Option(
+                name: "handshake-timeout", kind: .duration, help: "time from accept to a complete upgrade",
+                apply: { c, v throws(Invalid) in c.handshakeTimeoutMs = try duration(v, "handshake-timeout") }, current: { "\($0.handshakeTimeoutMs)ms" }),
+            Option(
+                name: "close-timeout", kind: .duration, help: "time from our close frame to the peer's before the socket is closed",
+                apply: { c, v throws(Invalid) in c.closeTimeoutMs = try duration(v, "close-timeout") }, current: { "\($0.closeTimeoutMs)ms" }),
+            Option(
+                name: "ping-interval", kind: .duration, help: "interval between server pings",
+                apply: { c, v throws(Invalid) in c.pingIntervalMs = try duration(v, "ping-interval") }, current: { "\($0.pingIntervalMs)ms" }),
+            Option(
+                name: "pong-timeout", kind: .duration, help: "time to wait for any frame after a ping before the client is reaped",
+                apply: { c, v throws(Invalid) in c.pongTimeoutMs = try duration(v, "pong-timeout") }, current: { "\($0.pongTimeoutMs)ms" }),
+            Option(
+                name: "drain-delay", kind: .duration, help: "on SIGTERM: time for the load balancer to stop routing here before the listeners close",
+                apply: { c, v throws(Invalid) in c.drainDelayMs = try duration(v, "drain-delay", in: 0...Int.max) }, current: { "\($0.drainDelayMs)ms" }),
+            Option(
+                name: "drain-window", kind: .duration, help: "on SIGTERM: clients are told to reconnect and closed (1012) in batches over this window",
+                apply: { c, v throws(Invalid) in c.drainWindowMs = try duration(v, "drain-window", in: 0...Int.max) }, current: { "\($0.drainWindowMs)ms" }),
+            Option(
+                name: "drain-deadline", kind: .duration, help: "on SIGTERM: exit by then whatever is left (under the orchestrator's grace period)",
+                apply: { c, v throws(Invalid) in c.drainDeadlineMs = try duration(v, "drain-deadline") }, current: { "\($0.drainDeadlineMs)ms" }),
+            Option(
+                name: "max-draining", kind: .int, help: "nodes that may drain at once across the cluster (Redis semaphore)",
+                apply: { c, v throws(Invalid) in c.maxDraining = try int(v, "max-draining", 1...1000) }, current: { "\($0.maxDraining)" }),
+            Option(
+                name: "subprotocols", kind: .list, help: "comma list of Sec-WebSocket-Protocol values to accept",
+                apply: { c, v in c.subprotocols = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
+                current: { $0.subprotocols.joined(separator: ",") }),
+            Option(
+                name: "tcp-keepalive-idle", kind: .duration, help: "TCP idle time before keepalive probes (0 = off)",
+                apply: { c, v throws(Invalid) in c.tcpKeepaliveIdleMs = try duration(v, "tcp-keepalive-idle", in: 0...Int.max) },
+                current: { "\($0.tcpKeepaliveIdleMs)ms" }),
+            Option(
+                name: "tcp-keepalive-interval", kind: .duration, help: "time between TCP keepalive probes",
+                apply: { c, v throws(Invalid) in c.tcpKeepaliveIntervalMs = try duration(v, "tcp-keepalive-interval") },
+                current: { "\($0.tcpKeepaliveIntervalMs)ms" }),
+            Option(
+                name: "tcp-keepalive-count", kind: .int, help: "unanswered TCP keepalive probes before the kernel drops the connection",
+                apply: { c, v throws(Invalid) in c.tcpKeepaliveCount = try int(v, "tcp-keepalive-count", 1...100) }, current: { "\($0.tcpKeepaliveCount)" }),
+            Option(
+                name: "idle-timeout", kind: .duration, help: "close a client that sent no data frame for this long (0 = off)",
+                apply: { c, v throws(Invalid) in c.idleTimeoutMs = try duration(v, "idle-timeout", in: 0...Int.max) }, current: { "\($0.idleTimeoutMs)ms" }),
+            Option(
+                name: "max-connections", kind: .int, help: "open connections per node; more get 503 before the upgrade",
+                apply: { c, v throws(Invalid) in c.maxConnections = try int(v, "max-connections", 1...10_000_000) }, current: { "\($0.maxConnections)" }),
+            Option(
+                name: "max-rooms-per-connection", kind: .int, help: "rooms one connection may be in (error too_many_rooms above it)",
+                apply: { c, v throws(Invalid) in c.maxRoomsPerConnection = try int(v, "max-rooms-per-connection", 1...100_000) },
+                current: { "\($0.maxRoomsPerConnection)" }),
+            Option(
+                name: "max-frame-rate", kind: .int,
+                help: "inbound frames/s per connection on the room path, burst 2 s worth; excess closes with 1008 (0 = off)",
+                apply: { c, v throws(Invalid) in c.maxFrameRate = try int(v, "max-frame-rate", 0...10_000_000) }, current: { "\($0.maxFrameRate)" }),
+            Option(
+                name: "slow-consumer-grace", kind: .duration,
+                help: "how long a client may stay over --max-outbound-bytes (never past twice it) before close 4004",
+                apply: { c, v throws(Invalid) in c.slowConsumerGraceMs = try duration(v, "slow-consumer-grace", in: 0...Int.max) },
+                current: { "\($0.slowConsumerGraceMs)ms" }),
+            Option(
+                name: "trusted-proxies", kind: .list, help: "comma list of proxy IPv4 addresses/CIDRs whose X-Request-ID and X-Forwarded-For are believed",
+                apply: { c, v throws(Invalid) in
+                    guard let t = TrustedProxies(v) else { throw Invalid(description: "--trusted-proxies: expected IPv4 addresses or CIDR blocks, got '\(v)'") }
+                    c.trustedProxies = t
+                    c.trustedProxiesText = v
+                }, current: { $0.trustedProxiesText }),
+            Option(
+                name: "hsts-max-age", kind: .duration,
+                help: "send Strict-Transport-Security with this max-age on HTTP answers, when TLS terminates in front (0 = off)",
+                apply: { c, v throws(Invalid) in c.hstsMaxAge = try duration(v, "hsts-max-age", in: 0...Int.max) / 1000 },
+                current: { $0.hstsMaxAge == 0 ? "0" : "\($0.hstsMaxAge)s" }),
+            Option(
+                name: "tls-cert", kind: .list,
+                help:
+                    "PEM certificate chain (leaf first) for wss:// on the public port; repeatable with --tls-key, the first pair is the default, others are picked by SNI (unset = plain ws://)",
+                apply: { c, v in c.tlsCertificates += listItems(v) }, current: { $0.tlsCertificates.joined(separator: ",") }, reset: { $0.tlsCertificates = [] }
+            ),
+            Option(
+                name: "tls-key", kind: .list, help: "PEM private key of the --tls-cert in the same position; repeatable",
+                apply: { c, v in c.tlsKeys += listItems(v) }, current: { $0.tlsKeys.joined(separator: ",") }, reset: { $0.tlsKeys = [] }),
+            Option(
+                name: "tls-min-version", kind: .string, help: "lowest TLS version accepted: 1.2 or 1.3",
+                apply: { c, v throws(Invalid) in
+                    guard let t = TLSVersion(rawValue: v.trimmingCharacters(in: .whitespaces)) else {
+                        throw Invalid(description: "--tls-min-version: expected 1.2 or 1.3, got '\(v)'")
+                    }
+                    c.tlsMinimumVersion = t
+                }, current: { $0.tlsMinimumVersion.rawValue }),
+            Option(
+                name: "tls-reload-interval", kind: .duration,
+                help: "poll the certificate and key files this often and reload them when they changed, as SIGHUP does (0 = SIGHUP only)",
+                apply: { c, v throws(Invalid) in c.tlsReloadIntervalMs = try duration(v, "tls-reload-interval", in: 0...Int.max) },
+                current: { "\($0.tlsReloadIntervalMs)ms" }),
+            Option(
+                name: "admin-tls-cert", kind: .string, help: "PEM certificate chain for HTTPS on the admin port (with --admin-tls-key; unset = plain HTTP)",
+                apply: { c, v in c.adminTLSCertificate = v.isEmpty ? nil : v }, current: { $0.adminTLSCertificate ?? "" }),
+            Option(
+                name: "admin-tls-key", kind: .string, help: "PEM private key of --admin-tls-cert",
+                apply: { c, v in c.adminTLSKey = v.isEmpty ? nil : v }, current: { $0.adminTLSKey ?? "" }),
+            Option(
+                name: "analytics-rate", kind: .int, help: "analytics events/s per connection and per user (across the cluster)",
+                apply: { c, v throws(Invalid) in c.analyticsRate = Double(try int(v, "analytics-rate", 1...1_000_000)) },
+                current: { "\(Int($0.analyticsRate))" }),
+            Option(
+                name: "analytics-burst", kind: .int, help: "analytics bucket capacity (events)",
+                apply: { c, v throws(Invalid) in c.analyticsBurst = try int(v, "analytics-burst", 1...1_000_000) }, current: { "\($0.analyticsBurst)" }),
+            Option(
+                name: "analytics-stream-size", kind: .int, help: "analytics stream length kept (MAXLEN ~; the in-process ring size without Redis)",
+                apply: { c, v throws(Invalid) in c.analyticsStreamSize = try int(v, "analytics-stream-size", 1...100_000_000) },
+                current: { "\($0.analyticsStreamSize)" }),
+            Option(
+                name: "analytics-bytes", kind: .size, help: "bytes of events the in-process analytics ring keeps (Redis stream: by count only; 0: count only)",
+                apply: { c, v throws(Invalid) in c.analyticsBytes = try size(v, "analytics-bytes", allowZero: true) }, current: { "\($0.analyticsBytes)B" }),
+            Option(
+                name: "log-level", kind: .level, help: "debug, info, warn or error",
+                apply: { c, v throws(Invalid) in
+                    guard let l = LogLevel(rawValue: v.lowercased()) else {
+                        throw Invalid(description: "--log-level: expected debug, info, warn or error, got '\(v)'")
+                    }
+                    c.logLevel = l
+                }, current: { $0.logLevel.rawValue }),
+            Option(
+                name: "pin-cpu", kind: .int, help: "pin the process to this CPU (benchmarks; unset = no pinning)",
+                apply: { c, v throws(Invalid) in c.pinCPU = v.isEmpty ? nil : try int(v, "pin-cpu", 0...4096) }, current: { $0.pinCPU.map(String.init) ?? "" })
+        ] + authOptions + apiOptions + consoleOptions + socketIOOptions + redisTLSOptions + redisClusterOptions
 
     public init() {}
 
@@ -360,10 +445,14 @@ public struct Config: Sendable {
             throw Invalid(description: "--node-ttl (\(config.nodeTTLMs)ms) must exceed --heartbeat-interval (\(config.heartbeatIntervalMs)ms)")
         }
         if config.redisBackoffCapMs < config.redisBackoffBaseMs {
-            throw Invalid(description: "--redis-backoff-cap (\(config.redisBackoffCapMs)ms) must be at least --redis-backoff-base (\(config.redisBackoffBaseMs)ms)")
+            throw Invalid(
+                description: "--redis-backoff-cap (\(config.redisBackoffCapMs)ms) must be at least --redis-backoff-base (\(config.redisBackoffBaseMs)ms)")
         }
         if config.drainDelayMs + config.drainWindowMs >= config.drainDeadlineMs {
-            throw Invalid(description: "--drain-deadline (\(config.drainDeadlineMs)ms) must exceed --drain-delay + --drain-window (\(config.drainDelayMs + config.drainWindowMs)ms)")
+            throw Invalid(
+                description:
+                    "--drain-deadline (\(config.drainDeadlineMs)ms) must exceed --drain-delay + --drain-window (\(config.drainDelayMs + config.drainWindowMs)ms)"
+            )
         }
         return config
     }
@@ -372,19 +461,19 @@ public struct Config: Sendable {
     public static var helpText: String {
         let d = Config()
         var s = """
-        switchboard: a WebSocket gateway node (RFC 6455) with rooms and a cluster bus.
+            switchboard: a WebSocket gateway node (RFC 6455) with rooms and a cluster bus.
 
-        Usage: switchboard [--flag value | --flag=value]...
-        Every flag has an environment twin (SWITCHBOARD_<FLAG>); flags win. Durations: 250ms, 5s, 2m, 1h.
-        Sizes: 512B, 64KiB, 1MiB, 1GiB.
-        switchboard --health-check asks the configured admin port's /health once (exit 0 on 200): the
-        container image's HEALTHCHECK.
+            Usage: switchboard [--flag value | --flag=value]...
+            Every flag has an environment twin (SWITCHBOARD_<FLAG>); flags win. Durations: 250ms, 5s, 2m, 1h.
+            Sizes: 512B, 64KiB, 1MiB, 1GiB.
+            switchboard --health-check asks the configured admin port's /health once (exit 0 on 200): the
+            container image's HEALTHCHECK.
 
-        """
+            """
         for o in options {
             let def = helpDefault(o, d.display(o))
             let flag = "  --\(o.name)"
-            s += flag.padding(toLength: max(24, flag.count + 2), withPad: " ", startingAt: 0)   // long names are not cut
+            s += flag.padding(toLength: max(24, flag.count + 2), withPad: " ", startingAt: 0)  // long names are not cut
             s += "\(o.help) [env \(o.env)\(def.isEmpty ? "" : ", default \(def)")]\n"
         }
         return s
@@ -478,7 +567,9 @@ public struct Config: Sendable {
     }
 
     private static func path(_ v: String, _ flag: String) throws(Invalid) -> String {
-        guard v.hasPrefix("/"), !v.contains(" "), !v.contains("?") else { throw Invalid(description: "--\(flag): expected a path starting with '/', got '\(v)'") }
+        guard v.hasPrefix("/"), !v.contains(" "), !v.contains("?") else {
+            throw Invalid(description: "--\(flag): expected a path starting with '/', got '\(v)'")
+        }
         return v
     }
 
@@ -508,8 +599,10 @@ public struct Config: Sendable {
     /// Bytes from `512B`, `64KiB`, `1MiB`, `1GiB`, `1KB`/`1MB` (taken as binary units) or a bare number of bytes.
     public static func parseSize(_ text: String) -> Int? {
         let t = text.trimmingCharacters(in: .whitespaces).lowercased()
-        let units: [(String, Int)] = [("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("kb", 1 << 10), ("mb", 1 << 20), ("gb", 1 << 30),
-                                      ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("b", 1)]
+        let units: [(String, Int)] = [
+            ("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("kb", 1 << 10), ("mb", 1 << 20), ("gb", 1 << 30),
+            ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("b", 1)
+        ]
         for (suffix, scale) in units where t.hasSuffix(suffix) {
             guard let n = Double(t.dropLast(suffix.count)), n >= 0, n * Double(scale) < largestParsed else { return nil }
             return Int(n * Double(scale))

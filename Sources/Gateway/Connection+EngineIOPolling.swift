@@ -34,7 +34,9 @@ extension Connection {
                 loop.engineIO.heldPolls[id] = sid
                 let http = self
                 SocketIOPollingSession.with(sid, on: node) { s in
-                    guard let s else { return SocketIOPollingSession.answer(http, EngineIOHandshakeError(.unknownSessionID, detail: "no session with this sid on this node")) }
+                    guard let s else {
+                        return SocketIOPollingSession.answer(http, EngineIOHandshakeError(.unknownSessionID, detail: "no session with this sid on this node"))
+                    }
                     s.poll(from: http)
                 }
             } else if head.method == "POST" {
@@ -64,7 +66,9 @@ extension Connection {
         let http = self
         let body = post.body
         SocketIOPollingSession.with(post.sid, on: loop.node) { s in
-            guard let s else { return SocketIOPollingSession.answer(http, EngineIOHandshakeError(.unknownSessionID, detail: "no session with this sid on this node")) }
+            guard let s else {
+                return SocketIOPollingSession.answer(http, EngineIOHandshakeError(.unknownSessionID, detail: "no session with this sid on this node"))
+            }
             s.post(body, from: http)
         }
     }
@@ -83,9 +87,11 @@ extension Connection {
             let moved = ConnectionAuthState()
             moved.admittedIP = st.admittedIP
             st.admittedIP = nil
-            moved.context = AuthRequestContext(clientIP: ip, headers: AuthRequestContext.forwardedHeaders.compactMap { name in
-                head.headers[name].map { (name.lowercased(), $0) }
-            })
+            moved.context = AuthRequestContext(
+                clientIP: ip,
+                headers: AuthRequestContext.forwardedHeaders.compactMap { name in
+                    head.headers[name].map { (name.lowercased(), $0) }
+                })
             sessionAuth = moved
         }
         let efd = eventfd(0, CInt(EFD_NONBLOCK) | CInt(EFD_CLOEXEC))
@@ -105,8 +111,12 @@ extension Connection {
         loop.node.socketCount.add(1, ordering: .relaxed)
         c.machine.opened(now: now, limits: loop.socketIOLimits)
         loop.metrics.connectionsOpen.add()
-        loop.node.logger.info("connection open", ["conn": c.logID, "request_id": .string(c.requestID), "protocol": .string("socketio"),
-                                                  "transport": .string("polling"), "peer": .string(Socket.peerAddress(fd))])
+        loop.node.logger.info(
+            "connection open",
+            [
+                "conn": c.logID, "request_id": .string(c.requestID), "protocol": .string("socketio"),
+                "transport": .string("polling"), "peer": .string(Socket.peerAddress(fd))
+            ])
         c.socketIOStart(transport: .polling, sid: sid, polling: s)
         c.syncTimer()
         // The open packet is in the connection's queue; it reaches the outbox when the loop flushes.

@@ -7,7 +7,7 @@ extension Connection {
     func handleHTTP(_ bytes: UnsafeMutableRawBufferPointer) {
         let result: HTTPHeadParser.Result
         do {
-            guard http != nil else { return socketIOBodyBytes(bytes) }   // a polling POST's body
+            guard http != nil else { return socketIOBodyBytes(bytes) }  // a polling POST's body
             result = try http!.feed(UnsafeRawBufferPointer(bytes))
         } catch {
             reject(error)
@@ -19,7 +19,7 @@ extension Connection {
         guard consumed < bytes.count else { return }
         let rest = UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
         switch phase {
-        case .open: feedFrames(rest)   // frames pipelined right behind the request head
+        case .open: feedFrames(rest)  // frames pipelined right behind the request head
         case .authenticating: stashWhileAuthenticating(rest)
         case .http: socketIOBodyBytes(rest)
         case .closing, .closed: break
@@ -34,7 +34,7 @@ extension Connection {
             personalityIndex = Personalities.echo
         } else if config.socketIO.matches(head.path) {
             personalityIndex = Personalities.socketIO
-            guard routeSocketIO(head) else { return }   // polling and Engine.IO errors are answered there
+            guard routeSocketIO(head) else { return }  // polling and Engine.IO errors are answered there
         } else {
             reject(HTTPError(status: .notFound, reason: "no WebSocket endpoint at this path", headers: []))
             return
@@ -80,8 +80,12 @@ extension Connection {
         syncTimer()
         loop.metrics.handshakesCompleted.add()
         loop.metrics.connectionsOpen.add()
-        loop.node.logger.info("connection open", ["conn": logID, "request_id": .string(requestID), "protocol": .string(personality.name),
-                                                  "path": .string(head.path), "peer": .string(peer), "loop": .int(loop.loop.index)])
+        loop.node.logger.info(
+            "connection open",
+            [
+                "conn": logID, "request_id": .string(requestID), "protocol": .string(personality.name),
+                "path": .string(head.path), "peer": .string(peer), "loop": .int(loop.loop.index)
+            ])
         personality.opened(self)
         authDidUpgrade()
     }
@@ -99,8 +103,12 @@ extension Connection {
     /// Answers a failed handshake with `response` and closes after it is written.
     func rejectAnswer(_ response: HTTPResponse, status: Int, reason: String) {
         loop.metrics.countRejection(status)
-        loop.node.logger.rateLimited(.info, "handshake rejected", ["status": .int(status), "reason": .string(reason),
-                                                                   "peer": .string(Socket.peerAddress(fd))])
+        loop.node.logger.rateLimited(
+            .info, "handshake rejected",
+            [
+                "status": .int(status), "reason": .string(reason),
+                "peer": .string(Socket.peerAddress(fd))
+            ])
         http = nil
         machine.rejected(now: now)
         syncTimer()

@@ -18,9 +18,10 @@ extension Connection {
     func answerPlainJoin(room: String, origin: RoomOpOrigin, fresh: Bool) {
         guard let r = loop.rooms[room] else { return }
         let ttl = loop.config.historyTTLMs
-        let decision = r.joinOffsets.plainJoin(PlainJoinWaiter(connection: self, origin: origin, fresh: fresh), now: now, haveOffset: r.lastOffset != nil,
-                                               isBusUp: loop.node.hub.busState.load(ordering: .relaxed),
-                                               maxAgeMilliseconds: ttl > 0 ? UInt64(max(1, ttl / 2)) : 0)
+        let decision = r.joinOffsets.plainJoin(
+            PlainJoinWaiter(connection: self, origin: origin, fresh: fresh), now: now, haveOffset: r.lastOffset != nil,
+            isBusUp: loop.node.hub.busState.load(ordering: .relaxed),
+            maxAgeMilliseconds: ttl > 0 ? UInt64(max(1, ttl / 2)) : 0)
         switch decision {
         case .answer:
             answerJoined(origin, room: room, offset: r.lastOffset!, recovered: false)

@@ -27,9 +27,12 @@ extension Connection {
             return socketIOConnectRefused(namespace: ns, message: "authentication required: connect with auth {token}")
         }
         let ctx = authState?.context ?? AuthRequestContext(clientIP: Socket.peerAddress(fd), headers: [])
-        if let outcome = svc.authenticate(token: token, context: ctx, on: loop, completion: { outcome in
-            self.socketIOAuthenticated(namespace: ns, recovery: recovery, outcome)
-        }) {
+        if let outcome = svc.authenticate(
+            token: token, context: ctx, on: loop,
+            completion: { outcome in
+                self.socketIOAuthenticated(namespace: ns, recovery: recovery, outcome)
+            })
+        {
             socketIOAuthenticated(namespace: ns, recovery: recovery, outcome)
         }
     }
@@ -117,7 +120,8 @@ extension Connection {
     /// or it belongs to another user than the one now authenticated.
     private static func recordRooms(_ bytes: [UInt8], user: String?) -> [(room: String, ns: String, offset: StreamOffset?)]? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-              let rooms = object["rooms"] as? [[String: String]] else { return nil }
+            let rooms = object["rooms"] as? [[String: String]]
+        else { return nil }
         let owner = object["user"] as? String ?? ""
         guard owner == (user ?? "") else { return nil }
         return rooms.compactMap { r in

@@ -72,8 +72,8 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     override func received(_ bytes: UnsafeMutableRawBufferPointer) {
         switch machine.phase {
         case .http: handleHTTP(bytes)
-        case .authenticating: stashWhileAuthenticating(bytes)   // the auth backend is deciding
-        case .open, .closing: if !machine.stopReading { feedFrames(bytes) }   // after a close: discard until EOF
+        case .authenticating: stashWhileAuthenticating(bytes)  // the auth backend is deciding
+        case .open, .closing: if !machine.stopReading { feedFrames(bytes) }  // after a close: discard until EOF
         case .closed: return
         }
     }
@@ -83,8 +83,12 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
             try reader.feed(bytes, onDataFrame: { _ in self.frameArrived(isData: true) }, { event in self.handle(event) })
         } catch {
             loop.metrics.protocolErrors.add()
-            loop.node.logger.rateLimited(.info, "protocol error", ["conn": logID, "error": .string("\(error)"),
-                                                                   "close_code": .int(Int(error.closeCode.rawValue))])
+            loop.node.logger.rateLimited(
+                .info, "protocol error",
+                [
+                    "conn": logID, "error": .string("\(error)"),
+                    "close_code": .int(Int(error.closeCode.rawValue))
+                ])
             fail(error.closeCode, reason: error.closeReason)
         }
     }
@@ -104,7 +108,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     /// Handles one event; returns false to stop reading (after a close).
     private func handle(_ event: WebSocketEvent) -> Bool {
         switch event {
-        case .text, .binary: break   // counted frame by frame in `onDataFrame`
+        case .text, .binary: break  // counted frame by frame in `onDataFrame`
         case .ping, .pong, .close: guard frameArrived(isData: false) else { return false }
         }
         switch event {
@@ -137,7 +141,8 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     /// over `--deflate-threshold` (and compression shrinks it), else plain.
     func frame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) -> Bytes {
         if deflateWindowBits != 0, loop.config.deflate.shouldCompress(payloadLength: payload.count),
-           let compressed = loop.compressedFrame(opcode, payload, windowBits: Int(deflateWindowBits)) {
+            let compressed = loop.compressedFrame(opcode, payload, windowBits: Int(deflateWindowBits))
+        {
             return compressed
         }
         return Bytes(frame: opcode, payload: payload)
@@ -232,14 +237,18 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         if personalityIndex == Personalities.rooms {
             loop.node.proxy?.connectionEvent("disconnect", user: authState?.identity?.user, connection: String(id, radix: 16), on: loop)
         }
-        loop.node.logger.info("connection closed", ["conn": logID, "request_id": .string(requestID), "protocol": .string(personality.name), "close_code": .int(Int(code)),
-                                                    "reason": .string(machine.closeReason), "duration_ms": .int(Int(now - acceptedAt)),
-                                                    "bytes_in": .int(bytesRead), "bytes_out": .int(bytesWritten),
-                                                    "rooms": .int(max(roomSlots.count, roomsAtClose))])
+        loop.node.logger.info(
+            "connection closed",
+            [
+                "conn": logID, "request_id": .string(requestID), "protocol": .string(personality.name), "close_code": .int(Int(code)),
+                "reason": .string(machine.closeReason), "duration_ms": .int(Int(now - acceptedAt)),
+                "bytes_in": .int(bytesRead), "bytes_out": .int(bytesWritten),
+                "rooms": .int(max(roomSlots.count, roomsAtClose))
+            ])
     }
 
     private func leaveAllRooms() {
-        if personalityIndex == Personalities.socketIO { socketIOSessionEnding() }   // the recovery record needs the rooms
+        if personalityIndex == Personalities.socketIO { socketIOSessionEnding() }  // the recovery record needs the rooms
         guard !roomSlots.isEmpty else { return }
         roomsAtClose = roomSlots.count
         for room in Array(roomSlots.keys) { loop.leave(self, room: room) }

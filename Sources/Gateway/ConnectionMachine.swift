@@ -283,8 +283,6 @@ struct ConnectionMachine {
         phaseDeadline = next
     }
 
-
-
     // MARK: - Outbound pressure
 
     /// Decides on one outbound frame of `frameBytes` with `queuedBytes` already queued. An empty queue takes
@@ -326,8 +324,10 @@ final class ConnectionLimits: Sendable {
     /// so this only bounds a peer that never reads our FIN).
     var lingerMs: Int { min(closeTimeoutMs, 2000) }
 
-    init(handshakeTimeoutMs: Int = 5000, pingIntervalMs: Int = 25_000, pongTimeoutMs: Int = 10_000, idleTimeoutMs: Int = 0,
-         closeTimeoutMs: Int = 5000, maxFrameRate: Int = 0, maxOutboundBytes: Int = 1 << 20, slowConsumerGraceMs: Int = 1000) {
+    init(
+        handshakeTimeoutMs: Int = 5000, pingIntervalMs: Int = 25_000, pongTimeoutMs: Int = 10_000, idleTimeoutMs: Int = 0,
+        closeTimeoutMs: Int = 5000, maxFrameRate: Int = 0, maxOutboundBytes: Int = 1 << 20, slowConsumerGraceMs: Int = 1000
+    ) {
         self.handshakeTimeoutMs = handshakeTimeoutMs
         self.pingIntervalMs = pingIntervalMs
         self.pongTimeoutMs = pongTimeoutMs
@@ -341,10 +341,11 @@ final class ConnectionLimits: Sendable {
     /// The limits `config` sets; `frameRateLimited` false for the echo path (conformance runs send floods);
     /// `pingIntervalMs` replaces `--ping-interval` (Socket.IO has its own heartbeat).
     convenience init(_ config: Config, frameRateLimited: Bool, pingIntervalMs: Int? = nil) {
-        self.init(handshakeTimeoutMs: config.handshakeTimeoutMs, pingIntervalMs: pingIntervalMs ?? config.pingIntervalMs, pongTimeoutMs: config.pongTimeoutMs,
-                  idleTimeoutMs: config.idleTimeoutMs, closeTimeoutMs: config.closeTimeoutMs,
-                  maxFrameRate: frameRateLimited ? config.maxFrameRate : 0, maxOutboundBytes: config.maxOutboundBytes,
-                  slowConsumerGraceMs: config.slowConsumerGraceMs)
+        self.init(
+            handshakeTimeoutMs: config.handshakeTimeoutMs, pingIntervalMs: pingIntervalMs ?? config.pingIntervalMs, pongTimeoutMs: config.pongTimeoutMs,
+            idleTimeoutMs: config.idleTimeoutMs, closeTimeoutMs: config.closeTimeoutMs,
+            maxFrameRate: frameRateLimited ? config.maxFrameRate : 0, maxOutboundBytes: config.maxOutboundBytes,
+            slowConsumerGraceMs: config.slowConsumerGraceMs)
     }
 }
 

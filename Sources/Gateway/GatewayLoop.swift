@@ -55,8 +55,9 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
         self.socketIOLimits = ConnectionLimits(node.config, frameRateLimited: true, pingIntervalMs: 365 * 86_400_000)
         self.tls = node.config.tls
         self.adminTLS = node.config.adminTLS
-        super.init(loop: try EventLoop(index: index), bytesIn: metrics.bytesIn, bytesOut: metrics.bytesOut,
-                   outboundQueueBytes: metrics.outboundQueueBytes)
+        super.init(
+            loop: try EventLoop(index: index), bytesIn: metrics.bytesIn, bytesOut: metrics.bytesOut,
+            outboundQueueBytes: metrics.outboundQueueBytes)
     }
 
     /// The transport for a socket accepted on the public port: TLS with the current certificates, or plain.

@@ -10,9 +10,10 @@ extension GatewayNode {
     static func makeDefaultBus(config: Config, logger: Logger) -> ClusterServices {
         if let cluster = makeClusterBus(config: config, logger: logger) { return cluster }
         guard let url = config.redisURL else {
-            return .local(historySize: config.historySize, historyTTLMilliseconds: config.historyTTLMs,
-                          idempotencyWindowMilliseconds: config.idempotencyWindowMs, historyBytes: config.historyBytes,
-                          maxHistoryMemory: config.maxHistoryMemory, analyticsBytes: config.analyticsBytes)
+            return .local(
+                historySize: config.historySize, historyTTLMilliseconds: config.historyTTLMs,
+                idempotencyWindowMilliseconds: config.idempotencyWindowMs, historyBytes: config.historyBytes,
+                maxHistoryMemory: config.maxHistoryMemory, analyticsBytes: config.analyticsBytes)
         }
         let endpoint: RedisEndpoint
         let loop: EventLoop
@@ -37,18 +38,21 @@ extension GatewayNode {
     /// The Redis buses' log lines (standalone and cluster) written by the node's logger.
     static func busLogger(_ logger: Logger) -> RedisBusLogger {
         { level, message, fields in
-            let mapped: LogLevel = switch level {
-            case .debug: .debug
-            case .info: .info
-            case .warn: .warn
-            case .error: .error
-            }
-            logger.log(mapped, message, pairs: fields.map { k, v in
-                switch v {
-                case .string(let s): (k, .string(s))
-                case .int(let i): (k, .int(i))
+            let mapped: LogLevel =
+                switch level {
+                case .debug: .debug
+                case .info: .info
+                case .warn: .warn
+                case .error: .error
                 }
-            })
+            logger.log(
+                mapped, message,
+                pairs: fields.map { k, v in
+                    switch v {
+                    case .string(let s): (k, .string(s))
+                    case .int(let i): (k, .int(i))
+                    }
+                })
         }
     }
 
@@ -58,8 +62,9 @@ extension GatewayNode {
         let address = "\(config.host):\(publicPort)"
         let started = UInt64(Date().timeIntervalSince1970 * 1000)
         registry.setNodeInfoProvider { [unowned self] in
-            NodeInfo(address: address, startedAtMilliseconds: started,
-                     connections: loops.reduce(0) { $0 + $1.metrics.connectionsOpen.load() }, draining: isDraining)
+            NodeInfo(
+                address: address, startedAtMilliseconds: started,
+                connections: loops.reduce(0) { $0 + $1.metrics.connectionsOpen.load() }, draining: isDraining)
         }
     }
 

@@ -22,11 +22,13 @@ extension GatewayNode {
             exit(2)
         }
         loop.start(name: "bus")
-        let bus = RedisClusterBus(loop: loop, seeds: seeds, username: config.redisClusterUsername, password: config.redisClusterPassword,
-                                  prefix: config.prefix, nodeID: config.nodeID, historySize: config.historySize,
-                                  historyTTLMilliseconds: config.historyTTLMs, idempotencyWindowMilliseconds: config.idempotencyWindowMs,
-                                  logger: busLogger(logger))
-        return ClusterServices(rooms: bus, presence: bus, registry: LocalRegistry(),
-                               analytics: LocalAnalytics(maxBytes: config.analyticsBytes), lifecycle: bus)
+        let bus = RedisClusterBus(
+            loop: loop, seeds: seeds, username: config.redisClusterUsername, password: config.redisClusterPassword,
+            prefix: config.prefix, nodeID: config.nodeID, historySize: config.historySize,
+            historyTTLMilliseconds: config.historyTTLMs, idempotencyWindowMilliseconds: config.idempotencyWindowMs,
+            logger: busLogger(logger))
+        return ClusterServices(
+            rooms: bus, presence: bus, registry: LocalRegistry(),
+            analytics: LocalAnalytics(maxBytes: config.analyticsBytes), lifecycle: bus)
     }
 }

@@ -48,8 +48,9 @@ extension GatewayNode {
     func warnExpiredCertificates(_ contexts: [TLSContext]) {
         for context in contexts {
             for (pair, expiry) in zip(context.pairs, context.expiries) where expiry >= 0 && expiry < Int(Date().timeIntervalSince1970) {
-                logger.warn("TLS certificate expired: serving it anyway, clients will refuse it",
-                            ["certificate": .string(pair.certificatePath), "not_after": .string(Self.isoDate(expiry))])
+                logger.warn(
+                    "TLS certificate expired: serving it anyway, clients will refuse it",
+                    ["certificate": .string(pair.certificatePath), "not_after": .string(Self.isoDate(expiry))])
             }
         }
     }
@@ -132,16 +133,21 @@ extension GatewayNode {
                 handshakes.append(("{listener=\"\(listener)\",result=\"ok\",version=\"\(version)\"}", loops.reduce(0) { $0 + metrics($1).completed[i].load() }))
             }
             for result in TLSHandshakeResult.allCases where result != .ok {
-                handshakes.append(("{listener=\"\(listener)\",result=\"\(result.rawValue)\",version=\"none\"}",
-                                   loops.reduce(0) { $0 + metrics($1).failures(result).load() }))
+                handshakes.append(
+                    (
+                        "{listener=\"\(listener)\",result=\"\(result.rawValue)\",version=\"none\"}",
+                        loops.reduce(0) { $0 + metrics($1).failures(result).load() }
+                    ))
             }
         }
         w.family("switchboard_tls_handshakes_total", .counter, "TLS handshakes by listener, result (ok or why it failed) and version.", handshakes)
-        w.family("switchboard_tls_plaintext_rejections_total", .counter,
-                 "Connections to a TLS port whose first byte was not a TLS handshake (plain HTTP), answered 400.",
-                 enabled.map { (listener, metrics) in ("{listener=\"\(listener)\"}", loops.reduce(0) { $0 + metrics($1).plaintextRejections.load() }) })
-        w.histogram("switchboard_tls_handshake_seconds", "TLS handshakes on the public port, first ClientHello byte to the handshake's end.",
-                    loops.map { $0.tlsMetrics.handshakeDuration })
+        w.family(
+            "switchboard_tls_plaintext_rejections_total", .counter,
+            "Connections to a TLS port whose first byte was not a TLS handshake (plain HTTP), answered 400.",
+            enabled.map { (listener, metrics) in ("{listener=\"\(listener)\"}", loops.reduce(0) { $0 + metrics($1).plaintextRejections.load() }) })
+        w.histogram(
+            "switchboard_tls_handshake_seconds", "TLS handshakes on the public port, first ClientHello byte to the handshake's end.",
+            loops.map { $0.tlsMetrics.handshakeDuration })
         var expiries: [(labels: String, value: Int)] = []
         let current: [(String, TLSContext?)] = [("public", loops.first?.tls), ("admin", loops.first?.adminTLS)]
         for (listener, context) in current {
@@ -150,10 +156,12 @@ extension GatewayNode {
                 expiries.append(("{listener=\"\(listener)\",certificate=\"\(Self.labelValue(pair.certificatePath))\"}", expiry))
             }
         }
-        w.family("switchboard_tls_certificate_expiry_timestamp_seconds", .gauge,
-                 "notAfter of each served certificate (Unix seconds), after the last reload.", expiries)
-        w.family("switchboard_tls_reloads_total", .counter, "Certificate reloads (SIGHUP or changed files), by result.",
-                 [("{result=\"ok\"}", tlsReloads.load(ordering: .relaxed)), ("{result=\"failed\"}", tlsReloadFailures.load(ordering: .relaxed))])
+        w.family(
+            "switchboard_tls_certificate_expiry_timestamp_seconds", .gauge,
+            "notAfter of each served certificate (Unix seconds), after the last reload.", expiries)
+        w.family(
+            "switchboard_tls_reloads_total", .counter, "Certificate reloads (SIGHUP or changed files), by result.",
+            [("{result=\"ok\"}", tlsReloads.load(ordering: .relaxed)), ("{result=\"failed\"}", tlsReloadFailures.load(ordering: .relaxed))])
     }
 
     /// Prometheus label value escaping (backslash, quote, newline).

@@ -1,6 +1,6 @@
 import CLinux
-import ClusterBus
 import COpenSSL
+import ClusterBus
 import Foundation
 import Glibc
 import Protocol
@@ -132,8 +132,9 @@ public final class GatewayNode: @unchecked Sendable {
         let closable = config.drainDeadlineMs - config.drainDelayMs - config.closeTimeoutMs - 500
         if config.drainWindowMs > 0 && closable < config.drainWindowMs * 9 / 10 {
             // The last close handshake must fit before the deadline, so the paced closes get what is left.
-            logger.warn("drain window shortened: closes are paced over at most --drain-deadline - --drain-delay - --close-timeout - 0.5s",
-                        ["drain_window_ms": .int(config.drainWindowMs), "effective_ms": .int(max(0, closable))])
+            logger.warn(
+                "drain window shortened: closes are paced over at most --drain-deadline - --drain-delay - --close-timeout - 0.5s",
+                ["drain_window_ms": .int(config.drainWindowMs), "effective_ms": .int(max(0, closable))])
         }
         if Self.busKind(config) == "local" {
             logger.info("single node with the in-process bus (no --redis-url): rooms do not span nodes")
@@ -172,9 +173,11 @@ public final class GatewayNode: @unchecked Sendable {
     public func drain() -> Int32 {
         draining.store(true, ordering: .relaxed)
         let start = monotonicMilliseconds()
-        var machine = DrainMachine(settings: DrainMachine.Settings(delayMs: config.drainDelayMs, windowMs: config.drainWindowMs,
-                                                                   deadlineMs: config.drainDeadlineMs, closeTimeoutMs: config.closeTimeoutMs),
-                                   now: start)
+        var machine = DrainMachine(
+            settings: DrainMachine.Settings(
+                delayMs: config.drainDelayMs, windowMs: config.drainWindowMs,
+                deadlineMs: config.drainDeadlineMs, closeTimeoutMs: config.closeTimeoutMs),
+            now: start)
         var plans: [DrainPlan] = []
         var remaining = 0
         var action = machine.begin()
@@ -222,8 +225,12 @@ public final class GatewayNode: @unchecked Sendable {
                 // Join the loops so that nothing runs handlers while the process exits.
                 let joinBy = monotonicMilliseconds() + 2000
                 for gl in loops { gl.loop.stopAndWait(timeoutMilliseconds: max(1, Int(joinBy) - Int(monotonicMilliseconds()))) }
-                logger.info("switchboard stopped", ["connections_left": .int(remaining), "drain_ms": .int(Int(monotonicMilliseconds() - start)),
-                                                    "closed": .int(plans.reduce(0) { $0 + $1.closedCount })])
+                logger.info(
+                    "switchboard stopped",
+                    [
+                        "connections_left": .int(remaining), "drain_ms": .int(Int(monotonicMilliseconds() - start)),
+                        "closed": .int(plans.reduce(0) { $0 + $1.closedCount })
+                    ])
                 return 0
             }
             action = machine.next(now: monotonicMilliseconds(), openConnections: openConnections)
@@ -285,7 +292,8 @@ public final class GatewayNode: @unchecked Sendable {
         let busUp = hub.busState.load(ordering: .relaxed)
         let ok = acc && !drain && busUp
         let phase = drainPhaseName.withLock { $0 }
-        let json = "{\"status\":\"\(ok ? "ready" : "not_ready")\",\"node\":\(jsonString(config.nodeID)),\"accepting\":\(acc && !drain),\"draining\":\(drain),"
+        let json =
+            "{\"status\":\"\(ok ? "ready" : "not_ready")\",\"node\":\(jsonString(config.nodeID)),\"accepting\":\(acc && !drain),\"draining\":\(drain),"
             + "\"drain_phase\":\"\(phase)\","
             + "\"dependencies\":{\"bus\":{\"kind\":\"\(Self.busKind(config))\",\"status\":\"\(busUp ? "up" : "down")\"\(busReadinessDetail)}}}"
         return (ok, Array(json.utf8))

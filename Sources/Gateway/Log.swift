@@ -1,7 +1,7 @@
 import ClusterBus
 import Foundation
-import Protocol
 import Glibc
+import Protocol
 import Runtime
 
 /// Log severity, lowest first.
@@ -22,7 +22,10 @@ public enum LogLevel: String, Sendable, Comparable {
 
 /// A JSON value for a log field.
 public enum LogValue: Sendable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
-    case string(String), int(Int), double(Double), bool(Bool)
+    case string(String)
+    case int(Int)
+    case double(Double)
+    case bool(Bool)
     public init(stringLiteral v: String) { self = .string(v) }
     public init(integerLiteral v: Int) { self = .int(v) }
 }
@@ -135,7 +138,8 @@ public final class Logger: Sendable {
         gmtime_r(&t, &tmv)
         let ms = Int(ts.tv_nsec / 1_000_000)
         func p(_ v: Int32, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
-        return "\(tmv.tm_year + 1900)-\(p(tmv.tm_mon + 1, 2))-\(p(tmv.tm_mday, 2))T\(p(tmv.tm_hour, 2)):\(p(tmv.tm_min, 2)):\(p(tmv.tm_sec, 2)).\(p(Int32(ms), 3))Z"
+        return
+            "\(tmv.tm_year + 1900)-\(p(tmv.tm_mon + 1, 2))-\(p(tmv.tm_mday, 2))T\(p(tmv.tm_hour, 2)):\(p(tmv.tm_min, 2)):\(p(tmv.tm_sec, 2)).\(p(Int32(ms), 3))Z"
     }
 
     /// Appends `s` as a JSON string literal: the Protocol module's escaper (RFC 8259 §7), one rule for

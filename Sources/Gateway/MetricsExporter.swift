@@ -38,40 +38,60 @@ extension GatewayNode {
         counter("switchboard_room_joins_total", "Room joins.", { $0.roomJoins })
         counter("switchboard_room_leaves_total", "Room leaves (explicit or on close).", { $0.roomLeaves })
         family("switchboard_rooms", .gauge, "Rooms with at least one member on this node.", [("", Double(hub.roomCount))])
-        family("switchboard_publishes_total", .counter, "Publishes accepted for the bus, by source.",
-               [("{source=\"client\"}", sum { $0.publishesClient }), ("{source=\"api\"}", Double(apiPublishes.load()))])
+        family(
+            "switchboard_publishes_total", .counter, "Publishes accepted for the bus, by source.",
+            [("{source=\"client\"}", sum { $0.publishesClient }), ("{source=\"api\"}", Double(apiPublishes.load()))])
         counter("switchboard_publish_errors_total", "Client publishes that failed (bus unavailable).", { $0.publishErrors })
-        counter("switchboard_slow_consumer_closes_total", "Connections closed with 1008 because their outbound queue passed the high-water mark.", { $0.slowConsumerCloses })
-        family("switchboard_reaped_connections_total", .counter, "Connections closed by a deadline, by reason.",
-               [("{reason=\"ping_timeout\"}", sum { $0.reapedPingTimeout }), ("{reason=\"handshake_timeout\"}", sum { $0.reapedHandshakeTimeout }),
-                ("{reason=\"close_timeout\"}", sum { $0.reapedCloseTimeout }), ("{reason=\"idle_timeout\"}", sum { $0.reapedIdleTimeout })])
+        counter(
+            "switchboard_slow_consumer_closes_total", "Connections closed with 1008 because their outbound queue passed the high-water mark.",
+            { $0.slowConsumerCloses })
+        family(
+            "switchboard_reaped_connections_total", .counter, "Connections closed by a deadline, by reason.",
+            [
+                ("{reason=\"ping_timeout\"}", sum { $0.reapedPingTimeout }), ("{reason=\"handshake_timeout\"}", sum { $0.reapedHandshakeTimeout }),
+                ("{reason=\"close_timeout\"}", sum { $0.reapedCloseTimeout }), ("{reason=\"idle_timeout\"}", sum { $0.reapedIdleTimeout })
+            ])
         counter("switchboard_frame_rate_closes_total", "Connections closed with 1008 for exceeding --max-frame-rate.", { $0.frameRateCloses })
-        counter("switchboard_shed_frames_total", "Droppable frames (presence answers, notices) shed because the client was over the high-water mark.", { $0.shedFrames })
+        counter(
+            "switchboard_shed_frames_total", "Droppable frames (presence answers, notices) shed because the client was over the high-water mark.",
+            { $0.shedFrames })
         counter("switchboard_protocol_errors_total", "Connections failed for an RFC 6455 violation.", { $0.protocolErrors })
         counter("switchboard_envelope_errors_total", "Client frames answered with an error for malformed JSON or an unknown op.", { $0.envelopeErrors })
         histogram("switchboard_bus_publish_latency_seconds", "Client publish to the bus's answer (offset assigned).", { $0.busPublishLatency })
-        histogram("switchboard_delivery_latency_seconds", "Bus accept (publisher's node wall clock) to fan-out on this node's loop: cross-node delivery latency.", { $0.deliveryLatency })
+        histogram(
+            "switchboard_delivery_latency_seconds", "Bus accept (publisher's node wall clock) to fan-out on this node's loop: cross-node delivery latency.",
+            { $0.deliveryLatency })
         family("switchboard_outbound_queue_bytes", .gauge, "Bytes queued for clients and not yet written.", [("", sum { $0.outboundQueueBytes })])
-        family("switchboard_analytics_events_total", .counter, "Analytics events by outcome: accepted into the stream, or dropped by which budget.",
-               [("{result=\"accepted\"}", sum { $0.analyticsAccepted }), ("{result=\"dropped_connection_rate\"}", sum { $0.analyticsDroppedConnection }),
-                ("{result=\"dropped_user_rate\"}", sum { $0.analyticsDroppedUser })])
-        counter("switchboard_analytics_throttle_notices_total", "error throttled notices sent (at most one per connection per second).", { $0.analyticsNotices })
+        family(
+            "switchboard_analytics_events_total", .counter, "Analytics events by outcome: accepted into the stream, or dropped by which budget.",
+            [
+                ("{result=\"accepted\"}", sum { $0.analyticsAccepted }), ("{result=\"dropped_connection_rate\"}", sum { $0.analyticsDroppedConnection }),
+                ("{result=\"dropped_user_rate\"}", sum { $0.analyticsDroppedUser })
+            ])
+        counter(
+            "switchboard_analytics_throttle_notices_total", "error throttled notices sent (at most one per connection per second).", { $0.analyticsNotices })
         family("switchboard_bus_up", .gauge, "1 when the cluster bus is connected.", [("", hub.busState.load(ordering: .relaxed) ? 1 : 0)])
         family("switchboard_ready", .gauge, "1 when /ready answers 200.", [("", readinessReport().0 ? 1 : 0)])
         family("switchboard_draining", .gauge, "1 while the node drains (SIGTERM received).", [("", isDraining ? 1 : 0)])
-        family("switchboard_drain_phase", .gauge, "Drain progress: 0 serving, 1 waiting for a drain slot, 2 drain delay, 3 closing connections, 4 stopping.",
-               [("", Double(drainPhase.load(ordering: .relaxed)))])
-        family("switchboard_drain_closed_total", .counter, "Connections told to reconnect and closed (1012) by the drain.",
-               [("", Double(drainClosed.load(ordering: .relaxed)))])
+        family(
+            "switchboard_drain_phase", .gauge, "Drain progress: 0 serving, 1 waiting for a drain slot, 2 drain delay, 3 closing connections, 4 stopping.",
+            [("", Double(drainPhase.load(ordering: .relaxed)))])
+        family(
+            "switchboard_drain_closed_total", .counter, "Connections told to reconnect and closed (1012) by the drain.",
+            [("", Double(drainClosed.load(ordering: .relaxed)))])
         let outboundBytes = sum { $0.outboundQueueBytes }
-        family("switchboard_memory_bytes", .gauge,
-               "Where memory goes, by area: room history held in process, outbound queues, the in-process analytics ring, and an estimate for connections (open sockets x \(GatewayNode.estimatedBytesPerConnection) B).",
-               [("{area=\"history\"}", Double(rooms.historyMemoryBytes)), ("{area=\"outbound_queues\"}", outboundBytes),
+        family(
+            "switchboard_memory_bytes", .gauge,
+            "Where memory goes, by area: room history held in process, outbound queues, the in-process analytics ring, and an estimate for connections (open sockets x \(GatewayNode.estimatedBytesPerConnection) B).",
+            [
+                ("{area=\"history\"}", Double(rooms.historyMemoryBytes)), ("{area=\"outbound_queues\"}", outboundBytes),
                 ("{area=\"analytics\"}", Double(analytics.analyticsMemoryBytes)),
-                ("{area=\"connections\"}", Double(socketCount.load(ordering: .relaxed) * GatewayNode.estimatedBytesPerConnection))])
-        family("switchboard_history_evictions_total", .counter,
-               "Messages dropped from room history by --max-history-memory (least recently published rooms first); a resume into them answers recovered false.",
-               [("", Double(rooms.historyEvictions))])
+                ("{area=\"connections\"}", Double(socketCount.load(ordering: .relaxed) * GatewayNode.estimatedBytesPerConnection))
+            ])
+        family(
+            "switchboard_history_evictions_total", .counter,
+            "Messages dropped from room history by --max-history-memory (least recently published rooms first); a resume into them answers recovered false.",
+            [("", Double(rooms.historyEvictions))])
         registry.writeMetrics(to: &w)
         roomClasses.write(to: &w)
         proxy?.write(to: &w)

@@ -30,8 +30,10 @@ extension Connection {
     func sendHello() {
         var extra = [("loop", String(loop.loop.index))]
         if let user = authState?.identity?.user { extra.append(("user", user)) }
-        send(Envelope.hello(node: loop.node.config.nodeID, session: String(id, radix: 16),
-                            heartbeatSeconds: max(1, loop.config.pingIntervalMs / 1000), extra: extra))
+        send(
+            Envelope.hello(
+                node: loop.node.config.nodeID, session: String(id, radix: 16),
+                heartbeatSeconds: max(1, loop.config.pingIntervalMs / 1000), extra: extra))
     }
 
     fileprivate func handleRequest(_ payload: UnsafeRawBufferPointer) {
@@ -45,7 +47,7 @@ extension Connection {
             send(Envelope.error(error.code, message: error.message, id: error.id))
             return
         }
-        guard authorize(request, id: frameID) else { return }   // unauthorized / token_expired / forbidden (Auth/ConnectionAuth.swift)
+        guard authorize(request, id: frameID) else { return }  // unauthorized / token_expired / forbidden (Auth/ConnectionAuth.swift)
         switch request {
         case .join(let room, let since):
             joinRoom(room, since: since, origin: .envelope(id: frameID))
@@ -189,8 +191,9 @@ extension Connection {
     /// and namespace instead; this is for replays).
     func roomMessageFrame(room: String, offset: StreamOffset, data: JSONFragment) -> Bytes {
         if let sio = socketIO {
-            return SocketIOConnectionState.messageFrame(namespace: sio.roomNamespaces[room] ?? "/", room: room, offset: offset.description,
-                                                        data: data, config: loop.config.socketIO)
+            return SocketIOConnectionState.messageFrame(
+                namespace: sio.roomNamespaces[room] ?? "/", room: room, offset: offset.description,
+                data: data, config: loop.config.socketIO)
         }
         return Bytes.frame(.text, Envelope.message(room: room, offset: offset.description, data: data))
     }

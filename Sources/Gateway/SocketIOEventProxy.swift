@@ -10,14 +10,18 @@ extension Connection {
     func socketIOForward(namespace ns: String, event: String, arguments: [JSONFragment], attachments: [[UInt8]], ackID: Int?) {
         guard let proxy = loop.node.proxy else {
             sioMetrics.eventsRefused.add()
-            socketIOAnswerError(namespace: ns, ackID: ackID, code: .unknownOp,
-                                message: "no handler for event '\(event)': only \(loop.config.socketIO.joinEvent), \(loop.config.socketIO.leaveEvent) and \(loop.config.socketIO.publishEvent) are served (no --proxy-url)")
+            socketIOAnswerError(
+                namespace: ns, ackID: ackID, code: .unknownOp,
+                message:
+                    "no handler for event '\(event)': only \(loop.config.socketIO.joinEvent), \(loop.config.socketIO.leaveEvent) and \(loop.config.socketIO.publishEvent) are served (no --proxy-url)"
+            )
             return
         }
         guard attachments.isEmpty else {
             sioMetrics.eventsRefused.add()
-            socketIOAnswerError(namespace: ns, ackID: ackID, code: .badRequest,
-                                message: "binary events are not forwarded to the backend (it speaks JSON)")
+            socketIOAnswerError(
+                namespace: ns, ackID: ackID, code: .badRequest,
+                message: "binary events are not forwarded to the backend (it speaks JSON)")
             return
         }
         sioMetrics.eventsForwarded.add()
@@ -27,8 +31,10 @@ extension Connection {
             array.append(contentsOf: argument.bytes)
         }
         array.append(UInt8(ascii: "]"))
-        proxy.proxyRPC(user: authState?.identity?.user, connection: String(id, radix: 16), method: event, data: JSONFragment(bytes: array),
-                       on: loop) { outcome in
+        proxy.proxyRPC(
+            user: authState?.identity?.user, connection: String(id, radix: 16), method: event, data: JSONFragment(bytes: array),
+            on: loop
+        ) { outcome in
             guard let ackID, self.phase == .open, let sio = self.socketIO else { return }
             switch outcome {
             case .result(let result): self.performSocketIO(sio.session.answer(namespace: ns, ackID: ackID, arguments: [result]))

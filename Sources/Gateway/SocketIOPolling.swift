@@ -257,7 +257,7 @@ final class PollingTransport: Transport, @unchecked Sendable {
             case 0x8:
                 session?.end()
             default:
-                break   // pings and pongs have no meaning here
+                break  // pings and pongs have no meaning here
             }
         }
         return .done(total)

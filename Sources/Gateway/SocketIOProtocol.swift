@@ -191,7 +191,7 @@ extension Connection {
                 let (isBinary, payload) = packet.webSocketFrame
                 payload.withUnsafeBytes { _ = enqueueFrame(frame(isBinary ? .binary : .text, $0)) }
             case .sendOnProbe, .upgraded:
-                break   // polling upgrades only; a WebSocket session never probes
+                break  // polling upgrades only; a WebSocket session never probes
             case .authenticate(let ns, let auth, let recovery):
                 socketIOAuthenticate(namespace: ns, auth: auth, recovery: recovery)
             case .join(let ns, let room, let since, let ackID):
@@ -222,7 +222,7 @@ extension Connection {
             case .forward(let ns, let event, let arguments, let attachments, let ackID):
                 socketIOForward(namespace: ns, event: event, arguments: arguments, attachments: attachments, ackID: ackID)
             case .ackReceived:
-                break   // the gateway emits nothing that asks for an ack yet
+                break  // the gateway emits nothing that asks for an ack yet
             case .namespaceClosed(let ns):
                 for (room, roomNS) in sio.roomNamespaces where roomNS == ns {
                     loop.leave(self, room: room)
@@ -237,8 +237,12 @@ extension Connection {
     /// The session closed: count it by reason, log it, close the WebSocket with a code that says why.
     private func socketIOSessionClosed(_ reason: SocketIOCloseReason) {
         sioMetrics.countClose(reason.label)
-        loop.node.logger.rateLimited(.info, "socketio session closed", ["conn": logID, "protocol": .string("socketio"),
-                                                                       "reason": .string(reason.label), "detail": .string(reason.description)])
+        loop.node.logger.rateLimited(
+            .info, "socketio session closed",
+            [
+                "conn": logID, "protocol": .string("socketio"),
+                "reason": .string(reason.label), "detail": .string(reason.description)
+            ])
         switch reason {
         case .clientClosed:
             socketIO?.endedByClient = true
@@ -250,7 +254,11 @@ extension Connection {
             fail(.goingAway, reason: "no namespace connected in time")
         case .engineIOError(let e):
             socketIO?.closedByError = true
-            if case .payloadTooLarge = e.underlying { fail(.messageTooBig, reason: "packet over maxPayload") } else { fail(.policyViolation, reason: reason.label) }
+            if case .payloadTooLarge = e.underlying {
+                fail(.messageTooBig, reason: "packet over maxPayload")
+            } else {
+                fail(.policyViolation, reason: reason.label)
+            }
         case .socketIOError, .unexpectedPacket:
             socketIO?.closedByError = true
             fail(.policyViolation, reason: reason.label)
@@ -298,8 +306,13 @@ extension Connection {
 
     /// Answers a `join`: `[{"room":…,"offset":…,"recovered":…}]`.
     func socketIOJoined(namespace ns: String, ackID: Int?, room: String, offset: StreamOffset, recovered: Bool) {
-        socketIOAnswer(namespace: ns, ackID: ackID, JSONFragment(bytes: Self.object([("room", .string(room)), ("offset", .string(offset.description)),
-                                                                                   ("recovered", JSONFragment(recovered ? "true" : "false"))])))
+        socketIOAnswer(
+            namespace: ns, ackID: ackID,
+            JSONFragment(
+                bytes: Self.object([
+                    ("room", .string(room)), ("offset", .string(offset.description)),
+                    ("recovered", JSONFragment(recovered ? "true" : "false"))
+                ])))
     }
 
     /// Answers a `publish`: `[{"offset":…}]`.

@@ -39,67 +39,76 @@ public struct SocketIOSettings: Sendable {
 
     /// The sans-I/O session's settings.
     var sessionConfiguration: SocketIOSessionConfiguration {
-        SocketIOSessionConfiguration(namespaces: namespaces, pingInterval: pingIntervalMs, pingTimeout: pingTimeoutMs, maxPayload: maxPayload,
-                                     joinEvent: joinEvent, leaveEvent: leaveEvent, publishEvent: publishEvent, messageEvent: messageEvent,
-                                     connectTimeout: connectTimeoutMs)
+        SocketIOSessionConfiguration(
+            namespaces: namespaces, pingInterval: pingIntervalMs, pingTimeout: pingTimeoutMs, maxPayload: maxPayload,
+            joinEvent: joinEvent, leaveEvent: leaveEvent, publishEvent: publishEvent, messageEvent: messageEvent,
+            connectTimeout: connectTimeoutMs)
     }
 }
 
 extension Config {
     /// The Socket.IO flags, appended to the flag table (`--help` order).
     static let socketIOOptions: [Option] = [
-        Option(name: "socketio-path", kind: .string, help: "Engine.IO v4 / Socket.IO v5 endpoint, e.g. /socket.io/ (unset = off)",
-               apply: { c, v throws(Invalid) in
-                   guard !v.isEmpty else { c.socketIO.path = nil; return }
-                   guard v.hasPrefix("/"), !v.contains(" "), !v.contains("?") else {
-                       throw Invalid(description: "--socketio-path: expected a path starting with '/', got '\(v)'")
-                   }
-                   c.socketIO.path = v
-               }, current: { $0.socketIO.path ?? "" }),
-        Option(name: "socketio-namespaces", kind: .list, help: "comma list of Socket.IO namespaces clients may connect to",
-               apply: { c, v throws(Invalid) in
-                   let items = listItems(v)
-                   guard !items.isEmpty, items.allSatisfy({ $0.hasPrefix("/") && $0.utf8.count <= 256 }) else {
-                       throw Invalid(description: "--socketio-namespaces: expected namespaces starting with '/', got '\(v)'")
-                   }
-                   c.socketIO.namespaces = Set(items)
-               }, current: { $0.socketIO.namespaces.sorted().joined(separator: ",") }),
+        Option(
+            name: "socketio-path", kind: .string, help: "Engine.IO v4 / Socket.IO v5 endpoint, e.g. /socket.io/ (unset = off)",
+            apply: { c, v throws(Invalid) in
+                guard !v.isEmpty else { c.socketIO.path = nil; return }
+                guard v.hasPrefix("/"), !v.contains(" "), !v.contains("?") else {
+                    throw Invalid(description: "--socketio-path: expected a path starting with '/', got '\(v)'")
+                }
+                c.socketIO.path = v
+            }, current: { $0.socketIO.path ?? "" }),
+        Option(
+            name: "socketio-namespaces", kind: .list, help: "comma list of Socket.IO namespaces clients may connect to",
+            apply: { c, v throws(Invalid) in
+                let items = listItems(v)
+                guard !items.isEmpty, items.allSatisfy({ $0.hasPrefix("/") && $0.utf8.count <= 256 }) else {
+                    throw Invalid(description: "--socketio-namespaces: expected namespaces starting with '/', got '\(v)'")
+                }
+                c.socketIO.namespaces = Set(items)
+            }, current: { $0.socketIO.namespaces.sorted().joined(separator: ",") }),
         eventOption("join", \.joinEvent), eventOption("leave", \.leaveEvent), eventOption("publish", \.publishEvent),
         eventOption("message", \.messageEvent),
         durationOption("ping-interval", "Engine.IO: time between server pings", \.pingIntervalMs),
         durationOption("ping-timeout", "Engine.IO: time a client has to answer a ping before it is reaped", \.pingTimeoutMs),
-        Option(name: "socketio-max-payload", kind: .size, help: "Engine.IO: largest packet or polling body accepted (announced as maxPayload)",
-               apply: { c, v throws(Invalid) in
-                   guard let b = parseSize(v), b >= 1, b <= 64 << 20 else {
-                       throw Invalid(description: "--socketio-max-payload: expected a size from 1B to 64MiB, got '\(v)'")
-                   }
-                   c.socketIO.maxPayload = b
-               },
-               current: { "\($0.socketIO.maxPayload)B" }),
+        Option(
+            name: "socketio-max-payload", kind: .size, help: "Engine.IO: largest packet or polling body accepted (announced as maxPayload)",
+            apply: { c, v throws(Invalid) in
+                guard let b = parseSize(v), b >= 1, b <= 64 << 20 else {
+                    throw Invalid(description: "--socketio-max-payload: expected a size from 1B to 64MiB, got '\(v)'")
+                }
+                c.socketIO.maxPayload = b
+            },
+            current: { "\($0.socketIO.maxPayload)B" }),
         durationOption("connect-timeout", "Socket.IO: time after the open packet to connect a namespace", \.connectTimeoutMs),
-        durationOption("recovery-window", "Socket.IO connection-state recovery: how long an ended session's rooms are kept for a reconnect to any node (0 = off)",
-                       \.recoveryWindowMs, allowZero: true),
+        durationOption(
+            "recovery-window", "Socket.IO connection-state recovery: how long an ended session's rooms are kept for a reconnect to any node (0 = off)",
+            \.recoveryWindowMs, allowZero: true)
     ]
 
     /// `--socketio-<name>`: a duration up to a day (milliseconds in `field`).
-    private static func durationOption(_ name: String, _ help: String, _ field: WritableKeyPath<SocketIOSettings, Int> & Sendable,
-                                       allowZero: Bool = false) -> Option {
+    private static func durationOption(
+        _ name: String, _ help: String, _ field: WritableKeyPath<SocketIOSettings, Int> & Sendable,
+        allowZero: Bool = false
+    ) -> Option {
         let flag = "socketio-\(name)"
-        return Option(name: flag, kind: .duration, help: help,
-                      apply: { c, v throws(Invalid) in c.socketIO[keyPath: field] = try duration(v, flag, in: (allowZero ? 0 : 1)...86_400_000) },
-                      current: { "\($0.socketIO[keyPath: field])ms" })
+        return Option(
+            name: flag, kind: .duration, help: help,
+            apply: { c, v throws(Invalid) in c.socketIO[keyPath: field] = try duration(v, flag, in: (allowZero ? 0 : 1)...86_400_000) },
+            current: { "\($0.socketIO[keyPath: field])ms" })
     }
 
     private static func eventOption(_ op: String, _ field: WritableKeyPath<SocketIOSettings, String> & Sendable) -> Option {
         let flag = "socketio-\(op)-event"
         let help = op == "message" ? "Socket.IO event a room message arrives as: [room, data, offset]" : "Socket.IO event name of the room op '\(op)'"
-        return Option(name: flag, kind: .string, help: help,
-                      apply: { c, v throws(Invalid) in
-                          guard !v.isEmpty, !SocketIOPacket.reservedEventNames.contains(v) else {
-                              throw Invalid(description: "--\(flag): expected a non-reserved event name, got '\(v)'")
-                          }
-                          c.socketIO[keyPath: field] = v
-                      }, current: { $0.socketIO[keyPath: field] })
+        return Option(
+            name: flag, kind: .string, help: help,
+            apply: { c, v throws(Invalid) in
+                guard !v.isEmpty, !SocketIOPacket.reservedEventNames.contains(v) else {
+                    throw Invalid(description: "--\(flag): expected a non-reserved event name, got '\(v)'")
+                }
+                c.socketIO[keyPath: field] = v
+            }, current: { $0.socketIO[keyPath: field] })
     }
 
     /// Checks the Socket.IO flags against the others.

@@ -40,4 +40,3 @@ public struct TrustedProxies: Sendable {
         return UInt32(bigEndian: addr.s_addr)
     }
 }
-

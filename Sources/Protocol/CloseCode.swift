@@ -67,25 +67,26 @@ public struct CloseCode: RawRepresentable, Hashable, Sendable, CustomStringConve
 
     /// The code and, when known, its name, e.g. "1000 normalClosure".
     public var description: String {
-        let name: String? = switch rawValue {
-        case 1000: "normalClosure"
-        case 1001: "goingAway"
-        case 1002: "protocolError"
-        case 1003: "unsupportedData"
-        case 1005: "noStatusReceived"
-        case 1006: "abnormalClosure"
-        case 1007: "invalidPayloadData"
-        case 1008: "policyViolation"
-        case 1009: "messageTooBig"
-        case 1011: "internalError"
-        case 1012: "serviceRestart"
-        case 1013: "tryAgainLater"
-        case 4001: "authTimeout"
-        case 4002: "authFailed"
-        case 4003: "tokenExpired"
-        case 4004: "slowConsumer"
-        default: nil
-        }
+        let name: String? =
+            switch rawValue {
+            case 1000: "normalClosure"
+            case 1001: "goingAway"
+            case 1002: "protocolError"
+            case 1003: "unsupportedData"
+            case 1005: "noStatusReceived"
+            case 1006: "abnormalClosure"
+            case 1007: "invalidPayloadData"
+            case 1008: "policyViolation"
+            case 1009: "messageTooBig"
+            case 1011: "internalError"
+            case 1012: "serviceRestart"
+            case 1013: "tryAgainLater"
+            case 4001: "authTimeout"
+            case 4002: "authFailed"
+            case 4003: "tokenExpired"
+            case 4004: "slowConsumer"
+            default: nil
+            }
         return name.map { "\(rawValue) \($0)" } ?? String(rawValue)
     }
 }

@@ -75,7 +75,9 @@ public struct EngineIORequest: Equatable, Sendable {
     public static func parse(_ head: HTTPRequestHead) throws(EngineIOHandshakeError) -> EngineIORequest {
         guard let eio = head.queryParameter("EIO"), eio == String(supportedVersion) else {
             let got = head.queryParameter("EIO").map { "EIO=\($0.prefix(16))" } ?? "no EIO parameter"
-            throw EngineIOHandshakeError(.unsupportedProtocolVersion, detail: "\(got); this server speaks Engine.IO protocol 4 only (EIO=4: socket.io-client 3.x and 4.x, python-socketio 5.x)")
+            throw EngineIOHandshakeError(
+                .unsupportedProtocolVersion,
+                detail: "\(got); this server speaks Engine.IO protocol 4 only (EIO=4: socket.io-client 3.x and 4.x, python-socketio 5.x)")
         }
         guard let name = head.queryParameter("transport"), let transport = EngineIOTransport(rawValue: name) else {
             throw EngineIOHandshakeError(.unknownTransport, detail: "transport must be polling or websocket")

@@ -42,7 +42,9 @@ public enum Envelope {
     ///   unless `id` is the duplicate. Other keys may repeat (they are ignored).
     /// - Refused as malformed JSON beyond RFC 8259's grammar (see ``JSONScanner``): unpaired
     ///   surrogate escapes and numbers that overflow a Double. A byte order mark is malformed.
-    public static func decodeWithID(_ text: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth) throws(EnvelopeError) -> (request: ClientRequest, id: JSONFragment?) {
+    public static func decodeWithID(_ text: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth) throws(EnvelopeError) -> (
+        request: ClientRequest, id: JSONFragment?
+    ) {
         var scanner = JSONScanner(text, maxDepth: maxDepth)
         let fields = try scanFields(&scanner)
         var id: JSONFragment?
@@ -144,9 +146,10 @@ public enum Envelope {
                 }
                 if let field {
                     if fields[field] == nil {
-                        fields[field] = Span(range: valueStart..<s.position, first: first,
-                                                            hasEscapes: first == UInt8(ascii: "\"") && s.lastStringHadEscape,
-                                                            hasWhitespace: s.sawWhitespace)
+                        fields[field] = Span(
+                            range: valueStart..<s.position, first: first,
+                            hasEscapes: first == UInt8(ascii: "\"") && s.lastStringHadEscape,
+                            hasWhitespace: s.sawWhitespace)
                     } else if fields.duplicate == nil {
                         fields.duplicate = field
                     }
@@ -168,7 +171,7 @@ public enum Envelope {
     private static func identify(_ s: JSONScanner, _ range: Range<Int>, hasEscapes: Bool) -> Field? {
         // The longest envelope key is 6 bytes, at most 36 when every character is a \u escape.
         guard range.count <= (hasEscapes ? 36 : 6) else { return nil }
-        var packed: UInt64 = 1   // a leading 1 byte, so that "\u0000op" is not "op"
+        var packed: UInt64 = 1  // a leading 1 byte, so that "\u0000op" is not "op"
         if hasEscapes {
             let name = s.decodeString(range, hasEscapes: true).utf8
             guard name.count <= 6 else { return nil }
@@ -178,14 +181,14 @@ public enum Envelope {
         }
         // The key's bytes, first byte most significant: one integer compare a key instead of String ones.
         switch packed {
-        case 0x01_6F70: return .op                 // "op"
-        case 0x01_726F_6F6D: return .room          // "room"
-        case 0x01_6964: return .id                 // "id"
-        case 0x0173_696E_6365: return .since       // "since"
-        case 0x0174_6F6B_656E: return .token       // "token"
-        case 0x0165_7665_6E74: return .event       // "event"
-        case 0x01_6461_7461: return .data          // "data"
-        case 0x01_6D65_7468_6F64: return .method   // "method"
+        case 0x01_6F70: return .op  // "op"
+        case 0x01_726F_6F6D: return .room  // "room"
+        case 0x01_6964: return .id  // "id"
+        case 0x0173_696E_6365: return .since  // "since"
+        case 0x0174_6F6B_656E: return .token  // "token"
+        case 0x0165_7665_6E74: return .event  // "event"
+        case 0x01_6461_7461: return .data  // "data"
+        case 0x01_6D65_7468_6F64: return .method  // "method"
         default: return nil
         }
     }

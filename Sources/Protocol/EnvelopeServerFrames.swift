@@ -109,7 +109,8 @@ extension Envelope {
     /// nil when malformed (not a JSON object, or no string `op`); fields of the wrong type are nil.
     public static func decodeServer(_ text: UnsafeRawBufferPointer) -> ServerMessage? {
         guard let object = JSONValue.parse(text) as? [String: Any],
-              let opValue = object["op"], case .string(let op) = JSONValue(opValue) else { return nil }
+            let opValue = object["op"], case .string(let op) = JSONValue(opValue)
+        else { return nil }
         func string(_ name: String) -> String? {
             if let v = object[name], case .string(let s) = JSONValue(v) { return s }
             return nil

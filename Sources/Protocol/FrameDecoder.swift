@@ -109,7 +109,8 @@ struct FrameDecoder: Sendable {
         let available = input.count - offset
         guard available > 0, let base = input.baseAddress else { return nil }
         if headerCount == 0, available >= 2 {
-            let b0 = input[offset], b1 = input[offset + 1]
+            let b0 = input[offset]
+            let b1 = input[offset + 1]
             try checkFirstTwo(b0, b1)
             let needed = Self.headerLength(b1)
             if available >= needed {

@@ -20,8 +20,10 @@ public enum FrameEncoder {
     /// `compressed` sets RSV1: only on the first frame of a text or binary message whose payload
     /// came from a ``Deflater`` and only toward a peer that negotiated permessage-deflate (RFC 7692 §6).
     @inlinable
-    public static func writeHeader(fin: Bool, opcode: Opcode, payloadLength: Int, maskingKey: UInt32?,
-                                   into buffer: UnsafeMutableRawBufferPointer, compressed: Bool = false) -> Int {
+    public static func writeHeader(
+        fin: Bool, opcode: Opcode, payloadLength: Int, maskingKey: UInt32?,
+        into buffer: UnsafeMutableRawBufferPointer, compressed: Bool = false
+    ) -> Int {
         let size = headerSize(payloadLength: payloadLength, masked: maskingKey != nil)
         precondition(buffer.count >= size && payloadLength >= 0, "frame header buffer too small")
         let maskBit: UInt8 = maskingKey == nil ? 0 : 0x80
@@ -48,8 +50,10 @@ public enum FrameEncoder {
 
     /// A whole frame. Server frames are unmasked (maskingKey nil); client frames pass a random key (payload masked).
     /// `compressed: true` sets RSV1 for a payload from ``Deflater/compress(_:)`` (RFC 7692 §6).
-    public static func frame(opcode: Opcode, payload: UnsafeRawBufferPointer, fin: Bool = true, maskingKey: UInt32? = nil,
-                             compressed: Bool = false) -> [UInt8] {
+    public static func frame(
+        opcode: Opcode, payload: UnsafeRawBufferPointer, fin: Bool = true, maskingKey: UInt32? = nil,
+        compressed: Bool = false
+    ) -> [UInt8] {
         let header = headerSize(payloadLength: payload.count, masked: maskingKey != nil)
         return [UInt8](unsafeUninitializedCapacity: header + payload.count) { buffer, initialized in
             let raw = UnsafeMutableRawBufferPointer(buffer)

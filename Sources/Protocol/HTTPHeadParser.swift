@@ -51,11 +51,16 @@ public struct IncrementalHTTPHeadParser<Grammar: HTTPHeadGrammar>: Sendable {
             awaitingFirstByte = false
         }
         let maxCount = scanner.maxHeaderCount
-        guard let (head, consumed) = try scanner.feed(input, startLine: { (line) throws(HTTPError) in
-            try Grammar.checkStartLine(line)
-        }, parse: { (bytes) throws(HTTPError) in
-            try Grammar.parse(bytes, maxHeaderCount: maxCount)
-        }) else {
+        guard
+            let (head, consumed) = try scanner.feed(
+                input,
+                startLine: { (line) throws(HTTPError) in
+                    try Grammar.checkStartLine(line)
+                },
+                parse: { (bytes) throws(HTTPError) in
+                    try Grammar.parse(bytes, maxHeaderCount: maxCount)
+                })
+        else {
             return .needMore
         }
         awaitingFirstByte = true
@@ -110,7 +115,8 @@ public enum HTTPRequestGrammar: HTTPHeadGrammar {
     /// Checks `line` (without CR LF) as method SP request-target SP HTTP-version; returns where the
     /// method ends, the target's bounds and the version. Throws 400 when it is not one.
     static func requestLine(_ head: UnsafeRawBufferPointer, _ line: Range<Int>) throws(HTTPError)
-        -> (methodEnd: Int, targetStart: Int, targetEnd: Int, major: Int, minor: Int) {
+        -> (methodEnd: Int, targetStart: Int, targetEnd: Int, major: Int, minor: Int)
+    {
         typealias S = HTTPHeadSyntax
         var i = line.lowerBound
         while i < line.upperBound, S.isTokenChar(head[i]) { i += 1 }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The parsing code shared by ``HTTPHeadParser`` and ``HTTPResponseHeadParser``: finds the end of
@@ -146,11 +146,11 @@ enum HTTPHeadSyntax {
     static func isTokenChar(_ c: UInt8) -> Bool {
         switch c {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"):
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
             true
         case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
             true
         default:
             false
@@ -172,7 +172,7 @@ enum HTTPHeadSyntax {
     static let wellKnownNames: [(bytes: [UInt8], name: String)] = [
         "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions", "Sec-WebSocket-Protocol",
         "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol",
-        "Sec-WebSocket-Accept", "Accept-Encoding", "Accept-Language",
+        "Sec-WebSocket-Accept", "Accept-Encoding", "Accept-Language"
     ].map { (Array($0.utf8), $0) }
 
     @inline(__always)
@@ -189,8 +189,8 @@ enum HTTPHeadSyntax {
         guard range.count == 8 else { throw bad("malformed HTTP version") }
         let s = range.lowerBound
         guard head[s] == UInt8(ascii: "H"), head[s + 1] == UInt8(ascii: "T"), head[s + 2] == UInt8(ascii: "T"),
-              head[s + 3] == UInt8(ascii: "P"), head[s + 4] == UInt8(ascii: "/"), head[s + 6] == UInt8(ascii: "."),
-              head[s + 5] &- 0x30 < 10, head[s + 7] &- 0x30 < 10
+            head[s + 3] == UInt8(ascii: "P"), head[s + 4] == UInt8(ascii: "/"), head[s + 6] == UInt8(ascii: "."),
+            head[s + 5] &- 0x30 < 10, head[s + 7] &- 0x30 < 10
         else { throw bad("malformed HTTP version") }
         return (Int(head[s + 5] - 0x30), Int(head[s + 7] - 0x30))
     }
@@ -210,7 +210,8 @@ enum HTTPHeadSyntax {
             guard colon > line.lowerBound, colon < line.upperBound, head[colon] == UInt8(ascii: ":") else {
                 throw bad("malformed header line")
             }
-            var lo = colon + 1, hi = line.upperBound
+            var lo = colon + 1
+            var hi = line.upperBound
             for j in lo..<hi where !isFieldValueChar(head[j]) { throw bad("control character in header value") }
             while lo < hi, head[lo] == 0x20 || head[lo] == 0x09 { lo += 1 }
             while hi > lo, head[hi - 1] == 0x20 || head[hi - 1] == 0x09 { hi -= 1 }

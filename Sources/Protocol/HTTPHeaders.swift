@@ -114,7 +114,8 @@ func forEachListElement(_ list: String, _ body: (UnsafeBufferPointer<UInt8>) -> 
         while start < bytes.count {
             var end = start
             while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
-            var lo = start, hi = end
+            var lo = start
+            var hi = end
             while lo < hi, bytes[lo] == 0x20 || bytes[lo] == 0x09 { lo += 1 }
             while hi > lo, bytes[hi - 1] == 0x20 || bytes[hi - 1] == 0x09 { hi -= 1 }
             if lo < hi, !body(UnsafeBufferPointer(rebasing: bytes[lo..<hi])) { return }

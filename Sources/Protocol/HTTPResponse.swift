@@ -34,7 +34,7 @@ public struct HTTPResponse: Sendable {
     static let hardening: [HTTPHeader] = [
         HTTPHeader("X-Content-Type-Options", "nosniff"),
         HTTPHeader("Cache-Control", "no-store"),
-        HTTPHeader("Content-Security-Policy", "default-src 'none'"),
+        HTTPHeader("Content-Security-Policy", "default-src 'none'")
     ]
 
     /// "HTTP/1.1 <code> <reason>\r\n" + headers + Content-Length + `Connection: close` (unless the caller set Connection)

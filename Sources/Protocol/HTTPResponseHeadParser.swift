@@ -15,8 +15,8 @@ public enum HTTPResponseGrammar: HTTPHeadGrammar {
         let line = S.nextLine(head, &position)
         let s = line.lowerBound
         guard line.count >= 12, head[s + 8] == 0x20,
-              head[s + 9] &- 0x30 < 10, head[s + 10] &- 0x30 < 10, head[s + 11] &- 0x30 < 10,
-              line.count == 12 || head[s + 12] == 0x20
+            head[s + 9] &- 0x30 < 10, head[s + 10] &- 0x30 < 10, head[s + 11] &- 0x30 < 10,
+            line.count == 12 || head[s + 12] == 0x20
         else { throw S.bad("malformed status line") }
         let (major, minor) = try S.version(head, s..<(s + 8))
         guard major == 1 else { throw S.bad("unsupported HTTP version") }

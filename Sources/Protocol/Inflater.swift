@@ -70,8 +70,10 @@ public final class Inflater: @unchecked Sendable {
     /// - Throws: ``ProtocolError/messageTooLarge(limit:)`` as soon as more than `limit` bytes come
     ///   out; ``ProtocolError/invalidUTF8`` (close 1007, "invalid payload data") when the data is not
     ///   valid DEFLATE; whatever `body` throws. The instance stays usable after a throw.
-    public func inflate<R>(_ compressed: UnsafeRawBufferPointer, limit: Int,
-                           _ body: (UnsafeRawBufferPointer) throws(ProtocolError) -> R) throws(ProtocolError) -> R {
+    public func inflate<R>(
+        _ compressed: UnsafeRawBufferPointer, limit: Int,
+        _ body: (UnsafeRawBufferPointer) throws(ProtocolError) -> R
+    ) throws(ProtocolError) -> R {
         defer { finishMessage() }
         let produced = try run(compressed, limit: max(0, limit))
         return try body(UnsafeRawBufferPointer(start: output, count: produced))

@@ -114,15 +114,16 @@ struct JSONScanner {
             while isDigit(byte(k)) { k &+= 1 }
             let next = byte(k)
             if next != UInt8(ascii: "."), next | 0x20 != UInt8(ascii: "e"), k &- i <= 308,
-               first != UInt8(ascii: "0") || k == i &+ 1 {
+                first != UInt8(ascii: "0") || k == i &+ 1
+            {
                 i = k
             } else {
                 i = try scanNumber(from: i)
             }
         case UInt8(ascii: "-"): i = try scanNumber(from: i)
-        case UInt8(ascii: "t"): try literal(0x7472_7565, length: 4, &i)      // "true"
-        case UInt8(ascii: "f"): try literal(0x6661_6C73_65, length: 5, &i)   // "false"
-        case UInt8(ascii: "n"): try literal(0x6E75_6C6C, length: 4, &i)      // "null"
+        case UInt8(ascii: "t"): try literal(0x7472_7565, length: 4, &i)  // "true"
+        case UInt8(ascii: "f"): try literal(0x6661_6C73_65, length: 5, &i)  // "false"
+        case UInt8(ascii: "n"): try literal(0x6E75_6C6C, length: 4, &i)  // "null"
         default: throw .malformed
         }
     }
@@ -158,7 +159,7 @@ struct JSONScanner {
                     depth += 1
                     i += 1
                     skipWhitespace(&i, &saw)
-                    if byte(i) == b &+ 2 {   // "]" is "[" + 2 and "}" is "{" + 2
+                    if byte(i) == b &+ 2 {  // "]" is "[" + 2 and "}" is "{" + 2
                         i += 1
                         depth -= 1
                     } else {
@@ -223,8 +224,9 @@ struct JSONScanner {
                 let ones: UInt64 = 0x0101_0101_0101_0101
                 let quote = w ^ (ones &* 0x22)
                 let backslash = w ^ (ones &* 0x5C)
-                let flags = (w | ((w &- ones &* 0x20) & ~w)
-                    | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)) & high
+                let flags =
+                    (w | ((w &- ones &* 0x20) & ~w)
+                        | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)) & high
                 if flags == 0 { i &+= 8; continue }
                 i &+= flags.trailingZeroBitCount >> 3
                 break
@@ -236,7 +238,7 @@ struct JSONScanner {
                 escaped = true
                 i = try scanEscape(at: i)
             } else if b < 0x20 {
-                throw .malformed   // raw control character, or the end of the text
+                throw .malformed  // raw control character, or the end of the text
             } else if b < 0x80 {
                 i += 1
             } else {
@@ -249,14 +251,15 @@ struct JSONScanner {
     private func scanEscape(at i: Int) throws(Failure) -> Int {
         switch byte(i + 1) {
         case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
-             UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+            UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
             return i + 2
         case UInt8(ascii: "u"):
             guard let unit = hex4(at: i + 2) else { throw .malformed }
             switch unit {
             case 0xD800...0xDBFF:
                 guard byte(i + 6) == UInt8(ascii: "\\"), byte(i + 7) == UInt8(ascii: "u"),
-                      let low = hex4(at: i + 8), (0xDC00...0xDFFF).contains(low) else { throw .malformed }
+                    let low = hex4(at: i + 8), (0xDC00...0xDFFF).contains(low)
+                else { throw .malformed }
                 return i + 12
             case 0xDC00...0xDFFF:
                 throw .malformed
@@ -370,7 +373,7 @@ struct JSONScanner {
         } else if let k = fraction.firstIndex(where: { byte($0) != UInt8(ascii: "0") }) {
             magnitude = -(k - fraction.lowerBound + 1)
         } else {
-            return i   // zero, whatever its exponent
+            return i  // zero, whatever its exponent
         }
         magnitude += exponent
         if magnitude > 308 { throw .malformed }
@@ -419,7 +422,7 @@ struct JSONScanner {
                 let unicode = Unicode.Scalar(scalar) ?? "\u{FFFD}"
                 out.append(contentsOf: UTF8.encode(unicode)!)
                 continue
-            default: out.append(e)   // " \ /
+            default: out.append(e)  // " \ /
             }
             i += 2
         }

@@ -57,8 +57,10 @@ public struct PerMessageDeflate: Sendable, Equatable {
     public static let clientOffer = "permessage-deflate; client_max_window_bits"
 
     /// Parameters chosen directly; for tests and clients. Use ``negotiate(_:settings:)`` on a server.
-    public init(serverNoContextTakeover: Bool = true, clientNoContextTakeover: Bool = true, serverMaxWindowBits: Int = 15,
-                clientMaxWindowBits: Int? = nil, announcesServerMaxWindowBits: Bool = false) {
+    public init(
+        serverNoContextTakeover: Bool = true, clientNoContextTakeover: Bool = true, serverMaxWindowBits: Int = 15,
+        clientMaxWindowBits: Int? = nil, announcesServerMaxWindowBits: Bool = false
+    ) {
         self.serverNoContextTakeover = serverNoContextTakeover
         self.clientNoContextTakeover = clientNoContextTakeover
         self.serverMaxWindowBits = serverMaxWindowBits

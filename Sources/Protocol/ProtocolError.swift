@@ -48,8 +48,8 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
         case .messageTooLarge: .messageTooBig
         case .tooManyFragments: .policyViolation
         case .unmaskedClientFrame, .maskedServerFrame, .reservedBitsSet, .reservedOpcode,
-             .payloadLengthTopBitSet, .controlFrameTooLong, .fragmentedControlFrame,
-             .unexpectedContinuation, .expectedContinuation, .invalidCloseCode, .invalidClosePayload:
+            .payloadLengthTopBitSet, .controlFrameTooLong, .fragmentedControlFrame,
+            .unexpectedContinuation, .expectedContinuation, .invalidCloseCode, .invalidClosePayload:
             .protocolError
         }
     }

@@ -57,8 +57,10 @@ public struct SocketIOPacket: Equatable, Sendable {
     public var arguments: [JSONFragment]
 
     /// A packet with the fields given; ``eventName`` and ``arguments`` are not derived.
-    public init(type: SocketIOPacketType, namespace: String = "/", attachments: Int = 0, ackID: Int? = nil,
-                payload: JSONFragment? = nil, eventName: String? = nil, arguments: [JSONFragment] = []) {
+    public init(
+        type: SocketIOPacketType, namespace: String = "/", attachments: Int = 0, ackID: Int? = nil,
+        payload: JSONFragment? = nil, eventName: String? = nil, arguments: [JSONFragment] = []
+    ) {
         self.type = type
         self.namespace = namespace
         self.attachments = attachments
@@ -178,7 +180,8 @@ public struct SocketIOPacket: Equatable, Sendable {
             // to check that the header's count matches what the arguments reference.
             var nums: [Int] = []
             guard let tree = JSONValue.parse(body), Self.collectPlaceholders(tree, into: &nums, limit: attachments),
-                  nums.sorted() == Array(0..<attachments) else {
+                nums.sorted() == Array(0..<attachments)
+            else {
                 throw .placeholderMismatch(attachments: attachments)
             }
         }
@@ -263,8 +266,9 @@ public struct SocketIOPacket: Equatable, Sendable {
             out.append(contentsOf: argument.bytes)
         }
         out.append(UInt8(ascii: "]"))
-        return SocketIOPacket(type: attachments > 0 ? .binaryEvent : .event, namespace: namespace, attachments: attachments,
-                              ackID: ackID, payload: JSONFragment(bytes: out), eventName: name, arguments: arguments)
+        return SocketIOPacket(
+            type: attachments > 0 ? .binaryEvent : .event, namespace: namespace, attachments: attachments,
+            ackID: ackID, payload: JSONFragment(bytes: out), eventName: name, arguments: arguments)
     }
 
     /// ACK `43/chat,7["c"]`: keeps the namespace of the event it answers (C36 step 3).
@@ -275,8 +279,9 @@ public struct SocketIOPacket: Equatable, Sendable {
             out.append(contentsOf: argument.bytes)
         }
         out.append(UInt8(ascii: "]"))
-        return SocketIOPacket(type: attachments > 0 ? .binaryAck : .ack, namespace: namespace, attachments: attachments,
-                              ackID: id, payload: JSONFragment(bytes: out), arguments: arguments)
+        return SocketIOPacket(
+            type: attachments > 0 ? .binaryAck : .ack, namespace: namespace, attachments: attachments,
+            ackID: id, payload: JSONFragment(bytes: out), arguments: arguments)
     }
 
     /// DISCONNECT `41` / `41/chat,`: the server ends the client's membership of a namespace.

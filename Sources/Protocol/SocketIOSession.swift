@@ -53,8 +53,9 @@ public struct SocketIOSession: Sendable {
 
     /// The open packet's data: `upgrades` is `["websocket"]` on polling and `[]` on a WebSocket (C35 step 1).
     public var open: EngineIOOpen {
-        EngineIOOpen(sid: sid, upgrades: transport == .polling ? ["websocket"] : [], pingInterval: configuration.pingInterval,
-                     pingTimeout: configuration.pingTimeout, maxPayload: configuration.maxPayload)
+        EngineIOOpen(
+            sid: sid, upgrades: transport == .polling ? ["websocket"] : [], pingInterval: configuration.pingInterval,
+            pingTimeout: configuration.pingTimeout, maxPayload: configuration.maxPayload)
     }
 
     /// Opens the session: sends the open packet; the first ping is due `pingInterval` later, and
@@ -291,8 +292,9 @@ public struct SocketIOSession: Sendable {
     static func recovery(in payload: JSONFragment?) -> SocketIORecovery? {
         // The payload is an object already validated and bounded by maxPayload; this is its one parse.
         guard let payload, payload.bytes.contains(UInt8(ascii: "p")),
-              let object = payload.bytes.withUnsafeBytes({ JSONValue.parse($0) }) as? [String: Any],
-              let pidValue = object["pid"], case .string(let pid) = JSONValue(pidValue) else { return nil }
+            let object = payload.bytes.withUnsafeBytes({ JSONValue.parse($0) }) as? [String: Any],
+            let pidValue = object["pid"], case .string(let pid) = JSONValue(pidValue)
+        else { return nil }
         var offset: String?
         if let value = object["offset"], case .string(let s) = JSONValue(value) { offset = s }
         return SocketIORecovery(pid: pid, offset: offset)
@@ -320,8 +322,10 @@ public struct SocketIOSession: Sendable {
     /// Binary `attachments` make it a BINARY_EVENT (the arguments must hold their placeholders).
     /// Returns no actions and a nil id when the namespace is not connected, and when
     /// `expectingAck` and `maxPendingAcks` ids are already pending.
-    public mutating func emit(namespace: String, event: String, arguments: [JSONFragment], attachments: [[UInt8]] = [],
-                              expectingAck: Bool = false) -> (ackID: Int?, actions: [SocketIOAction]) {
+    public mutating func emit(
+        namespace: String, event: String, arguments: [JSONFragment], attachments: [[UInt8]] = [],
+        expectingAck: Bool = false
+    ) -> (ackID: Int?, actions: [SocketIOAction]) {
         guard !isClosed, connectedNamespaces.contains(namespace) else { return (nil, []) }
         var id: Int?
         if expectingAck {

@@ -27,10 +27,12 @@ public struct SocketIOSessionConfiguration: Equatable, Sendable {
     public var connectTimeout: Int
 
     /// The defaults listed on each property, with `namespaces` given.
-    public init(namespaces: Set<String> = ["/"], pingInterval: Int = 25_000, pingTimeout: Int = 20_000, maxPayload: Int = 1_000_000,
-                limits: SocketIOLimits = SocketIOLimits(), joinEvent: String = "join", leaveEvent: String = "leave",
-                publishEvent: String = "publish", messageEvent: String = "message", maxPendingAcks: Int = 256,
-                connectTimeout: Int = 45_000) {
+    public init(
+        namespaces: Set<String> = ["/"], pingInterval: Int = 25_000, pingTimeout: Int = 20_000, maxPayload: Int = 1_000_000,
+        limits: SocketIOLimits = SocketIOLimits(), joinEvent: String = "join", leaveEvent: String = "leave",
+        publishEvent: String = "publish", messageEvent: String = "message", maxPendingAcks: Int = 256,
+        connectTimeout: Int = 45_000
+    ) {
         self.namespaces = namespaces
         self.pingInterval = pingInterval
         self.pingTimeout = pingTimeout

@@ -102,9 +102,13 @@ private struct ElementParser {
         var quoted = false
         while let c = current {
             index += 1
-            if c == UInt8(ascii: "\\"), quoted { if current != nil { index += 1 } }
-            else if c == UInt8(ascii: "\"") { quoted.toggle() }
-            else if c == UInt8(ascii: ","), !quoted { return }
+            if c == UInt8(ascii: "\\"), quoted {
+                if current != nil { index += 1 }
+            } else if c == UInt8(ascii: "\"") {
+                quoted.toggle()
+            } else if c == UInt8(ascii: ","), !quoted {
+                return
+            }
         }
     }
 
@@ -160,8 +164,8 @@ private func isTokenChar(_ c: UInt8) -> Bool {
     case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
         return true
     case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-         UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-         UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+        UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+        UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
         return true
     default:
         return false

@@ -36,9 +36,11 @@ public struct WebSocketHandshake: Sendable {
         }
         let headers = head.headers
         guard headers.containsToken("websocket", in: "Upgrade") else {
-            throw HTTPError(status: .upgradeRequired, reason: "Upgrade Required", headers: [
-                HTTPHeader("Upgrade", "websocket"), HTTPHeader("Connection", "Upgrade"), HTTPHeader("Sec-WebSocket-Version", "13"),
-            ])
+            throw HTTPError(
+                status: .upgradeRequired, reason: "Upgrade Required",
+                headers: [
+                    HTTPHeader("Upgrade", "websocket"), HTTPHeader("Connection", "Upgrade"), HTTPHeader("Sec-WebSocket-Version", "13")
+                ])
         }
         guard headers["Host"] != nil else { throw HTTPError(status: .badRequest, reason: "missing Host header") }
         guard headers.containsToken("upgrade", in: "Connection") else {
@@ -47,8 +49,9 @@ public struct WebSocketHandshake: Sendable {
         let versions = headers.firstValueAndCount("Sec-WebSocket-Version")
         guard let version = versions.first else { throw HTTPError(status: .badRequest, reason: "missing Sec-WebSocket-Version header") }
         guard versions.count == 1, version == "13" else {
-            throw HTTPError(status: .upgradeRequired, reason: "unsupported WebSocket version",
-                            headers: [HTTPHeader("Sec-WebSocket-Version", "13")])
+            throw HTTPError(
+                status: .upgradeRequired, reason: "unsupported WebSocket version",
+                headers: [HTTPHeader("Sec-WebSocket-Version", "13")])
         }
         let keys = headers.firstValueAndCount("Sec-WebSocket-Key")
         guard let key = keys.first, keys.count == 1 else {

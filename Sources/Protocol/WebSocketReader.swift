@@ -112,8 +112,10 @@ public struct WebSocketReader: Sendable {
     ///
     /// A frame over the fragment limit (``maxFragments``) throws instead of being reported.
     /// Neither closure may touch this reader.
-    public mutating func feed(_ input: UnsafeMutableRawBufferPointer, onDataFrame: (WebSocketDataFrame) -> Bool,
-                              _ onEvent: (WebSocketEvent) -> Bool) throws(ProtocolError) {
+    public mutating func feed(
+        _ input: UnsafeMutableRawBufferPointer, onDataFrame: (WebSocketDataFrame) -> Bool,
+        _ onEvent: (WebSocketEvent) -> Bool
+    ) throws(ProtocolError) {
         if let failure { throw failure }
         if assembler.receivedClose || stopped { return }
         var offset = 0

@@ -22,8 +22,10 @@ open class SocketContext: @unchecked Sendable {
 
     /// - Parameters: `readBufferBytes`: size of the shared read buffer (default 64 KiB); the counters are
     ///   the owner's, so its metrics exporter reads them where it reads everything else.
-    public init(loop: EventLoop, readBufferBytes: Int = 64 * 1024, bytesIn: Counter = Counter(), bytesOut: Counter = Counter(),
-                outboundQueueBytes: Counter = Counter()) {
+    public init(
+        loop: EventLoop, readBufferBytes: Int = 64 * 1024, bytesIn: Counter = Counter(), bytesOut: Counter = Counter(),
+        outboundQueueBytes: Counter = Counter()
+    ) {
         self.loop = loop
         self.readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readBufferBytes, alignment: 16)
         self.iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: SocketContext.iovecCount)

@@ -36,7 +36,9 @@ public enum Socket {
             if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
             var addr = try ipv4Address(host: host, port: port)
             _ = try syscall("bind \(host):\(port)") {
-                withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+                withUnsafePointer(to: &addr) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
             }
             _ = try syscall("listen") { Glibc.listen(fd, backlog) }
             return fd
@@ -53,7 +55,8 @@ public enum Socket {
     /// start so that calls in one process do not repeat a port. Errors: `SyscallError` when no port in
     /// 1024..<start of the ephemeral range can be bound.
     public static func unusedLoopbackPort() throws(SyscallError) -> Int {
-        let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+        let ephemeralStart =
+            (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
             .flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } } ?? 32768
         let low = 10_000 < ephemeralStart - 1000 ? 10_000 : 1024
         let span = max(1, ephemeralStart - low)

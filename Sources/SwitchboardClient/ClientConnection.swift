@@ -3,7 +3,6 @@ import Glibc
 import Protocol
 import Runtime
 
-
 /// Where a `ClientConnection` connects: the gateway's address, the `Host` header, the upgrade path and,
 /// optionally, a local source address to bind (the bench's child processes bind 127.0.0.x so each has its
 /// own ephemeral-port range).

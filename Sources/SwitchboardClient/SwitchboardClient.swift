@@ -48,8 +48,10 @@ public final class SwitchboardClient: @unchecked Sendable {
         }
 
         /// Defaults: path `/ws`, backoff base 250 ms, cap 30 s, connect timeout 10 s.
-        public init(host: String = "127.0.0.1", port: Int, path: String = "/ws", backoffBaseMs: Int = 250,
-                    backoffCapMs: Int = 30_000, connectTimeoutMs: Int = 10_000) {
+        public init(
+            host: String = "127.0.0.1", port: Int, path: String = "/ws", backoffBaseMs: Int = 250,
+            backoffCapMs: Int = 30_000, connectTimeoutMs: Int = 10_000
+        ) {
             self.host = host
             self.port = port
             self.path = path
@@ -183,7 +185,8 @@ public final class SwitchboardClient: @unchecked Sendable {
     /// Retries a publish refused as `unavailable` or `unknown` (see `publish`); false when it gave up.
     private func retryPublish(_ m: ServerMessage) -> Bool {
         guard m.code == "unavailable" || m.code == "unknown", let idText = m.id?.description, let id = Int(idText),
-              let (frame, attempts) = pendingPublishes[id], attempts < 5, let c = connection else { return false }
+            let (frame, attempts) = pendingPublishes[id], attempts < 5, let c = connection
+        else { return false }
         pendingPublishes[id] = (frame, attempts + 1)
         let ceiling = min(options.backoffCapMs, options.backoffBaseMs << min(attempts, 20))
         _ = loop.loop.schedule(afterMilliseconds: Int.random(in: 0...max(1, ceiling))) { [weak self, weak c] in
@@ -229,7 +232,7 @@ public final class SwitchboardClient: @unchecked Sendable {
         state = .open
         opens += 1
         if tokenProvider != nil {
-            awaitingHello = true   // rooms are rejoined once the server confirms the token with `hello`
+            awaitingHello = true  // rooms are rejoined once the server confirms the token with `hello`
             requestToken(.connect)
         } else {
             for room in rooms { sendJoin(room) }
@@ -248,7 +251,8 @@ public final class SwitchboardClient: @unchecked Sendable {
             loop.run {
                 // Only for the connection that asked: a token for a connection since replaced is dropped.
                 guard let token, let client = target.value, let now = client.connection, ObjectIdentifier(now) == connectionID,
-                      client.state == .open else { return }
+                    client.state == .open
+                else { return }
                 client.send("{\"op\":\"auth\",\"token\":\(client.jsonString(token))}")
             }
         }

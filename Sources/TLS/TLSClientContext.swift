@@ -22,9 +22,13 @@ public final class TLSClientContext: @unchecked Sendable {
     ///   - alpn: protocols offered by ALPN (RFC 7301), e.g. `["http/1.1"]`; none by default.
     /// Errors (`TLSConfigurationError`, one line): an unreadable or non-PEM file, a key that is not the
     /// certificate's, OpenSSL refusing a setting.
-    public init(caFile: String?, certificate: TLSCertificatePair? = nil, minimumVersion: TLSVersion = .tls12,
-                verifyPeer: Bool = true, alpn: [String] = []) throws(TLSConfigurationError) {
-        guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw TLSConfigurationError("OpenSSL cannot create a TLS client context: \(TLSContext.lastError())") }
+    public init(
+        caFile: String?, certificate: TLSCertificatePair? = nil, minimumVersion: TLSVersion = .tls12,
+        verifyPeer: Bool = true, alpn: [String] = []
+    ) throws(TLSConfigurationError) {
+        guard let ctx = SSL_CTX_new(TLS_client_method()) else {
+            throw TLSConfigurationError("OpenSSL cannot create a TLS client context: \(TLSContext.lastError())")
+        }
         do throws(TLSConfigurationError) {
             guard cshim_SSL_CTX_set_min_proto_version(ctx, minimumVersion.protocolVersion) == 1 else {
                 throw TLSConfigurationError("OpenSSL refused TLS \(minimumVersion.rawValue) as the minimum version")

@@ -126,7 +126,8 @@ public final class TLSContext: @unchecked Sendable {
     // MARK: - Loading
 
     /// Mozilla "intermediate" TLS 1.2 list (forward secrecy, AEAD only); TLS 1.3 keeps OpenSSL's suites.
-    static let tls12Ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    static let tls12Ciphers =
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
         + "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
     private static func makeContext(_ pair: TLSCertificatePair, minimumVersion: TLSVersion) throws(TLSConfigurationError) -> OpaquePointer {

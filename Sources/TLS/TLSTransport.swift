@@ -143,7 +143,10 @@ public final class TLSTransport: Transport {
         }
     }
 
-    private enum Sniff { case handshake, plaintext, result(TransportResult) }
+    private enum Sniff {
+        case handshake, plaintext
+        case result(TransportResult)
+    }
 
     /// Peeks at the first byte (`MSG_PEEK`: it stays for OpenSSL).
     private func sniff(fd: CInt) -> Sniff {
@@ -168,8 +171,9 @@ public final class TLSTransport: Transport {
     /// The answer to plain text on the TLS port: small enough for an empty send buffer, written in clear.
     static let plaintextAnswer: [UInt8] = {
         let body = "plain HTTP sent to the TLS port, use wss:// or https://\n"
-        return Array(("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n"
-                      + "Connection: close\r\n\r\n" + body).utf8)
+        return Array(
+            ("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n"
+                + "Connection: close\r\n\r\n" + body).utf8)
     }()
 
     private func rejectPlaintext(fd: CInt, buffer: UnsafeMutableRawBufferPointer) -> TransportResult {
@@ -306,7 +310,7 @@ public final class TLSTransport: Transport {
                 readWaitsForWritable = true
                 return .wouldBlock
             case SSL_ERROR_ZERO_RETURN:
-                end = .eof   // close_notify
+                end = .eof  // close_notify
             case SSL_ERROR_SYSCALL:
                 let no = errno
                 end = ERR_peek_error() == 0 && no != 0 ? .failed(no) : .eof
@@ -402,7 +406,7 @@ public final class TLSTransport: Transport {
                     writeWaitsForReadable = true
                     return .wouldBlock
                 default:
-                    break   // the stream is broken: FIN is all that is left to send
+                    break  // the stream is broken: FIN is all that is left to send
                 }
             }
             ERR_clear_error()

@@ -73,7 +73,7 @@ func raiseOpenFileLimit() -> Int {
 }
 
 #if os(Linux)
-private let rlimitNoFile = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+    private let rlimitNoFile = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
 #endif
 
 /// Sleeps the calling (main) thread.

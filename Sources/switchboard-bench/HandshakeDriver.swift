@@ -49,8 +49,10 @@ final class HandshakeDriver: ClientConnectionDelegate, @unchecked Sendable {
 
     /// `joinText`: the text frame sent after the 101 for `.join` (default: Switchboard's join of the room;
     /// another server's own, e.g. Socket.IO's namespace connect `40`, whose server answers "joined").
-    init(bench: ClientLoop, endpoint: Endpoint, concurrency: Int, timeoutMs: Int, completion: Completion = .upgrade, limit: Int? = nil,
-         joinText: String? = nil) {
+    init(
+        bench: ClientLoop, endpoint: Endpoint, concurrency: Int, timeoutMs: Int, completion: Completion = .upgrade, limit: Int? = nil,
+        joinText: String? = nil
+    ) {
         self.bench = bench
         self.completion = completion
         self.limit = limit

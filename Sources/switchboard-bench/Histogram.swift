@@ -1,11 +1,12 @@
 import Runtime
+
 /// The bench's one percentile helper: a log-linear histogram of nanosecond values (HDR-style, 8 significant
 /// bits: every value is kept within 0.4 % of what was recorded), mergeable across members and processes.
 ///
 /// Fixed memory (about 60 KiB), O(1) record, so millions of samples cost nothing extra.
 struct Histogram: Sendable, Codable {
     private static let bits = 8
-    private static let half = 1 << (bits - 1)          // 128
+    private static let half = 1 << (bits - 1)  // 128
     private static let bucketCount = (64 - bits + 1) * half + half
 
     private var counts: [UInt64]

@@ -1,7 +1,7 @@
 import Glibc
+import Protocol
 import Runtime
 import SwitchboardClient
-import Protocol
 
 /// What a group of connections is asked to do: open `count` WebSocket connections (at most
 /// `connectConcurrency` connecting or upgrading at once), optionally join `room`.
@@ -160,7 +160,8 @@ final class MemberGroup: ClientConnectionDelegate, @unchecked Sendable {
     private func checkReady(_ i: Int) {
         let m = members[i]
         guard !m.ready, m.client?.isOpen == true,
-              m.hello || !config.expectHello, m.joined || config.room == nil else { return }
+            m.hello || !config.expectHello, m.joined || config.room == nil
+        else { return }
         members[i].ready = true
         readyInfo.ready += 1
         inFlight -= 1

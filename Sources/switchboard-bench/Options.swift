@@ -20,7 +20,10 @@ struct Options: Sendable {
         ("concurrency", "N", "handshakes: handshakes in flight (default 256)"),
         ("count", "N", "handshakes: stop after N handshakes (the rate is then over the time they took)"),
         ("join-frame", "TEXT", "handshakes --until joined: the text frame sent after the 101 instead of Switchboard's join (another server's protocol)"),
-        ("until", "upgrade|hello|joined", "handshakes: done at the 101 (default), the first message (hello), or the answer to a join of --room sent after the 101"),
+        (
+            "until", "upgrade|hello|joined",
+            "handshakes: done at the 101 (default), the first message (hello), or the answer to a join of --room sent after the 101"
+        ),
         ("connect-concurrency", "N", "connects+upgrades in flight while opening members/idle connections (default 256)"),
         ("members", "N", "fanout/crossnode: members of the room (default 1000 / 10)"),
         ("room", "NAME", "fanout/crossnode: room name (default bench)"),
@@ -44,7 +47,7 @@ struct Options: Sendable {
         ("help", nil, "this text"),
         // Internal: a child process hosting part of the connections (see Shards.swift).
         ("shard-index", "I", "(internal) index of this child process"),
-        ("shard-count", "K", "(internal) number of child processes"),
+        ("shard-count", "K", "(internal) number of child processes")
     ]
 
     private(set) var values: [String: String] = [:]
@@ -127,33 +130,33 @@ struct Options: Sendable {
 
     static let helpText: String = {
         var s = """
-        switchboard-bench: load generator for the Switchboard gateway (loopback only).
+            switchboard-bench: load generator for the Switchboard gateway (loopback only).
 
-        usage: switchboard-bench <scenario> [flags]
+            usage: switchboard-bench <scenario> [flags]
 
-        scenarios:
-          idle        open --connections WebSocket connections, report the gateway's RSS per connection
-                      (needs --gateway-pid), then hold them idle for --hold and report the gateway's CPU use
-          handshakes  connect, upgrade, check 101 + Sec-WebSocket-Accept, reset; repeat for --duration with
-                      --concurrency in flight; report handshakes/s and failures
-          fanout      --members join --room; one publisher publishes with at most --window un-acked (or paced at
-                      --rate); report delivered messages/s, loss, duplicates, order and latency p50/p99/max
-          crossnode   fanout with the publisher on --publish-port and the members on --member-port;
-                      (two nodes on the cluster bus); --rate max searches the highest sustained rate without loss
+            scenarios:
+              idle        open --connections WebSocket connections, report the gateway's RSS per connection
+                          (needs --gateway-pid), then hold them idle for --hold and report the gateway's CPU use
+              handshakes  connect, upgrade, check 101 + Sec-WebSocket-Accept, reset; repeat for --duration with
+                          --concurrency in flight; report handshakes/s and failures
+              fanout      --members join --room; one publisher publishes with at most --window un-acked (or paced at
+                          --rate); report delivered messages/s, loss, duplicates, order and latency p50/p99/max
+              crossnode   fanout with the publisher on --publish-port and the members on --member-port;
+                          (two nodes on the cluster bus); --rate max searches the highest sustained rate without loss
 
-        flags:
+            flags:
 
-        """
+            """
         for f in known where !f.help.hasPrefix("(internal)") {
             let left = "  --\(f.name)" + (f.value.map { " \($0)" } ?? "")
             s += left.padding(toLength: max(left.count + 2, 30), withPad: " ", startingAt: 0) + f.help + "\n"
         }
         s += """
 
-        Output: human-readable lines, then one line of JSON (`--json`: only the JSON line).
-        Exit status: 0 on a completed run (check the figures), 1 when the run could not be done, 2 on bad flags.
+            Output: human-readable lines, then one line of JSON (`--json`: only the JSON line).
+            Exit status: 0 on a completed run (check the figures), 1 when the run could not be done, 2 on bad flags.
 
-        """
+            """
         return s
     }()
 }

@@ -16,7 +16,8 @@ enum ProcStats {
     /// utime + stime of /proc/PID/stat in clock ticks (every thread), nil when the process is gone.
     static func cpuTicks(pid: Int32) -> UInt64? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = text.lastIndex(of: ")") else { return nil }
+            let close = text.lastIndex(of: ")")
+        else { return nil }
         // Fields after "comm)": state(3) ppid(4) … utime(14) stime(15); index 0 here is field 3.
         let fields = text[text.index(after: close)...].split(separator: " ")
         guard fields.count > 12, let u = UInt64(fields[11]), let s = UInt64(fields[12]) else { return nil }
@@ -50,12 +51,12 @@ struct CPUMeter {
     }
 }
 
-
 extension ProcStats {
     /// Busy time of the whole machine (all cores) from /proc/stat, in clock ticks: everything but idle and iowait.
     static func machineBusyTicks() -> UInt64? {
         guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
-              let line = text.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
+            let line = text.split(separator: "\n").first, line.hasPrefix("cpu ")
+        else { return nil }
         let v = line.split(separator: " ").dropFirst().compactMap { UInt64($0) }
         guard v.count >= 5 else { return nil }
         return v.reduce(0, +) - v[3] - v[4]

@@ -1,7 +1,7 @@
 import Glibc
+import Protocol
 import Runtime
 import SwitchboardClient
-import Protocol
 
 /// How the publisher paces itself.
 enum PublishMode: Sendable, CustomStringConvertible {
@@ -185,7 +185,7 @@ final class Publisher: ClientConnectionDelegate, @unchecked Sendable {
             acked(id, error: nil)
             return
         }
-        if FrameScan.isMessage(text) { return }   // the publisher is not a member; ignore if it were
+        if FrameScan.isMessage(text) { return }  // the publisher is not a member; ignore if it were
         guard let m = Envelope.decodeServer(text) else { return }
         switch m.op {
         case "hello":

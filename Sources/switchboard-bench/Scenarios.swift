@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
+import Protocol
 import Runtime
 import SwitchboardClient
-import Protocol
 import TLS
 
 struct BenchError: Error, CustomStringConvertible {
@@ -187,8 +187,9 @@ func runHandshakes(_ ctx: Context, _ bench: ClientLoop) throws -> Report {
     r.add("duration_seconds", Double(durationMs) / 1000, unit: "s", decimals: 1)
     Progress.say("handshakes against \(ctx.host):\(ctx.port)\(ctx.path), \(concurrency) in flight, \(durationMs) ms")
     let driver = bench.sync {
-        HandshakeDriver(bench: bench, endpoint: endpoint, concurrency: concurrency, timeoutMs: ctx.connectTimeoutMs,
-                        completion: completion, limit: limit, joinText: ctx.options.values["join-frame"])
+        HandshakeDriver(
+            bench: bench, endpoint: endpoint, concurrency: concurrency, timeoutMs: ctx.connectTimeoutMs,
+            completion: completion, limit: limit, joinText: ctx.options.values["join-frame"])
     }
     let meters = ctx.meters(shards: [])
     bench.sync { driver.start(durationMs: durationMs) }
@@ -208,9 +209,10 @@ func runHandshakes(_ ctx: Context, _ bench: ClientLoop) throws -> Report {
         var seconds = 0.0
     }
     let f = bench.sync {
-        Figures(inWindow: driver.completedInWindow, total: driver.completed, failed: driver.failed, failures: driver.failures,
-                latency: driver.latency,
-                seconds: Double((limit != nil ? min(driver.lastDoneNs, driver.deadlineNs) : driver.deadlineNs) - driver.startNs) / 1e9)
+        Figures(
+            inWindow: driver.completedInWindow, total: driver.completed, failed: driver.failed, failures: driver.failures,
+            latency: driver.latency,
+            seconds: Double((limit != nil ? min(driver.lastDoneNs, driver.deadlineNs) : driver.deadlineNs) - driver.startNs) / 1e9)
     }
     r.add("handshakes_per_second", Double(f.inWindow) / f.seconds, unit: "/s", decimals: 0)
     r.add("completed", f.total)
@@ -287,8 +289,10 @@ struct StepOutcome {
     }
 }
 
-func runStep(_ ctx: Context, _ bench: ClientLoop, shards: [MemberShard], publisher: Publisher,
-             mode: PublishMode, durationMs: Int, drainMs: Int) -> StepOutcome {
+func runStep(
+    _ ctx: Context, _ bench: ClientLoop, shards: [MemberShard], publisher: Publisher,
+    mode: PublishMode, durationMs: Int, drainMs: Int
+) -> StepOutcome {
     let base = bench.sync { publisher.seq }
     for s in shards { s.beginStep(base: base) }
     let meters = ctx.meters(shards: shards)
@@ -303,8 +307,9 @@ func runStep(_ ctx: Context, _ bench: ClientLoop, shards: [MemberShard], publish
     var group = GroupResult()
     for s in shards { group.merge(s.collectFinish()) }
     let drained = group.lost == 0 || monotonicMilliseconds() - t0 < UInt64(drainMs)
-    return StepOutcome(mode: mode, durationMs: durationMs, publish: stats, group: group,
-                       cpu: cpu, drained: drained, publisherClosed: publisherClosed)
+    return StepOutcome(
+        mode: mode, durationMs: durationMs, publish: stats, group: group,
+        cpu: cpu, drained: drained, publisherClosed: publisherClosed)
 }
 
 func runFanout(_ ctx: Context, _ bench: ClientLoop) throws -> Report {
@@ -338,8 +343,9 @@ func runFanout(_ ctx: Context, _ bench: ClientLoop) throws -> Report {
     let shards = try ctx.shards(bench: bench)
     let publishEndpoint = try ctx.endpoint(port: publishPort)
     let publisher = bench.sync {
-        Publisher(bench: bench, endpoint: publishEndpoint,
-                  room: room, size: size, maxInflight: maxInflight, expectHello: ctx.expectHello)
+        Publisher(
+            bench: bench, endpoint: publishEndpoint,
+            room: room, size: size, maxInflight: maxInflight, expectHello: ctx.expectHello)
     }
     bench.sync { publisher.connect() }
     let ready = openShards(shards, timeoutMs: ctx.openTimeoutMs)
@@ -395,9 +401,11 @@ func runFanout(_ ctx: Context, _ bench: ClientLoop) throws -> Report {
         let kept = o.publishesPerSecond >= 0.95 * current && o.publish.heldBack == 0
         let p99 = Double(o.group.latency.percentile(99)) / 1e6
         let ok = o.clean && kept && o.drained && p99 <= maxP99
-        r.note(String(format: "step %d: rate %.0f/s sent %.0f/s delivered %.0f msg/s lost %d dup %d closed %d p99 %.2f ms -> %@",
-                      step, current, o.publishesPerSecond, o.deliveredPerSecond, o.group.lost, o.group.duplicates,
-                      o.group.closedMembers, Double(o.group.latency.percentile(99)) / 1e6, ok ? "ok" : "fail"))
+        r.note(
+            String(
+                format: "step %d: rate %.0f/s sent %.0f/s delivered %.0f msg/s lost %d dup %d closed %d p99 %.2f ms -> %@",
+                step, current, o.publishesPerSecond, o.deliveredPerSecond, o.group.lost, o.group.duplicates,
+                o.group.closedMembers, Double(o.group.latency.percentile(99)) / 1e6, ok ? "ok" : "fail"))
         if ok {
             best = o
             bestRate = current

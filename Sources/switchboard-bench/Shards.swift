@@ -200,8 +200,10 @@ func runShardWorker(index: Int, count: Int, config: GroupConfig, openTimeoutMs: 
 
 /// Splits `total` members over this process (≤ `perProcess`) or over child processes of `perProcess` each;
 /// child `i` binds source address 127.0.0.(i+1) so every child has its own ephemeral-port range.
-func makeShards(bench: ClientLoop, total: Int, perProcess: Int, scenario: String, options: Options,
-                config: (Int, String?) throws -> GroupConfig) throws -> [MemberShard] {
+func makeShards(
+    bench: ClientLoop, total: Int, perProcess: Int, scenario: String, options: Options,
+    config: (Int, String?) throws -> GroupConfig
+) throws -> [MemberShard] {
     if total <= perProcess {
         return [LocalShard(bench: bench, config: try config(total, nil))]
     }

@@ -42,10 +42,12 @@ import Testing
                 let redis = try startRedis(port: port)
                 let loop = try EventLoop(index: 98)
                 loop.start(name: "contract-bus")
-                let bus = RedisBus(loop: loop, configuration: RedisBusConfiguration(
-                    endpoint: RedisEndpoint(host: "127.0.0.1", port: port), prefix: prefix, nodeID: "contract", historySize: 100,
-                    historyTTLMilliseconds: 60_000, backoff: RedisBackoff(baseMilliseconds: 20, capMilliseconds: 200),
-                    heartbeatIntervalMilliseconds: 200, nodeTTLMilliseconds: 1000, idempotencyWindowMilliseconds: 60_000))
+                let bus = RedisBus(
+                    loop: loop,
+                    configuration: RedisBusConfiguration(
+                        endpoint: RedisEndpoint(host: "127.0.0.1", port: port), prefix: prefix, nodeID: "contract", historySize: 100,
+                        historyTTLMilliseconds: 60_000, backoff: RedisBackoff(baseMilliseconds: 20, capMilliseconds: 200),
+                        heartbeatIntervalMilliseconds: 200, nodeTTLMilliseconds: 1000, idempotencyWindowMilliseconds: 60_000))
                 services = .redis(bus)
                 self.redis = redis
                 self.loop = loop
@@ -91,7 +93,7 @@ import Testing
         let first = try #require(h.join(room, since: nil))
         #expect(!first.recovered && first.replay.isEmpty)
         h.rooms.unsubscribe(room: room)
-        usleep(50_000)   // Redis: the UNSUBSCRIBE goes out at the end of the bus loop's tick
+        usleep(50_000)  // Redis: the UNSUBSCRIBE goes out at the end of the bus loop's tick
         var offsets: [StreamOffset] = []
         for i in 0..<published {
             guard case .success(let o)? = h.publish(room, "\(i)") else { Issue.record("publish \(i) failed"); return }
@@ -179,7 +181,9 @@ func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool {
 func sync<T: Sendable>(timeout: Int = 5, _ body: (@escaping @Sendable (T) -> Void) -> Void) -> T? {
     let box = Lock<T?>(nil)
     let done = DispatchSemaphore(value: 0)
-    body { v in box.withLock { $0 = v }; done.signal() }
+    body { v in
+        box.withLock { $0 = v }; done.signal()
+    }
     guard done.wait(timeout: .now() + .seconds(timeout)) == .success else { return nil }
     return box.withLock { $0 }
 }

@@ -1,16 +1,18 @@
-@testable import ClusterBus
 import Protocol
 import Runtime
 import Testing
+
+@testable import ClusterBus
 
 /// The server API's bus role in process: merging node answers for paging, the command's JSON, LocalControl,
 /// and LocalRooms' history reads.
 @Suite struct ControlTests {
     @Test func mergedItemsSumNamesAcrossNodesAndPageInByteOrder() {
-        let o = ControlOutcome(answers: [
-            ControlAnswer(node: "a", affected: 1, items: [NamedCount(name: "b", count: 2), NamedCount(name: "c", count: 1)], more: true),
-            ControlAnswer(node: "b", affected: 2, items: [NamedCount(name: "B", count: 1), NamedCount(name: "b", count: 3)], more: false),
-        ], expectedNodes: 3)
+        let o = ControlOutcome(
+            answers: [
+                ControlAnswer(node: "a", affected: 1, items: [NamedCount(name: "b", count: 2), NamedCount(name: "c", count: 1)], more: true),
+                ControlAnswer(node: "b", affected: 2, items: [NamedCount(name: "B", count: 1), NamedCount(name: "b", count: 3)], more: false)
+            ], expectedNodes: 3)
         #expect(o.affected == 3)
         let (items, more) = o.mergedItems(limit: 2)
         #expect(items == [NamedCount(name: "B", count: 1), NamedCount(name: "b", count: 5)])

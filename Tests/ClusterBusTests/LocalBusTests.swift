@@ -1,8 +1,9 @@
-@testable import ClusterBus
 import Glibc
 import Protocol
 import Runtime
 import Testing
+
+@testable import ClusterBus
 
 /// `LocalRooms` history expiry: resume semantics and memory that follows the rooms in use.
 @Suite struct LocalBusTests {
@@ -28,7 +29,7 @@ import Testing
         #expect(resumed.recovered && resumed.replay.map(\.data) == [JSONFragment("2")])
 
         bus.subscribe(room: "kept")
-        usleep(1_100_000)   // past the TTL and the 1 s minimum between sweeps
+        usleep(1_100_000)  // past the TTL and the 1 s minimum between sweeps
         _ = publish(bus, "trigger", "0")
         // Only the subscribed room and the one just published to remain.
         #expect(bus.roomCount == 2)
@@ -120,7 +121,7 @@ import Testing
         let bus = LocalRooms(historySize: 10, historyTTLMilliseconds: 200)
         for _ in 0..<3 { _ = publish(bus, "x", payload(1000)) }
         #expect(bus.historyMemoryBytes == 3 * (1000 + 1 + LocalRooms.historyOverheadBytesPerMessage))
-        usleep(1_100_000)   // past the TTL and the 1 s minimum between sweeps
+        usleep(1_100_000)  // past the TTL and the 1 s minimum between sweeps
         _ = publish(bus, "y", "1")
         #expect(bus.historyMemoryBytes == 1 + 1 + LocalRooms.historyOverheadBytesPerMessage)
     }

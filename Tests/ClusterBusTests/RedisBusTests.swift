@@ -17,9 +17,11 @@ import Testing
     func makeBus(port: Int, prefix: String) throws -> (RedisBus, Recorder, EventLoop) {
         let loop = try EventLoop(index: 99)
         loop.start(name: "bus-test")
-        let bus = RedisBus(loop: loop, configuration: RedisBusConfiguration(
-            endpoint: RedisEndpoint(host: "127.0.0.1", port: port), prefix: prefix, nodeID: "unit",
-            backoff: RedisBackoff(baseMilliseconds: 20, capMilliseconds: 200), heartbeatIntervalMilliseconds: 200, nodeTTLMilliseconds: 1000))
+        let bus = RedisBus(
+            loop: loop,
+            configuration: RedisBusConfiguration(
+                endpoint: RedisEndpoint(host: "127.0.0.1", port: port), prefix: prefix, nodeID: "unit",
+                backoff: RedisBackoff(baseMilliseconds: 20, capMilliseconds: 200), heartbeatIntervalMilliseconds: 200, nodeTTLMilliseconds: 1000))
         let recorder = Recorder()
         bus.start(delegate: recorder)
         return (bus, recorder, loop)
@@ -37,7 +39,9 @@ import Testing
     func sync<T: Sendable>(_ body: (@escaping @Sendable (T) -> Void) -> Void) -> T? {
         let box = Lock<T?>(nil)
         let done = DispatchSemaphore(value: 0)
-        body { v in box.withLock { $0 = v }; done.signal() }
+        body { v in
+            box.withLock { $0 = v }; done.signal()
+        }
         guard done.wait(timeout: .now() + 5) == .success else { return nil }
         return box.withLock { $0 }
     }

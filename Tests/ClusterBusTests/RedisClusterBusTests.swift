@@ -1,9 +1,9 @@
 import ClusterBus
 import Foundation
-import TestSupport
 import Glibc
 import Protocol
 import Runtime
+import TestSupport
 import Testing
 
 /// `RedisClusterBus` (rooms over Redis Cluster) as two or three "nodes" on a real cluster on loopback: rooms on
@@ -31,7 +31,9 @@ import Testing
     func sync<T: Sendable>(_ body: (@escaping @Sendable (T) -> Void) -> Void) -> T? {
         let box = Lock<T?>(nil)
         let done = DispatchSemaphore(value: 0)
-        body { v in box.withLock { $0 = v }; done.signal() }
+        body { v in
+            box.withLock { $0 = v }; done.signal()
+        }
         guard done.wait(timeout: .now() + 5) == .success else { return nil }
         return box.withLock { $0 }
     }

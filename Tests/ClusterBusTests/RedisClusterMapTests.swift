@@ -1,29 +1,34 @@
-@testable import ClusterBus
 import Foundation
-import TestSupport
 import Glibc
 import Runtime
+import TestSupport
 import Testing
+
+@testable import ClusterBus
 
 /// The slot map from `CLUSTER SHARDS` and the redirects, as values and against a real three-master cluster
 /// on loopback (our `RedisConnection` talks to it; keys from `RedisClusterKeys` land where the map says).
 @Suite(.serialized) struct RedisClusterMapTests {
     static func node(_ id: String, _ port: Int, _ role: String, health: String = "online") -> RedisReply {
         func s(_ t: String) -> RedisReply { .string(Array(t.utf8)) }
-        return .array([s("id"), s(id), s("port"), .integer(Int64(port)), s("ip"), s("127.0.0.1"), s("endpoint"), s("127.0.0.1"),
-                       s("role"), s(role), s("replication-offset"), .integer(0), s("health"), s(health)])
+        return .array([
+            s("id"), s(id), s("port"), .integer(Int64(port)), s("ip"), s("127.0.0.1"), s("endpoint"), s("127.0.0.1"),
+            s("role"), s(role), s("replication-offset"), .integer(0), s("health"), s(health)
+        ])
     }
 
     static func shard(_ ranges: [(Int, Int)], _ nodes: [RedisReply]) -> RedisReply {
-        .array([.string(Array("slots".utf8)), .array(ranges.flatMap { [.integer(Int64($0.0)), .integer(Int64($0.1))] }),
-                .string(Array("nodes".utf8)), .array(nodes)])
+        .array([
+            .string(Array("slots".utf8)), .array(ranges.flatMap { [.integer(Int64($0.0)), .integer(Int64($0.1))] }),
+            .string(Array("nodes".utf8)), .array(nodes)
+        ])
     }
 
     @Test func parsesShardsPrimariesReplicasAndGaps() throws {
         let reply = RedisReply.array([
             Self.shard([(0, 5460)], [Self.node("a", 7000, "master"), Self.node("d", 7003, "replica")]),
             Self.shard([(5461, 10922)], [Self.node("b", 7001, "master", health: "fail"), Self.node("e", 7004, "replica")]),
-            Self.shard([(10923, 16000), (16002, 16383)], [Self.node("c", 7002, "master")]),
+            Self.shard([(10923, 16000), (16002, 16383)], [Self.node("c", 7002, "master")])
         ])
         let map = try RedisClusterMap(shardsReply: reply)
         #expect(map.shards.count == 3)
@@ -43,7 +48,7 @@ import Testing
             .array([.array([.string(Array("slots".utf8)), .array([.integer(0)]), .string(Array("nodes".utf8)), .array([])])]),
             .array([Self.shard([(10, 5)], [Self.node("a", 7000, "master")])]),
             .array([Self.shard([(0, 16384)], [Self.node("a", 7000, "master")])]),
-            .array([Self.shard([(0, 1)], [.array([.string(Array("id".utf8)), .string(Array("x".utf8))])])]),
+            .array([Self.shard([(0, 1)], [.array([.string(Array("id".utf8)), .string(Array("x".utf8))])])])
         ]
         for r in bad { #expect(throws: RedisClusterError.self, "\(r)") { try RedisClusterMap(shardsReply: r) } }
     }
@@ -88,8 +93,11 @@ import Testing
             shardsUsed.insert(owner.port)
             #expect(client.command(port: owner.port, ["CLUSTER", "KEYSLOT", keys.history(room)]) == .integer(Int64(slot)))
             // One multi-key command over the room's keys: no CROSSSLOT on the owner.
-            #expect(client.command(port: owner.port, ["MSET", keys.meta(room), "1", keys.presence(room), "2", keys.idempotency(room, key: "k")]
-                                   + ["3"]) == .status("OK"))
+            #expect(
+                client.command(
+                    port: owner.port,
+                    ["MSET", keys.meta(room), "1", keys.presence(room), "2", keys.idempotency(room, key: "k")]
+                        + ["3"]) == .status("OK"))
             let other = try #require(cluster.ports.first { $0 != owner.port })
             let answer = client.command(port: other, ["GET", keys.meta(room)])
             #expect(answer?.errorMessage.flatMap(RedisRedirect.init(error:)) == .moved(slot: slot, host: "127.0.0.1", port: owner.port))

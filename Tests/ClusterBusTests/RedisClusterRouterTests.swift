@@ -1,10 +1,11 @@
-@testable import ClusterBus
 import CHiredis
 import Foundation
-import TestSupport
 import Glibc
 import Runtime
+import TestSupport
 import Testing
+
+@testable import ClusterBus
 
 /// The router against a real three-master cluster on loopback: commands for rooms on every shard,
 /// `SSUBSCRIBE`/`SPUBLISH` per room, and a slot migrated under it (`ASK` while migrating, `MOVED` after,
@@ -30,7 +31,11 @@ import Testing
         let box = Lock<T?>(nil)
         let done = DispatchSemaphore(value: 0)
         nonisolated(unsafe) let run = body
-        loop.execute { run { v in box.withLock { $0 = v }; done.signal() } }
+        loop.execute {
+            run { v in
+                box.withLock { $0 = v }; done.signal()
+            }
+        }
         guard done.wait(timeout: .now() + 5) == .success else { return nil }
         return box.withLock { $0 }
     }
@@ -171,7 +176,9 @@ import Testing
         for room in rooms {
             let payloads = probe.messages.withLock { $0[keys.roomChannel(room)] ?? [] }
             #expect(payloads.count == 3 && payloads.enumerated().allSatisfy { $0.element.hasSuffix("\"data\":\($0.offset)}") }, "\(room): \(payloads)")
-            let length: RedisReply?? = onLoop(loop) { done in router.send(RedisCommand(["XLEN", keys.history(room)]), slot: keys.slot(ofRoom: room)) { done($0) } }
+            let length: RedisReply?? = onLoop(loop) { done in
+                router.send(RedisCommand(["XLEN", keys.history(room)]), slot: keys.slot(ofRoom: room)) { done($0) }
+            }
             #expect(length == .some(.integer(3)))
         }
     }
@@ -201,8 +208,10 @@ import Testing
         let primary = try #require(shard.primary)
         let replica = try #require(shard.replicas.first)
         func publish(_ n: Int) -> RedisReply? {
-            let args = ["EVAL", RedisScripts.publishSharded.source, "3", keys.history(room), keys.meta(room), keys.idempotency(room, key: "m\(n)"),
-                        channel, "\(n)", "100", "0", "60000"]
+            let args = [
+                "EVAL", RedisScripts.publishSharded.source, "3", keys.history(room), keys.meta(room), keys.idempotency(room, key: "m\(n)"),
+                channel, "\(n)", "100", "0", "60000"
+            ]
             let r: RedisReply?? = onLoop(loop) { done in router.send(RedisCommand(args), slot: slot) { done($0) } }
             return r ?? nil
         }
@@ -210,7 +219,7 @@ import Testing
         #expect(wait(5) { probe.confirmed.withLock { $0.count } == 1 })
         #expect(publish(0)?.array?.count == 2)
         #expect(wait(3) { probe.messages.withLock { $0[channel]?.count } == 1 })
-        _ = cli(primary.port, ["WAIT", "1", "1000"])   // the replica has message 0
+        _ = cli(primary.port, ["WAIT", "1", "1000"])  // the replica has message 0
 
         cluster.kill(port: primary.port)
         // Retry each publish (same idempotency key) until the promoted replica answers it.

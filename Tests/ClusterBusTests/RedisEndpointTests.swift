@@ -24,8 +24,10 @@ import Testing
     }
 
     @Test func rejectsWhatItCannotHonour() {
-        for bad in ["http://h:6379", "rediss:/h", "rediss://", "redis://", "redis://:6379", "redis://h:0", "redis://h:70000", "redis://h:x",
-                    "redis://h/db", "redis://h/-1", "redis://h?timeout=1", "redis://[::1", "redis://u:%zz@h"] {
+        for bad in [
+            "http://h:6379", "rediss:/h", "rediss://", "redis://", "redis://:6379", "redis://h:0", "redis://h:70000", "redis://h:x",
+            "redis://h/db", "redis://h/-1", "redis://h?timeout=1", "redis://[::1", "redis://u:%zz@h"
+        ] {
             #expect(throws: RedisEndpoint.Invalid.self, "\(bad)") { try RedisEndpoint(url: bad) }
         }
     }

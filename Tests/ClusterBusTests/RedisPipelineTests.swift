@@ -1,5 +1,6 @@
-@testable import ClusterBus
 import Testing
+
+@testable import ClusterBus
 
 /// The sans-I/O side of our Redis connection: replies matched to commands in order, pushes told apart,
 /// protocol errors typed; every input fed whole, byte at a time and in every two-piece split.
@@ -55,14 +56,16 @@ import Testing
     @Test func pipelinedRepliesCompleteInCommandOrder() throws {
         let wire = "+OK\r\n$3\r\nabc\r\n:42\r\n*2\r\n$1\r\na\r\n$-1\r\n-NOSCRIPT No matching script\r\n$0\r\n\r\n"
         let events = try run(wire) { h in for _ in 0..<6 { h.expect() } }
-        #expect(events == [
-            .reply(0, .status("OK")), .reply(1, .string(Array("abc".utf8))), .reply(2, .integer(42)),
-            .reply(3, .array([.string([0x61]), .null])), .reply(4, .error("NOSCRIPT No matching script")), .reply(5, .string([])),
-        ])
+        #expect(
+            events == [
+                .reply(0, .status("OK")), .reply(1, .string(Array("abc".utf8))), .reply(2, .integer(42)),
+                .reply(3, .array([.string([0x61]), .null])), .reply(4, .error("NOSCRIPT No matching script")), .reply(5, .string([]))
+            ])
     }
 
     @Test func subscriptionConfirmationsAndMessagesArePushes() throws {
-        let wire = "+OK\r\n"
+        let wire =
+            "+OK\r\n"
             + "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"
             + "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n"
             + "*4\r\n$8\r\npmessage\r\n$2\r\na*\r\n$2\r\nab\r\n$1\r\nx\r\n"
@@ -71,18 +74,20 @@ import Testing
             h.pipeline.expectSubscription(verb: "SUBSCRIBE", channels: 2)
         }
         func a(_ items: [String]) -> RedisReply { .array(items.map { .string(Array($0.utf8)) }) }
-        #expect(events == [
-            .reply(0, .status("OK")),
-            .push(.array([.string(Array("subscribe".utf8)), .string([0x61]), .integer(1)])),
-            .push(.array([.string(Array("subscribe".utf8)), .string([0x62]), .integer(2)])),
-            .push(a(["message", "a", "hi"])), .push(a(["pmessage", "a*", "ab", "x"])),
-        ])
+        #expect(
+            events == [
+                .reply(0, .status("OK")),
+                .push(.array([.string(Array("subscribe".utf8)), .string([0x61]), .integer(1)])),
+                .push(.array([.string(Array("subscribe".utf8)), .string([0x62]), .integer(2)])),
+                .push(a(["message", "a", "hi"])), .push(a(["pmessage", "a*", "ab", "x"]))
+            ])
     }
 
     @Test func shardedPushesAndUnsolicitedUnsubscribeDoNotConsumeWaitingCommands() throws {
         // Redis 7 sends `sunsubscribe` on its own when the channel's slot moves away: it must not count as the
         // confirmation of the SSUBSCRIBE still waiting.
-        let wire = "*3\r\n$12\r\nsunsubscribe\r\n$1\r\nz\r\n:0\r\n"
+        let wire =
+            "*3\r\n$12\r\nsunsubscribe\r\n$1\r\nz\r\n:0\r\n"
             + "*3\r\n$8\r\nsmessage\r\n$1\r\nq\r\n$1\r\n1\r\n"
             + "*3\r\n$10\r\nssubscribe\r\n$1\r\nq\r\n:1\r\n"
         let h = Harness()

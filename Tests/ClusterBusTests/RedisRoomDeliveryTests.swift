@@ -5,8 +5,9 @@ import Testing
 
 @Suite struct RedisRoomDeliveryTests {
     func msg(_ seq: UInt64, epoch: String = "e1") -> BusMessage {
-        BusMessage(room: "r", offset: StreamOffset(epoch: epoch, milliseconds: 100, sequence: seq), data: JSONFragment("\(seq)"),
-                   publishedAtMilliseconds: 100)
+        BusMessage(
+            room: "r", offset: StreamOffset(epoch: epoch, milliseconds: 100, sequence: seq), data: JSONFragment("\(seq)"),
+            publishedAtMilliseconds: 100)
     }
     func seqs(_ ms: [BusMessage]) -> [UInt64] { ms.map(\.offset.sequence) }
 
@@ -14,7 +15,10 @@ import Testing
         var d = RedisRoomDelivery()
         let confirmed = d.subscriptionConfirmed()
         #expect(confirmed == false, "a first subscription has no cursor: no back-fill")
-        let a = d.live(msg(1)), b = d.live(msg(2)), dup = d.live(msg(2)), old = d.live(msg(1))
+        let a = d.live(msg(1))
+        let b = d.live(msg(2))
+        let dup = d.live(msg(2))
+        let old = d.live(msg(1))
         #expect(seqs(a) == [1] && seqs(b) == [2])
         #expect(dup.isEmpty && old.isEmpty)
         #expect(d.lastDelivered?.sequence == 2)
@@ -34,7 +38,8 @@ import Testing
         let (since, token) = try #require(begun)
         #expect(since.sequence == 2)
         // Live messages after the read was issued are held; 6 is also in the history (published before the read ran).
-        let held6 = d.live(msg(6)), held7 = d.live(msg(7))
+        let held6 = d.live(msg(6))
+        let held7 = d.live(msg(7))
         #expect(held6.isEmpty && held7.isEmpty)
         #expect(d.heldCount == 2)
         let out = d.backfilled(token: token, entries: [msg(3), msg(4), msg(5), msg(6)])
@@ -90,7 +95,8 @@ import Testing
         let token = try #require(b).token
         let out = d.backfilled(token: token, entries: [msg(1, epoch: "e2"), msg(2, epoch: "e2")])
         #expect(out.map(\.offset.description) == ["e2:100-1", "e2:100-2"])
-        let dup = d.live(msg(2, epoch: "e2")), next = d.live(msg(3, epoch: "e2"))
+        let dup = d.live(msg(2, epoch: "e2"))
+        let next = d.live(msg(3, epoch: "e2"))
         #expect(dup.isEmpty)
         #expect(seqs(next) == [3])
     }

@@ -20,9 +20,11 @@ import Testing
     }
 
     @Test func rejectsOtherShapes() {
-        for bad in ["", "hello", #"{"offset":"","data":1}"#, #"{"offset":"xyz:1-0","data":1}"#, #"{"offset":"ab:1","data":1}"#,
-                    #"{"offset":"ab:1-","data":1}"#, #"{"offset":"ab:1-0","dat":1}"#, #"{"offset":"ab:1-0","data":}"#,
-                    #"{"offset":"ab:99999999999999999999999-0","data":1}"#, #"{"data":1,"offset":"ab:1-0"}"#] {
+        for bad in [
+            "", "hello", #"{"offset":"","data":1}"#, #"{"offset":"xyz:1-0","data":1}"#, #"{"offset":"ab:1","data":1}"#,
+            #"{"offset":"ab:1-","data":1}"#, #"{"offset":"ab:1-0","dat":1}"#, #"{"offset":"ab:1-0","data":}"#,
+            #"{"offset":"ab:99999999999999999999999-0","data":1}"#, #"{"data":1,"offset":"ab:1-0"}"#
+        ] {
             #expect(decode(bad) == nil, "\(bad)")
         }
     }

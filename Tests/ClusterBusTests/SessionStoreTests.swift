@@ -22,7 +22,7 @@ import Testing
         store.storeSession(key: "pid-1", value: [1, 2], ttlMilliseconds: 500)
         #expect(load(store, "pid-1") == [1, 2])
         #expect(load(store, "pid-2") == nil)
-        store.storeSession(key: "pid-1", value: [3], ttlMilliseconds: 500)   // replaced, TTL restarted
+        store.storeSession(key: "pid-1", value: [3], ttlMilliseconds: 500)  // replaced, TTL restarted
         clock.advance(499)
         #expect(load(store, "pid-1") == [3])
         clock.advance(1)
@@ -36,7 +36,7 @@ import Testing
         for i in 0..<3 { store.storeSession(key: "k\(i)", value: [UInt8(i)], ttlMilliseconds: 1000 + i) }
         store.storeSession(key: "k3", value: [3], ttlMilliseconds: 5000)
         #expect(store.count == 3)
-        #expect(load(store, "k0") == nil)   // the one closest to expiry went first
+        #expect(load(store, "k0") == nil)  // the one closest to expiry went first
         #expect(load(store, "k3") == [3] && load(store, "k2") == [2])
         // Expired records are pruned before anything live is dropped.
         clock.advance(1500)

@@ -12,8 +12,12 @@ import Testing
         let prefix = "api\(UInt16.random(in: 0...UInt16.max)):"
         var nodes: [GatewayProcess] = []
         for id in ["a", "b"] {
-            nodes.append(try GatewayProcess(["--redis-url", redis.url, "--node-id", id, "--prefix", prefix, "--api-key", APITest.key,
-                                             "--api-key", APITest.otherKey, "--jwt-secret", TestKeys.shared.secret] + extra, threads: threads))
+            nodes.append(
+                try GatewayProcess(
+                    [
+                        "--redis-url", redis.url, "--node-id", id, "--prefix", prefix, "--api-key", APITest.key,
+                        "--api-key", APITest.otherKey, "--jwt-secret", TestKeys.shared.secret
+                    ] + extra, threads: threads))
         }
         for n in nodes {
             try APITest.waitUntil(10, "node ready") { (try? httpGet(port: n.adminPort, path: "/ready"))?.0 == 200 }
@@ -25,8 +29,10 @@ import Testing
         let (redis, nodes) = try cluster()
         defer { withExtendedLifetime((redis, nodes)) {} }
         let (a, b) = (nodes[0], nodes[1])
-        let bob = [try APITest.client(a.port, user: "bob"), try APITest.client(a.port, user: "bob"),
-                   try APITest.client(b.port, user: "bob"), try APITest.client(b.port, user: "bob")]
+        let bob = [
+            try APITest.client(a.port, user: "bob"), try APITest.client(a.port, user: "bob"),
+            try APITest.client(b.port, user: "bob"), try APITest.client(b.port, user: "bob")
+        ]
         let carol = try APITest.client(a.port, user: "carol")
 
         // Server-side subscribe from node A reaches bob's connections on both nodes, each told the offset.
@@ -111,14 +117,16 @@ import Testing
             (try n.metric("switchboard_rooms{class=\"\(cls)\"}"), try n.metric("switchboard_room_members{class=\"\(cls)\"}"))
         }
         #expect(try gauges(a, "stream") == (0, 0))
-        let a1 = try APITest.client(a.port, user: "u1"), a2 = try APITest.client(a.port, user: "u2")
-        let b1 = try APITest.client(b.port, user: "u3"), b2 = try APITest.client(b.port, user: "u4")
+        let a1 = try APITest.client(a.port, user: "u1")
+        let a2 = try APITest.client(a.port, user: "u2")
+        let b1 = try APITest.client(b.port, user: "u3")
+        let b2 = try APITest.client(b.port, user: "u4")
         _ = try a1.join("stream:1")
         _ = try a2.join("stream:1")
         _ = try a2.join("lobby")
         _ = try b1.join("stream:1")
         _ = try b2.join("stream:2")
-        _ = try b2.join("stream:2:extra")   // not a stream: `*` is one segment
+        _ = try b2.join("stream:2:extra")  // not a stream: `*` is one segment
         _ = try b2.join("chat:x:y")
         #expect(try gauges(a, "stream") == (1, 2))
         #expect(try gauges(b, "stream") == (2, 2))

@@ -1,9 +1,10 @@
 import Foundation
 import Glibc
-@testable import Gateway
 import Protocol
 import Runtime
 import Testing
+
+@testable import Gateway
 
 /// Every server API method and every `ctl` command on one node (in-process bus): answers, bad input with
 /// field-level reasons, keys, request ids, and the method lists of docs/api.md and `ctl --help`.
@@ -42,7 +43,7 @@ import Testing
         ("history", #"{"room":"r","limit":2.5}"#, "limit"),
         ("rooms", #"{"limit":-1}"#, "limit"),
         ("rooms", #"{"pattern":7}"#, "pattern"),
-        ("info", #"{"verbose":true}"#, "verbose"),
+        ("info", #"{"verbose":true}"#, "verbose")
     ]
 
     @Test func badInputIsRefusedWithTheFieldAndARequestID() throws {
@@ -77,8 +78,10 @@ import Testing
         let c = try WSClient(port: gw.port)
         _ = try c.join("news")
         // Dev mode: connections have no user, so per-user commands affect nobody (not an error).
-        for (method, body) in [("disconnect", #"{"user":"ghost"}"#), ("subscribe", #"{"user":"ghost","room":"x"}"#),
-                               ("unsubscribe", #"{"user":"ghost","room":"x"}"#)] {
+        for (method, body) in [
+            ("disconnect", #"{"user":"ghost"}"#), ("subscribe", #"{"user":"ghost","room":"x"}"#),
+            ("unsubscribe", #"{"user":"ghost","room":"x"}"#)
+        ] {
             let r = try APITest.call(gw.adminPort, method, body, key: APITest.otherKey)
             #expect(r.status == 200 && r.json["affected"] as? Int == 0, "\(method)")
         }
@@ -148,9 +151,11 @@ import Testing
         let tailed = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(tailed.split(separator: "\n").count == 1 && tailed.contains(#"{"live":true}"#) && tailed.contains(":"), "tail printed: \(tailed)")
         // Failures: one line on stderr, exit 1 (the call failed) or 2 (usage).
-        for (args, status, says) in [(["history", "bad room"], Int32(1), "field 'room'"), (["publish", "lobby", "{bad"], 2, "not JSON"),
-                                     (["presence"], 2, "takes ROOM"), (["nope"], 2, "unknown command"), (["rooms", "--limit", "x"], 2, "integer"),
-                                     (["info", "--bogus"], 2, "unknown flag"), (["disconnect", "u", "--code", "999"], 1, "field 'code'")] {
+        for (args, status, says) in [
+            (["history", "bad room"], Int32(1), "field 'room'"), (["publish", "lobby", "{bad"], 2, "not JSON"),
+            (["presence"], 2, "takes ROOM"), (["nope"], 2, "unknown command"), (["rooms", "--limit", "x"], 2, "integer"),
+            (["info", "--bogus"], 2, "unknown flag"), (["disconnect", "u", "--code", "999"], 1, "field 'code'")
+        ] {
             let r = try ctl(args)
             #expect(r.status == status, "\(args): \(r)")
             #expect(r.err.hasPrefix("switchboard ctl: ") && r.err.contains(says) && r.err.split(separator: "\n").count == 1, "\(args): \(r.err)")
@@ -161,18 +166,23 @@ import Testing
     }
 
     @Test func apiFlagsParseAndRefuseBadValues() throws {
-        let c = try Config.parse(arguments: ["--api-key", "k1", "--api-key", "k2,k3", "--metrics-room-class", "stream=stream:*",
-                                             "--metrics-room-class", "org=org:**", "--proxy-url", "http://127.0.0.1:9/app", "--proxy-publish", "mod:*"],
-                                 environment: ["SWITCHBOARD_API_KEY": "from-env"])
+        let c = try Config.parse(
+            arguments: [
+                "--api-key", "k1", "--api-key", "k2,k3", "--metrics-room-class", "stream=stream:*",
+                "--metrics-room-class", "org=org:**", "--proxy-url", "http://127.0.0.1:9/app", "--proxy-publish", "mod:*"
+            ],
+            environment: ["SWITCHBOARD_API_KEY": "from-env"])
         #expect(c.api.keys == ["k1", "k2", "k3"], "the command line replaces the environment's keys")
         #expect(c.api.roomClasses.map(\.name) == ["stream", "org"] && c.api.roomClasses.map(\.pattern) == ["stream:*", "org:**"])
         #expect(try Config.parse(arguments: [], environment: ["SWITCHBOARD_API_KEY": "a,b"]).api.keys == ["a", "b"])
         #expect(try Config.parse(arguments: ["--api-key", "secret-value"], environment: [:]).loggable.first { $0.0 == "api-key" }?.1 == "***")
-        for (args, says) in [(["--metrics-room-class", "stream"], "NAME=PATTERN"), (["--metrics-room-class", "=x"], "NAME=PATTERN"),
-                             (["--metrics-room-class", "Bad Name=x"], "must be 1-64"),
-                             (["--metrics-room-class", "a=x", "--metrics-room-class", "a=y"], "given twice"),
-                             (["--proxy-publish", "mod:*"], "needs --proxy-url"), (["--proxy-connect-events", "yes"], "needs --proxy-url"),
-                             (["--proxy-url", "https://x"], "--proxy-url: expected http://"), (["--proxy-retries", "11"], "proxy-retries")] {
+        for (args, says) in [
+            (["--metrics-room-class", "stream"], "NAME=PATTERN"), (["--metrics-room-class", "=x"], "NAME=PATTERN"),
+            (["--metrics-room-class", "Bad Name=x"], "must be 1-64"),
+            (["--metrics-room-class", "a=x", "--metrics-room-class", "a=y"], "given twice"),
+            (["--proxy-publish", "mod:*"], "needs --proxy-url"), (["--proxy-connect-events", "yes"], "needs --proxy-url"),
+            (["--proxy-url", "https://x"], "--proxy-url: expected http://"), (["--proxy-retries", "11"], "proxy-retries")
+        ] {
             do {
                 _ = try Config.parse(arguments: args, environment: [:])
                 Issue.record("\(args) was accepted")

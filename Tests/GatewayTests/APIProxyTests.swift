@@ -20,7 +20,9 @@ import Testing
                     let result: [String: Any] = ["got": o["data"] ?? NSNull(), "user": o["user"] ?? NSNull(), "node": o["node"] ?? NSNull()]
                     return .respond(200, APIProxyTests.json(["result": result]))
                 case "flaky":
-                    let n = flaky.withLock { $0 += 1; return $0 }
+                    let n = flaky.withLock {
+                        $0 += 1; return $0
+                    }
                     return n <= 2 ? .respond(500, "{}") : .respond(200, #"{"result":"third time"}"#)
                 case "hang": return .hang(2)
                 case "fail": return .respond(200, #"{"error":{"code":"not_found","message":"no such order"}}"#)
@@ -47,8 +49,9 @@ import Testing
 
     @Test func rpcRoundTripRetriesAndTimeoutWithoutStallingTheLoop() throws {
         let backend = try Self.backend()
-        let gw = try GatewayProcess(["--proxy-url", backend.url, "--jwt-secret", TestKeys.shared.secret, "--proxy-connect-events", "yes"] + Self.proxyFlags,
-                                    threads: 1)
+        let gw = try GatewayProcess(
+            ["--proxy-url", backend.url, "--jwt-secret", TestKeys.shared.secret, "--proxy-connect-events", "yes"] + Self.proxyFlags,
+            threads: 1)
         let c = try APITest.client(gw.port, user: "alice")
         // Round trip: the backend sees the user and node, the answer carries the same id.
         try c.sendOp(#"{"op":"rpc","method":"echo","data":{"q":[1,2]},"id":"r1"}"#)
@@ -108,8 +111,11 @@ import Testing
         let redis = try RedisServer()
         let prefix = "px\(UInt16.random(in: 0...UInt16.max)):"
         let nodes = try ["a", "b"].map { id in
-            try GatewayProcess(["--redis-url", redis.url, "--node-id", id, "--prefix", prefix, "--proxy-url", backend.url,
-                                "--proxy-publish", "mod:*", "--jwt-secret", TestKeys.shared.secret] + Self.proxyFlags, threads: 1)
+            try GatewayProcess(
+                [
+                    "--redis-url", redis.url, "--node-id", id, "--prefix", prefix, "--proxy-url", backend.url,
+                    "--proxy-publish", "mod:*", "--jwt-secret", TestKeys.shared.secret
+                ] + Self.proxyFlags, threads: 1)
         }
         defer { withExtendedLifetime((redis, nodes)) {} }
         for n in nodes { try APITest.waitUntil(10, "ready") { (try? httpGet(port: n.adminPort, path: "/ready"))?.0 == 200 } }

@@ -9,8 +9,10 @@ enum APITest {
     static let otherKey = "api-key-two-0123456789"
 
     /// `POST /api/<method>` with `body`; returns the status and the decoded JSON object.
-    static func call(_ adminPort: Int, _ method: String, _ body: String, key: String? = APITest.key,
-                     headers: [String: String] = [:]) throws -> (status: Int, json: [String: Any]) {
+    static func call(
+        _ adminPort: Int, _ method: String, _ body: String, key: String? = APITest.key,
+        headers: [String: String] = [:]
+    ) throws -> (status: Int, json: [String: Any]) {
         var h = headers
         if let key { h["Authorization"] = "Bearer \(key)" }
         h["Content-Type"] = "application/json"
@@ -74,25 +76,32 @@ enum APITest {
     }
 
     /// Runs `switchboard` with `arguments` and `environment`; returns exit status, stdout and stderr.
-    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 10) throws -> (status: Int32, out: String, err: String) {
+    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 10) throws -> (status: Int32, out: String, err: String)
+    {
         let p = Process()
         p.executableURL = GatewayProcess.binary
         p.arguments = arguments
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SWITCHBOARD_") }
         for (k, v) in environment { env[k] = v }
         p.environment = env
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()
         let deadline = Date().addingTimeInterval(timeout)
         // Read while it runs so a large output cannot fill the pipe and block it.
-        let outData = Lock(Data()), errData = Lock(Data())
+        let outData = Lock(Data())
+        let errData = Lock(Data())
         let group = DispatchGroup()
         group.enter()
-        DispatchQueue.global().async { let d = out.fileHandleForReading.readDataToEndOfFile(); outData.withLock { $0 = d }; group.leave() }
+        DispatchQueue.global().async {
+            let d = out.fileHandleForReading.readDataToEndOfFile(); outData.withLock { $0 = d }; group.leave()
+        }
         group.enter()
-        DispatchQueue.global().async { let d = err.fileHandleForReading.readDataToEndOfFile(); errData.withLock { $0 = d }; group.leave() }
+        DispatchQueue.global().async {
+            let d = err.fileHandleForReading.readDataToEndOfFile(); errData.withLock { $0 = d }; group.leave()
+        }
         while p.isRunning && Date() < deadline { usleep(10_000) }
         if p.isRunning { p.terminate() }
         p.waitUntilExit()

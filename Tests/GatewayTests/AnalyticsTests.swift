@@ -16,8 +16,9 @@ import Testing
         while Date().timeIntervalSince(start) < seconds {
             var burst: [UInt8] = []
             for _ in 0..<10 {
-                burst += FrameEncoder.frame(opcode: .text, payload: Array("{\"op\":\"analytics\",\"event\":\"click\",\"data\":{\"n\":\(sent)},\"room\":\"r\"}".utf8),
-                                            maskingKey: UInt32.random(in: 0...UInt32.max))
+                burst += FrameEncoder.frame(
+                    opcode: .text, payload: Array("{\"op\":\"analytics\",\"event\":\"click\",\"data\":{\"n\":\(sent)},\"room\":\"r\"}".utf8),
+                    maskingKey: UInt32.random(in: 0...UInt32.max))
                 sent += 1
             }
             try c.socket.send(burst)
@@ -26,7 +27,7 @@ import Testing
         let elapsed = Date().timeIntervalSince(start)
         let replies = try c.drainJSON(quiet: 0.5)
         let notices = replies.filter { $0.op == "error" && $0.code == "throttled" }
-        usleep(200_000)   // the batcher flushes within 50 ms
+        usleep(200_000)  // the batcher flushes within 50 ms
         let accepted = try #require(try gw.metric("switchboard_analytics_events_total{result=\"accepted\"}"))
         // Token bucket: burst + rate x elapsed, give or take one interval either side.
         let expected = 10 + 20 * elapsed
@@ -50,8 +51,10 @@ import Testing
     @Test func twoConnectionsOfOneUserOnTwoNodesShareOneBudget() throws {
         let redis = try RedisServer()
         let keys = TestKeys.shared
-        let flags = ["--redis-url", redis.url, "--prefix", "an\(UInt16.random(in: 0...UInt16.max)):", "--jwt-secret", keys.secret,
-                     "--analytics-rate", "10", "--analytics-burst", "10", "--api-key", "k"]
+        let flags = [
+            "--redis-url", redis.url, "--prefix", "an\(UInt16.random(in: 0...UInt16.max)):", "--jwt-secret", keys.secret,
+            "--analytics-rate", "10", "--analytics-burst", "10", "--api-key", "k"
+        ]
         let a = try GatewayProcess(flags + ["--node-id", "a"], threads: 1)
         let b = try GatewayProcess(flags + ["--node-id", "b"], threads: 1)
         for gw in [a, b] {
@@ -87,6 +90,8 @@ import Testing
         #expect(Double(events.count) == acceptedA + acceptedB, "the stream holds every accepted event of both nodes")
         #expect(Set(events.compactMap { $0["node"] as? String }) == ["a", "b"])
         #expect(events.filter { $0["user"] as? String == "dave" }.count == Int(daveEvents))
-        print("cluster analytics: carol accepted \(Int(carol)) of 60 over \(String(format: "%.2f", elapsed)) s (budget ≈ \(Int(expected))), dave \(Int(daveEvents)) of 15")
+        print(
+            "cluster analytics: carol accepted \(Int(carol)) of 60 over \(String(format: "%.2f", elapsed)) s (budget ≈ \(Int(expected))), dave \(Int(daveEvents)) of 15"
+        )
     }
 }

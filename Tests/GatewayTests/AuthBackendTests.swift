@@ -3,6 +3,7 @@ import Glibc
 import Protocol
 import Runtime
 import Testing
+
 @testable import Gateway
 
 /// The auth backend against the real binary and a fake backend on 127.0.0.1: retries with backoff, the
@@ -38,9 +39,13 @@ import Testing
 
     @Test func downBackendOpensTheBreakerWhichFailsFastAndRecoversWhenTheBackendIsBack() throws {
         let backend = try FakeAuthBackend()
-        backend.stop()   // refused connections
-        let gw = try backendGateway(backend, ["--auth-retries", "2", "--auth-backoff-base", "50ms", "--auth-breaker-threshold", "3",
-                                              "--auth-breaker-cooldown", "1500ms", "--auth-cache-ttl", "0s"])
+        backend.stop()  // refused connections
+        let gw = try backendGateway(
+            backend,
+            [
+                "--auth-retries", "2", "--auth-backoff-base", "50ms", "--auth-breaker-threshold", "3",
+                "--auth-breaker-cooldown", "1500ms", "--auth-cache-ttl", "0s"
+            ])
         // Three refused attempts: 503 with Retry-After, never a 401.
         let first = try upgradeAnswer(port: gw.port, headers: bearer("t-1"))
         #expect(first.status == 503 && headerValue(first.text, "Retry-After") != nil, "\(first.text.prefix(200))")
@@ -116,8 +121,12 @@ import Testing
     /// ../shared/cases C29: the backend accepts TCP but never answers, then recovers.
     @Test func aDrainAnswersHandshakesStillWaitingForTheBackend503() throws {
         let backend = try FakeAuthBackend { _, _ in .hang(20) }
-        let gw = try backendGateway(backend, ["--auth-try-timeout", "15s", "--auth-retries", "0", "--auth-deadline", "15s",
-                                              "--drain-delay", "0", "--drain-window", "1s", "--drain-deadline", "10s"])
+        let gw = try backendGateway(
+            backend,
+            [
+                "--auth-try-timeout", "15s", "--auth-retries", "0", "--auth-deadline", "15s",
+                "--drain-delay", "0", "--drain-window", "1s", "--drain-deadline", "10s"
+            ])
         let answers = Lock<[Int]>([])
         let group = DispatchGroup()
         for i in 0..<5 {
@@ -143,8 +152,12 @@ import Testing
         let recovered = Lock(false)
         let backend = try FakeAuthBackend { _, _ in recovered.withLock { $0 } ? .respond(200, FakeAuthBackend.okBody()) : .hang(8) }
         // A high breaker threshold so every client makes all its attempts (the breaker has its own test).
-        let gw = try backendGateway(backend, ["--auth-try-timeout", "1s", "--auth-retries", "2", "--auth-backoff-base", "100ms",
-                                              "--auth-deadline", "5s", "--auth-breaker-threshold", "1000"])
+        let gw = try backendGateway(
+            backend,
+            [
+                "--auth-try-timeout", "1s", "--auth-retries", "2", "--auth-backoff-base", "100ms",
+                "--auth-deadline", "5s", "--auth-breaker-threshold", "1000"
+            ])
         let results = Lock<[(status: Int, seconds: Double, retryAfter: String?)]>([])
         // 20 clients at once (threads, not concurrentPerform, which runs only as many as there are cores).
         let group = DispatchGroup()

@@ -3,6 +3,7 @@ import Glibc
 import Protocol
 import Runtime
 import Testing
+
 @testable import Gateway
 
 /// Authentication, authorization, Origin and admission against the real binary: every answer a handshake
@@ -12,8 +13,11 @@ import Testing
     let keys = TestKeys.shared
 
     func authGateway(_ extra: [String] = [], threads: Int = 2) throws -> GatewayProcess {
-        try GatewayProcess(["--jwt-secret", keys.secret, "--jwt-public-key", keys.rsaPublic, "--jwt-public-key", "ec-1=\(keys.ecPublic)",
-                            "--token-cookie", "sb_token"] + extra, threads: threads)
+        try GatewayProcess(
+            [
+                "--jwt-secret", keys.secret, "--jwt-public-key", keys.rsaPublic, "--jwt-public-key", "ec-1=\(keys.ecPublic)",
+                "--token-cookie", "sb_token"
+            ] + extra, threads: threads)
     }
 
     func bearer(_ t: String) -> [HTTPHeader] { [HTTPHeader("Authorization", "Bearer \(t)")] }
@@ -53,7 +57,7 @@ import Testing
             ("truncated", String(good.dropLast(10))),
             ("two parts", p[0] + "." + p[1]),
             ("not a jwt", "hello"),
-            ("empty bearer", ""),
+            ("empty bearer", "")
         ]
         for (name, token) in bad {
             let a = try upgradeAnswer(port: gw.port, headers: bearer(token))
@@ -92,9 +96,11 @@ import Testing
         #expect(Date().timeIntervalSince(started) >= 0.8)
         // A bad token in the auth op: 4002, whatever is wrong with it, including 100 KB of it; an expired one
         // 4003 (get a fresh token: what the reference clients ask their token provider for).
-        for (token, code) in [("garbage", 4002), (TokenFactory.make(claims: TokenFactory.claims(exp: TokenFactory.now - 3600)), 4003),
-                              (TokenFactory.json(["alg": "none"]) + "." + TokenFactory.json(TokenFactory.claims()) + ".", 4002),
-                              (String(repeating: "x", count: 100 * 1024), 4002)] as [(String, UInt16)] {
+        for (token, code) in [
+            ("garbage", 4002), (TokenFactory.make(claims: TokenFactory.claims(exp: TokenFactory.now - 3600)), 4003),
+            (TokenFactory.json(["alg": "none"]) + "." + TokenFactory.json(TokenFactory.claims()) + ".", 4002),
+            (String(repeating: "x", count: 100 * 1024), 4002)
+        ] as [(String, UInt16)] {
             let b = try WSClient(port: gw.port, expectHello: false)
             try b.sendOp(#"{"op":"auth","token":"\#(token)"}"#)
             #expect(try b.expectClose(timeout: 3) == code, "\(token.prefix(40))")
@@ -107,7 +113,8 @@ import Testing
 
     @Test func claimsGateJoinPublishAndPresenceAndTheConnectionStaysOpen() throws {
         let gw = try authGateway()
-        let t = TokenFactory.make(alg: "HS256", claims: TokenFactory.claims(sub: "alice", rooms: ["lobby", "user:{sub}", "stream:*"], publish: ["lobby", "user:{sub}"]))
+        let t = TokenFactory.make(
+            alg: "HS256", claims: TokenFactory.claims(sub: "alice", rooms: ["lobby", "user:{sub}", "stream:*"], publish: ["lobby", "user:{sub}"]))
         let c = try WSClient(port: gw.port, headers: bearer(t))
         for room in ["admin", "user:bob", "stream:1:2", "stream"] {
             let r = try c.join(room)
@@ -213,7 +220,10 @@ import Testing
         h.append(HTTPHeader("Origin", "https://evil.example.com"))
         #expect(try upgradeAnswer(port: gw.port, headers: h).status == 403)
         // Two Origin headers are refused.
-        #expect(try upgradeAnswer(port: gw.port, headers: bearer(token) + [HTTPHeader("Origin", "https://app.example.com"), HTTPHeader("Origin", "https://evil.com")]).status == 403)
+        #expect(
+            try upgradeAnswer(
+                port: gw.port, headers: bearer(token) + [HTTPHeader("Origin", "https://app.example.com"), HTTPHeader("Origin", "https://evil.com")]
+            ).status == 403)
         #expect(try gw.metric("switchboard_origin_rejected_total") == 7)
         #expect(try gw.metric("switchboard_handshakes_rejected_total{status=\"403\"}") == 7)
     }
@@ -228,7 +238,7 @@ import Testing
         #expect(try upgradeAnswer(port: gw.port, headers: [HTTPHeader("X-Forwarded-For", "198.51.100.7")]).status == 429)
         try a?.send(.close, FrameEncoder.closePayload(code: .normalClosure))
         _ = try a?.expectClose()
-        a = nil   // FIN: the server closes the socket and releases the slot
+        a = nil  // FIN: the server closes the socket and releases the slot
         usleep(300_000)
         let again = try WSClient(port: gw.port)
         _ = (b, again)
@@ -277,7 +287,7 @@ import Testing
             { [HTTPHeader("Cookie", "sb_token=\($0); sb_token=x")] },
             { [HTTPHeader("Cookie", "sb_token=\"\($0)\"")] },
             { [HTTPHeader("Origin", $0), HTTPHeader("Authorization", "Bearer \(good)")] },
-            { [HTTPHeader("X-Forwarded-For", $0), HTTPHeader("Authorization", "Bearer \($0)")] },
+            { [HTTPHeader("X-Forwarded-For", $0), HTTPHeader("Authorization", "Bearer \($0)")] }
         ]
         for i in 0..<300 {
             let token = mutated()

@@ -1,6 +1,7 @@
 import Foundation
 import Runtime
 import Testing
+
 @testable import Gateway
 
 /// Every JWT rule with real tokens signed by OpenSSL (HS256/384/512, RS256/384/512, ES256/384): RFC 7519 §7.2,
@@ -8,8 +9,10 @@ import Testing
 @Suite struct AuthJWTTests {
     let keys = TestKeys.shared
 
-    func verifier(secret: Bool = true, rsa: Bool = true, ec: Bool = true, kids: Bool = false,
-                  issuer: String? = nil, audience: String? = nil, leeway: Double = 30) throws -> JWTVerifier {
+    func verifier(
+        secret: Bool = true, rsa: Bool = true, ec: Bool = true, kids: Bool = false,
+        issuer: String? = nil, audience: String? = nil, leeway: Double = 30
+    ) throws -> JWTVerifier {
         var pub: [JWTPublicKey] = []
         if rsa { pub.append(try JWTPublicKey(path: keys.rsaPublic, kid: kids ? "rsa-1" : nil)) }
         if ec {
@@ -135,7 +138,7 @@ import Testing
             (String(good.dropLast(5)), .malformed("signature is not base64url")),
             (String(good.prefix(good.count / 2)), .malformed("expected header.payload.signature")),
             (String(repeating: "a", count: 100 * 1024), .tooLarge(limit: JWTVerifier.maxTokenBytes)),
-            (good + String(repeating: "A", count: 100 * 1024), .tooLarge(limit: JWTVerifier.maxTokenBytes)),
+            (good + String(repeating: "A", count: 100 * 1024), .tooLarge(limit: JWTVerifier.maxTokenBytes))
         ]
         for (token, expected) in cases {
             #expect(error(v, token) == expected, "\(token.prefix(60))")
@@ -194,9 +197,9 @@ import Testing
     }
 
     @Test func keyLoadingRefusesWhatCannotBeUsedSafely() throws {
-        #expect(throws: JWTKeyError.self) { try JWTPublicKey(path: keys.rsaSmallPublic, kid: nil) }   // RSA 1024
-        #expect(throws: JWTKeyError.self) { try JWTPublicKey(path: keys.k1Public, kid: nil) }         // secp256k1
-        #expect(throws: JWTKeyError.self) { try JWTPublicKey(path: keys.rsaPrivate, kid: nil) }       // a private key file
+        #expect(throws: JWTKeyError.self) { try JWTPublicKey(path: keys.rsaSmallPublic, kid: nil) }  // RSA 1024
+        #expect(throws: JWTKeyError.self) { try JWTPublicKey(path: keys.k1Public, kid: nil) }  // secp256k1
+        #expect(throws: JWTKeyError.self) { try JWTPublicKey(path: keys.rsaPrivate, kid: nil) }  // a private key file
         #expect(throws: JWTKeyError.self) { try JWTPublicKey(path: "/nonexistent.pem", kid: nil) }
         #expect(throws: JWTKeyError.self) { try JWTPublicKey(pem: Array("garbage".utf8), kid: nil) }
         #expect(throws: JWTKeyError.self) { try JWTKeySet(secret: Array("short".utf8), publicKeys: []) }

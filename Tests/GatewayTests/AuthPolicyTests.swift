@@ -1,6 +1,7 @@
 import Foundation
 import Runtime
 import Testing
+
 @testable import Gateway
 
 /// The auth building blocks driven with no sockets and a fake clock: circuit breaker, backoff, cache,
@@ -14,11 +15,11 @@ import Testing
         #expect(b.acquire(now: now) == .allowed)
         b.recordFailure(now: now)
         b.recordFailure(now: now)
-        b.recordSuccess(now: now)           // a success resets the count
+        b.recordSuccess(now: now)  // a success resets the count
         b.recordFailure(now: now)
         b.recordFailure(now: now)
         #expect(b.state == .closed)
-        b.recordFailure(now: now)           // third consecutive
+        b.recordFailure(now: now)  // third consecutive
         #expect(b.state == .open && b.opens == 1)
         now += 400
         #expect(b.acquire(now: now) == .rejected(retryAfterMs: 600))
@@ -28,11 +29,11 @@ import Testing
         #expect(b.acquire(now: now) == .probe)
         #expect(b.state == .halfOpen)
         #expect(b.acquire(now: now + 1) == .rejected(retryAfterMs: 999), "one probe at a time")
-        b.recordFailure(now: now + 5)       // probe failed: open again for a full cooldown
+        b.recordFailure(now: now + 5)  // probe failed: open again for a full cooldown
         #expect(b.state == .open && b.opens == 2)
         #expect(b.acquire(now: now + 500) == .rejected(retryAfterMs: 505))
         #expect(b.acquire(now: now + 1005) == .probe)
-        b.recordSuccess(now: now + 1010)    // probe succeeded
+        b.recordSuccess(now: now + 1010)  // probe succeeded
         #expect(b.state == .closed && b.consecutiveFailures == 0)
         #expect(b.acquire(now: now + 1011) == .allowed)
     }
@@ -40,7 +41,7 @@ import Testing
     @Test func breakerLostProbeIsReplacedAfterACooldownAndLateFailuresDoNotExtend() {
         var b = CircuitBreaker(threshold: 1, cooldownMs: 100)
         b.recordFailure(now: 0)
-        b.recordFailure(now: 50)            // late failure while open: no new cooldown
+        b.recordFailure(now: 50)  // late failure while open: no new cooldown
         #expect(b.acquire(now: 100) == .probe)
         #expect(b.acquire(now: 150) == .rejected(retryAfterMs: 50))
         #expect(b.acquire(now: 200) == .probe, "the first probe never reported")
@@ -108,7 +109,8 @@ import Testing
         #expect(p.afterFailure(attempt: 1, startedAt: start, now: start + 2480, using: &rng) == .giveUp)
         #expect(p.afterFailure(attempt: 3, startedAt: start, now: start, using: &rng) == .giveUp)
         if case .retry(_, let t) = RetryPolicy(retries: 1, baseMs: 0, capMs: 0, tryTimeoutMs: 1000, deadlineMs: 1500)
-            .afterFailure(attempt: 1, startedAt: start, now: start + 1000, using: &rng) {
+            .afterFailure(attempt: 1, startedAt: start, now: start + 1000, using: &rng)
+        {
             #expect(t == 500)
         } else {
             Issue.record("expected a retry")
@@ -210,8 +212,9 @@ import Testing
         let trusted = TrustedProxies("10.0.0.0/8,127.0.0.1")!
         #expect(clientAddress(peer: "203.0.113.9", forwardedFor: ["1.2.3.4"], trusted: trusted) == "203.0.113.9")
         #expect(clientAddress(peer: "10.1.1.1", forwardedFor: ["1.2.3.4"], trusted: trusted) == "1.2.3.4")
-        #expect(clientAddress(peer: "10.1.1.1", forwardedFor: ["6.6.6.6, 1.2.3.4, 10.2.2.2"], trusted: trusted) == "1.2.3.4",
-                "the right-most untrusted hop; the client's own forged entries on the left are ignored")
+        #expect(
+            clientAddress(peer: "10.1.1.1", forwardedFor: ["6.6.6.6, 1.2.3.4, 10.2.2.2"], trusted: trusted) == "1.2.3.4",
+            "the right-most untrusted hop; the client's own forged entries on the left are ignored")
         #expect(clientAddress(peer: "10.1.1.1", forwardedFor: ["6.6.6.6", "1.2.3.4"], trusted: trusted) == "1.2.3.4")
         #expect(clientAddress(peer: "10.1.1.1", forwardedFor: ["10.3.3.3, 10.2.2.2"], trusted: trusted) == "10.3.3.3")
         #expect(clientAddress(peer: "10.1.1.1", forwardedFor: ["garbage"], trusted: trusted) == "10.1.1.1")
@@ -248,10 +251,13 @@ import Testing
 
     @Test func authFlagsParseRepeatMaskAndValidate() throws {
         let keys = TestKeys.shared
-        let c = try Config.parse(arguments: ["--jwt-secret", keys.secret, "--jwt-public-key", "a=\(keys.rsaPublic)",
-                                             "--jwt-public-key", keys.ecPublic, "--allowed-origins", "https://a.com, https://*.b.com",
-                                             "--allow-no-origin", "no", "--auth-retries", "3", "--jwt-leeway", "5s"],
-                                 environment: ["SWITCHBOARD_JWT_PUBLIC_KEY": "ignored=/nonexistent"])
+        let c = try Config.parse(
+            arguments: [
+                "--jwt-secret", keys.secret, "--jwt-public-key", "a=\(keys.rsaPublic)",
+                "--jwt-public-key", keys.ecPublic, "--allowed-origins", "https://a.com, https://*.b.com",
+                "--allow-no-origin", "no", "--auth-retries", "3", "--jwt-leeway", "5s"
+            ],
+            environment: ["SWITCHBOARD_JWT_PUBLIC_KEY": "ignored=/nonexistent"])
         #expect(c.auth.jwtPublicKeys == ["a=\(keys.rsaPublic)", keys.ecPublic], "flags replace the environment's list")
         #expect(c.auth.keys?.publicKeys.map(\.kid) == ["a", nil])
         #expect(c.auth.keys?.allowedAlgorithms.contains(.es256) == true && c.auth.keys?.allowedAlgorithms.contains(.es384) == false)
@@ -261,10 +267,12 @@ import Testing
         #expect(logged["jwt-secret"] == "***", "secrets are masked in the startup log")
         let env = try Config.parse(arguments: [], environment: ["SWITCHBOARD_JWT_PUBLIC_KEY": "k1=\(keys.rsaPublic),k2=\(keys.ecPublic)"])
         #expect(env.auth.keys?.publicKeys.count == 2)
-        for bad in [["--jwt-secret", "short"], ["--jwt-public-key", "/nonexistent.pem"], ["--jwt-public-key", keys.rsaSmallPublic],
-                    ["--allowed-origins", "ftp://x"], ["--auth-url", "https://x"], ["--auth-url", "http://x:99999/"],
-                    ["--allow-no-origin", "maybe"], ["--auth-retries", "-1"], ["--token-cookie", "a;b"],
-                    ["--auth-backoff-base", "2s", "--auth-backoff-cap", "1s"]] {
+        for bad in [
+            ["--jwt-secret", "short"], ["--jwt-public-key", "/nonexistent.pem"], ["--jwt-public-key", keys.rsaSmallPublic],
+            ["--allowed-origins", "ftp://x"], ["--auth-url", "https://x"], ["--auth-url", "http://x:99999/"],
+            ["--allow-no-origin", "maybe"], ["--auth-retries", "-1"], ["--token-cookie", "a;b"],
+            ["--auth-backoff-base", "2s", "--auth-backoff-cap", "1s"]
+        ] {
             #expect(throws: Config.Invalid.self, "\(bad)") { try Config.parse(arguments: bad, environment: [:]) }
         }
         #expect(Config.helpText.contains("--auth-breaker-threshold "), "long flag names are not cut in --help")

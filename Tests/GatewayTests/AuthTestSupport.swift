@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Protocol
 import Runtime
+
 @testable import Gateway
 
 /// Test keys made once per test process with the `openssl` CLI (RSA 2048, RSA 1024, P-256, P-384, secp256k1),
@@ -64,8 +65,10 @@ enum TokenFactory {
     static var now: Int { Int(Date().timeIntervalSince1970) }
 
     /// A claims object: sub, exp (now + 1 h), iat, rooms, publish, plus `extra` (nil values remove a claim).
-    static func claims(sub: String = "alice", rooms: [String] = ["lobby", "user:{sub}", "stream:*"], publish: [String] = ["lobby"],
-                       exp: Int? = TokenFactory.now + 3600, extra: [String: Any?] = [:]) -> [String: Any] {
+    static func claims(
+        sub: String = "alice", rooms: [String] = ["lobby", "user:{sub}", "stream:*"], publish: [String] = ["lobby"],
+        exp: Int? = TokenFactory.now + 3600, extra: [String: Any?] = [:]
+    ) -> [String: Any] {
         var c: [String: Any] = ["sub": sub, "rooms": rooms, "publish": publish, "iat": now]
         if let exp { c["exp"] = exp }
         for (k, v) in extra { c[k] = v }
@@ -80,8 +83,10 @@ enum TokenFactory {
 
     /// A token signed with `alg` ("HS256", "RS256", "ES256", ...) using the test keys (`key` overrides the
     /// private key file or the HMAC secret), header extras merged in.
-    static func make(alg: String = "HS256", claims: [String: Any] = TokenFactory.claims(), kid: String? = nil,
-                     header: [String: Any] = [:], key: String? = nil) -> String {
+    static func make(
+        alg: String = "HS256", claims: [String: Any] = TokenFactory.claims(), kid: String? = nil,
+        header: [String: Any] = [:], key: String? = nil
+    ) -> String {
         var h: [String: Any] = ["alg": alg, "typ": "JWT"]
         if let kid { h["kid"] = kid }
         for (k, v) in header { h[k] = v }
@@ -202,7 +207,9 @@ final class FakeAuthBackend: @unchecked Sendable {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         addr.sin_port = in_port_t(UInt16(port)).bigEndian
-        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let r = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
         guard r == 0, listen(fd, 1024) == 0 else {
             close(fd)
             throw TestFailure("fake backend bind \(port): errno \(errno)")
@@ -273,7 +280,8 @@ final class FakeAuthBackend: @unchecked Sendable {
         switch behavior {
         case .respond(let status, let json):
             let reason = status == 200 ? "OK" : "Status"
-            let resp = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\nConnection: close\r\n\r\n\(json)"
+            let resp =
+                "HTTP/1.1 \(status) \(reason)\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\nConnection: close\r\n\r\n\(json)"
             _ = Array(resp.utf8).withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         case .hang(let seconds):
             usleep(UInt32(seconds * 1_000_000))
@@ -296,7 +304,8 @@ func upgradeAnswer(port: Int, target: String = "/ws", headers: [HTTPHeader] = []
             if status == 101 { return (101, text) }
             // Error answers carry a Content-Length body and then the server closes.
             if let cl = text.lowercased().range(of: "content-length: "),
-               let n = Int(text.lowercased()[cl.upperBound...].prefix { $0.isNumber }), text[end.upperBound...].utf8.count >= n {
+                let n = Int(text.lowercased()[cl.upperBound...].prefix { $0.isNumber }), text[end.upperBound...].utf8.count >= n
+            {
                 return (status, text)
             }
         }

@@ -22,10 +22,12 @@ import Testing
     /// Flags for headless Chromium as root in a container, talking to 127.0.0.1 only: no sandbox (root),
     /// no GPU, a throwaway profile, no background services, and every host name but 127.0.0.1 unresolvable.
     static func chromiumArguments(profile: String) -> [String] {
-        ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--user-data-dir=\(profile)",
-         "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-default-apps", "--disable-domain-reliability",
-         "--no-pings", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
+        [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--user-data-dir=\(profile)",
+            "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-default-apps", "--disable-domain-reliability",
+            "--no-pings", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
+        ]
     }
 
     @Test func chromiumJoinsPublishesAndSurvivesADrain() throws {
@@ -43,8 +45,12 @@ import Testing
             while (try? httpGet(port: n.adminPort, path: "/ready"))?.0 != 200 && Date() < deadline { usleep(50_000) }
         }
 
-        let server = try ChildProcess("/usr/bin/env", ["python3", "-u", Self.root.appendingPathComponent("clients/js/browser-test/serve.py").path,
-                                                       Self.root.appendingPathComponent("clients/js").path, "\(a.pid)"])
+        let server = try ChildProcess(
+            "/usr/bin/env",
+            [
+                "python3", "-u", Self.root.appendingPathComponent("clients/js/browser-test/serve.py").path,
+                Self.root.appendingPathComponent("clients/js").path, "\(a.pid)"
+            ])
         defer { server.stop() }
         let portLine = try server.waitForLine(prefix: "PORT ", timeout: 10)
         let page = "http://127.0.0.1:\(portLine.dropFirst(5))/browser-test/index.html?a=ws://127.0.0.1:\(a.port)/ws&b=ws://127.0.0.1:\(b.port)/ws&room=browser"

@@ -1,8 +1,9 @@
 import Foundation
-@testable import Gateway
 import Glibc
-import Testing
 import TLS
+import Testing
+
+@testable import Gateway
 
 /// `CertificateFileWatch` (the `--tls-reload-interval` poll): what it reloads on, and when.
 struct CertificateFileWatchTests {

@@ -53,7 +53,7 @@ import Testing
             let j = try m.join("lobby")
             #expect(j.op == "joined" && j.offset != nil && j.recovered == false)
         }
-        let publisher = try WSClient(port: nodes[0].port)   // on A, not a member
+        let publisher = try WSClient(port: nodes[0].port)  // on A, not a member
         for i in 0..<20 { try publish(publisher, "lobby", "{\"n\":\(i)}", id: i) }
         let acks = try publisher.drainJSON(quiet: 1.0).filter { $0.op == "ack" }
         #expect(acks.count == 20)
@@ -124,7 +124,7 @@ import Testing
         try waitUntil(3, "2 subscribers") { try numsub() == 2 }
         // C subscribes only to the control channels ({prefix}ctl, its own, and {prefix}api for the server API).
         #expect(try redis.clientFields(named: "switchboard-sub-c")?["sub"] == "3")
-        let outsider = try WSClient(port: nodes[2].port)   // publishes on C without being a member
+        let outsider = try WSClient(port: nodes[2].port)  // publishes on C without being a member
         for i in 0..<10 { try publish(outsider, "quiet", "\(i)", id: i) }
         #expect(try outsider.drainJSON(quiet: 0.8).filter { $0.op == "ack" }.count == 10)
         #expect(try messages(ma).count == 10)
@@ -231,7 +231,7 @@ import Testing
 
     @Test func sigkilledNodesPresenceEntriesAreGoneWithinTwiceTheTTL() throws {
         let prefix = "t-presence:"
-        let (redis, nodes) = try cluster(prefix: prefix)   // defaults: heartbeat 2 s, node TTL 6 s
+        let (redis, nodes) = try cluster(prefix: prefix)  // defaults: heartbeat 2 s, node TTL 6 s
         defer { withExtendedLifetime((redis, nodes)) {} }
         let members = try nodes.map { try WSClient(port: $0.port) }
         for m in members { _ = try m.join("lobby") }
@@ -299,21 +299,24 @@ import Testing
         let members = try nodes.map { try WSClient(port: $0.port) }
         for m in members { _ = try m.join("news") }
         let body = Array("{\"room\":\"news\",\"data\":{\"headline\":\"hi\"}}".utf8)
-        let (status, answer) = try httpRequest(port: nodes[1].adminPort, method: "POST", path: "/api/publish",
-                                               headers: ["Authorization": "Bearer s3cret", "Content-Type": "application/json"], body: body)
+        let (status, answer) = try httpRequest(
+            port: nodes[1].adminPort, method: "POST", path: "/api/publish",
+            headers: ["Authorization": "Bearer s3cret", "Content-Type": "application/json"], body: body)
         #expect(status == 202 && answer.contains("\"offset\":\""))
         for m in members {
             let got = try messages(m)
             #expect(got.count == 1 && dataText(got[0]) == "{\"headline\":\"hi\"}")
             #expect(got.first.flatMap { $0.offset }.map { answer.contains($0) } == true)
         }
-        let (wrong, _) = try httpRequest(port: nodes[1].adminPort, method: "POST", path: "/api/publish",
-                                         headers: ["Authorization": "Bearer nope"], body: body)
+        let (wrong, _) = try httpRequest(
+            port: nodes[1].adminPort, method: "POST", path: "/api/publish",
+            headers: ["Authorization": "Bearer nope"], body: body)
         #expect(wrong == 401)
         let (missing, _) = try httpRequest(port: nodes[2].adminPort, method: "POST", path: "/api/publish", body: body)
         #expect(missing == 401)
-        let (bad, reason) = try httpRequest(port: nodes[0].adminPort, method: "POST", path: "/api/publish",
-                                            headers: ["Authorization": "Bearer s3cret"], body: Array("{\"data\":1}".utf8))
+        let (bad, reason) = try httpRequest(
+            port: nodes[0].adminPort, method: "POST", path: "/api/publish",
+            headers: ["Authorization": "Bearer s3cret"], body: Array("{\"data\":1}".utf8))
         #expect(bad == 400 && reason.contains("room"))
         for m in members { #expect(try messages(m, quiet: 0.3).isEmpty) }
     }
@@ -333,8 +336,10 @@ import Testing
         #expect(docs.contains(RedisScripts.publish.source))
         let sha = try #require(try redis.command(["SCRIPT", "LOAD", RedisScripts.publish.source]).text)
         #expect(docs.contains(sha), "docs/redis.md must list the publish script's SHA \(sha)")
-        let reply = try redis.command(["EVALSHA", sha, "2", prefix + "history:backend", prefix + "meta:backend", prefix + "room:backend",
-                                       "{\"from\":\"backend\"}", "1000"])
+        let reply = try redis.command([
+            "EVALSHA", sha, "2", prefix + "history:backend", prefix + "meta:backend", prefix + "room:backend",
+            "{\"from\":\"backend\"}", "1000"
+        ])
         let parts = try #require(reply.array)
         let offset = "\(parts[0].text ?? ""):\(parts[1].text ?? "")"
         let got = try messages(member)
@@ -379,7 +384,7 @@ import Testing
     @Test func resumingWhileTrafficFlowsGetsEveryMessageOnceInOrder() throws {
         let (redis, nodes) = try cluster(["a", "b"], prefix: "t-resume:")
         defer { withExtendedLifetime((redis, nodes)) {} }
-        let anchor = try WSClient(port: nodes[1].port)   // keeps the room subscribed on B
+        let anchor = try WSClient(port: nodes[1].port)  // keeps the room subscribed on B
         _ = try anchor.join("flow")
         let publisher = try WSClient(port: nodes[0].port)
         try publish(publisher, "flow", "0")

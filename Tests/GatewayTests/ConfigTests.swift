@@ -1,5 +1,6 @@
-@testable import Gateway
 import Testing
+
+@testable import Gateway
 
 @Suite struct ConfigTests {
     @Test func helpShowsDefaultsInTheUnitsTheReadmeUses() {
@@ -49,7 +50,8 @@ import Testing
     }
 
     @Test func flagsWinOverEnvironmentAndBadValuesNameTheFlag() throws {
-        let c = try Config.parse(arguments: ["--port", "9000", "--ping-interval=1s"], environment: ["SWITCHBOARD_PORT": "7000", "SWITCHBOARD_WS_PATH": "/socket"])
+        let c = try Config.parse(
+            arguments: ["--port", "9000", "--ping-interval=1s"], environment: ["SWITCHBOARD_PORT": "7000", "SWITCHBOARD_WS_PATH": "/socket"])
         #expect(c.port == 9000)
         #expect(c.wsPath == "/socket")
         #expect(c.pingIntervalMs == 1000)
@@ -65,8 +67,9 @@ import Testing
     @Test func memoryBudgetFlags() throws {
         let d = try Config.parse(arguments: [], environment: [:])
         #expect(d.historyBytes == 16 << 20 && d.maxHistoryMemory == 256 << 20 && d.analyticsBytes == 64 << 20)
-        let c = try Config.parse(arguments: ["--history-bytes", "1MiB", "--max-history-memory=0", "--analytics-bytes", "512KiB"],
-                                 environment: ["SWITCHBOARD_MAX_HISTORY_MEMORY": "1GiB"])
+        let c = try Config.parse(
+            arguments: ["--history-bytes", "1MiB", "--max-history-memory=0", "--analytics-bytes", "512KiB"],
+            environment: ["SWITCHBOARD_MAX_HISTORY_MEMORY": "1GiB"])
         #expect(c.historyBytes == 1 << 20 && c.maxHistoryMemory == 0 && c.analyticsBytes == 512 << 10)
         for flag in ["--history-bytes", "--max-history-memory", "--analytics-bytes"] {
             do {

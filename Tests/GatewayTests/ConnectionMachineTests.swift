@@ -1,11 +1,13 @@
-@testable import Gateway
 import Protocol
 import Testing
 
+@testable import Gateway
+
 /// The connection machine driven with a fake clock: no socket, no process, no loop.
 @Suite struct ConnectionMachineTests {
-    static let limits = ConnectionLimits(handshakeTimeoutMs: 5000, pingIntervalMs: 25_000, pongTimeoutMs: 10_000, idleTimeoutMs: 0,
-                                         closeTimeoutMs: 5000, maxFrameRate: 10, maxOutboundBytes: 1000, slowConsumerGraceMs: 1000)
+    static let limits = ConnectionLimits(
+        handshakeTimeoutMs: 5000, pingIntervalMs: 25_000, pongTimeoutMs: 10_000, idleTimeoutMs: 0,
+        closeTimeoutMs: 5000, maxFrameRate: 10, maxOutboundBytes: 1000, slowConsumerGraceMs: 1000)
 
     static func open(at t: UInt64 = 0, limits: ConnectionLimits = limits) -> ConnectionMachine {
         var m = ConnectionMachine(limits: limits, now: t)

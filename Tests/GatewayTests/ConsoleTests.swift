@@ -58,7 +58,8 @@ import Testing
         let page = try request("\(admin)/console")
         #expect(page.status == 200 && page.body.contains("id=\"login\"") && !page.body.contains("id=\"messages\""))
         let csp = try #require(page.header("Content-Security-Policy"))
-        #expect(csp == "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self' ws://127.0.0.1:\(gw.port)/ws; "
+        #expect(
+            csp == "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self' ws://127.0.0.1:\(gw.port)/ws; "
                 + "form-action 'self'; base-uri 'none'; frame-ancestors 'none'", "\(csp)")
         #expect(!csp.contains("unsafe"))
         #expect(page.header("X-Frame-Options") == "DENY" && page.header("X-Content-Type-Options") == "nosniff")
@@ -90,7 +91,8 @@ import Testing
         let token = try csrf(admin, cookie: cookie)
         #expect(token.count == 64 && token != cookie)
         let publish = { (extra: [String]) throws -> Answer in
-            try self.request("\(admin)/console/api/publish", ["-X", "POST", "-H", "Content-Type: application/json", "-d", "{\"room\":\"ops\",\"data\":{\"n\":1}}"] + extra)
+            try self.request(
+                "\(admin)/console/api/publish", ["-X", "POST", "-H", "Content-Type: application/json", "-d", "{\"room\":\"ops\",\"data\":{\"n\":1}}"] + extra)
         }
         #expect(try publish([]).status == 401, "no session")
         #expect(try publish(["-b", "sb_console=\(cookie)"]).status == 403, "no token")
@@ -129,12 +131,14 @@ import Testing
     @Test func cookieIsSecureOverHTTPS() throws {
         let ca = try TestCA()
         let tls = ["--cacert", ca.caPath]
-        let gw = try GatewayProcess(["--console", "yes", "--api-key", "k", "--admin-tls-cert", ca.path("server.pem"), "--admin-tls-key", ca.path("server.key.pem")],
-                                    threads: 1, healthy: { port in (try? self.request("https://127.0.0.1:\(port)/health", tls))?.status == 200 })
+        let gw = try GatewayProcess(
+            ["--console", "yes", "--api-key", "k", "--admin-tls-cert", ca.path("server.pem"), "--admin-tls-key", ca.path("server.key.pem")],
+            threads: 1, healthy: { port in (try? self.request("https://127.0.0.1:\(port)/health", tls))?.status == 200 })
         let a = try request("https://127.0.0.1:\(gw.adminPort)/console/login", tls + ["-X", "POST", "-d", "{\"key\":\"k\"}"])
         #expect(a.status == 204 && a.header("Set-Cookie")?.hasSuffix("; HttpOnly; SameSite=Strict; Secure") == true, "\(a.headers)")
         // The page's own origin is https://…: an http:// Origin is another origin.
-        let downgraded = try request("https://127.0.0.1:\(gw.adminPort)/console/login", tls + ["-X", "POST", "-H", "Origin: http://127.0.0.1:\(gw.adminPort)", "-d", "{\"key\":\"k\"}"])
+        let downgraded = try request(
+            "https://127.0.0.1:\(gw.adminPort)/console/login", tls + ["-X", "POST", "-H", "Origin: http://127.0.0.1:\(gw.adminPort)", "-d", "{\"key\":\"k\"}"])
         #expect(downgraded.status == 403)
     }
 
@@ -152,22 +156,28 @@ import Testing
         let devtools = try freePort()
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-console-\(getpid())-\(gw.port)").path
         defer { try? FileManager.default.removeItem(atPath: profile) }
-        let browser = try ChildProcess(chromium, BrowserTests.chromiumArguments(profile: profile)
-                                       + ["--remote-debugging-address=127.0.0.1", "--remote-debugging-port=\(devtools)", "about:blank"])
+        let browser = try ChildProcess(
+            chromium,
+            BrowserTests.chromiumArguments(profile: profile)
+                + ["--remote-debugging-address=127.0.0.1", "--remote-debugging-port=\(devtools)", "about:blank"])
         defer { browser.stop() }
         // Traffic while the page watches: one publish every 200 ms for at most 20 s.
         let stop = Lock(false)
         let publisher = Thread {
             for i in 0..<100 where !stop.withLock({ $0 }) {
-                _ = try? httpRequest(port: gw.adminPort, method: "POST", path: "/api/publish", headers: ["Authorization": "Bearer console-key"],
-                                     body: Array("{\"room\":\"lobby\",\"data\":{\"n\":\(i)}}".utf8))
+                _ = try? httpRequest(
+                    port: gw.adminPort, method: "POST", path: "/api/publish", headers: ["Authorization": "Bearer console-key"],
+                    body: Array("{\"room\":\"lobby\",\"data\":{\"n\":\(i)}}".utf8))
                 usleep(200_000)
             }
         }
         publisher.start()
         defer { stop.withLock { $0 = true } }
-        let (status, out) = try runTool(["node", BrowserTests.root.appendingPathComponent("scripts/console-screenshot.mjs").path,
-                                         "\(devtools)", "http://127.0.0.1:\(gw.adminPort)", "console-key", "lobby", "", "5000"], timeout: 90)
+        let (status, out) = try runTool(
+            [
+                "node", BrowserTests.root.appendingPathComponent("scripts/console-screenshot.mjs").path,
+                "\(devtools)", "http://127.0.0.1:\(gw.adminPort)", "console-key", "lobby", "", "5000"
+            ], timeout: 90)
         #expect(status == 0, "\(out)\nchromium:\n\(browser.output.suffix(2000))")
         #expect(out.contains("\"presence\":\"presence 2 connections"), "the console and the member: \(out)")
     }

@@ -6,89 +6,89 @@ import Testing
 /// compressing client (Python `websockets`, which offers deflate by default) receives intact.
 @Suite struct DeflateGatewayTests {
     static let script = """
-    import base64, os, socket, struct, sys, time, zlib
-    port = int(sys.argv[1])
-    def upgrade(ext, path="/echo"):
-        s = socket.create_connection(("127.0.0.1", port)); s.settimeout(5)
-        key = base64.b64encode(os.urandom(16)).decode()
-        req = "GET %s HTTP/1.1\\r\\nHost: x\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Key: %s\\r\\nSec-WebSocket-Version: 13\\r\\n" % (path, key)
-        if ext: req += "Sec-WebSocket-Extensions: %s\\r\\n" % ext
-        s.sendall((req + "\\r\\n").encode()); d = b""
-        while b"\\r\\n\\r\\n" not in d: d += s.recv(4096)
-        head, rest = d.split(b"\\r\\n\\r\\n", 1)
-        lines = head.decode().split("\\r\\n")
-        ext = [l.split(":", 1)[1].strip() for l in lines[1:] if l.lower().startswith("sec-websocket-extensions")]
-        return s, lines[0], (ext[0] if ext else None), rest
-    def frame(payload, rsv1=True, op=1, fin=True):
-        b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | op; n = len(payload)
-        h = bytes([b0, 0x80 | n]) if n < 126 else (bytes([b0, 0xFE]) + struct.pack(">H", n) if n < 65536 else bytes([b0, 0xFF]) + struct.pack(">Q", n))
-        return h + b"\\0\\0\\0\\0" + payload
-    def read_frame(s, buf):
-        while len(buf) < 2: buf += s.recv(65536)
-        n = buf[1] & 0x7F; off = 2
-        if n == 126:
-            while len(buf) < 4: buf += s.recv(65536)
-            n = struct.unpack(">H", buf[2:4])[0]; off = 4
-        elif n == 127:
-            while len(buf) < 10: buf += s.recv(65536)
-            n = struct.unpack(">Q", buf[2:10])[0]; off = 10
-        while len(buf) < off + n: buf += s.recv(1 << 20)
-        return buf[0], buf[off:off + n], buf[off + n:]
-    def deflate(data, level=6):
-        c = zlib.compressobj(level, zlib.DEFLATED, -15); out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
-        assert out.endswith(b"\\0\\0\\xff\\xff"); return out[:-4]
-    def inflate(data): return zlib.decompressobj(-15).decompress(data + b"\\0\\0\\xff\\xff")
-    # C39 (a)-(g): accepted with sound parameters, or declined (101 without the header), never refused.
-    cases = {
-        "permessage-deflate; client_max_window_bits": lambda e: e and "client_max_window_bits=" in e,
-        "permessage-deflate": lambda e: e and "client_max_window_bits" not in e,
-        "permessage-deflate; client_max_window_bits=10": lambda e: e and ("client_max_window_bits" not in e or "client_max_window_bits=10" in e or "client_max_window_bits=9" in e or "client_max_window_bits=8" in e),
-        "permessage-deflate; server_max_window_bits=10": lambda e: e is None or "server_max_window_bits=10" in e or "server_max_window_bits=9" in e,
-        "permessage-deflate; server_max_window_bits=8": lambda e: e is None,
-        "permessage-deflate; server_max_window_bits=8, permessage-deflate; client_max_window_bits": lambda e: e and "server_max_window_bits" not in e,
-        "permessage-deflate; foo=1": lambda e: e is None,
-        "permessage-deflate; server_no_context_takeover; server_no_context_takeover": lambda e: e is None,
-        "permessage-deflate; client_max_window_bits=16": lambda e: e is None,
-        "permessage-deflate; server_max_window_bits=7": lambda e: e is None,
-    }
-    for offer, ok in cases.items():
-        s, status, ext, _ = upgrade(offer); s.close()
-        assert status.startswith("HTTP/1.1 101"), (offer, status)
-        assert ok(ext), (offer, ext)
-    # C39 (h): RFC 7692's compressed "Hello" comes back as "Hello"; two identical 1 KiB messages come back as
-    # compressed frames of the same length (no context takeover).
-    s, _, ext, buf = upgrade("permessage-deflate; client_max_window_bits")
-    s.sendall(bytes.fromhex("c18700000000f248cdc9c90700"))
-    b0, p, buf = read_frame(s, buf)
-    assert (inflate(p) if b0 & 0x40 else p) == b"Hello", p
-    kib = (b'{"text":"' + b"hello switchboard " * 56 + b'"}')[:1024]
-    lengths = []
-    for _ in range(2):
-        s.sendall(frame(deflate(kib)))
+        import base64, os, socket, struct, sys, time, zlib
+        port = int(sys.argv[1])
+        def upgrade(ext, path="/echo"):
+            s = socket.create_connection(("127.0.0.1", port)); s.settimeout(5)
+            key = base64.b64encode(os.urandom(16)).decode()
+            req = "GET %s HTTP/1.1\\r\\nHost: x\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Key: %s\\r\\nSec-WebSocket-Version: 13\\r\\n" % (path, key)
+            if ext: req += "Sec-WebSocket-Extensions: %s\\r\\n" % ext
+            s.sendall((req + "\\r\\n").encode()); d = b""
+            while b"\\r\\n\\r\\n" not in d: d += s.recv(4096)
+            head, rest = d.split(b"\\r\\n\\r\\n", 1)
+            lines = head.decode().split("\\r\\n")
+            ext = [l.split(":", 1)[1].strip() for l in lines[1:] if l.lower().startswith("sec-websocket-extensions")]
+            return s, lines[0], (ext[0] if ext else None), rest
+        def frame(payload, rsv1=True, op=1, fin=True):
+            b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | op; n = len(payload)
+            h = bytes([b0, 0x80 | n]) if n < 126 else (bytes([b0, 0xFE]) + struct.pack(">H", n) if n < 65536 else bytes([b0, 0xFF]) + struct.pack(">Q", n))
+            return h + b"\\0\\0\\0\\0" + payload
+        def read_frame(s, buf):
+            while len(buf) < 2: buf += s.recv(65536)
+            n = buf[1] & 0x7F; off = 2
+            if n == 126:
+                while len(buf) < 4: buf += s.recv(65536)
+                n = struct.unpack(">H", buf[2:4])[0]; off = 4
+            elif n == 127:
+                while len(buf) < 10: buf += s.recv(65536)
+                n = struct.unpack(">Q", buf[2:10])[0]; off = 10
+            while len(buf) < off + n: buf += s.recv(1 << 20)
+            return buf[0], buf[off:off + n], buf[off + n:]
+        def deflate(data, level=6):
+            c = zlib.compressobj(level, zlib.DEFLATED, -15); out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+            assert out.endswith(b"\\0\\0\\xff\\xff"); return out[:-4]
+        def inflate(data): return zlib.decompressobj(-15).decompress(data + b"\\0\\0\\xff\\xff")
+        # C39 (a)-(g): accepted with sound parameters, or declined (101 without the header), never refused.
+        cases = {
+            "permessage-deflate; client_max_window_bits": lambda e: e and "client_max_window_bits=" in e,
+            "permessage-deflate": lambda e: e and "client_max_window_bits" not in e,
+            "permessage-deflate; client_max_window_bits=10": lambda e: e and ("client_max_window_bits" not in e or "client_max_window_bits=10" in e or "client_max_window_bits=9" in e or "client_max_window_bits=8" in e),
+            "permessage-deflate; server_max_window_bits=10": lambda e: e is None or "server_max_window_bits=10" in e or "server_max_window_bits=9" in e,
+            "permessage-deflate; server_max_window_bits=8": lambda e: e is None,
+            "permessage-deflate; server_max_window_bits=8, permessage-deflate; client_max_window_bits": lambda e: e and "server_max_window_bits" not in e,
+            "permessage-deflate; foo=1": lambda e: e is None,
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover": lambda e: e is None,
+            "permessage-deflate; client_max_window_bits=16": lambda e: e is None,
+            "permessage-deflate; server_max_window_bits=7": lambda e: e is None,
+        }
+        for offer, ok in cases.items():
+            s, status, ext, _ = upgrade(offer); s.close()
+            assert status.startswith("HTTP/1.1 101"), (offer, status)
+            assert ok(ext), (offer, ext)
+        # C39 (h): RFC 7692's compressed "Hello" comes back as "Hello"; two identical 1 KiB messages come back as
+        # compressed frames of the same length (no context takeover).
+        s, _, ext, buf = upgrade("permessage-deflate; client_max_window_bits")
+        s.sendall(bytes.fromhex("c18700000000f248cdc9c90700"))
         b0, p, buf = read_frame(s, buf)
-        assert b0 & 0x40 and inflate(p) == kib, "a compressed echo"
-        lengths.append(len(p))
-    assert lengths[0] == lengths[1], lengths
-    s.close()
-    # C40: 16 MiB of zeros, whole and in 64 fragments, closed 1009 at once; 900 KiB of text echoed exactly.
-    bomb = deflate(b"\\0" * (16 << 20), 9)
-    parts = [bomb[i * len(bomb) // 64:(i + 1) * len(bomb) // 64] for i in range(64)]
-    for name, wire in [("whole", frame(bomb)),
-                       ("64 fragments", b"".join(frame(p, rsv1=(i == 0), op=(1 if i == 0 else 0), fin=(i == 63)) for i, p in enumerate(parts)))]:
-        s, _, _, buf = upgrade("permessage-deflate; client_max_window_bits")
-        t = time.time(); s.sendall(wire)
-        b0, p, buf = read_frame(s, buf)
-        assert b0 & 0x0F == 8 and struct.unpack(">H", p[:2])[0] == 1009, (name, b0, p[:2])
-        assert time.time() - t < 2, name
+        assert (inflate(p) if b0 & 0x40 else p) == b"Hello", p
+        kib = (b'{"text":"' + b"hello switchboard " * 56 + b'"}')[:1024]
+        lengths = []
+        for _ in range(2):
+            s.sendall(frame(deflate(kib)))
+            b0, p, buf = read_frame(s, buf)
+            assert b0 & 0x40 and inflate(p) == kib, "a compressed echo"
+            lengths.append(len(p))
+        assert lengths[0] == lengths[1], lengths
         s.close()
-    s, _, _, buf = upgrade("permessage-deflate; client_max_window_bits")
-    text = b"abcdefgh" * (900 * 128)
-    s.sendall(frame(deflate(text)))
-    b0, p, buf = read_frame(s, buf)
-    assert (inflate(p) if b0 & 0x40 else p) == text
-    s.close()
-    print("deflate: 5 passed, 0 failed")
-    """
+        # C40: 16 MiB of zeros, whole and in 64 fragments, closed 1009 at once; 900 KiB of text echoed exactly.
+        bomb = deflate(b"\\0" * (16 << 20), 9)
+        parts = [bomb[i * len(bomb) // 64:(i + 1) * len(bomb) // 64] for i in range(64)]
+        for name, wire in [("whole", frame(bomb)),
+                           ("64 fragments", b"".join(frame(p, rsv1=(i == 0), op=(1 if i == 0 else 0), fin=(i == 63)) for i, p in enumerate(parts)))]:
+            s, _, _, buf = upgrade("permessage-deflate; client_max_window_bits")
+            t = time.time(); s.sendall(wire)
+            b0, p, buf = read_frame(s, buf)
+            assert b0 & 0x0F == 8 and struct.unpack(">H", p[:2])[0] == 1009, (name, b0, p[:2])
+            assert time.time() - t < 2, name
+            s.close()
+        s, _, _, buf = upgrade("permessage-deflate; client_max_window_bits")
+        text = b"abcdefgh" * (900 * 128)
+        s.sendall(frame(deflate(text)))
+        b0, p, buf = read_frame(s, buf)
+        assert (inflate(p) if b0 & 0x40 else p) == text
+        s.close()
+        print("deflate: 5 passed, 0 failed")
+        """
 
     @Test func negotiationEchoAndBombsThroughTheGateway() throws {
         let gw = try GatewayProcess(["--echo-path", "/echo", "--max-message-size", "1MiB"], threads: 1)
@@ -102,26 +102,30 @@ import Testing
     /// one that did not: both get the same data; the compressed copy is made once per loop.
     @Test func roomMessageReachesCompressingAndPlainMembers() throws {
         let gw = try GatewayProcess(threads: 1)
-        let (status, out) = try runTool([debianPython, "-c", """
-        import asyncio, json, sys, websockets
-        async def main(port):
-            url = "ws://127.0.0.1:%s/ws" % port
-            async with websockets.connect(url) as zipped, websockets.connect(url, compression=None) as plain:
-                assert zipped.response_headers.get("Sec-WebSocket-Extensions", "").startswith("permessage-deflate")
-                assert "Sec-WebSocket-Extensions" not in plain.response_headers
-                for ws in (zipped, plain):
-                    await ws.recv()
-                    await ws.send(json.dumps({"op": "join", "room": "zip"})); await ws.recv()
-                data = {"text": "chat " * 300}
-                await plain.send(json.dumps({"op": "publish", "room": "zip", "data": data, "id": 1}))
-                for ws in (zipped, plain):
-                    while True:
-                        m = json.loads(await ws.recv())
-                        if m["op"] == "message": break
-                    assert m["data"] == data
-            print("room deflate: 1 passed, 0 failed")
-        asyncio.run(main(sys.argv[1]))
-        """, "\(gw.port)"], timeout: 60)
+        let (status, out) = try runTool(
+            [
+                debianPython, "-c",
+                """
+                import asyncio, json, sys, websockets
+                async def main(port):
+                    url = "ws://127.0.0.1:%s/ws" % port
+                    async with websockets.connect(url) as zipped, websockets.connect(url, compression=None) as plain:
+                        assert zipped.response_headers.get("Sec-WebSocket-Extensions", "").startswith("permessage-deflate")
+                        assert "Sec-WebSocket-Extensions" not in plain.response_headers
+                        for ws in (zipped, plain):
+                            await ws.recv()
+                            await ws.send(json.dumps({"op": "join", "room": "zip"})); await ws.recv()
+                        data = {"text": "chat " * 300}
+                        await plain.send(json.dumps({"op": "publish", "room": "zip", "data": data, "id": 1}))
+                        for ws in (zipped, plain):
+                            while True:
+                                m = json.loads(await ws.recv())
+                                if m["op"] == "message": break
+                            assert m["data"] == data
+                    print("room deflate: 1 passed, 0 failed")
+                asyncio.run(main(sys.argv[1]))
+                """, "\(gw.port)"
+            ], timeout: 60)
         #expect(status == 0, "\(out)")
         #expect(out.contains("1 passed, 0 failed"), "\(out)")
     }

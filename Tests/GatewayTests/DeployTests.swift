@@ -36,8 +36,9 @@ import Testing
             .write(to: dockerfile, atomically: true, encoding: .utf8)
         let r = try Self.run(["bash", "scripts/validate-deploy.sh"], cwd: tmp, timeout: 600)
         #expect(r.status != 0)
-        #expect(r.output.contains("WRONG README has the Dockerfile's `swift build -c release --product switchboard --static-swift-stdlib -Xswiftc -Ounchecked`"),
-                "\(r.output)")
+        #expect(
+            r.output.contains("WRONG README has the Dockerfile's `swift build -c release --product switchboard --static-swift-stdlib -Xswiftc -Ounchecked`"),
+            "\(r.output)")
     }
 
     /// The Dockerfile's HEALTHCHECK (`switchboard --health-check`: no shell or curl in the image) passes against
@@ -46,8 +47,9 @@ import Testing
         let dockerfile = try String(contentsOf: Self.root.appendingPathComponent("Dockerfile"), encoding: .utf8)
             .replacingOccurrences(of: "\\\n", with: " ")
         guard let line = dockerfile.split(separator: "\n").first(where: { $0.hasPrefix("HEALTHCHECK ") }),
-              let cmdRange = line.range(of: "CMD "),
-              var argv = try JSONSerialization.jsonObject(with: Data(line[cmdRange.upperBound...].utf8)) as? [String] else {
+            let cmdRange = line.range(of: "CMD "),
+            var argv = try JSONSerialization.jsonObject(with: Data(line[cmdRange.upperBound...].utf8)) as? [String]
+        else {
             Issue.record("no exec-form HEALTHCHECK in the Dockerfile")
             return
         }
@@ -67,10 +69,15 @@ import Testing
         defer { try? FileManager.default.removeItem(at: tmp) }
         let runDir = tmp.appendingPathComponent("run")
         let base = try Self.freePortBlock()
-        let lbPort = base, adminBase = base + 10, statsPort = base + 20, redisPort = base + 30
-        let env = ["SB_CLUSTER_DIR": runDir.path, "SWITCHBOARD_BIN": GatewayProcess.binary.path,
-                   "SB_LB_PORT": "\(lbPort)", "SB_NODE_PORT_BASE": "\(base)", "SB_ADMIN_PORT_BASE": "\(adminBase)",
-                   "SB_STATS_PORT": "\(statsPort)", "SB_REDIS_PORT": "\(redisPort)", "SB_STOP_TIMEOUT": "20"]
+        let lbPort = base
+        let adminBase = base + 10
+        let statsPort = base + 20
+        let redisPort = base + 30
+        let env = [
+            "SB_CLUSTER_DIR": runDir.path, "SWITCHBOARD_BIN": GatewayProcess.binary.path,
+            "SB_LB_PORT": "\(lbPort)", "SB_NODE_PORT_BASE": "\(base)", "SB_ADMIN_PORT_BASE": "\(adminBase)",
+            "SB_STATS_PORT": "\(statsPort)", "SB_REDIS_PORT": "\(redisPort)", "SB_STOP_TIMEOUT": "20"
+        ]
         let clusterPorts = [lbPort, statsPort, redisPort] + (1...3).flatMap { [base + $0, adminBase + $0] }
 
         let up = try Self.run(["scripts/cluster", "up", "3"], environment: env, timeout: 120)
@@ -92,7 +99,8 @@ import Testing
         }
         let nodes = byNode.keys.sorted()
         try #require(nodes.count >= 2, "HAProxy sent every client to the same node: \(nodes)")
-        let a = byNode[nodes[0]]!, b = byNode[nodes[1]]!
+        let a = byNode[nodes[0]]!
+        let b = byNode[nodes[1]]!
         print("clients through HAProxy landed on \(nodes)")
         for c in [a, b] {
             let joined = try c.join("deploy-e2e")
@@ -112,9 +120,10 @@ import Testing
         let key = try String(contentsOf: runDir.appendingPathComponent("api-key"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let third = (1...3).first { !nodes.prefix(2).contains("node\($0)") } ?? 3
-        let (code, answer) = try httpRequest(port: adminBase + third, method: "POST", path: "/api/publish",
-                                             headers: ["Authorization": "Bearer \(key)"],
-                                             body: Array("{\"room\":\"deploy-e2e\",\"data\":\"from node\(third)\"}".utf8))
+        let (code, answer) = try httpRequest(
+            port: adminBase + third, method: "POST", path: "/api/publish",
+            headers: ["Authorization": "Bearer \(key)"],
+            body: Array("{\"room\":\"deploy-e2e\",\"data\":\"from node\(third)\"}".utf8))
         #expect(code == 202, "\(answer)")
         for c in [a, b] {
             let m = try Self.nextMessage(c, timeout: 5)
@@ -166,8 +175,10 @@ import Testing
 
     /// Runs `argv` (a path relative to the package root, or a command on PATH) with output to a file (no
     /// pipe to fill), killing it after `timeout` seconds.
-    static func run(_ argv: [String], cwd: URL? = nil, environment: [String: String] = [:],
-                    timeout: TimeInterval) throws -> (status: Int32, output: String) {
+    static func run(
+        _ argv: [String], cwd: URL? = nil, environment: [String: String] = [:],
+        timeout: TimeInterval
+    ) throws -> (status: Int32, output: String) {
         let dir = cwd ?? root
         let p = Process()
         let first = argv[0]
@@ -271,7 +282,8 @@ import Testing
         var out: [String] = []
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let pid = Int32(entry), pid != getpid(), alive(pid),
-                  let raw = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !raw.isEmpty else { continue }
+                let raw = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !raw.isEmpty
+            else { continue }
             let cmd = String(decoding: raw.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
             if match(cmd) { out.append("\(pid): \(cmd)") }
         }

@@ -1,5 +1,6 @@
-@testable import Gateway
 import Testing
+
+@testable import Gateway
 
 /// The drain driven with a fake clock: no process, no sleeps.
 @Suite struct DrainMachineTests {
@@ -80,7 +81,7 @@ import Testing
         var now: UInt64 = 2000
         var last = DrainMachine.Action.finished
         while m.phase == .closing || m.phase == .awaitingCloses {
-            last = m.next(now: now, openConnections: { 5 })   // nobody ever closes
+            last = m.next(now: now, openConnections: { 5 })  // nobody ever closes
             if case .wait(let until) = last { now = until }
         }
         #expect(last == .stopBus)

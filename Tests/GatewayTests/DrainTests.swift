@@ -21,7 +21,7 @@ import Testing
             for _ in 0..<count {
                 let s = try RawSocket(port: port)
                 let (req, _) = WebSocketHandshake.clientRequest(host: "127.0.0.1", path: "/ws")
-                let join = FrameEncoder.frame(opcode: .text, payload: Array("{\"op\":\"join\",\"room\":\"\(room)\"}".utf8), maskingKey: 0x0a0b0c0d)
+                let join = FrameEncoder.frame(opcode: .text, payload: Array("{\"op\":\"join\",\"room\":\"\(room)\"}".utf8), maskingKey: 0x0a0b_0c0d)
                 try s.send(req + join)
                 var head = HTTPResponseHeadParser()
                 let deadline = Date().addingTimeInterval(5)
@@ -88,8 +88,9 @@ import Testing
         let crowd = try Crowd(port: gw.port, count: n, room: "drain")
         usleep(300_000)
         // A message queued right before the signal must reach everyone before their close.
-        let (status, _) = try httpRequest(port: gw.adminPort, method: "POST", path: "/api/publish", headers: ["Authorization": "Bearer k"],
-                                          body: Array("{\"room\":\"drain\",\"data\":\"last words\"}".utf8))
+        let (status, _) = try httpRequest(
+            port: gw.adminPort, method: "POST", path: "/api/publish", headers: ["Authorization": "Bearer k"],
+            body: Array("{\"room\":\"drain\",\"data\":\"last words\"}".utf8))
         #expect(status == 202)
         let signalled = Date()
         kill(gw.pid, SIGTERM)

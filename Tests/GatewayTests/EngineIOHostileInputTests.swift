@@ -1,7 +1,8 @@
 import Foundation
-@testable import Gateway
 import Protocol
 import Testing
+
+@testable import Gateway
 
 /// Engine.IO polling requests a hostile client sends: a sid whose loop prefix is not lowercase hex (a
 /// signed "-1" once indexed the loop array with -1 and trapped), and a POST with a negative or signed

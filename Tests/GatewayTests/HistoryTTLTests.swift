@@ -78,7 +78,7 @@ extension ClusterTests {
         let member = try WSClient(port: gw.port)
         _ = try member.join("old")
         _ = try member.join("new")
-        let big = "\"" + String(repeating: "x", count: 998) + "\""   // 1,000 bytes: a message counts 1,131 in "new"
+        let big = "\"" + String(repeating: "x", count: 998) + "\""  // 1,000 bytes: a message counts 1,131 in "new"
         for _ in 0..<2 { try publish(member, "old", big) }
         for _ in 0..<3 { try publish(member, "new", big) }
         let got = try messages(member, quiet: 0.3)
@@ -126,7 +126,7 @@ extension ClusterTests {
                 if m.op == "ack" { acked = true }
                 if m.op == "message" { after.append(dataText(m)) }
             }
-            if !acked { usleep(200_000) }   // `unavailable` while the bus was still reconnecting
+            if !acked { usleep(200_000) }  // `unavailable` while the bus was still reconnecting
         }
         #expect(acked, "the publish after the outage was never acknowledged")
         after += try messages(member, quiet: 0.5).map(dataText)

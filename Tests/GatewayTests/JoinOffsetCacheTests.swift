@@ -1,6 +1,7 @@
-@testable import Gateway
 import Foundation
 import Testing
+
+@testable import Gateway
 
 /// Which plain joins need the bus (issue 17): the value type alone, then the gateway on a real Redis.
 @Suite struct JoinOffsetCacheTests {

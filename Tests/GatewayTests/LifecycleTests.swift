@@ -58,7 +58,7 @@ import Testing
         let gw = try GatewayProcess(["--echo-path", "/echo"], threads: 1)
         let s = try RawSocket(port: gw.port)
         let (req, _) = WebSocketHandshake.clientRequest(host: "127.0.0.1", path: "/echo")
-        let frame = FrameEncoder.frame(opcode: .text, payload: Array("pipelined".utf8), maskingKey: 0x11223344)
+        let frame = FrameEncoder.frame(opcode: .text, payload: Array("pipelined".utf8), maskingKey: 0x1122_3344)
         try s.send(req + frame)
         let deadline = Date().addingTimeInterval(3)
         while Date() < deadline, !String(decoding: s.buffer, as: UTF8.self).contains("pipelined") { _ = try s.fill(timeout: 0.2) }
@@ -130,7 +130,7 @@ import Testing
     @Test func clientThatNeverUpgradesIsClosedAtTheHandshakeDeadline() throws {
         let gw = try GatewayProcess(["--handshake-timeout", "1s"], threads: 1)
         let s = try RawSocket(port: gw.port)
-        try s.send(Array("GET /ws HTTP/1.1\r\n".utf8))   // and nothing more (slowloris)
+        try s.send(Array("GET /ws HTTP/1.1\r\n".utf8))  // and nothing more (slowloris)
         let start = Date()
         #expect(s.waitForEOF(timeout: 4))
         #expect(Date().timeIntervalSince(start) < 3)
@@ -161,7 +161,8 @@ import Testing
         #expect(s401 == 401)
         let (s401b, _) = try httpRequest(port: gw.adminPort, method: "POST", path: "/api/publish", body: body)
         #expect(s401b == 401)
-        let (s400, reason) = try httpRequest(port: gw.adminPort, method: "POST", path: "/api/publish", headers: ["Authorization": "Bearer s3cret"], body: Array("{\"data\":1}".utf8))
+        let (s400, reason) = try httpRequest(
+            port: gw.adminPort, method: "POST", path: "/api/publish", headers: ["Authorization": "Bearer s3cret"], body: Array("{\"data\":1}".utf8))
         #expect(s400 == 400 && reason.contains("room"))
         let (s202, ok) = try httpRequest(port: gw.adminPort, method: "POST", path: "/api/publish", headers: ["Authorization": "Bearer s3cret"], body: body)
         #expect(s202 == 202 && ok.contains("\"offset\""))

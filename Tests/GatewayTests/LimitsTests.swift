@@ -48,7 +48,7 @@ import Testing
 
     @Test func idleClientThatOnlyAnswersPingsIsClosedAtTheIdleTimeout() throws {
         let gw = try GatewayProcess(["--idle-timeout", "1s", "--ping-interval", "300ms", "--pong-timeout", "5s"], threads: 1)
-        let c = try WSClient(port: gw.port)   // answers pings automatically, sends no data
+        let c = try WSClient(port: gw.port)  // answers pings automatically, sends no data
         let start = Date()
         #expect(try c.expectClose(timeout: 4) == 1001)
         #expect(Date().timeIntervalSince(start) < 3)

@@ -39,7 +39,8 @@ import Testing
 
     @Test func metricsMoveAsTrafficImpliesAndParseWithPrometheusClient() throws {
         let gw = try GatewayProcess(threads: 2)
-        let n = 5, m = 7
+        let n = 5
+        let m = 7
         let clients = try (0..<n).map { _ in try WSClient(port: gw.port) }
         for c in clients { _ = try c.join("metrics-room") }
         for i in 0..<m { try clients[0].sendOp("{\"op\":\"publish\",\"room\":\"metrics-room\",\"data\":\(i)}") }
@@ -62,12 +63,12 @@ import Testing
         let (_, exposition) = try httpGet(port: gw.adminPort, path: "/metrics")
         // Debian's python3-prometheus-client (scripts/deps.sh test) parses the exposition.
         let parser = """
-        import sys
-        from prometheus_client.parser import text_string_to_metric_families
-        fams = list(text_string_to_metric_families(sys.stdin.read()))
-        assert all(f.name.startswith("switchboard_") for f in fams), [f.name for f in fams]
-        print(len(fams), "families")
-        """
+            import sys
+            from prometheus_client.parser import text_string_to_metric_families
+            fams = list(text_string_to_metric_families(sys.stdin.read()))
+            assert all(f.name.startswith("switchboard_") for f in fams), [f.name for f in fams]
+            print(len(fams), "families")
+            """
         let (status, out) = try run(["/usr/bin/python3", "-c", parser], input: exposition)
         #expect(status == 0, "\(out)")
         for c in clients { try c.send(.close, FrameEncoder.closePayload(code: .normalClosure)) }
@@ -82,10 +83,12 @@ import Testing
         let redis = try RedisServer()
         let gw = try GatewayProcess(["--redis-url", redis.url], threads: 1)
         defer { withExtendedLifetime(redis) {} }
-        let (status, out) = try run(["python3", Self.root.appendingPathComponent("scripts/check-dashboard.py").path,
-                                     "http://127.0.0.1:\(gw.adminPort)/metrics",
-                                     Self.root.appendingPathComponent("deploy/grafana/switchboard-dashboard.json").path,
-                                     Self.root.appendingPathComponent("deploy/prometheus/switchboard-alerts.yml").path])
+        let (status, out) = try run([
+            "python3", Self.root.appendingPathComponent("scripts/check-dashboard.py").path,
+            "http://127.0.0.1:\(gw.adminPort)/metrics",
+            Self.root.appendingPathComponent("deploy/grafana/switchboard-dashboard.json").path,
+            Self.root.appendingPathComponent("deploy/prometheus/switchboard-alerts.yml").path
+        ])
         #expect(status == 0, "\(out)")
         #expect(out.contains("0 failed"), "\(out)")
     }
@@ -113,10 +116,12 @@ import Testing
             return String(decoding: try raw.readToEOF(timeout: 3), as: UTF8.self).split(separator: "\r\n").first.map(String.init) ?? ""
         }
         #expect(try status("Content-Length: \(body.utf8.count)\r\n").hasPrefix("HTTP/1.1 202"), "the well-formed request is accepted")
-        for bad in ["Content-Length: \(body.utf8.count)\r\nTransfer-Encoding: chunked\r\n",
-                    "Content-Length: \(body.utf8.count)\r\nContent-Length: 3\r\n",
-                    "Content-Length: +\(body.utf8.count)\r\n",
-                    "Content-Length: \(body.utf8.count), \(body.utf8.count)\r\n"] {
+        for bad in [
+            "Content-Length: \(body.utf8.count)\r\nTransfer-Encoding: chunked\r\n",
+            "Content-Length: \(body.utf8.count)\r\nContent-Length: 3\r\n",
+            "Content-Length: +\(body.utf8.count)\r\n",
+            "Content-Length: \(body.utf8.count), \(body.utf8.count)\r\n"
+        ] {
             #expect(try status(bad).hasPrefix("HTTP/1.1 400"), "\(bad)")
         }
     }

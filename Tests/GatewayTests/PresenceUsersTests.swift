@@ -21,8 +21,12 @@ extension ClusterTests {
 
     @Test func presenceCountsDistinctUsersAcrossNodesAndForgetsAKilledNodesUsers() throws {
         let prefix = "t-users:"
-        let (redis, nodes) = try cluster(prefix: prefix, ["--jwt-secret", TestKeys.shared.secret,
-                                                          "--heartbeat-interval", "500ms", "--node-ttl", "1500ms"])
+        let (redis, nodes) = try cluster(
+            prefix: prefix,
+            [
+                "--jwt-secret", TestKeys.shared.secret,
+                "--heartbeat-interval", "500ms", "--node-ttl", "1500ms"
+            ])
         defer { withExtendedLifetime((redis, nodes)) {} }
         let aliceA = try [connect(nodes[0], as: "alice"), connect(nodes[0], as: "alice")]
         let aliceB = try connect(nodes[1], as: "alice")
@@ -55,7 +59,7 @@ extension ClusterTests {
         _ = try alice[1].nextJSON()
         #expect(try presence(bob) == (1, 1))
 
-        let open = try GatewayProcess(threads: 1)   // authentication off: nobody is a user
+        let open = try GatewayProcess(threads: 1)  // authentication off: nobody is a user
         let anonymous = try [WSClient(port: open.port), WSClient(port: open.port)]
         for c in anonymous { _ = try c.join("lobby") }
         #expect(try presence(anonymous[0]) == (2, 0))

@@ -9,7 +9,8 @@ import Testing
     static func events(_ backend: FakeAuthBackend) -> [(event: String, connection: String)] {
         backend.requests.flatMap { request -> [(event: String, connection: String)] in
             guard let o = (try? JSONSerialization.jsonObject(with: Data(request.body.utf8))) as? [String: Any],
-                  o["type"] as? String == "events", let list = o["events"] as? [[String: Any]] else { return [] }
+                o["type"] as? String == "events", let list = o["events"] as? [[String: Any]]
+            else { return [] }
             return list.compactMap { e in
                 guard let event = e["event"] as? String, let connection = e["connection"] as? String else { return nil }
                 return (event, connection)
@@ -19,8 +20,9 @@ import Testing
 
     @Test func onlyRoomConnectionsAreReportedAndEachDisconnectHasItsConnect() throws {
         let backend = try APIProxyTests.backend()
-        let gw = try SocketIOGatewayTests.gateway(["--proxy-url", backend.url, "--proxy-connect-events", "yes", "--echo-path", "/echo"]
-                                                   + APIProxyTests.proxyFlags)
+        let gw = try SocketIOGatewayTests.gateway(
+            ["--proxy-url", backend.url, "--proxy-connect-events", "yes", "--echo-path", "/echo"]
+                + APIProxyTests.proxyFlags)
         let normalClose: [UInt8] = [0x03, 0xE8]
         do {
             let (sio, _) = try SocketIOGatewayTests.rawSession(gw)
@@ -34,7 +36,7 @@ import Testing
         }
         // The room connection's disconnect is the last event to come; batches leave every 500 ms.
         try APITest.waitUntil(5, "the room connection's disconnect") { Self.events(backend).contains { $0.event == "disconnect" } }
-        usleep(700_000)   // one more batch interval: a stray Socket.IO or echo disconnect would have left by now
+        usleep(700_000)  // one more batch interval: a stray Socket.IO or echo disconnect would have left by now
         let events = Self.events(backend)
         #expect(events.filter { $0.event == "connect" }.count == 1, "\(events)")
         #expect(events.filter { $0.event == "disconnect" }.count == 1, "\(events)")

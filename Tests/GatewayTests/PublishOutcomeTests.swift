@@ -3,8 +3,8 @@ import Foundation
 import Glibc
 import Protocol
 import Runtime
-import Synchronization
 import SwitchboardClient
+import Synchronization
 import Testing
 
 /// Issue 11, "publish outcomes that never lie": delivered, refused or unknown, and retries made safe by
@@ -44,8 +44,12 @@ extension ClusterTests {
     @Test func redisFreezeWithRetriesDeliversEveryMessageExactlyOnce() throws {
         // A history larger than what piles up during the freeze, so the subscriber's back-fill has no gap
         // (trimming during an outage is a separate, counted loss: switchboard_bus_backfill_gaps_total).
-        let (redis, nodes) = try cluster(["a", "b"], prefix: "t-freeze:", ["--history-size", "10000", "--max-frame-rate", "0",
-                                                                             "--redis-backoff-cap", "500ms"])
+        let (redis, nodes) = try cluster(
+            ["a", "b"], prefix: "t-freeze:",
+            [
+                "--history-size", "10000", "--max-frame-rate", "0",
+                "--redis-backoff-cap", "500ms"
+            ])
         defer { withExtendedLifetime((redis, nodes)) {} }
         let pid = try #require(redis.process?.processIdentifier)
         defer { kill(pid, SIGCONT) }
@@ -86,7 +90,8 @@ extension ClusterTests {
             }
             while let e = try publisher.next(timeout: 0.005) {
                 guard case .text(let t) = e, let m = Array(t.utf8).withUnsafeBytes({ Envelope.decodeServer($0) }),
-                      let i = m.id.flatMap({ Int(String(decoding: $0.bytes, as: UTF8.self)) }) else { continue }
+                    let i = m.id.flatMap({ Int(String(decoding: $0.bytes, as: UTF8.self)) })
+                else { continue }
                 if m.op == "ack", let offset = m.offset {
                     if let first = acked[i] { #expect(first == offset, "every ack of id \(i) names the first offset") }
                     acked[i] = offset
@@ -129,12 +134,14 @@ extension ClusterTests {
         // Each answer has its own request_id; the offsets are the same.
         let offset = { (text: String) in ((try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any])?["offset"] as? String }
         #expect(offset(a1) != nil && offset(a1) == offset(a2), "the retry answers the first offset")
-        let (s3, _) = try httpRequest(port: nodes[0].adminPort, method: "POST", path: "/api/publish",
-                                      headers: ["Authorization": "Bearer k3y", "Idempotency-Key": "order-43"], body: body)
+        let (s3, _) = try httpRequest(
+            port: nodes[0].adminPort, method: "POST", path: "/api/publish",
+            headers: ["Authorization": "Bearer k3y", "Idempotency-Key": "order-43"], body: body)
         #expect(s3 == 202)
         #expect(try messages(member).count == 2)
-        let (bad, _) = try httpRequest(port: nodes[0].adminPort, method: "POST", path: "/api/publish",
-                                       headers: ["Authorization": "Bearer k3y", "Idempotency-Key": String(repeating: "x", count: 201)], body: body)
+        let (bad, _) = try httpRequest(
+            port: nodes[0].adminPort, method: "POST", path: "/api/publish",
+            headers: ["Authorization": "Bearer k3y", "Idempotency-Key": String(repeating: "x", count: 201)], body: body)
         #expect(bad == 400)
         #expect(try messages(member, quiet: 0.3).isEmpty)
     }
@@ -143,8 +150,12 @@ extension ClusterTests {
     /// while the bus is down; after the thaw the retry with the same `Idempotency-Key` answers 202 and the
     /// member gets the message once.
     @Test func publishAPIIntoAFrozenRedisAnswers504ThenItsRetryIsStoredOnce() throws {
-        let (redis, nodes) = try cluster(["a"], prefix: "t-api504:", ["--api-key", "k3y", "--heartbeat-interval", "500ms",
-                                                                      "--redis-backoff-cap", "300ms"])
+        let (redis, nodes) = try cluster(
+            ["a"], prefix: "t-api504:",
+            [
+                "--api-key", "k3y", "--heartbeat-interval", "500ms",
+                "--redis-backoff-cap", "300ms"
+            ])
         defer { withExtendedLifetime((redis, nodes)) {} }
         let pid = try #require(redis.process?.processIdentifier)
         defer { kill(pid, SIGCONT) }
@@ -156,8 +167,9 @@ extension ClusterTests {
         let (frozen, answer) = try httpRequest(port: nodes[0].adminPort, method: "POST", path: "/api/publish", headers: headers, body: body)
         #expect(frozen == 504 && answer.contains("\"code\":\"unknown\""), "handed to Redis, answer lost: \(frozen) \(answer)")
         let t0 = Date()
-        let (down, _) = try httpRequest(port: nodes[0].adminPort, method: "POST", path: "/api/publish",
-                                        headers: ["Authorization": "Bearer k3y", "Idempotency-Key": "pay-2"], body: body)
+        let (down, _) = try httpRequest(
+            port: nodes[0].adminPort, method: "POST", path: "/api/publish",
+            headers: ["Authorization": "Bearer k3y", "Idempotency-Key": "pay-2"], body: body)
         #expect(down == 503 && Date().timeIntervalSince(t0) < 0.5, "refused at once while the bus is down")
         kill(pid, SIGCONT)
         try waitReady(nodes[0])
@@ -193,14 +205,19 @@ extension ClusterTests {
         defer { withExtendedLifetime((redis, nodes)) {} }
         let pid = try #require(redis.process?.processIdentifier)
         defer { kill(pid, SIGCONT) }
-        let member = MemberReader(try { let c = try WSClient(port: nodes[0].port); _ = try c.join("retry"); return c }())
+        let member = MemberReader(
+            try {
+                let c = try WSClient(port: nodes[0].port); _ = try c.join("retry"); return c
+            }())
         let loop = try ClientLoop()
         loop.start()
         defer { loop.stop() }
         final class Acks: @unchecked Sendable { var ids: [String] = [] }
         let acks = Acks()
         let client = try SwitchboardClient(loop: loop, options: .init(port: nodes[0].port, backoffBaseMs: 400, backoffCapMs: 2000))
-        _ = loop.sync { client.onOther = { m in if m.op == "ack", let id = m.id { acks.ids.append(id.description) } }; client.start(); return true }
+        _ = loop.sync {
+            client.onOther = { m in if m.op == "ack", let id = m.id { acks.ids.append(id.description) } }; client.start(); return true
+        }
         var deadline = Date().addingTimeInterval(5)
         while loop.sync({ client.state != .open }) && Date() < deadline { usleep(20_000) }
         for i in 0..<30 {

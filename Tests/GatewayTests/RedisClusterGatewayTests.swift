@@ -1,10 +1,10 @@
 import ClusterBus
-import Gateway
 import Foundation
-import TestSupport
+import Gateway
 import Glibc
 import Protocol
 import Runtime
+import TestSupport
 import Testing
 
 /// Three `switchboard` processes with `--redis-cluster` on a real three-master cluster on loopback: rooms on
@@ -75,8 +75,11 @@ import Testing
         #expect(url.redisURL == nil && url.redisClusterSeeds == ["127.0.0.1:7000", "127.0.0.1:7001"])
         #expect(url.redisClusterUsername == "app" && url.redisClusterPassword == "p@ss")
         #expect(!url.loggable.contains { $0.1.contains("p@ss") || $0.1.contains("p%40ss") }, "the password is never logged")
-        for bad in [["--redis-url", "redis-cluster://"], ["--redis-url", "redis-cluster://host.name:7000"], ["--redis-cluster", "redis.local:7000"], ["--redis-cluster", "127.0.0.1"], ["--redis-cluster", "127.0.0.1:0"],
-                    ["--redis-cluster", "127.0.0.1:7000", "--redis-url", "redis://127.0.0.1:6379/0"]] {
+        for bad in [
+            ["--redis-url", "redis-cluster://"], ["--redis-url", "redis-cluster://host.name:7000"], ["--redis-cluster", "redis.local:7000"],
+            ["--redis-cluster", "127.0.0.1"], ["--redis-cluster", "127.0.0.1:0"],
+            ["--redis-cluster", "127.0.0.1:7000", "--redis-url", "redis://127.0.0.1:6379/0"]
+        ] {
             #expect(throws: Config.Invalid.self, "\(bad)") { try Config.parse(arguments: bad, environment: [:]) }
         }
     }
@@ -94,15 +97,16 @@ import Testing
         let room = "hot"
         let slot = RedisClusterKeys(prefix: "gf:", nodeID: "x").slot(ofRoom: room)
         // The primary serving the slot, from redis-cli's view of the cluster.
-        let owner = try #require(RedisTestCluster.cli(cluster.ports[0], ["CLUSTER", "NODES"]).split(separator: "\n").compactMap { line -> Int? in
-            let f = line.split(separator: " ")
-            guard f.count > 8, f[2].contains("master"), !f[2].contains("fail") else { return nil }
-            for range in f[8...] {
-                let b = range.split(separator: "-").compactMap { Int($0) }
-                if b.count == 2, (b[0]...b[1]).contains(slot) { return Int(f[1].split(separator: ":")[1].split(separator: "@")[0]) }
-            }
-            return nil
-        }.first)
+        let owner = try #require(
+            RedisTestCluster.cli(cluster.ports[0], ["CLUSTER", "NODES"]).split(separator: "\n").compactMap { line -> Int? in
+                let f = line.split(separator: " ")
+                guard f.count > 8, f[2].contains("master"), !f[2].contains("fail") else { return nil }
+                for range in f[8...] {
+                    let b = range.split(separator: "-").compactMap { Int($0) }
+                    if b.count == 2, (b[0]...b[1]).contains(slot) { return Int(f[1].split(separator: ":")[1].split(separator: "@")[0]) }
+                }
+                return nil
+            }.first)
         let members = try nodes.map { try WSClient(port: $0.port) }
         for m in members { #expect(try m.join(room).op == "joined") }
         let publisher = try WSClient(port: nodes[1].port)
@@ -117,7 +121,7 @@ import Testing
                 let m = try publisher.nextJSON(timeout: 10)
                 guard m.id.map({ String(decoding: $0.bytes, as: UTF8.self) }) == "\(n)" else { continue }
                 answered = true
-                if m.op == "ack" { n += 1 } else { refused += 1; usleep(100_000) }   // unavailable / unknown: retry with the same id
+                if m.op == "ack" { n += 1 } else { refused += 1; usleep(100_000) }  // unavailable / unknown: retry with the same id
             }
         }
         #expect(n == 30, "every publish acknowledged after the failover")

@@ -25,10 +25,12 @@ import Testing
             port = try freePort()
             process = Process()
             process.executableURL = URL(fileURLWithPath: RedisServer.binary)
-            process.arguments = ["--port", "0", "--tls-port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                 "--tls-cert-file", ca.path("server.pem"), "--tls-key-file", ca.path("server.key.pem"),
-                                 "--tls-ca-cert-file", ca.caPath, "--tls-auth-clients", requireClientCertificate ? "yes" : "no",
-                                 "--loglevel", "warning", "--protected-mode", "no"]
+            process.arguments = [
+                "--port", "0", "--tls-port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--tls-cert-file", ca.path("server.pem"), "--tls-key-file", ca.path("server.key.pem"),
+                "--tls-ca-cert-file", ca.caPath, "--tls-auth-clients", requireClientCertificate ? "yes" : "no",
+                "--loglevel", "warning", "--protected-mode", "no"
+            ]
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
@@ -117,11 +119,17 @@ import Testing
     }
 
     @Test func flagsParseAndPairUp() throws {
-        let c = try Config.parse(arguments: ["--redis-url", "rediss://:pw@127.0.0.1:6380/0", "--redis-tls-ca", "/ca.pem", "--redis-tls-cert", "/c.pem",
-                                             "--redis-tls-key", "/k.pem", "--redis-tls-server-name", "redis.internal", "--redis-tls-verify-name", "no"],
-                                 environment: [:])
-        #expect(c.redisTLS == RedisTLSSettings(caFile: "/ca.pem", certificate: TLSCertificatePair(certificatePath: "/c.pem", keyPath: "/k.pem"),
-                                               serverName: "redis.internal", verifyServerName: false))
+        let c = try Config.parse(
+            arguments: [
+                "--redis-url", "rediss://:pw@127.0.0.1:6380/0", "--redis-tls-ca", "/ca.pem", "--redis-tls-cert", "/c.pem",
+                "--redis-tls-key", "/k.pem", "--redis-tls-server-name", "redis.internal", "--redis-tls-verify-name", "no"
+            ],
+            environment: [:])
+        #expect(
+            c.redisTLS
+                == RedisTLSSettings(
+                    caFile: "/ca.pem", certificate: TLSCertificatePair(certificatePath: "/c.pem", keyPath: "/k.pem"),
+                    serverName: "redis.internal", verifyServerName: false))
         #expect(c.loggable.first { $0.0 == "redis-url" }?.1 == "rediss://:***@127.0.0.1:6380/0")
         #expect(throws: Config.Invalid.self) { try Config.parse(arguments: ["--redis-tls-cert", "/c.pem"], environment: [:]) }
         #expect(throws: Config.Invalid.self) { try Config.parse(arguments: ["--redis-tls-verify-name", "maybe"], environment: [:]) }

@@ -1,5 +1,6 @@
-@testable import Gateway
 import Testing
+
+@testable import Gateway
 
 /// X-Request-IDs: 16 lowercase hex digits, from a pool refilled 32 words at a time (issue 17: no syscall per handshake).
 @Suite struct RequestIDTests {
@@ -12,7 +13,7 @@ import Testing
 
     @Test func poolGivesDistinctWellFormedIDsAcrossRefills() {
         var pool = RequestIDPool()
-        let ids = (0..<100).map { _ in pool.next() }   // three refills and a bit
+        let ids = (0..<100).map { _ in pool.next() }  // three refills and a bit
         #expect(Set(ids).count == 100)
         #expect(ids.allSatisfy { $0.utf8.count == 16 && $0.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) } })
         #expect(RequestID.from(ids[0]) == ids[0], "a generated ID is one a proxy may pass on")

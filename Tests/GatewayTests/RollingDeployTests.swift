@@ -4,8 +4,8 @@ import Gateway
 import Glibc
 import Protocol
 import Runtime
-import Synchronization
 import SwitchboardClient
+import Synchronization
 import Testing
 
 /// Issue 6, "Done when": graceful drain end to end. A real `redis-server`, three real gateway processes on
@@ -36,8 +36,11 @@ import Testing
         func start() throws {
             let p = Process()
             p.executableURL = GatewayProcess.binary
-            p.arguments = ["--host", "127.0.0.1", "--port", "\(port)", "--admin-port", "\(adminPort)", "--threads", "1",
-                           "--node-id", id, "--log-level", "info"] + arguments
+            p.arguments =
+                [
+                    "--host", "127.0.0.1", "--port", "\(port)", "--admin-port", "\(adminPort)", "--threads", "1",
+                    "--node-id", id, "--log-level", "info"
+                ] + arguments
             p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SWITCHBOARD_") }
             if !FileManager.default.fileExists(atPath: logURL.path) { _ = FileManager.default.createFile(atPath: logURL.path, contents: nil) }
             let h = try FileHandle(forWritingTo: logURL)
@@ -172,38 +175,40 @@ import Testing
             loop.start()
             var ok = true
             for from in stride(from: 0, to: count, by: batch) {
-              if from > 0 { usleep(100_000) }
-              ok = ok && loop.sync { [self] in
-                do {
-                    for i in from..<min(count, from + batch) {
-                        let c = try SwitchboardClient(loop: loop, options: options(i))
-                        // `weak`, not `unowned`: a crowd released by a test that threw (or by this init throwing) is
-                        // deinitialised while its clients still receive on the loop until `shutDown` closes them; an
-                        // unowned load then traps ("already destroyed": the TSan run's crash), a weak one gives nil.
-                        c.onOpen = { [weak self, unowned c] in if c.opens > 1 { self?.reopenedAt.append(monotonicMilliseconds()) } }
-                        let r = RollingDeployTests.rooms[i % RollingDeployTests.rooms.count]
-                        room.append(r)
-                        firstJoined.append(nil)
-                        received.append([])
-                        c.onJoined = { [weak self] _, offset, recovered in
-                            guard let self else { return }
-                            if firstJoined[i] == nil {
-                                firstJoined[i] = offset
-                                joinedOnce.add(1, ordering: .relaxed)
-                            } else if recovered {
-                                recoveredTrue += 1
-                            } else {
-                                recoveredFalseOnRejoin += 1
+                if from > 0 { usleep(100_000) }
+                ok =
+                    ok
+                    && loop.sync { [self] in
+                        do {
+                            for i in from..<min(count, from + batch) {
+                                let c = try SwitchboardClient(loop: loop, options: options(i))
+                                // `weak`, not `unowned`: a crowd released by a test that threw (or by this init throwing) is
+                                // deinitialised while its clients still receive on the loop until `shutDown` closes them; an
+                                // unowned load then traps ("already destroyed": the TSan run's crash), a weak one gives nil.
+                                c.onOpen = { [weak self, unowned c] in if c.opens > 1 { self?.reopenedAt.append(monotonicMilliseconds()) } }
+                                let r = RollingDeployTests.rooms[i % RollingDeployTests.rooms.count]
+                                room.append(r)
+                                firstJoined.append(nil)
+                                received.append([])
+                                c.onJoined = { [weak self] _, offset, recovered in
+                                    guard let self else { return }
+                                    if firstJoined[i] == nil {
+                                        firstJoined[i] = offset
+                                        joinedOnce.add(1, ordering: .relaxed)
+                                    } else if recovered {
+                                        recoveredTrue += 1
+                                    } else {
+                                        recoveredFalseOnRejoin += 1
+                                    }
+                                }
+                                c.onMessage = { [weak self] _, offset, _ in self?.received[i].append(offset) }
+                                c.join(r)
+                                c.start()
+                                clients.append(c)
                             }
-                        }
-                        c.onMessage = { [weak self] _, offset, _ in self?.received[i].append(offset) }
-                        c.join(r)
-                        c.start()
-                        clients.append(c)
+                            return true
+                        } catch { return false }
                     }
-                    return true
-                } catch { return false }
-              }
             }
             guard ok else { throw TestFailure("client setup failed") }
             try waitFor(joinTimeout, "\(count) clients joined") { joinedOnce.load(ordering: .relaxed) == count }
@@ -224,7 +229,9 @@ import Testing
         private static func shutDown(_ loop: ClientLoop, _ clients: [SwitchboardClient], _ once: Once) {
             guard !once.done.exchange(true, ordering: .relaxed) else { return }
             let box = TestBox(clients)
-            _ = loop.sync { for c in box.value { c.close() }; return true }
+            _ = loop.sync {
+                for c in box.value { c.close() }; return true
+            }
             usleep(100_000)
             loop.stop()
         }
@@ -253,8 +260,10 @@ import Testing
                     var sent = false
                     for attempt in 0..<ports.count * 2 where !sent {
                         let port = ports[(target + attempt) % ports.count]
-                        if let (status, _) = try? httpRequest(port: port, method: "POST", path: "/api/publish", headers: ["Authorization": "Bearer k"], body: body),
-                           status == 202 {
+                        if let (status, _) = try? httpRequest(
+                            port: port, method: "POST", path: "/api/publish", headers: ["Authorization": "Bearer k"], body: body),
+                            status == 202
+                        {
                             sent = true
                             target = (target + attempt + 1) % ports.count
                         } else {
@@ -326,7 +335,9 @@ import Testing
                 missing += Set(expected).subtracting(got).count
                 bad += 1
                 if bad <= 3 {
-                    Issue.record("client \(i) in \(snapshot.0[i]): \(got.count) messages, expected \(expected.count); duplicates \(got.count - Set(got).count), missing \(Set(expected).subtracting(got).count)")
+                    Issue.record(
+                        "client \(i) in \(snapshot.0[i]): \(got.count) messages, expected \(expected.count); duplicates \(got.count - Set(got).count), missing \(Set(expected).subtracting(got).count)"
+                    )
                 }
             }
             checked += got.count
@@ -367,14 +378,20 @@ import Testing
         publisher.stop()
         let published = publisher.accepted.load(ordering: .relaxed)
         let checked = try Self.checkExactlyOnce(crowd, redis: redis, prefix: prefix, published: published)
-        let stats = crowd.loop.sync { (crowd.clients.reduce(0) { $0 + $1.opens }, crowd.clients.reduce(0) { $0 + $1.reconnectsRequested },
-                                       crowd.clients.reduce(0) { $0 + $1.duplicatesDropped }, crowd.recoveredTrue, crowd.recoveredFalseOnRejoin) }
+        let stats = crowd.loop.sync {
+            (
+                crowd.clients.reduce(0) { $0 + $1.opens }, crowd.clients.reduce(0) { $0 + $1.reconnectsRequested },
+                crowd.clients.reduce(0) { $0 + $1.duplicatesDropped }, crowd.recoveredTrue, crowd.recoveredFalseOnRejoin
+            )
+        }
         #expect(stats.4 == 0, "rejoins answered recovered:false")
         #expect(stats.1 >= 300, "every client was drained at least once (reconnect honoured \(stats.1) times)")
-        print("rolling deploy: 300 clients, 10 rooms; connections per node before \(perNodeBefore); publishes accepted \(published) "
-              + "(publish retries \(publisher.failures.load(ordering: .relaxed))); deliveries checked \(checked), exactly once and in order; "
-              + "connections opened \(stats.0), reconnect {after_ms} honoured \(stats.1), rejoins recovered:true \(stats.3), recovered:false \(stats.4), "
-              + "duplicates dropped at the seam \(stats.2); exits \(exits.map { "\($0.0)=\($0.1.map(String.init) ?? "timeout") in \(String(format: "%.1f", $0.2)) s" })")
+        print(
+            "rolling deploy: 300 clients, 10 rooms; connections per node before \(perNodeBefore); publishes accepted \(published) "
+                + "(publish retries \(publisher.failures.load(ordering: .relaxed))); deliveries checked \(checked), exactly once and in order; "
+                + "connections opened \(stats.0), reconnect {after_ms} honoured \(stats.1), rejoins recovered:true \(stats.3), recovered:false \(stats.4), "
+                + "duplicates dropped at the seam \(stats.2); exits \(exits.map { "\($0.0)=\($0.1.map(String.init) ?? "timeout") in \(String(format: "%.1f", $0.2)) s" })"
+        )
         crowd.stop()
     }
 
@@ -426,8 +443,9 @@ import Testing
         // is the slack, so it stretches with TestTiming.scale. `bothClosing` above is the strict check.
         #expect(closes[second] >= exits[first] - TestTiming.seconds(0.5), "the second started closing before the first finished")
         #expect((try? httpGet(port: nodes[2].adminPort, path: "/ready"))?.0 == 200, "the third node kept serving")
-        print("semaphore: \(pair[first].id) holding the slot at \(String(format: "%.1f", closes[first])) s, exited at \(String(format: "%.1f", exits[first])) s; "
-              + "\(pair[second].id) holding the slot at \(String(format: "%.1f", closes[second])) s, exited at \(String(format: "%.1f", exits[second])) s")
+        print(
+            "semaphore: \(pair[first].id) holding the slot at \(String(format: "%.1f", closes[first])) s, exited at \(String(format: "%.1f", exits[first])) s; "
+                + "\(pair[second].id) holding the slot at \(String(format: "%.1f", closes[second])) s, exited at \(String(format: "%.1f", exits[second])) s")
     }
 
     @Test func killedNodesClientsReconnectElsewhereAndRecoverEveryMessage() throws {
@@ -454,8 +472,9 @@ import Testing
         #expect(onVictim > 0)
         #expect(stats.0 >= onVictim, "reconnects \(stats.0) for \(onVictim) clients on the killed node")
         #expect(stats.2 == 0)
-        print("kill -9: \(onVictim) of 300 clients on the killed node; reconnects \(stats.0), rejoins recovered:true \(stats.1), recovered:false \(stats.2); "
-              + "publishes accepted \(published); deliveries checked \(checked), exactly once and in order")
+        print(
+            "kill -9: \(onVictim) of 300 clients on the killed node; reconnects \(stats.0), rejoins recovered:true \(stats.1), recovered:false \(stats.2); "
+                + "publishes accepted \(published); deliveries checked \(checked), exactly once and in order")
         crowd.stop()
     }
 
@@ -479,7 +498,9 @@ import Testing
             o.alternatives = [.init(port: b.port), .init(port: c.port)]
             return o
         }
-        print("drain bench: \(count) clients joined on \(a.id) in \(String(format: "%.1f", Date().timeIntervalSince(setup))) s; open there: \(a.metric("switchboard_connections_open") ?? -1)")
+        print(
+            "drain bench: \(count) clients joined on \(a.id) in \(String(format: "%.1f", Date().timeIntervalSince(setup))) s; open there: \(a.metric("switchboard_connections_open") ?? -1)"
+        )
         let publisher = Publisher(nodes: [b, c], rate: 20)
         sleep(1)
         let t0 = monotonicMilliseconds()
@@ -503,10 +524,11 @@ import Testing
         }
         let drainLine = a.log().split(separator: "\n").last { $0.contains("switchboard stopped") }.map(String.init) ?? "?"
         #expect(status == 0)
-        print("drain bench: \(count) connections, window \(windowS) s: \(a.id) exited \(status.map(String.init) ?? "timeout") after \(drainMs) ms; "
-              + "all clients back after \(allBackMs) ms; reconnects \(reopened.count); per second since SIGTERM \(perSecond); "
-              + "peak in any 1 s \(peak1s) (N/window = \(count / windowS)); on \(b.id)/\(c.id): \(b.metric("switchboard_connections_open") ?? -1)/\(c.metric("switchboard_connections_open") ?? -1) open; "
-              + "publishes \(published), deliveries checked \(checked), messages lost \(missing)\n\(drainLine)")
+        print(
+            "drain bench: \(count) connections, window \(windowS) s: \(a.id) exited \(status.map(String.init) ?? "timeout") after \(drainMs) ms; "
+                + "all clients back after \(allBackMs) ms; reconnects \(reopened.count); per second since SIGTERM \(perSecond); "
+                + "peak in any 1 s \(peak1s) (N/window = \(count / windowS)); on \(b.id)/\(c.id): \(b.metric("switchboard_connections_open") ?? -1)/\(c.metric("switchboard_connections_open") ?? -1) open; "
+                + "publishes \(published), deliveries checked \(checked), messages lost \(missing)\n\(drainLine)")
         crowd.stop()
     }
 }

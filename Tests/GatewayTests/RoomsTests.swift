@@ -53,7 +53,7 @@ import Testing
         let a = try WSClient(port: gw.port)
         let b = try WSClient(port: gw.port)
         // Two joins in one TCP write: two frames back to back.
-        let j1 = FrameEncoder.frame(opcode: .text, payload: Array("{\"op\":\"join\",\"room\":\"r\"}".utf8), maskingKey: 0x01020304)
+        let j1 = FrameEncoder.frame(opcode: .text, payload: Array("{\"op\":\"join\",\"room\":\"r\"}".utf8), maskingKey: 0x0102_0304)
         try a.socket.send(j1 + j1)
         let joins = try a.drainJSON(quiet: 0.3)
         #expect(joins.filter { $0.op == "joined" }.count == 2, "each join is acknowledged")
@@ -129,7 +129,7 @@ import Testing
             ("{\"op\":\"join\"}", "bad_request"),
             ("{\"op\":\"join\",\"room\":5}", "bad_request"),
             ("{\"op\":\"join\",\"room\":\"has space\"}", "invalid_room"),
-            ("{\"op\":\"publish\",\"room\":\"r\"}", "bad_request"),
+            ("{\"op\":\"publish\",\"room\":\"r\"}", "bad_request")
         ]
         for (input, code) in cases {
             try c.sendText(input)
@@ -165,7 +165,7 @@ import Testing
         _ = try reader.join("flood")
         let publisher = try WSClient(port: gw.port)
         let payload = String(repeating: "x", count: 32 * 1024)
-        let total = 400   // 12.8 MiB: far more than socket buffers plus the 256 KiB high-water mark
+        let total = 400  // 12.8 MiB: far more than socket buffers plus the 256 KiB high-water mark
         var received = 0
         for _ in 0..<total {
             try publisher.sendOp("{\"op\":\"publish\",\"room\":\"flood\",\"data\":\"\(payload)\"}")
@@ -194,4 +194,3 @@ import Testing
         #expect(code == nil || code == 4004)
     }
 }
-

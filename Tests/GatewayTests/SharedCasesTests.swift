@@ -7,8 +7,10 @@ import Testing
 @Suite(.serialized) struct SharedCasesTests {
     static let probe: URL? = {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let candidates = [ProcessInfo.processInfo.environment["SWITCHBOARD_SHARED"].map { URL(fileURLWithPath: $0) },
-                          root.deletingLastPathComponent().appendingPathComponent("shared")].compactMap { $0 }
+        let candidates = [
+            ProcessInfo.processInfo.environment["SWITCHBOARD_SHARED"].map { URL(fileURLWithPath: $0) },
+            root.deletingLastPathComponent().appendingPathComponent("shared")
+        ].compactMap { $0 }
         return candidates.map { $0.appendingPathComponent("cases/probe.py") }.first { FileManager.default.fileExists(atPath: $0.path) }
     }()
 
@@ -21,7 +23,7 @@ import Testing
         p.arguments = ["python3", probe.path, "--port", "\(gw.port)", "--path", path, "--only", id] + (strict ? ["--strict"] : [])
         let out = Pipe()
         p.standardOutput = out
-        p.standardError = out   // read with stdout: an unread pipe that fills up would block the probe
+        p.standardError = out  // read with stdout: an unread pipe that fills up would block the probe
         try p.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()

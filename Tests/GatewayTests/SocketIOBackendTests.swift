@@ -31,8 +31,9 @@ import Testing
 
     @Test func eventsGoToTheBackendAndTheServerAPIReachesSocketIOSockets() throws {
         let backend = try APIProxyTests.backend()
-        let gw = try SocketIOGatewayTests.gateway(["--proxy-url", backend.url, "--api-key", APITest.key, "--proxy-publish", "lobby"]
-                                                   + APIProxyTests.proxyFlags)
+        let gw = try SocketIOGatewayTests.gateway(
+            ["--proxy-url", backend.url, "--api-key", APITest.key, "--proxy-publish", "lobby"]
+                + APIProxyTests.proxyFlags)
         let (c, _) = try SocketIOGatewayTests.rawSession(gw)
 
         // An event that is not a room op: an rpc whose method is the event name and data its arguments.
@@ -58,7 +59,8 @@ import Testing
         let refused = try #require(try Self.arguments(try Self.packet(c, "answer"), prefix: "439").first as? [String: Any])
         #expect(refused["error"] as? String == "refused" && refused["message"] as? String == "no bad words here", "\(refused)")
         try c.sendText(#"4210["publish","lobby",{"text":"fine"}]"#)
-        var sawMessage = false, sawAck = false
+        var sawMessage = false
+        var sawAck = false
         for _ in 0..<2 {
             let packet = try Self.packet(c, "answer")
             if packet.hasPrefix("4310") { sawAck = (try Self.arguments(packet, prefix: "4310").first as? [String: Any])?["offset"] != nil }

@@ -12,18 +12,22 @@ import Testing
     @Test func acrossNodesMixedRoomAndRecoveryAfterADrain() throws {
         let redis = try RedisServer()
         let apiKey = "sio-test-key"
-        let args = ["--redis-url", redis.url, "--prefix", "sio:", "--socketio-path", "/socket.io/", "--jwt-secret", TestKeys.shared.secret,
-                    "--api-key", apiKey, "--trusted-proxies", "127.0.0.1",
-                    "--drain-delay", "300ms", "--drain-window", "300ms", "--drain-deadline", "5s"]
+        let args = [
+            "--redis-url", redis.url, "--prefix", "sio:", "--socketio-path", "/socket.io/", "--jwt-secret", TestKeys.shared.secret,
+            "--api-key", apiKey, "--trusted-proxies", "127.0.0.1",
+            "--drain-delay", "300ms", "--drain-window", "300ms", "--drain-deadline", "5s"
+        ]
         let nodes = try ["sio1", "sio2"].map { try Node(id: $0, arguments: args) }
         for n in nodes { try n.start() }
         let lb = try HAProxy(nodes: nodes)
         defer { withExtendedLifetime((redis, nodes, lb)) {} }
         for n in nodes { try lb.waitUp(n.id) }
 
-        let r = try SocketIOGatewayTests.driver(["cluster", "--url", "http://127.0.0.1:\(lb.port)", "--token", TokenFactory.make(),
-                                                "--admins", nodes.map { String($0.adminPort) }.joined(separator: ","),
-                                                "--pids", nodes.map { String($0.pid) }.joined(separator: ","), "--api-key", apiKey])
+        let r = try SocketIOGatewayTests.driver([
+            "cluster", "--url", "http://127.0.0.1:\(lb.port)", "--token", TokenFactory.make(),
+            "--admins", nodes.map { String($0.adminPort) }.joined(separator: ","),
+            "--pids", nodes.map { String($0.pid) }.joined(separator: ","), "--api-key", apiKey
+        ])
         // One Socket.IO client per node: every emit below crosses the bus.
         #expect(r["sessions_per_node"] as? [Int] == [1, 1])
         // Acks carry the offsets; both Socket.IO clients and the native client saw the same 20 messages

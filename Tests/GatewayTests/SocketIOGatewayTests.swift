@@ -29,7 +29,8 @@ import Testing
     static func rawSession(_ gw: GatewayProcess, connect: Bool = true, token: String = TokenFactory.make()) throws -> (WSClient, [String: Any]) {
         let c = try WSClient(port: gw.port, path: target, expectHello: false)
         guard case .text(let open)? = try c.next(timeout: 3), open.hasPrefix("0"),
-              let fields = try JSONSerialization.jsonObject(with: Data(open.dropFirst().utf8)) as? [String: Any] else {
+            let fields = try JSONSerialization.jsonObject(with: Data(open.dropFirst().utf8)) as? [String: Any]
+        else {
             throw TestFailure("no open packet")
         }
         if connect {
@@ -44,7 +45,8 @@ import Testing
     static func pollingSession(_ gw: GatewayProcess, connect: Bool = true) throws -> String {
         let (status, open) = try httpGet(port: gw.port, path: "/socket.io/?EIO=4&transport=polling")
         guard status == 200, open.hasPrefix("0{"), open.contains("\"upgrades\":[\"websocket\"]"),
-              let sid = (try JSONSerialization.jsonObject(with: Data(open.dropFirst().utf8)) as? [String: Any])?["sid"] as? String else {
+            let sid = (try JSONSerialization.jsonObject(with: Data(open.dropFirst().utf8)) as? [String: Any])?["sid"] as? String
+        else {
             throw TestFailure("no polling open packet: \(status) \(open)")
         }
         let path = "/socket.io/?EIO=4&transport=polling&sid=\(sid)"
@@ -58,14 +60,19 @@ import Testing
 
     @Test func flags() throws {
         #expect(try Config.parse(arguments: [], environment: [:]).socketIO.path == nil)
-        let c = try Config.parse(arguments: ["--socketio-path", "/socket.io/", "--socketio-namespaces", "/,/chat", "--socketio-join-event", "enter",
-                                             "--socketio-ping-interval", "10s", "--socketio-recovery-window", "0"],
-                                 environment: ["SWITCHBOARD_SOCKETIO_MESSAGE_EVENT": "msg"])
+        let c = try Config.parse(
+            arguments: [
+                "--socketio-path", "/socket.io/", "--socketio-namespaces", "/,/chat", "--socketio-join-event", "enter",
+                "--socketio-ping-interval", "10s", "--socketio-recovery-window", "0"
+            ],
+            environment: ["SWITCHBOARD_SOCKETIO_MESSAGE_EVENT": "msg"])
         #expect(c.socketIO.path == "/socket.io/" && c.socketIO.namespaces == ["/", "/chat"] && c.socketIO.joinEvent == "enter")
         #expect(c.socketIO.messageEvent == "msg" && c.socketIO.pingIntervalMs == 10_000 && c.socketIO.recoveryWindowMs == 0)
-        for bad in [["--socketio-path", "socket.io"], ["--socketio-path", "/ws"], ["--socketio-join-event", "disconnect"],
-                    ["--socketio-path", "/s/", "--socketio-leave-event", "join"], ["--socketio-namespaces", "chat"],
-                    ["--socketio-max-payload", "65MiB"], ["--socketio-ping-timeout", "0"]] {
+        for bad in [
+            ["--socketio-path", "socket.io"], ["--socketio-path", "/ws"], ["--socketio-join-event", "disconnect"],
+            ["--socketio-path", "/s/", "--socketio-leave-event", "join"], ["--socketio-namespaces", "chat"],
+            ["--socketio-max-payload", "65MiB"], ["--socketio-ping-timeout", "0"]
+        ] {
             #expect(throws: Config.Invalid.self, "\(bad)") { try Config.parse(arguments: bad, environment: [:]) }
         }
     }
@@ -131,10 +138,12 @@ import Testing
         #expect(g2 == 400 && gone.contains("\"code\":1"))
         #expect(try gw.metric("switchboard_protocol_sessions_closed_total{protocol=\"socketio\",reason=\"socketio_error\"}") == 1)
         // Over maxPayload: refused from the Content-Length alone.
-        let (p3, big) = try httpRequest(port: gw.port, method: "POST", path: try Self.pollingSession(gw, connect: false),
-                                        body: Array(repeating: UInt8(ascii: "4"), count: 5000))
+        let (p3, big) = try httpRequest(
+            port: gw.port, method: "POST", path: try Self.pollingSession(gw, connect: false),
+            body: Array(repeating: UInt8(ascii: "4"), count: 5000))
         #expect(p3 == 400 && big.contains("maxPayload"))
-        let (p4, unknown) = try httpRequest(port: gw.port, method: "POST", path: "/socket.io/?EIO=4&transport=polling&sid=00nosuchsessionxxxxxxx", body: Array("2".utf8))
+        let (p4, unknown) = try httpRequest(
+            port: gw.port, method: "POST", path: "/socket.io/?EIO=4&transport=polling&sid=00nosuchsessionxxxxxxx", body: Array("2".utf8))
         #expect(p4 == 400 && unknown.contains("\"code\":1"))
     }
 
@@ -158,7 +167,7 @@ import Testing
             let held = try RawSocket(port: gw.port)
             try held.send(Array("GET \(q) HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
             usleep(100_000)
-        }   // closed here, unanswered
+        }  // closed here, unanswered
         usleep(100_000)
         let (status, body) = try httpGet(port: gw.port, path: q)
         #expect(status == 200 && body == "2", "\(status) \(body)")
@@ -221,7 +230,7 @@ import Testing
         }
         #expect(try silent.expectClose(timeout: 2) == 1001)
         #expect(pongs >= 3)
-        try live.sendText("42[\"join\",\"lobby\"]")   // still served
+        try live.sendText("42[\"join\",\"lobby\"]")  // still served
         #expect(try gw.metric("switchboard_protocol_sessions_closed_total{protocol=\"socketio\",reason=\"ping_timeout\"}") == 1)
         #expect(try gw.metric("switchboard_protocol_sessions_open{protocol=\"socketio\"}") == 1)
     }
@@ -261,20 +270,21 @@ import Testing
             return out
         }
         func publish(_ i: Int) throws {
-            _ = try httpRequest(port: gw.adminPort, method: "POST", path: "/api/publish", headers: ["Authorization": "Bearer k"],
-                                body: Array("{\"room\":\"lobby\",\"data\":\(i)}".utf8))
+            _ = try httpRequest(
+                port: gw.adminPort, method: "POST", path: "/api/publish", headers: ["Authorization": "Bearer k"],
+                body: Array("{\"room\":\"lobby\",\"data\":\(i)}".utf8))
         }
         let first = try WSClient(port: gw.port, path: Self.target, expectHello: false)
-        _ = try texts(first, 1)   // open packet
+        _ = try texts(first, 1)  // open packet
         try first.sendText("40{\"token\":\"\(TokenFactory.make())\"}")
         let connected = try texts(first, 1)[0]
         let pid = try #require((try JSONSerialization.jsonObject(with: Data(connected.dropFirst(2).utf8)) as? [String: Any])?["pid"] as? String)
         try first.sendText("421[\"join\",\"lobby\"]")
         _ = try texts(first, 1)
         try publish(1)
-        let seen = try texts(first, 1)[0]   // 42["message","lobby",1,"<offset>"]
+        let seen = try texts(first, 1)[0]  // 42["message","lobby",1,"<offset>"]
         let lastOffset = try #require((try JSONSerialization.jsonObject(with: Data(seen.dropFirst(2).utf8)) as? [Any])?.last as? String)
-        shutdown(first.socket.fd, CInt(SHUT_RDWR))   // the transport is lost: no Engine.IO close, no Socket.IO disconnect
+        shutdown(first.socket.fd, CInt(SHUT_RDWR))  // the transport is lost: no Engine.IO close, no Socket.IO disconnect
         usleep(200_000)
         for i in 2...4 { try publish(i) }
         let second = try WSClient(port: gw.port, path: Self.target, expectHello: false)
@@ -304,13 +314,13 @@ import Testing
 
     /// Each input closes its session with the protocol's answer and a labelled count; the node goes on.
     @Test(arguments: [
-        ("9", 1008, "engineio_error"),                                                      // unknown Engine.IO type
-        ("4abc", 1008, "socketio_error"),                                                   // not a Socket.IO packet
-        ("44{\"message\":\"x\"}", 1008, "socketio_error"),                                  // CONNECT_ERROR from a client
-        ("4212345678901234567[\"join\",\"lobby\"]", 1008, "socketio_error"),                // ack id past 2^53 - 1
-        ("451-[\"up\",{\"_placeholder\":true,\"num\":0}]|42[\"x\"]", 1008, "socketio_error"), // attachment expected, text came
-        ("452-[\"up\",{\"_placeholder\":true,\"num\":0}]", 1008, "socketio_error"),         // 2 announced, placeholders for 1
-        ("OVERSIZE", 1009, "engineio_error"),                                              // a 1,100-byte packet over maxPayload 1 KiB
+        ("9", 1008, "engineio_error"),  // unknown Engine.IO type
+        ("4abc", 1008, "socketio_error"),  // not a Socket.IO packet
+        ("44{\"message\":\"x\"}", 1008, "socketio_error"),  // CONNECT_ERROR from a client
+        ("4212345678901234567[\"join\",\"lobby\"]", 1008, "socketio_error"),  // ack id past 2^53 - 1
+        ("451-[\"up\",{\"_placeholder\":true,\"num\":0}]|42[\"x\"]", 1008, "socketio_error"),  // attachment expected, text came
+        ("452-[\"up\",{\"_placeholder\":true,\"num\":0}]", 1008, "socketio_error"),  // 2 announced, placeholders for 1
+        ("OVERSIZE", 1009, "engineio_error")  // a 1,100-byte packet over maxPayload 1 KiB
     ])
     func badInputClosesTheSession(input: String, code: Int, label: String) throws {
         let gw = try Self.gateway(["--socketio-max-payload", "1KiB"])

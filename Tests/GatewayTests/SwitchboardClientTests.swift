@@ -18,11 +18,13 @@ import Testing
         defer { loop.stop() }
         let holder = Holder()
         holder.client = try SwitchboardClient(loop: loop, options: .init(port: gw.port, backoffBaseMs: 100, backoffCapMs: 1000, connectTimeoutMs: 5000))
-        _ = loop.sync { holder.client?.join("released"); holder.client?.start(); return true }
+        _ = loop.sync {
+            holder.client?.join("released"); holder.client?.start(); return true
+        }
         let deadline = Date().addingTimeInterval(5)
         while (try? gw.metric("switchboard_connections_open")) != 1 && Date() < deadline { usleep(20_000) }
         #expect(try gw.metric("switchboard_connections_open") == 1)
-        holder.client = nil   // deinit runs here, on the test thread
+        holder.client = nil  // deinit runs here, on the test thread
         let closedBy = Date().addingTimeInterval(5)
         while (try? gw.metric("switchboard_connections_open")) != 0 && Date() < closedBy { usleep(20_000) }
         #expect(try gw.metric("switchboard_connections_open") == 0, "the released client's connection was closed")
@@ -58,7 +60,7 @@ import Testing
         while loop.sync({ client.lastOffset(of: "lobby") == nil }) && Date() < deadline { usleep(20_000) }
         for n in 0..<40 {
             try publisher.sendOp(#"{"op":"publish","room":"lobby","data":{"n":\#(n)},"id":\#(n)}"#)
-            usleep(150_000)   // 6 s of publishing: two token lifetimes
+            usleep(150_000)  // 6 s of publishing: two token lifetimes
         }
         deadline = Date().addingTimeInterval(5)
         while loop.sync({ seen.data.count }) < 40 && Date() < deadline { usleep(50_000) }

@@ -2,9 +2,10 @@ import Foundation
 import Glibc
 import Protocol
 import Runtime
-@testable import SwitchboardClient
-import Testing
 import TLS
+import Testing
+
+@testable import SwitchboardClient
 
 /// The bench's TLS client (a client `TLSTransport` made before its socket, under a `ClientConnection`) against the real binary: the
 /// handshake starts from the queued upgrade, messages echo both ways, and a plain port is a failure, not a hang.
@@ -55,7 +56,9 @@ import TLS
         #expect(loop.sync { recorder.closed } == nil)
         // A message larger than one TLS record (16 KiB) goes out and comes back whole.
         let big = String(repeating: "x", count: 40_000)
-        loop.sync { c.sendText(Array("hello".utf8)); c.sendText(Array(big.utf8)) }
+        loop.sync {
+            c.sendText(Array("hello".utf8)); c.sendText(Array(big.utf8))
+        }
         try wait(loop, "both echoes") { recorder.texts.count >= 2 }
         #expect(loop.sync { recorder.texts } == ["hello", big])
         #expect(try gw.metric("switchboard_tls_handshakes_total{listener=\"public\",result=\"ok\",version=\"1.3\"}") == 1)

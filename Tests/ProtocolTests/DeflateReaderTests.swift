@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 /// WebSocketReader with permessage-deflate: compressed messages inflated transparently, RSV1 rules,
@@ -18,13 +19,16 @@ import Testing
         let json = chatJSON(size: 600)
         let binary = [UInt8](repeating: 3, count: 400)
         let deflater = Deflater()
-        let input = compressedClientFrames(.text, deflater.compress(json), fragments: 3)
+        let input =
+            compressedClientFrames(.text, deflater.compress(json), fragments: 3)
             + clientFrame(.ping, "p")
             + clientFrame(.text, "plain")
             + compressedClientFrames(.binary, deflater.compress(binary))
             + compressedClientFrames(.text, hello, fragments: 7, key: 0xA1B2_C3D4)
             + clientFrame(.close, FrameEncoder.closePayload(code: .normalClosure))
-        let expected = Outcome(events: [.text(String(decoding: json, as: UTF8.self)), .ping([0x70]), .text("plain"), .binary(binary), .text("Hello"), .close(1000, "")])
+        let expected = Outcome(events: [
+            .text(String(decoding: json, as: UTF8.self)), .ping([0x70]), .text("plain"), .binary(binary), .text("Hello"), .close(1000, "")
+        ])
         let inflater = Inflater()
         #expect(feed(input, deflate: inflater) == expected)
         for pieces in allSplits(input) {
@@ -71,13 +75,13 @@ import Testing
     // RFC 7692 §6.1: with deflate, RSV1 only on the first frame of a data message; RSV2/3 never.
     @Test func rsv1Misuse() {
         let cases: [[UInt8]] = [
-            hex("e1 87 00000000 f248cdc9c90700"),                                      // RSV1+RSV2 on text
-            hex("d1 87 00000000 f248cdc9c90700"),                                      // RSV1+RSV3 on text
-            hex("c9 80 00000000"),                                                       // RSV1 on ping
-            hex("ca 80 00000000"),                                                       // RSV1 on pong
-            hex("c8 82 00000000 03e8"),                                                  // RSV1 on close
-            hex("41 83 00000000 f248cd") + hex("c0 84 00000000 c9c90700"),               // RSV1 on a continuation too
-            hex("01 83 00000000 616263") + hex("c0 84 00000000 c9c90700"),               // RSV1 only on the continuation
+            hex("e1 87 00000000 f248cdc9c90700"),  // RSV1+RSV2 on text
+            hex("d1 87 00000000 f248cdc9c90700"),  // RSV1+RSV3 on text
+            hex("c9 80 00000000"),  // RSV1 on ping
+            hex("ca 80 00000000"),  // RSV1 on pong
+            hex("c8 82 00000000 03e8"),  // RSV1 on close
+            hex("41 83 00000000 f248cd") + hex("c0 84 00000000 c9c90700"),  // RSV1 on a continuation too
+            hex("01 83 00000000 616263") + hex("c0 84 00000000 c9c90700")  // RSV1 only on the continuation
         ]
         for input in cases {
             for pieces in allSplits(input) {
@@ -110,7 +114,7 @@ import Testing
         let inputs = [
             compressedClientFrames(.text, bomb16),
             compressedClientFrames(.text, bomb16, fragments: 64),
-            compressedClientFrames(.text, bomb1G),
+            compressedClientFrames(.text, bomb1G)
         ]
         #expect(Array(inputs[0].prefix(4)) == hex("c1 fe 3f b7"))
         for input in inputs {

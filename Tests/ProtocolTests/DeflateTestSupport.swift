@@ -1,4 +1,5 @@
 import CZlib
+
 @testable import Protocol
 
 /// Raw DEFLATE made with zlib directly (not through ``Deflater``), input given in pieces so that
@@ -75,15 +76,18 @@ func zlibRawInflate(_ payload: [UInt8]) -> [UInt8]? {
 /// A chat message as the gateway sends it: a room envelope around a small JSON object, padded
 /// with realistic text to about `size` bytes.
 func chatJSON(size: Int, seed: Int = 1) -> [UInt8] {
-    let words = ["hello", "everyone", "the", "deploy", "is", "done", "and", "metrics", "look", "fine", "ship", "it", "thanks", "see", "you",
-                 "tomorrow", "room", "lobby", "latency", "p99"]
+    let words = [
+        "hello", "everyone", "the", "deploy", "is", "done", "and", "metrics", "look", "fine", "ship", "it", "thanks", "see", "you",
+        "tomorrow", "room", "lobby", "latency", "p99"
+    ]
     var text = ""
     var i = seed
     while text.utf8.count < max(0, size - 170) {
         i = (i &* 1_103_515_245 &+ 12345) & 0x7FFF_FFFF
         text += (text.isEmpty ? "" : " ") + words[i % words.count]
     }
-    let json = #"{"type":"message","room":"team-42","offset":"1733299200123-17","data":{"id":"m-\#(seed)-8f3a2c","user":"alice@example.com","#
+    let json =
+        #"{"type":"message","room":"team-42","offset":"1733299200123-17","data":{"id":"m-\#(seed)-8f3a2c","user":"alice@example.com","#
         + #""ts":1733299200123,"text":"\#(text)"}}"#
     return Array(json.utf8)
 }
@@ -97,8 +101,9 @@ func compressedClientFrames(_ opcode: Opcode, _ compressed: [UInt8], fragments c
     repeat {
         let end = min(compressed.count, start + size)
         let last = end == compressed.count
-        out += FrameEncoder.frame(opcode: index == 0 ? opcode : .continuation, payload: Array(compressed[start..<end]), fin: last,
-                                  maskingKey: key, compressed: index == 0)
+        out += FrameEncoder.frame(
+            opcode: index == 0 ? opcode : .continuation, payload: Array(compressed[start..<end]), fin: last,
+            maskingKey: key, compressed: index == 0)
         start = end
         index += 1
     } while start < compressed.count

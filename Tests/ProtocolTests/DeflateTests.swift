@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Protocol
 
 @Suite struct DeflaterTests {
@@ -128,6 +129,8 @@ import Testing
         #expect(elapsed < .milliseconds(500), "took \(elapsed)")
         #expect(inflater.peakBufferBytes <= (1 << 20) + 1)
         #expect(inflater.bufferBytes <= Inflater.retainedCapacity)
-        print("C40 bomb \(mebibytes) MiB of zeros: \(bomb.count) B compressed, stopped at the 1 MiB limit in \(elapsed), peak output buffer \(inflater.peakBufferBytes) B")
+        print(
+            "C40 bomb \(mebibytes) MiB of zeros: \(bomb.count) B compressed, stopped at the 1 MiB limit in \(elapsed), peak output buffer \(inflater.peakBufferBytes) B"
+        )
     }
 }

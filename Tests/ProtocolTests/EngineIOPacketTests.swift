@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 @Suite struct EngineIOPacketTests {
@@ -58,7 +59,10 @@ import Testing
     }
 
     @Test func textRoundTripsForEveryPacket() throws {
-        let packets: [EngineIOPacket] = [.open(Array("{}".utf8)), .close, .ping([]), .ping(Array("probe".utf8)), .pong([]), .message(Array("2[\"x\"]".utf8)), .upgrade, .noop, .binary([0, 1, 254, 255])]
+        let packets: [EngineIOPacket] = [
+            .open(Array("{}".utf8)), .close, .ping([]), .ping(Array("probe".utf8)), .pong([]), .message(Array("2[\"x\"]".utf8)), .upgrade, .noop,
+            .binary([0, 1, 254, 255])
+        ]
         for packet in packets {
             var out: [UInt8] = []
             packet.appendText(to: &out)
@@ -90,8 +94,10 @@ import Testing
         }
     }
 
-    private let every: [EngineIOPacket] = [.close, .ping([]), .pong(Array("probe".utf8)), .message(Array(#"2["ev",{"a":"é"}]"#.utf8)),
-                                           .upgrade, .noop, .binary([1, 2, 3, 4]), .message([]), .open(Array("{}".utf8))]
+    private let every: [EngineIOPacket] = [
+        .close, .ping([]), .pong(Array("probe".utf8)), .message(Array(#"2["ev",{"a":"é"}]"#.utf8)),
+        .upgrade, .noop, .binary([1, 2, 3, 4]), .message([]), .open(Array("{}".utf8))
+    ]
 
     @Test func everyPacketTypeWholeAndInEverySplit() {
         let body = EngineIOPayloadDecoder.encode(every)
@@ -158,7 +164,10 @@ import Testing
     }
 
     @Test func refusesOtherVersionsNamingTheSupportedOne() throws {
-        for target in ["/socket.io/?EIO=3&transport=polling", "/socket.io/?EIO=5&transport=websocket", "/socket.io/?transport=polling", "/socket.io/?EIO=abc&transport=polling", "/socket.io/"] {
+        for target in [
+            "/socket.io/?EIO=3&transport=polling", "/socket.io/?EIO=5&transport=websocket", "/socket.io/?transport=polling",
+            "/socket.io/?EIO=abc&transport=polling", "/socket.io/"
+        ] {
             let e = try #require(error(target))
             #expect(e.code == .unsupportedProtocolVersion)
             #expect(e.status == .badRequest)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 /// The `rpc` op (issue 14): `method` is an envelope field (the only 6-byte one), `id` is required.

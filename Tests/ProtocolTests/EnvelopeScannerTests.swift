@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Protocol
 
 /// The single-pass envelope scanner (issue 11, "bounded work per frame"): strict RFC 8259
@@ -49,8 +50,10 @@ import Testing
     /// Every accepted `data`, spliced into a server frame, is JSON that Foundation reads back to the
     /// same value as the client's text.
     @Test func splicedDataIsValidJSON() throws {
-        let samples = [#"{"a":[1,{"b":null}],"c":"ü😀"}"#, #"  [ true , false , null ]  "#, #""\ud83d\ude00""#, "12345678901234567890",
-                       "1e-400", "0e400", "1.7976931348623157e308", #"{"":{"":[]}}"#, "\"\u{7F}\"", #""\u0000""#]
+        let samples = [
+            #"{"a":[1,{"b":null}],"c":"ü😀"}"#, #"  [ true , false , null ]  "#, #""\ud83d\ude00""#, "12345678901234567890",
+            "1e-400", "0e400", "1.7976931348623157e308", #"{"":{"":[]}}"#, "\"\u{7F}\"", #""\u0000""#
+        ]
         for sample in samples {
             let data = try publishedData(sample)
             let frame = Envelope.message(room: "r", offset: "1", data: JSONFragment(data))
@@ -74,8 +77,9 @@ import Testing
         #expect(try decode(#"{"op":"auth","token":"a\"b\\c\ud83d\ude00\t"}"#) == .auth(token: "a\"b\\c😀\t"))
         #expect(try decode(#"{"op":"analytics","event":"caf\u00e9"}"#) == .analytics(event: "café", data: nil))
         #expect(failure(#"{"op":"join","room":"a\u0020b"}"#)?.code == .invalidRoom, "the decoded room is checked")
-        #expect(try decode(#"{"\u0000op":"join","op":"leave","\u0000":1,"room\u0000":2,"room":"r"}"#) == .leave(room: "r"),
-                "keys that differ only by a NUL are other keys")
+        #expect(
+            try decode(#"{"\u0000op":"join","op":"leave","\u0000":1,"room\u0000":2,"room":"r"}"#) == .leave(room: "r"),
+            "keys that differ only by a NUL are other keys")
     }
 
     @Test func unknownFieldsAreValidatedAndIgnored() throws {
@@ -85,8 +89,9 @@ import Testing
 
     @Test func duplicateEnvelopeKeysAreRefused() {
         #expect(failure(#"{"op":"join","op":"leave","room":"r"}"#) == EnvelopeError(code: .badRequest, message: "duplicate field 'op'"))
-        #expect(failure(#"{"op":"join","room":"a","\u0072oom":"b","id":5}"#)
-            == EnvelopeError(code: .badRequest, message: "duplicate field 'room'", id: JSONFragment("5")))
+        #expect(
+            failure(#"{"op":"join","room":"a","\u0072oom":"b","id":5}"#)
+                == EnvelopeError(code: .badRequest, message: "duplicate field 'room'", id: JSONFragment("5")))
         #expect(failure(#"{"op":"publish","room":"r","data":1,"data":2}"#)?.message == "duplicate field 'data'")
         #expect(failure(#"{"op":"join","room":"r","id":1,"id":2}"#) == EnvelopeError(code: .badRequest, message: "duplicate field 'id'"))
         #expect(failure(#"{"op":"join","room":"r","id":1,"id":"two"}"#)?.id == nil, "an ambiguous id is not echoed")
@@ -103,10 +108,12 @@ import Testing
     @Test func dataMayNestSixtyFourLevels() throws {
         let deepest = nested(64)
         #expect(try publishedData(deepest) == deepest)
-        #expect(failure(#"{"op":"publish","room":"r","id":1,"data":"# + nested(65) + "}")
-            == EnvelopeError(code: .badRequest, message: "data nested deeper than 64 levels"))
-        #expect(failure(#"{"op":"publish","room":"r","data":"# + String(repeating: "[", count: 100_000))?.message
-            == "data nested deeper than 64 levels", "stops at the limit, long before the end")
+        #expect(
+            failure(#"{"op":"publish","room":"r","id":1,"data":"# + nested(65) + "}")
+                == EnvelopeError(code: .badRequest, message: "data nested deeper than 64 levels"))
+        #expect(
+            failure(#"{"op":"publish","room":"r","data":"# + String(repeating: "[", count: 100_000))?.message
+                == "data nested deeper than 64 levels", "stops at the limit, long before the end")
     }
 
     @Test func depthIsAParameter() throws {
@@ -115,10 +122,12 @@ import Testing
         #expect(failure(#"{"x":[[[1]]],"op":"leave","room":"r"}"#, maxDepth: 2)?.message == "JSON nested deeper than 2 levels")
         #expect(failure(#"[[[1]]]"#, maxDepth: 2)?.message == "JSON nested deeper than 2 levels")
         #expect(failure(#"[[1]]"#, maxDepth: 2)?.message == "frame must be a JSON object")
-        #expect(try decode(#"{"op":"publish","room":"r","data":[]}"#, maxDepth: .max) == .publish(room: "r", data: JSONFragment("[]"), id: nil),
-                "a huge limit is clamped (65,536), not allocated")
-        #expect(try decode(#"{"op":"publish","room":"r","data":[]}"#, maxDepth: -5) == .publish(room: "r", data: JSONFragment("[]"), id: nil),
-                "limits below 1 count as 1")
+        #expect(
+            try decode(#"{"op":"publish","room":"r","data":[]}"#, maxDepth: .max) == .publish(room: "r", data: JSONFragment("[]"), id: nil),
+            "a huge limit is clamped (65,536), not allocated")
+        #expect(
+            try decode(#"{"op":"publish","room":"r","data":[]}"#, maxDepth: -5) == .publish(room: "r", data: JSONFragment("[]"), id: nil),
+            "limits below 1 count as 1")
     }
 
     // MARK: strict RFC 8259
@@ -127,7 +136,7 @@ import Testing
         let bad: [String] = [
             #"{"op":"leave","room":"r",}"#, #"{"op":"leave",,"room":"r"}"#, #"{"op":"leave" "room":"r"}"#, #"{"op":"leave","room":"r"}x"#,
             #"{"op":"leave","room":"r"}}"#, #"{'op':'leave'}"#, #"{op:"leave"}"#, #"{"op":"leave","room":"r" /* c */}"#,
-            "{\"op\":\"leave\",\"room\":\"r\"}\u{0}", "{\u{0C}\"op\":\"leave\"}", "{\u{A0}\"op\":\"leave\"}",
+            "{\"op\":\"leave\",\"room\":\"r\"}\u{0}", "{\u{0C}\"op\":\"leave\"}", "{\u{A0}\"op\":\"leave\"}"
         ]
         for text in bad { #expect(failure(text) == Self.malformed, "\(text)") }
         let badData: [String] = [
@@ -135,14 +144,16 @@ import Testing
             "01", "-01", "1.", ".5", "+1", "-", "1e", "1e+", "1.e5", "0x10", "NaN", "Infinity", "-Infinity", "1e400", "-1e400",
             "1.7976931348623159e308", "1000e306", "1" + String(repeating: "0", count: 309), "tru", "True", "nulll", "nul", "falsee",
             "\"abc", "\"\\x\"", "\"\\U0041\"", "\"\\u12\"", "\"\\u12G4\"", "\"\\ud800\"", "\"\\udc00\"", "\"\\ude00\\ud83d\"",
-            "\"\\ud800\\u0041\"", "\"\t\"", "\"\n\"", "\"\u{1F}\"",
+            "\"\\ud800\\u0041\"", "\"\t\"", "\"\n\"", "\"\u{1F}\""
         ]
         for data in badData {
             #expect(failure(#"{"op":"publish","room":"r","data":"# + data + "}") == Self.malformed, "\(data.debugDescription)")
         }
         let quote = Array("\"".utf8)
-        let badUTF8: [[UInt8]] = [[0xC0, 0x80], [0xC3], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80], [0xF5, 0x80, 0x80, 0x80],
-                                  [0xF4, 0x90, 0x80, 0x80], [0x80], [0xFF], [0xF0, 0x9F, 0x98]]
+        let badUTF8: [[UInt8]] = [
+            [0xC0, 0x80], [0xC3], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80], [0xF5, 0x80, 0x80, 0x80],
+            [0xF4, 0x90, 0x80, 0x80], [0x80], [0xFF], [0xF0, 0x9F, 0x98]
+        ]
         for bytes in badUTF8 {
             let frame = Array(#"{"op":"publish","room":"r","data":"#.utf8) + quote + bytes + quote + [0x7D]
             #expect(failure(frame) == Self.malformed, "\(bytes)")
@@ -153,9 +164,11 @@ import Testing
     }
 
     @Test func everythingRFC8259AllowsIsAccepted() throws {
-        let good = ["0", "-0", "0.0", "-0.5e-3", "1E+5", "1e05", "12345678901234567890123456789", "1e-400", "0e99999999999",
-                    "0.01e310", "1.7976931348623158e308", "1" + String(repeating: "0", count: 308), "true", "false", "null",
-                    #""\"\\\/\b\f\n\r\t\u0000\uFFFF\uD83D\uDE00""#, "\"\u{7F}é€😀\"", "[]", "{}", "[[],{}]", #"{"":""}"#, " \t\r\n1 \t\r\n"]
+        let good = [
+            "0", "-0", "0.0", "-0.5e-3", "1E+5", "1e05", "12345678901234567890123456789", "1e-400", "0e99999999999",
+            "0.01e310", "1.7976931348623158e308", "1" + String(repeating: "0", count: 308), "true", "false", "null",
+            #""\"\\\/\b\f\n\r\t\u0000\uFFFF\uD83D\uDE00""#, "\"\u{7F}é€😀\"", "[]", "{}", "[[],{}]", #"{"":""}"#, " \t\r\n1 \t\r\n"
+        ]
         for data in good {
             #expect(throws: Never.self, "\(data)") { try publishedData(data) }
         }
@@ -179,15 +192,18 @@ import Testing
     /// kept well under both depth limits.
     @Test func acceptsExactlyWhatJSONSerializationAccepts() {
         var rng = SplitMix64(seed: 0x5EED)
-        var checked = 0, agreedValid = 0
+        var checked = 0
+        var agreedValid = 0
         for round in 0..<20_000 {
             var text = Array(("{\"op\":\"x\",\"k\":" + Generator.value(&rng, depth: 0) + "}").utf8)
             for _ in 0..<(round % 4) { Generator.mutate(&text, &rng) }
             let ours = isObject(text)
             let foundation = (try? JSONSerialization.jsonObject(with: Data(text))) is [String: Any]
             if ours != foundation {
-                let explained = !ours && (Generator.hasTrailingComma(text) || text.starts(with: [0xEF, 0xBB, 0xBF]) || looksLikeUTF16(text)
-                    || isObject(Generator.withoutOverflowingNumbers(text)))
+                let explained =
+                    !ours
+                    && (Generator.hasTrailingComma(text) || text.starts(with: [0xEF, 0xBB, 0xBF]) || looksLikeUTF16(text)
+                        || isObject(Generator.withoutOverflowingNumbers(text)))
                 #expect(explained, "scanner \(ours), JSONSerialization \(foundation): \(String(decoding: text, as: UTF8.self).debugDescription)")
             } else if ours {
                 agreedValid += 1
@@ -224,10 +240,14 @@ struct SplitMix64: RandomNumberGenerator {
 
 /// Random JSON texts and byte mutations of them.
 enum Generator {
-    static let numbers = ["0", "-0", "1", "-12", "3.25", "1e5", "1E-5", "-0.0e+0", "12345678901234567890", "1e308", "1e309",
-                          "1.7976931348623157e308", "1.7976931348623159e308", "1e-400", "0e400", "9007199254740993", "0.1e310"]
-    static let strings = ["", "a", "é", "😀", #"\""#, #"\\"#, #"\/"#, #"\n"#, #"\u0041"#, #"\u00e9"#, #"\ud83d\ude00"#, #"\ud800"#,
-                          #"\udc00"#, "x y", "\u{7F}", #"\u0000"#]
+    static let numbers = [
+        "0", "-0", "1", "-12", "3.25", "1e5", "1E-5", "-0.0e+0", "12345678901234567890", "1e308", "1e309",
+        "1.7976931348623157e308", "1.7976931348623159e308", "1e-400", "0e400", "9007199254740993", "0.1e310"
+    ]
+    static let strings = [
+        "", "a", "é", "😀", #"\""#, #"\\"#, #"\/"#, #"\n"#, #"\u0041"#, #"\u00e9"#, #"\ud83d\ude00"#, #"\ud800"#,
+        #"\udc00"#, "x y", "\u{7F}", #"\u0000"#
+    ]
     static let alphabet: [UInt8] = Array("{}[]\",:\\ \t\n0123456789.eE+-tfnulrsa/".utf8) + [0x00, 0x1F, 0x7F, 0xC3, 0xA9, 0xED, 0xA0, 0xF0, 0x80, 0xBF]
 
     static func value(_ rng: inout SplitMix64, depth: Int) -> String {
@@ -243,9 +263,10 @@ enum Generator {
             return "[" + (0..<n).map { _ in ws() + value(&rng, depth: depth + 1) + ws() }.joined(separator: ",") + "]"
         default:
             let n = Int.random(in: 0...4, using: &rng)
-            return "{" + (0..<n).map { _ in
-                ws() + "\"" + strings.randomElement(using: &rng)! + "\"" + ws() + ":" + ws() + value(&rng, depth: depth + 1)
-            }.joined(separator: ",") + ws() + "}"
+            return "{"
+                + (0..<n).map { _ in
+                    ws() + "\"" + strings.randomElement(using: &rng)! + "\"" + ws() + ":" + ws() + value(&rng, depth: depth + 1)
+                }.joined(separator: ",") + ws() + "}"
         }
     }
 
@@ -271,7 +292,9 @@ enum Generator {
 
     /// A `,` followed (after whitespace) by `]` or `}`, outside strings: a trailing comma.
     static func hasTrailingComma(_ text: [UInt8]) -> Bool {
-        var inString = false, escaped = false, afterComma = false
+        var inString = false
+        var escaped = false
+        var afterComma = false
         for b in text {
             if inString {
                 if escaped { escaped = false } else if b == 0x5C { escaped = true } else if b == 0x22 { inString = false }

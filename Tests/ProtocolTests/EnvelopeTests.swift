@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 @Suite struct EnvelopeTests {
@@ -18,12 +19,15 @@ import Testing
         #expect(try decode(#"{"op":"join","room":"lobby","since":"1700-0"}"#) == .join(room: "lobby", since: "1700-0"))
         #expect(try decode(#"{"op":"join","room":"lobby","since":null}"#) == .join(room: "lobby", since: nil))
         #expect(try decode(#"{"op":"leave","room":"lobby"}"#) == .leave(room: "lobby"))
-        #expect(try decode(#"{"op":"publish","room":"lobby","data":{"text":"hi"}}"#)
-            == .publish(room: "lobby", data: JSONFragment(#"{"text":"hi"}"#), id: nil))
-        #expect(try decode(#"{"op":"publish","room":"r","data":"s","id":"req-1"}"#)
-            == .publish(room: "r", data: JSONFragment(#""s""#), id: JSONFragment(#""req-1""#)))
-        #expect(try decode(#"{"op":"publish","room":"r","data":null,"id":42}"#)
-            == .publish(room: "r", data: .null, id: JSONFragment("42")))
+        #expect(
+            try decode(#"{"op":"publish","room":"lobby","data":{"text":"hi"}}"#)
+                == .publish(room: "lobby", data: JSONFragment(#"{"text":"hi"}"#), id: nil))
+        #expect(
+            try decode(#"{"op":"publish","room":"r","data":"s","id":"req-1"}"#)
+                == .publish(room: "r", data: JSONFragment(#""s""#), id: JSONFragment(#""req-1""#)))
+        #expect(
+            try decode(#"{"op":"publish","room":"r","data":null,"id":42}"#)
+                == .publish(room: "r", data: .null, id: JSONFragment("42")))
         #expect(try decode(#"{"op":"presence","room":"r"}"#) == .presence(room: "r"))
         #expect(try decode(#"{"op":"analytics","event":"click"}"#) == .analytics(event: "click", data: nil))
         #expect(try decode(#"{"op":"analytics","event":"click","data":[1,true]}"#) == .analytics(event: "click", data: JSONFragment("[1,true]")))
@@ -32,12 +36,14 @@ import Testing
 
     /// `data` is the client's text minus insignificant whitespace: key order and spelling as sent.
     @Test func dataIsCompactAndKeepsTypes() throws {
-        let request = try decode(#"{ "op" : "publish", "room" : "r", "data" : { "b" : true, "n" : 1, "big" : 12345678901234567890, "f" : 0.5, "s" : "a/b", "z" : null } }"#)
+        let request = try decode(
+            #"{ "op" : "publish", "room" : "r", "data" : { "b" : true, "n" : 1, "big" : 12345678901234567890, "f" : 0.5, "s" : "a/b", "z" : null } }"#)
         #expect(request == .publish(room: "r", data: JSONFragment(#"{"b":true,"n":1,"big":12345678901234567890,"f":0.5,"s":"a/b","z":null}"#), id: nil))
         #expect(try decode(#"{"op":"publish","room":"r","data":false}"#) == .publish(room: "r", data: JSONFragment("false"), id: nil))
         #expect(try decode(#"{"op":"publish","room":"r","data":1}"#) == .publish(room: "r", data: JSONFragment("1"), id: nil))
-        #expect(try decode(#"{"op":"publish","room":"r","data":"é\n","id":9007199254740993}"#)
-            == .publish(room: "r", data: JSONFragment("\"é\\n\""), id: JSONFragment("9007199254740993")))
+        #expect(
+            try decode(#"{"op":"publish","room":"r","data":"é\n","id":9007199254740993}"#)
+                == .publish(room: "r", data: JSONFragment("\"é\\n\""), id: JSONFragment("9007199254740993")))
     }
 
     // MARK: each error
@@ -63,16 +69,18 @@ import Testing
     }
 
     @Test func idIsCarriedInErrors() {
-        #expect(failure(#"{"op":"publish","room":"r","id":"x1"}"#)
-            == EnvelopeError(code: .badRequest, message: "field 'data' is required", id: JSONFragment(#""x1""#)))
+        #expect(
+            failure(#"{"op":"publish","room":"r","id":"x1"}"#)
+                == EnvelopeError(code: .badRequest, message: "field 'data' is required", id: JSONFragment(#""x1""#)))
         #expect(failure(#"{"op":"nope","id":7}"#) == EnvelopeError(code: .unknownOp, message: "unknown op 'nope'", id: JSONFragment("7")))
         #expect(failure(#"{"op":"join","room":"a b","id":7}"#)?.id == JSONFragment("7"))
     }
 
     @Test func badIDs() throws {
         for id in ["true", "false", "{}", "[1]"] {
-            #expect(failure(#"{"op":"publish","room":"r","data":1,"id":"# + id + "}")
-                == EnvelopeError(code: .badRequest, message: "field 'id' must be a string or number"))
+            #expect(
+                failure(#"{"op":"publish","room":"r","data":1,"id":"# + id + "}")
+                    == EnvelopeError(code: .badRequest, message: "field 'id' must be a string or number"))
         }
         #expect(try decode(#"{"op":"publish","room":"r","data":1,"id":null}"#) == .publish(room: "r", data: JSONFragment("1"), id: nil))
     }
@@ -108,7 +116,7 @@ import Testing
             .auth(token: "a\"b"), .join(room: "r", since: nil), .join(room: "r", since: "5-0"), .leave(room: "r"),
             .publish(room: "r", data: JSONFragment(#"{"a":[1,true,null]}"#), id: JSONFragment("3")),
             .publish(room: "r", data: JSONFragment("false"), id: nil), .presence(room: "r"),
-            .analytics(event: "e", data: nil), .analytics(event: "e", data: JSONFragment("{}")),
+            .analytics(event: "e", data: nil), .analytics(event: "e", data: JSONFragment("{}"))
         ]
         for request in requests {
             let bytes = Envelope.encode(request)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 @Suite struct ErrorCodeTests {
@@ -6,7 +7,7 @@ import Testing
         let expected: [(ErrorCode, String)] = [
             (.badRequest, "bad_request"), (.unknownOp, "unknown_op"), (.invalidRoom, "invalid_room"), (.notJoined, "not_joined"),
             (.forbidden, "forbidden"), (.unavailable, "unavailable"), (.unknown, "unknown"), (.tooManyRooms, "too_many_rooms"), (.throttled, "throttled"),
-            (.tokenExpired, "token_expired"), (.unauthorized, "unauthorized"), (.internal, "internal"),
+            (.tokenExpired, "token_expired"), (.unauthorized, "unauthorized"), (.internal, "internal")
         ]
         for (code, raw) in expected { #expect(code.rawValue == raw && code.description == raw) }
     }

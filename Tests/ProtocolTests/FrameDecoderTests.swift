@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 /// Per-frame rules (RFC 6455 §5.1, §5.2, §5.5), each with the bytes a peer would send.

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 @Suite struct FrameEncoderTests {
@@ -15,13 +16,15 @@ import Testing
     /// RFC 6455 §5.7 examples.
     @Test func rfcExamples() {
         #expect(FrameEncoder.frame(opcode: .text, payload: Array("Hello".utf8)) == hex("81 05 48 65 6c 6c 6f"))
-        #expect(FrameEncoder.frame(opcode: .text, payload: Array("Hello".utf8), maskingKey: 0x37FA_213D)
-            == hex("81 85 37 fa 21 3d 7f 9f 4d 51 58"))
+        #expect(
+            FrameEncoder.frame(opcode: .text, payload: Array("Hello".utf8), maskingKey: 0x37FA_213D)
+                == hex("81 85 37 fa 21 3d 7f 9f 4d 51 58"))
         #expect(FrameEncoder.frame(opcode: .text, payload: Array("Hel".utf8), fin: false) == hex("01 03 48 65 6c"))
         #expect(FrameEncoder.frame(opcode: .continuation, payload: Array("lo".utf8)) == hex("80 02 6c 6f"))
         #expect(FrameEncoder.frame(opcode: .ping, payload: Array("Hello".utf8)) == hex("89 05 48 65 6c 6c 6f"))
-        #expect(FrameEncoder.frame(opcode: .pong, payload: Array("Hello".utf8), maskingKey: 0x37FA_213D)
-            == hex("8a 85 37 fa 21 3d 7f 9f 4d 51 58"))
+        #expect(
+            FrameEncoder.frame(opcode: .pong, payload: Array("Hello".utf8), maskingKey: 0x37FA_213D)
+                == hex("8a 85 37 fa 21 3d 7f 9f 4d 51 58"))
         let f256 = FrameEncoder.frame(opcode: .binary, payload: [UInt8](repeating: 7, count: 256))
         #expect(Array(f256.prefix(4)) == hex("82 7E 01 00"))
         #expect(f256.count == 260)

@@ -1,8 +1,10 @@
 import Testing
+
 @testable import Protocol
 
 @Suite struct HTTPHeadParserTests {
-    static let upgrade = "GET /ws?room=lobby HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    static let upgrade =
+        "GET /ws?room=lobby HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 
     /// Feeds `pieces`; returns the head, the absolute offset where it ended, and how many feeds it took.
@@ -20,9 +22,11 @@ import Testing
     @Test func bytesThatCannotStartARequestLineAre400AtOnce() {
         // A TLS ClientHello (record type 0x16) sent to the plain port, and binary noise: no blank line will come.
         // And complete first lines that are no request line, though the head itself is not complete.
-        for bytes: [UInt8] in [[0x16, 0x03, 0x01, 0x02, 0x00, 0x01], [0x00, 0xFF], Array("\r\n\u{01}GET".utf8),
-                               Array("SSH-2.0-OpenSSH_9.0\r\n".utf8), Array("HELLO\r\n".utf8), Array("GET /ws\r\nHost: a\r\n".utf8),
-                               Array("GET\n".utf8)] {
+        for bytes: [UInt8] in [
+            [0x16, 0x03, 0x01, 0x02, 0x00, 0x01], [0x00, 0xFF], Array("\r\n\u{01}GET".utf8),
+            Array("SSH-2.0-OpenSSH_9.0\r\n".utf8), Array("HELLO\r\n".utf8), Array("GET /ws\r\nHost: a\r\n".utf8),
+            Array("GET\n".utf8)
+        ] {
             do {
                 _ = try run([bytes])
                 Issue.record("\(bytes) was not refused")
@@ -43,9 +47,11 @@ import Testing
     @Test func aBadStartIsRefusedInEverySplitNotOnlyWhole() {
         // Found by Fuzz/FuzzAdminHTTP.swift: fed byte at a time, a bad request line used to wait for the end of
         // the head (or the timeout) because the early checks only looked at the feed that started the head.
-        let inputs: [[UInt8]] = [[0x16, 0x03, 0x01, 0x02, 0x00, 0x01], Array("\r\n\u{01}GET".utf8), Array("SSH-2.0-OpenSSH_9.0\r\n".utf8),
-                                 Array("HELLO\r\n".utf8), Array("GET /ws\r\nHost: a\r\n".utf8), Array("GET\n".utf8),
-                                 Array("GET /ncodi/1.1\r\nH:ost: h\r/1.1\r\n\rd: x\r\n\r\0\0\n".utf8)]
+        let inputs: [[UInt8]] = [
+            [0x16, 0x03, 0x01, 0x02, 0x00, 0x01], Array("\r\n\u{01}GET".utf8), Array("SSH-2.0-OpenSSH_9.0\r\n".utf8),
+            Array("HELLO\r\n".utf8), Array("GET /ws\r\nHost: a\r\n".utf8), Array("GET\n".utf8),
+            Array("GET /ncodi/1.1\r\nH:ost: h\r/1.1\r\n\rd: x\r\n\r\0\0\n".utf8)
+        ]
         for bytes in inputs {
             for pieces in allSplits(bytes) {
                 do {
@@ -181,7 +187,7 @@ import Testing
         " GET / HTTP/1.1\r\n\r\n",
         "G(T / HTTP/1.1\r\n\r\n",  // non-token method
         "GET \u{1}/ HTTP/1.1\r\n\r\n",
-        "GET /é HTTP/1.1\r\n\r\n",  // raw non-ASCII target
+        "GET /é HTTP/1.1\r\n\r\n"  // raw non-ASCII target
     ])
     func malformed(request: String) {
         #expect(performing: { try parseRequest(request) }, throws: { ($0 as? HTTPError)?.status == .badRequest })

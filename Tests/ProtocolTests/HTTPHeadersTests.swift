@@ -1,10 +1,11 @@
 import Testing
+
 @testable import Protocol
 
 @Suite struct HTTPHeadersTests {
     let headers = HTTPHeaders([
         HTTPHeader("Connection", "keep-alive, Upgrade"), HTTPHeader("X-Dup", "one"), HTTPHeader("x-dup", "two"),
-        HTTPHeader("Accept", " a ,, b\t, c "),
+        HTTPHeader("Accept", " a ,, b\t, c ")
     ])
 
     @Test func caseInsensitiveLookup() {

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 @Suite struct HTTPResponseHeadParserTests {
@@ -35,8 +36,10 @@ import Testing
         #expect(try parse([HTTPResponse(status: .upgradeRequired).serialize()])?.0.headers["Content-Length"] == "0")
     }
 
-    @Test(arguments: ["HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 2000 OK\r\n\r\n", "HTTP/2.0 200 OK\r\n\r\n", "HTP/1.1 200 OK\r\n\r\n",
-                      "HTTP/1.1 200 O\u{1}K\r\n\r\n", "HTTP/1.1 200 OK\r\nBad Header\r\n\r\n"])
+    @Test(arguments: [
+        "HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 2000 OK\r\n\r\n", "HTTP/2.0 200 OK\r\n\r\n", "HTP/1.1 200 OK\r\n\r\n",
+        "HTTP/1.1 200 O\u{1}K\r\n\r\n", "HTTP/1.1 200 OK\r\nBad Header\r\n\r\n"
+    ])
     func malformed(text: String) {
         #expect(performing: { try parse([Array(text.utf8)]) }, throws: { ($0 as? HTTPError)?.status == .badRequest })
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 @Suite struct HTTPResponseTests {
@@ -6,8 +7,9 @@ import Testing
 
     @Test func serializesWithHardeningHeaders() {
         let out = text(HTTPResponse(status: .notFound, headers: [HTTPHeader("X-Request-Id", "r1")], body: Array("nope\n".utf8)))
-        #expect(out == "HTTP/1.1 404 Not Found\r\nX-Request-Id: r1\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
-            + "Content-Security-Policy: default-src 'none'\r\nConnection: close\r\nContent-Length: 5\r\n\r\nnope\n")
+        #expect(
+            out == "HTTP/1.1 404 Not Found\r\nX-Request-Id: r1\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
+                + "Content-Security-Policy: default-src 'none'\r\nConnection: close\r\nContent-Length: 5\r\n\r\nnope\n")
         #expect(!out.lowercased().contains("server:"))
     }
 
@@ -27,10 +29,13 @@ import Testing
     }
 
     @Test func callerConnectionAndOverridesWin() {
-        let out = text(HTTPResponse(status: .ok, headers: [
-            HTTPHeader("Connection", "keep-alive"), HTTPHeader("Cache-Control", "max-age=5"),
-            HTTPHeader("Content-Length", "999"), HTTPHeader("Server", "x"),
-        ]))
+        let out = text(
+            HTTPResponse(
+                status: .ok,
+                headers: [
+                    HTTPHeader("Connection", "keep-alive"), HTTPHeader("Cache-Control", "max-age=5"),
+                    HTTPHeader("Content-Length", "999"), HTTPHeader("Server", "x")
+                ]))
         #expect(out.contains("Connection: keep-alive\r\n") && !out.contains("Connection: close"))
         #expect(out.contains("Cache-Control: max-age=5\r\n") && !out.contains("no-store"))
         #expect(out.contains("Content-Length: 0\r\n") && !out.contains("999"))

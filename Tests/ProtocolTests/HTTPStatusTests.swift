@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 @Suite struct HTTPStatusTests {
@@ -9,7 +10,7 @@ import Testing
             (.notFound, 404, "Not Found"), (.methodNotAllowed, 405, "Method Not Allowed"),
             (.payloadTooLarge, 413, "Payload Too Large"), (.upgradeRequired, 426, "Upgrade Required"),
             (.tooManyRequests, 429, "Too Many Requests"), (.requestHeaderFieldsTooLarge, 431, "Request Header Fields Too Large"),
-            (.internalServerError, 500, "Internal Server Error"), (.serviceUnavailable, 503, "Service Unavailable"),
+            (.internalServerError, 500, "Internal Server Error"), (.serviceUnavailable, 503, "Service Unavailable")
         ]
         for (status, code, phrase) in expected {
             #expect(status.rawValue == code)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Protocol
 
 /// Pins down how Foundation's JSONSerialization behaves on Linux, which the envelope relies on.
@@ -29,8 +30,10 @@ import Testing
     }
 
     @Test func otherNumbersStayExact() throws {
-        let samples = ["1.0", "1e20", "1e-7", "-0.0", "0.30000000000000004", "123456789012345678901234567890", "3.14159",
-                       "1.7976931348623157e308", "-1e-300", "18446744073709551615", "-9223372036854775809", "0", "-0"]
+        let samples = [
+            "1.0", "1e20", "1e-7", "-0.0", "0.30000000000000004", "123456789012345678901234567890", "3.14159",
+            "1.7976931348623157e308", "-1e-300", "18446744073709551615", "-9223372036854775809", "0", "-0"
+        ]
         for sample in samples {
             let written = try #require(roundTrip(sample), "\(sample)")
             #expect(JSONValue.isJSONNumber(written), "\(sample) -> \(written)")

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 /// Message-level rules (RFC 6455 §5.4–§5.6, §5.5.1, §7.4, §8.1) through the reader.
@@ -37,8 +38,9 @@ import Testing
     @Test func sizeLimitOnASingleFrame() {
         let limit = 16
         #expect(feed(clientFrame(.binary, [UInt8](repeating: 0, count: 16)), maxMessageSize: limit).events.count == 1)
-        #expect(feed(clientFrame(.binary, [UInt8](repeating: 0, count: 17)), maxMessageSize: limit)
-            == Outcome(error: .messageTooLarge(limit: 16)))
+        #expect(
+            feed(clientFrame(.binary, [UInt8](repeating: 0, count: 17)), maxMessageSize: limit)
+                == Outcome(error: .messageTooLarge(limit: 16)))
     }
 
     /// The limit fires on the header alone: no payload byte has been sent yet.
@@ -49,7 +51,8 @@ import Testing
     }
 
     @Test func sizeLimitAcrossFragments() {
-        let input = clientFrame(.text, "aaaaaaaaaa", fin: false) + clientFrame(.continuation, "bbbbbb", fin: false)
+        let input =
+            clientFrame(.text, "aaaaaaaaaa", fin: false) + clientFrame(.continuation, "bbbbbb", fin: false)
             + clientFrame(.continuation, "c")
         #expect(feed(input, maxMessageSize: 16) == Outcome(error: .messageTooLarge(limit: 16)))
         #expect(feed(input, maxMessageSize: 17) == Outcome(events: [.text("aaaaaaaaaabbbbbbc")]))

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 @Suite struct ProtocolErrorTests {
@@ -6,7 +7,7 @@ import Testing
         let protocolErrors: [ProtocolError] = [
             .unmaskedClientFrame, .maskedServerFrame, .reservedBitsSet, .reservedOpcode(3), .payloadLengthTopBitSet,
             .controlFrameTooLong, .fragmentedControlFrame, .unexpectedContinuation, .expectedContinuation,
-            .invalidCloseCode(1005), .invalidClosePayload,
+            .invalidCloseCode(1005), .invalidClosePayload
         ]
         for error in protocolErrors { #expect(error.closeCode == .protocolError, "\(error)") }
         #expect(ProtocolError.invalidUTF8.closeCode == .invalidPayloadData)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 @Suite struct SocketIOJSONScannerTests {
@@ -23,8 +24,10 @@ import Testing
     }
 
     @Test func refusesMalformedJSON() {
-        for bad in ["", " ", "[", "]", "[1,]", "[,1]", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{a:1}", "01", "1.", ".5", "-", "1e", "+1",
-                    "tru", "nul", "\"abc", "\"\\x\"", "\"\\u12G4\"", "\"a\u{1}b\"", "[1 2]", "{\"a\":1 \"b\":2}", "[1]x", "1 2", "'a'", "[\"a\",]"] {
+        for bad in [
+            "", " ", "[", "]", "[1,]", "[,1]", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{a:1}", "01", "1.", ".5", "-", "1e", "+1",
+            "tru", "nul", "\"abc", "\"\\x\"", "\"\\u12G4\"", "\"a\u{1}b\"", "[1 2]", "{\"a\":1 \"b\":2}", "[1]x", "1 2", "'a'", "[\"a\",]"
+        ] {
             #expect(scan(bad) == nil, "\(bad.debugDescription)")
         }
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 @Suite struct SocketIOPacketTests {
@@ -106,11 +107,15 @@ import Testing
     }
 
     @Test func placeholdersMustMatchTheAttachmentCount() throws {
-        let p0 = #"{"_placeholder":true,"num":0}"#, p1 = #"{"_placeholder":true,"num":1}"#
-        #expect(try decode(#"52-["ev",{"nested":[%P1]},%P0]"#.replacingOccurrences(of: "%P0", with: p0).replacingOccurrences(of: "%P1", with: p1)).attachments == 2)
-        for bad in [#"51-["ev"]"#, #"51-["ev",1]"#, "52-[\"ev\",\(p0)]", "51-[\"ev\",\(p0),\(p0)]", "52-[\"ev\",\(p0),\(p0)]",
-                    #"51-["ev",{"_placeholder":true,"num":1}]"#, #"51-["ev",{"_placeholder":true,"num":"0"}]"#, #"51-["ev",{"_placeholder":true}]"#,
-                    #"51-3[]"#.replacingOccurrences(of: "5", with: "6")] {
+        let p0 = #"{"_placeholder":true,"num":0}"#
+        let p1 = #"{"_placeholder":true,"num":1}"#
+        #expect(
+            try decode(#"52-["ev",{"nested":[%P1]},%P0]"#.replacingOccurrences(of: "%P0", with: p0).replacingOccurrences(of: "%P1", with: p1)).attachments == 2)
+        for bad in [
+            #"51-["ev"]"#, #"51-["ev",1]"#, "52-[\"ev\",\(p0)]", "51-[\"ev\",\(p0),\(p0)]", "52-[\"ev\",\(p0),\(p0)]",
+            #"51-["ev",{"_placeholder":true,"num":1}]"#, #"51-["ev",{"_placeholder":true,"num":"0"}]"#, #"51-["ev",{"_placeholder":true}]"#,
+            #"51-3[]"#.replacingOccurrences(of: "5", with: "6")
+        ] {
             #expect(error(bad) == .placeholderMismatch(attachments: bad.contains("2-") ? 2 : 1), "\(bad)")
         }
         // A placeholder-looking object with _placeholder false is plain data.
@@ -137,13 +142,20 @@ import Testing
         #expect(text(.ack(namespace: "/", id: 5, arguments: [])) == "35[]")
         #expect(text(.disconnect(namespace: "/chat")) == "1/chat,")
         #expect(text(.disconnect(namespace: "/")) == "1")
-        #expect(text(.event(namespace: "/", name: "f", arguments: [JSONFragment(#"{"_placeholder":true,"num":0}"#)], attachments: 1)) == #"51-["f",{"_placeholder":true,"num":0}]"#)
-        #expect(text(.ack(namespace: "/x", id: 2, arguments: [JSONFragment(#"{"_placeholder":true,"num":0}"#)], attachments: 1)) == #"61-/x,2[{"_placeholder":true,"num":0}]"#)
+        #expect(
+            text(.event(namespace: "/", name: "f", arguments: [JSONFragment(#"{"_placeholder":true,"num":0}"#)], attachments: 1))
+                == #"51-["f",{"_placeholder":true,"num":0}]"#)
+        #expect(
+            text(.ack(namespace: "/x", id: 2, arguments: [JSONFragment(#"{"_placeholder":true,"num":0}"#)], attachments: 1))
+                == #"61-/x,2[{"_placeholder":true,"num":0}]"#)
         #expect(SocketIOPacket.ack(namespace: "/", id: 1, arguments: [.string("a")]).engineIOPacket.webSocketFrame.payload == Array(#"431["a"]"#.utf8))
     }
 
     @Test func encodedClientPacketsDecodeBack() throws {
-        for text in [#"0/chat,{"token":"t"}"#, #"2/chat,7["echo","c"]"#, #"20["e"]"#, "1/chat,", #"3/a,9[1,"b"]"#, #"52-/n,1["e",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#] {
+        for text in [
+            #"0/chat,{"token":"t"}"#, #"2/chat,7["echo","c"]"#, #"20["e"]"#, "1/chat,", #"3/a,9[1,"b"]"#,
+            #"52-/n,1["e",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#
+        ] {
             #expect(String(decoding: try decode(text).encoded(), as: UTF8.self) == text)
         }
     }

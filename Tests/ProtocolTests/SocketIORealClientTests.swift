@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 /// The exact bytes python-socketio 5.7.2 / python-engineio 4.3.4 (Debian 12 `python3-socketio`) sent
@@ -22,10 +23,12 @@ import Testing
     }
 
     private var expectedEvents: [SocketIOAction] {
-        [.forward(namespace: "/", event: "echo", arguments: [JSONFragment(#""a""#)], attachments: [], ackID: 1),
-         .forward(namespace: "/chat", event: "echo", arguments: [JSONFragment(#"{"x":1}"#)], attachments: [], ackID: 1),
-         .forward(namespace: "/", event: "echo", arguments: [JSONFragment(#""noack""#)], attachments: [], ackID: nil),
-         .forward(namespace: "/", event: "upload", arguments: [JSONFragment(#"{"_placeholder":true,"num":0}"#)], attachments: [[1, 2, 3]], ackID: 2)]
+        [
+            .forward(namespace: "/", event: "echo", arguments: [JSONFragment(#""a""#)], attachments: [], ackID: 1),
+            .forward(namespace: "/chat", event: "echo", arguments: [JSONFragment(#"{"x":1}"#)], attachments: [], ackID: 1),
+            .forward(namespace: "/", event: "echo", arguments: [JSONFragment(#""noack""#)], attachments: [], ackID: nil),
+            .forward(namespace: "/", event: "upload", arguments: [JSONFragment(#"{"_placeholder":true,"num":0}"#)], attachments: [[1, 2, 3]], ackID: 2)
+        ]
     }
 
     @Test func webSocketTransport() {
@@ -42,7 +45,10 @@ import Testing
         events += session.receive(binaryFrame: [1, 2, 3], now: 0)
         #expect(events == expectedEvents)
         #expect(ask.ackID == 0)
-        #expect(session.receive(text: Array(#"43/chat,0["yes"]"#.utf8), now: 0) == [.ackReceived(namespace: "/chat", id: 0, arguments: [JSONFragment(#""yes""#)], attachments: [])])
+        #expect(
+            session.receive(text: Array(#"43/chat,0["yes"]"#.utf8), now: 0) == [
+                .ackReceived(namespace: "/chat", id: 0, arguments: [JSONFragment(#""yes""#)], attachments: [])
+            ])
         #expect(!session.isClosed)
     }
 
@@ -53,7 +59,8 @@ import Testing
         acceptAll(&session, auth)
         for _ in 0..<12 { _ = session.emit(namespace: "/", event: "tick", arguments: [], expectingAck: true) }
         #expect(session.emit(namespace: "/chat", event: "ask", arguments: [], expectingAck: true).ackID == 12)
-        let body = "421[\"echo\",\"a\"]\u{1e}42/chat,1[\"echo\",{\"x\":1}]\u{1e}42[\"echo\",\"noack\"]\u{1e}451-2[\"upload\",{\"_placeholder\":true,\"num\":0}]\u{1e}bAQID\u{1e}43/chat,12[\"yes\"]"
+        let body =
+            "421[\"echo\",\"a\"]\u{1e}42/chat,1[\"echo\",{\"x\":1}]\u{1e}42[\"echo\",\"noack\"]\u{1e}451-2[\"upload\",{\"_placeholder\":true,\"num\":0}]\u{1e}bAQID\u{1e}43/chat,12[\"yes\"]"
         let events = session.receive(pollingBody: Array(body.utf8), now: 0)
         #expect(events == expectedEvents + [.ackReceived(namespace: "/chat", id: 12, arguments: [JSONFragment(#""yes""#)], attachments: [])])
         let bye = session.receive(pollingBody: Array("41\u{1e}41/chat,\u{1e}1".utf8), now: 0)

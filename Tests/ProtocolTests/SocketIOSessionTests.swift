@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 /// Drives a ``SocketIOSession`` with WebSocket text frames and a fake clock, as C35/C36 do on the wire.
@@ -6,7 +7,10 @@ private struct Harness {
     var session: SocketIOSession
     var now = 0
 
-    init(transport: EngineIOTransport = .websocket, configuration: SocketIOSessionConfiguration = SocketIOSessionConfiguration(namespaces: ["/", "/chat"], pingInterval: 300, pingTimeout: 200)) {
+    init(
+        transport: EngineIOTransport = .websocket,
+        configuration: SocketIOSessionConfiguration = SocketIOSessionConfiguration(namespaces: ["/", "/chat"], pingInterval: 300, pingTimeout: 200)
+    ) {
         session = SocketIOSession(sid: "eio-sid", transport: transport, configuration: configuration)
     }
 
@@ -40,10 +44,14 @@ private struct Harness {
 @Suite struct SocketIOSessionTests {
     // C35 step 1.
     @Test func openPacket() {
-        var ws = SocketIOSession(sid: "abc", transport: .websocket, configuration: SocketIOSessionConfiguration(pingInterval: 300, pingTimeout: 200, maxPayload: 1000))
+        var ws = SocketIOSession(
+            sid: "abc", transport: .websocket, configuration: SocketIOSessionConfiguration(pingInterval: 300, pingTimeout: 200, maxPayload: 1000))
         #expect(Harness.describe(ws.start(now: 0)) == [#"0{"sid":"abc","upgrades":[],"pingInterval":300,"pingTimeout":200,"maxPayload":1000}"#])
         var polling = SocketIOSession(sid: "abc", transport: .polling)
-        #expect(Harness.describe(polling.start(now: 0)) == [#"0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#])
+        #expect(
+            Harness.describe(polling.start(now: 0)) == [
+                #"0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#
+            ])
     }
 
     // C35 steps 2-6.
@@ -75,7 +83,10 @@ private struct Harness {
         // Step 6: a refused token.
         var bad = Harness()
         #expect(bad.send(#"40/chat,{"token":"bad"}"#).count == 1)
-        #expect(Harness.describe(bad.session.connectResult(namespace: "/chat", .rejected(message: "invalid token", data: nil))) == [#"44/chat,{"message":"invalid token"}"#])
+        #expect(
+            Harness.describe(bad.session.connectResult(namespace: "/chat", .rejected(message: "invalid token", data: nil))) == [
+                #"44/chat,{"message":"invalid token"}"#
+            ])
         #expect(bad.session.connectedNamespaces.isEmpty)
         #expect(bad.send(#"42/chat,1["echo"]"#).isEmpty)  // not connected: ignored
         #expect(bad.session.counters.unconnectedNamespacePackets == 1)
@@ -103,7 +114,7 @@ private struct Harness {
             (#"420["echo","zero"]"#, "/", #"430["zero"]"#),
             (#"42/chat,7["echo","c"]"#, "/chat", #"43/chat,7["c"]"#),
             (#"42["echo","noack"]"#, "/", nil),
-            (#"425["echo","a","extra",{"x":1}]"#, "/", #"435["a","extra",{"x":1}]"#),
+            (#"425["echo","a","extra",{"x":1}]"#, "/", #"435["a","extra",{"x":1}]"#)
         ]
         for (frame, namespace, expected) in cases {
             let actions = h.send(frame)
@@ -205,8 +216,11 @@ private struct Harness {
         var h = Harness(transport: .polling)
         h.connect("/")
         let good = h.session.receive(pollingBody: Array("42[\"a\"]\u{1e}42[\"b\"]\u{1e}3".utf8), now: 0)
-        #expect(good == [.forward(namespace: "/", event: "a", arguments: [], attachments: [], ackID: nil),
-                         .forward(namespace: "/", event: "b", arguments: [], attachments: [], ackID: nil)])
+        #expect(
+            good == [
+                .forward(namespace: "/", event: "a", arguments: [], attachments: [], ackID: nil),
+                .forward(namespace: "/", event: "b", arguments: [], attachments: [], ackID: nil)
+            ])
         let bad = h.session.receive(pollingBody: Array("42[\"c\"]\u{1e}9\u{1e}42[\"d\"]".utf8), now: 0)
         #expect(bad == [.close(.engineIOError(.inPayload(index: 1, .unknownPacketType(UInt8(ascii: "9")))))])
         // A bad Socket.IO packet inside a well-formed body stops at that packet.
@@ -218,7 +232,10 @@ private struct Harness {
         var b = Harness(transport: .polling)
         b.connect("/")
         let binary = b.session.receive(pollingBody: Array("451-[\"up\",{\"_placeholder\":true,\"num\":0}]\u{1e}bAQID".utf8), now: 0)
-        #expect(binary == [.forward(namespace: "/", event: "up", arguments: [JSONFragment(#"{"_placeholder":true,"num":0}"#)], attachments: [[1, 2, 3]], ackID: nil)])
+        #expect(
+            binary == [
+                .forward(namespace: "/", event: "up", arguments: [JSONFragment(#"{"_placeholder":true,"num":0}"#)], attachments: [[1, 2, 3]], ackID: nil)
+            ])
     }
 
     @Test func oversizePayloads() {
@@ -228,14 +245,18 @@ private struct Harness {
         #expect(t.send(#"42["0123456789abc"]"#) == [.close(.engineIOError(.payloadTooLarge(limit: 16)))])
         var p = Harness(transport: .polling, configuration: SocketIOSessionConfiguration(maxPayload: 16))
         #expect(p.session.receive(pollingBody: Array("6\u{1e}6\u{1e}6\u{1e}6\u{1e}6\u{1e}6\u{1e}".utf8) + [0x36], now: 0) == [])
-        #expect(p.session.receive(pollingBody: Array(String(repeating: "6\u{1e}", count: 9).utf8), now: 0) == [.close(.engineIOError(.payloadTooLarge(limit: 16)))])
+        #expect(
+            p.session.receive(pollingBody: Array(String(repeating: "6\u{1e}", count: 9).utf8), now: 0) == [.close(.engineIOError(.payloadTooLarge(limit: 16)))])
     }
 
     @Test func binaryEventsOverWebSocket() {
         var h = Harness()
         h.connect("/")
         #expect(h.send(#"451-3["upload",{"_placeholder":true,"num":0}]"#).isEmpty)
-        #expect(h.session.receive(binaryFrame: [9, 9], now: 0) == [.forward(namespace: "/", event: "upload", arguments: [JSONFragment(#"{"_placeholder":true,"num":0}"#)], attachments: [[9, 9]], ackID: 3)])
+        #expect(
+            h.session.receive(binaryFrame: [9, 9], now: 0) == [
+                .forward(namespace: "/", event: "upload", arguments: [JSONFragment(#"{"_placeholder":true,"num":0}"#)], attachments: [[9, 9]], ackID: 3)
+            ])
         #expect(h.session.receive(binaryFrame: [1], now: 0) == [.close(.socketIOError(.unexpectedAttachment))])
         var m = Harness()
         m.connect("/")
@@ -248,7 +269,10 @@ private struct Harness {
         var h = Harness()
         h.connect("/")
         #expect(h.send(#"451-["up",{"_placeholder":true,"num":0}]"#).isEmpty)
-        #expect(h.send("bAQID") == [.forward(namespace: "/", event: "up", arguments: [JSONFragment(#"{"_placeholder":true,"num":0}"#)], attachments: [[1, 2, 3]], ackID: nil)])
+        #expect(
+            h.send("bAQID") == [
+                .forward(namespace: "/", event: "up", arguments: [JSONFragment(#"{"_placeholder":true,"num":0}"#)], attachments: [[1, 2, 3]], ackID: nil)
+            ])
         #expect(h.send("b%%") == [.close(.engineIOError(.invalidBase64))])
     }
 
@@ -267,29 +291,42 @@ private struct Harness {
         var h = Harness()
         h.connect("/")
         #expect(h.sendFrames(#"424["join"]"#) == [#"434[{"error":"bad_request","message":"the first argument of 'join' must be the room name"}]"#])
-        #expect(h.sendFrames(#"425["join","bad room"]"#) == [#"435[{"error":"invalid_room","message":"room must be 1-200 printable ASCII characters without space, quote or backslash"}]"#])
+        #expect(
+            h.sendFrames(#"425["join","bad room"]"#) == [
+                #"435[{"error":"invalid_room","message":"room must be 1-200 printable ASCII characters without space, quote or backslash"}]"#
+            ])
         #expect(h.sendFrames(#"426["join","r",5]"#).first?.hasPrefix(#"436[{"error":"bad_request""#) == true)
         #expect(h.sendFrames(#"427["publish","r"]"#) == [#"437[{"error":"bad_request","message":"'publish' needs the room and the data"}]"#])
         #expect(h.sendFrames(#"42["leave",{}]"#) == [])  // no id: nothing to answer
         _ = h.send(#"451-18["publish","r",{"_placeholder":true,"num":0}]"#)
-        #expect(Harness.describe(h.session.receive(binaryFrame: [1], now: 0)) == [#"4318[{"error":"bad_request","message":"room ops carry JSON only; binary attachments are not supported"}]"#])
+        #expect(
+            Harness.describe(h.session.receive(binaryFrame: [1], now: 0)) == [
+                #"4318[{"error":"bad_request","message":"room ops carry JSON only; binary attachments are not supported"}]"#
+            ])
         #expect(h.session.counters.rejectedRoomOps == 6)
     }
 
     @Test func configurableRoomEventNames() {
-        var h = Harness(configuration: SocketIOSessionConfiguration(joinEvent: "subscribe", leaveEvent: "unsubscribe", publishEvent: "send", messageEvent: "msg"))
+        var h = Harness(
+            configuration: SocketIOSessionConfiguration(joinEvent: "subscribe", leaveEvent: "unsubscribe", publishEvent: "send", messageEvent: "msg"))
         h.connect("/")
         #expect(h.send(#"42["subscribe","a"]"#) == [.join(namespace: "/", room: "a", since: nil, ackID: nil)])
         #expect(h.send(#"42["unsubscribe","a"]"#) == [.leave(namespace: "/", room: "a", ackID: nil)])
         #expect(h.send(#"42["send","a",1]"#) == [.publish(namespace: "/", room: "a", data: JSONFragment("1"), ackID: nil)])
         #expect(h.send(#"42["join","a"]"#) == [.forward(namespace: "/", event: "join", arguments: [JSONFragment(#""a""#)], attachments: [], ackID: nil)])
-        #expect(Harness.describe(h.session.roomMessage(namespace: "/", room: "a", data: JSONFragment(#"{"t":1}"#), offset: "e:1-2")) == [#"42["msg","a",{"t":1},"e:1-2"]"#])
+        #expect(
+            Harness.describe(h.session.roomMessage(namespace: "/", room: "a", data: JSONFragment(#"{"t":1}"#), offset: "e:1-2")) == [
+                #"42["msg","a",{"t":1},"e:1-2"]"#
+            ])
     }
 
     @Test func connectionStateRecovery() {
         var h = Harness()
         let payload = #"{"pid":"p-123","offset":"9f3a61c2:0-42","token":"good"}"#
-        #expect(h.send("40" + payload) == [.authenticate(namespace: "/", auth: JSONFragment(payload), recovery: SocketIORecovery(pid: "p-123", offset: "9f3a61c2:0-42"))])
+        #expect(
+            h.send("40" + payload) == [
+                .authenticate(namespace: "/", auth: JSONFragment(payload), recovery: SocketIORecovery(pid: "p-123", offset: "9f3a61c2:0-42"))
+            ])
         #expect(Harness.describe(h.session.connectResult(namespace: "/", .accepted(socketID: "s", pid: "p-456"))) == [#"40{"sid":"s","pid":"p-456"}"#])
         #expect(SocketIOSession.recovery(in: JSONFragment(#"{"pid":"p"}"#)) == SocketIORecovery(pid: "p", offset: nil))
         #expect(SocketIOSession.recovery(in: JSONFragment(#"{"pid":5,"offset":"x"}"#)) == nil)
@@ -363,7 +400,8 @@ private struct Harness {
     @Test func emitBinaryAndPendingAckLimit() {
         var h = Harness(configuration: SocketIOSessionConfiguration(maxPendingAcks: 2))
         h.connect("/")
-        let (id, actions) = h.session.emit(namespace: "/", event: "file", arguments: [JSONFragment(#"{"_placeholder":true,"num":0}"#)], attachments: [[1, 2]], expectingAck: true)
+        let (id, actions) = h.session.emit(
+            namespace: "/", event: "file", arguments: [JSONFragment(#"{"_placeholder":true,"num":0}"#)], attachments: [[1, 2]], expectingAck: true)
         #expect(id == 0)
         #expect(Harness.describe(actions) == [#"451-0["file",{"_placeholder":true,"num":0}]"#, "binary[1, 2]"])
         #expect(h.session.emit(namespace: "/", event: "a", arguments: [], expectingAck: true).ackID == 1)
@@ -385,15 +423,23 @@ private struct Harness {
         #expect(h.send("41/custom") == [.namespaceClosed(namespace: "/custom")])
         #expect(h.send(#"42["message","message to main namespace"]"#).count == 1)
         let plain = h.send(#"42["message",1,"2",{"3":[true]}]"#)
-        #expect(plain == [.forward(namespace: "/", event: "message", arguments: [JSONFragment("1"), JSONFragment(#""2""#), JSONFragment(#"{"3":[true]}"#)], attachments: [], ackID: nil)])
-        guard case .forward(_, _, let args, _, let id?)? = h.send(#"42456["message-with-ack",1,"2",{"3":[false]}]"#).first else { Issue.record("no forward"); return }
+        #expect(
+            plain == [
+                .forward(
+                    namespace: "/", event: "message", arguments: [JSONFragment("1"), JSONFragment(#""2""#), JSONFragment(#"{"3":[true]}"#)], attachments: [],
+                    ackID: nil)
+            ])
+        guard case .forward(_, _, let args, _, let id?)? = h.send(#"42456["message-with-ack",1,"2",{"3":[false]}]"#).first else {
+            Issue.record("no forward"); return
+        }
         #expect(Harness.describe(h.session.answer(namespace: "/", ackID: id, arguments: args)) == [#"43456[1,"2",{"3":[false]}]"#])
         #expect(h.send(#"452-789["message-with-ack",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#).isEmpty)
         #expect(h.session.receive(binaryFrame: [1, 2, 3], now: 0).isEmpty)
         let binary = h.session.receive(binaryFrame: [4, 5, 6], now: 0)
         guard case .forward(_, _, let bargs, let attachments, let bid?)? = binary.first else { Issue.record("\(binary)"); return }
         #expect(attachments == [[1, 2, 3], [4, 5, 6]])
-        #expect(Harness.describe(h.session.answer(namespace: "/", ackID: bid, arguments: bargs, attachments: attachments))
+        #expect(
+            Harness.describe(h.session.answer(namespace: "/", ackID: bid, arguments: bargs, attachments: attachments))
                 == [#"462-789[{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#, "binary[1, 2, 3]", "binary[4, 5, 6]"])
         for bad in ["4abc", "42{}", #"42abc["message-with-ack",1,"2",{"3":[false]}]"#] {
             var c = Harness()

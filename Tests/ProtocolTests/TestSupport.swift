@@ -51,7 +51,9 @@ func feed(_ pieces: [[UInt8]], role: WebSocketRole = .server, maxMessageSize: In
         for piece in pieces {
             var copy = piece
             try copy.withUnsafeMutableBytes { raw in
-                try reader.feed(raw) { outcome.events.append(Event($0)); return true }
+                try reader.feed(raw) {
+                    outcome.events.append(Event($0)); return true
+                }
             }
         }
     } catch {

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 @Suite struct UTF8ValidatorTests {
@@ -39,12 +40,13 @@ import Testing
     }
 
     /// The byte that makes the input impossible is the one rejected, whatever came before.
-    @Test(arguments: [
-        ("c0 80", 0 as Int), ("c1 bf", 0), ("e0 80 80", 1), ("e0 9f bf", 1), ("f0 80 80 80", 1), ("f0 8f bf bf", 1),  // overlongs
-        ("ed a0 80", 1), ("ed bf bf", 1),  // surrogates U+D800, U+DFFF
-        ("f4 90 80 80", 1), ("f5 80 80 80", 0), ("ff", 0), ("fe", 0),  // above U+10FFFF
-        ("80", 0), ("bf", 0), ("ce 41", 1), ("e1 bd 41", 2), ("f0 9f 98 41", 3),  // stray or missing continuation
-    ] as [(String, Int)])
+    @Test(
+        arguments: [
+            ("c0 80", 0 as Int), ("c1 bf", 0), ("e0 80 80", 1), ("e0 9f bf", 1), ("f0 80 80 80", 1), ("f0 8f bf bf", 1),  // overlongs
+            ("ed a0 80", 1), ("ed bf bf", 1),  // surrogates U+D800, U+DFFF
+            ("f4 90 80 80", 1), ("f5 80 80 80", 0), ("ff", 0), ("fe", 0),  // above U+10FFFF
+            ("80", 0), ("bf", 0), ("ce 41", 1), ("e1 bd 41", 2), ("f0 9f 98 41", 3)  // stray or missing continuation
+        ] as [(String, Int)])
     func rejectsAtTheFirstImpossibleByte(bytes: String, at position: Int) {
         let input = hex(bytes)
         // One byte at a time: the piece that fails is the impossible byte.
@@ -80,8 +82,10 @@ import Testing
     /// Agrees with the standard library's validation on random input biased towards tricky bytes.
     @Test func agreesWithStandardLibrary() {
         var rng = SystemRandomNumberGenerator()
-        let interesting: [UInt8] = [0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF,
-                                    0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]
+        let interesting: [UInt8] = [
+            0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF,
+            0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF
+        ]
         for _ in 0..<20_000 {
             let count = Int.random(in: 0...12, using: &rng)
             let bytes = (0..<count).map { _ in interesting.randomElement(using: &rng)! }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 @Suite struct WebSocketExtensionOfferTests {
@@ -11,11 +12,12 @@ import Testing
 
     @Test func severalOffersAndExtensionsInOrder() {
         let parsed = Offer.parse("x-webkit-deflate-frame, permessage-deflate; server_max_window_bits=10;client_no_context_takeover ,permessage-deflate")
-        #expect(parsed == [
-            Offer(name: "x-webkit-deflate-frame"),
-            Offer(name: "permessage-deflate", parameters: [P("server_max_window_bits", "10"), P("client_no_context_takeover")]),
-            Offer(name: "permessage-deflate"),
-        ])
+        #expect(
+            parsed == [
+                Offer(name: "x-webkit-deflate-frame"),
+                Offer(name: "permessage-deflate", parameters: [P("server_max_window_bits", "10"), P("client_no_context_takeover")]),
+                Offer(name: "permessage-deflate")
+            ])
     }
 
     @Test func quotedValuesAreUnescapedAndMayHoldCommas() {
@@ -83,7 +85,9 @@ import Testing
         let agreed = PerMessageDeflate.negotiate(headers)
         #expect(agreed?.responseValue == Self.base + "; server_max_window_bits=10")
         #expect(agreed?.serverMaxWindowBits == 10)
-        #expect(negotiate("permessage-deflate; server_max_window_bits=9; client_max_window_bits") == Self.base + "; server_max_window_bits=9; client_max_window_bits=15")
+        #expect(
+            negotiate("permessage-deflate; server_max_window_bits=9; client_max_window_bits") == Self.base
+                + "; server_max_window_bits=9; client_max_window_bits=15")
         #expect(negotiate("permessage-deflate; server_max_window_bits=15") == Self.base + "; server_max_window_bits=15")
     }
 
@@ -94,9 +98,11 @@ import Testing
 
     // C39 (f): the first acceptable offer wins.
     @Test func c39fSecondOfferAccepted() {
-        #expect(negotiate("permessage-deflate; server_max_window_bits=8, permessage-deflate; client_max_window_bits") == Self.base + "; client_max_window_bits=15")
-        #expect(negotiate("x-foo, permessage-deflate; foo, permessage-deflate; server_max_window_bits=12, permessage-deflate")
-            == Self.base + "; server_max_window_bits=12")
+        #expect(
+            negotiate("permessage-deflate; server_max_window_bits=8, permessage-deflate; client_max_window_bits") == Self.base + "; client_max_window_bits=15")
+        #expect(
+            negotiate("x-foo, permessage-deflate; foo, permessage-deflate; server_max_window_bits=12, permessage-deflate")
+                == Self.base + "; server_max_window_bits=12")
     }
 
     // C39 (g): unknown, duplicated or out-of-range parameters decline the offer.
@@ -120,7 +126,7 @@ import Testing
             #"permessage-deflate; client_no_context_takeover="""#,
             #"permessage-deflate; server_max_window_bits="1 0""#,
             "permessage-deflate;",
-            "x-webkit-deflate-frame",
+            "x-webkit-deflate-frame"
         ] {
             #expect(negotiate(offer) == nil, "\(offer)")
         }
@@ -133,8 +139,10 @@ import Testing
     }
 
     @Test func offersAcrossSeveralFields() {
-        let headers = HTTPHeaders([HTTPHeader("Sec-WebSocket-Extensions", "permessage-deflate; bogus"),
-                                   HTTPHeader("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits=12")])
+        let headers = HTTPHeaders([
+            HTTPHeader("Sec-WebSocket-Extensions", "permessage-deflate; bogus"),
+            HTTPHeader("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits=12")
+        ])
         #expect(PerMessageDeflate.negotiate(headers)?.clientMaxWindowBits == 12)
     }
 

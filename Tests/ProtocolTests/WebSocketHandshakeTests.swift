@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 @Suite struct WebSocketHandshakeTests {
@@ -8,8 +9,10 @@ import Testing
         "\(method) /ws \(version)\r\n" + lines.map { $0 + "\r\n" }.joined() + "\r\n"
     }
 
-    static let standard = ["Host: 127.0.0.1:8080", "Upgrade: websocket", "Connection: Upgrade",
-                           "Sec-WebSocket-Key: \(key)", "Sec-WebSocket-Version: 13"]
+    static let standard = [
+        "Host: 127.0.0.1:8080", "Upgrade: websocket", "Connection: Upgrade",
+        "Sec-WebSocket-Key: \(key)", "Sec-WebSocket-Version: 13"
+    ]
 
     func validate(_ text: String, subprotocols: [String] = []) throws(HTTPError) -> WebSocketHandshake {
         try WebSocketHandshake.validate(try parseRequest(text), supportedSubprotocols: subprotocols)
@@ -29,11 +32,13 @@ import Testing
         #expect(handshake.key == Self.key)
         #expect(handshake.accept == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
         #expect(handshake.subprotocol == nil)
-        #expect(String(decoding: handshake.response(), as: UTF8.self)
-            == "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
-        #expect(String(decoding: handshake.response(extraHeaders: [HTTPHeader("X-Node", "n1")]), as: UTF8.self)
-            .hasSuffix("xOo=\r\nX-Node: n1\r\n\r\n"))
+        #expect(
+            String(decoding: handshake.response(), as: UTF8.self)
+                == "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+        #expect(
+            String(decoding: handshake.response(extraHeaders: [HTTPHeader("X-Node", "n1")]), as: UTF8.self)
+                .hasSuffix("xOo=\r\nX-Node: n1\r\n\r\n"))
     }
 
     /// Cases C07 and C08.
@@ -94,8 +99,10 @@ import Testing
         #expect(error(request(Array(Self.standard.dropLast())))?.status == .badRequest)
     }
 
-    @Test(arguments: ["", "not base64!!!!!!!!!!!!!!", "AAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAA==",  // 15 bytes
-                      "AAAAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAAA=", "AAAAAAAAAAAAAAAAAAAAAAAAAAAA"])
+    @Test(arguments: [
+        "", "not base64!!!!!!!!!!!!!!", "AAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAA==",  // 15 bytes
+        "AAAAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAAA=", "AAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    ])
     func badKeys(key: String) {
         var lines = Self.standard
         lines[3] = "Sec-WebSocket-Key: \(key)"

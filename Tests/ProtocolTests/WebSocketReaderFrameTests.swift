@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 /// Every data frame is reported (so a caller can count continuations against a frame rate) and a
@@ -18,11 +19,14 @@ import Testing
             for piece in pieces {
                 var copy = piece
                 try copy.withUnsafeMutableBytes { raw in
-                    try reader.feed(raw, onDataFrame: { frame in
-                        frames += 1
-                        reports.append(.frame(frame.opcode, fin: frame.fin, length: frame.payloadLength, index: frame.index))
-                        return frames != refuseFrame
-                    }) { event in
+                    try reader.feed(
+                        raw,
+                        onDataFrame: { frame in
+                            frames += 1
+                            reports.append(.frame(frame.opcode, fin: frame.fin, length: frame.payloadLength, index: frame.index))
+                            return frames != refuseFrame
+                        }
+                    ) { event in
                         reports.append(.event(Event(event)))
                         return true
                     }
@@ -35,12 +39,13 @@ import Testing
     }
 
     @Test func everyDataFrameIsReportedBeforeItsPayloadInWireOrder() {
-        let input = clientFrame(.text, "a", fin: false) + clientFrame(.ping, "p") + clientFrame(.continuation, "", fin: false)
+        let input =
+            clientFrame(.text, "a", fin: false) + clientFrame(.ping, "p") + clientFrame(.continuation, "", fin: false)
             + clientFrame(.continuation, "b") + clientFrame(.binary, [7])
         let expected: [Report] = [
             .frame(.text, fin: false, length: 1, index: 1), .event(.ping(Array("p".utf8))),
             .frame(.continuation, fin: false, length: 0, index: 2), .frame(.continuation, fin: true, length: 1, index: 3),
-            .event(.text("ab")), .frame(.binary, fin: true, length: 1, index: 1), .event(.binary([7])),
+            .event(.text("ab")), .frame(.binary, fin: true, length: 1, index: 1), .event(.binary([7]))
         ]
         for pieces in allSplits(input) {
             let (reports, error) = run(pieces)
@@ -55,7 +60,8 @@ import Testing
     }
 
     @Test func aMessageMayHaveExactlyMaxFragments() {
-        let five = clientFrame(.text, "a", fin: false) + (0..<3).flatMap { _ in clientFrame(.continuation, "", fin: false) }
+        let five =
+            clientFrame(.text, "a", fin: false) + (0..<3).flatMap { _ in clientFrame(.continuation, "", fin: false) }
             + clientFrame(.continuation, "z")
         let (reports, error) = run([five + five], maxFragments: 5)
         #expect(error == nil)
@@ -64,7 +70,8 @@ import Testing
     }
 
     @Test func oneFragmentTooManyFailsWith1008AtEverySplit() {
-        let six = clientFrame(.text, "a", fin: false) + (0..<4).flatMap { _ in clientFrame(.continuation, "", fin: false) }
+        let six =
+            clientFrame(.text, "a", fin: false) + (0..<4).flatMap { _ in clientFrame(.continuation, "", fin: false) }
             + clientFrame(.continuation, "z")
         for pieces in allSplits(six) {
             let (reports, error) = run(pieces, maxFragments: 5)
@@ -85,7 +92,12 @@ import Testing
         var thrown: ProtocolError?
         do {
             try input.withUnsafeMutableBytes { raw in
-                try reader.feed(raw, onDataFrame: { _ in frames += 1; return true }) { _ in true }
+                try reader.feed(
+                    raw,
+                    onDataFrame: { _ in
+                        frames += 1; return true
+                    }
+                ) { _ in true }
             }
         } catch {
             thrown = (error as! ProtocolError)

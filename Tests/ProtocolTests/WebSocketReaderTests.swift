@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Protocol
 
 @Suite struct WebSocketReaderTests {
@@ -32,7 +33,8 @@ import Testing
 
     /// Text fragment + ping + continuation + binary + close, cut at every byte and one byte at a time.
     @Test func everySplitPointGivesTheSameEvents() {
-        let input = clientFrame(.text, "κό", fin: false, key: 0x0102_0304) + clientFrame(.ping, "p1", key: 0x1111_1111)
+        let input =
+            clientFrame(.text, "κό", fin: false, key: 0x0102_0304) + clientFrame(.ping, "p1", key: 0x1111_1111)
             + clientFrame(.continuation, "σμε", key: 0xFFFF_FFFF) + clientFrame(.binary, [UInt8](repeating: 9, count: 300), key: 0x1234_5678)
             + clientFrame(.close, FrameEncoder.closePayload(code: .normalClosure, reason: "done"))
         let expected = Outcome(events: [.ping(Array("p1".utf8)), .text("κόσμε"), .binary([UInt8](repeating: 9, count: 300)), .close(1000, "done")])
@@ -56,7 +58,8 @@ import Testing
     }
 
     @Test func clientRoleEverySplit() {
-        let input = FrameEncoder.frame(opcode: .text, payload: Array("Hel".utf8), fin: false)
+        let input =
+            FrameEncoder.frame(opcode: .text, payload: Array("Hel".utf8), fin: false)
             + FrameEncoder.frame(opcode: .pong, payload: [])
             + FrameEncoder.frame(opcode: .continuation, payload: Array("lo".utf8))
         for pieces in allSplits(input) {
@@ -90,7 +93,11 @@ import Testing
         let frame = clientFrame(.binary, [UInt8](repeating: 5, count: 300))
         var reader = WebSocketReader()
         var header = Array(frame.prefix(8))
-        try header.withUnsafeMutableBytes { raw in try reader.feed(raw) { _ in Issue.record("early event"); return true } }
+        try header.withUnsafeMutableBytes { raw in
+            try reader.feed(raw) { _ in
+                Issue.record("early event"); return true
+            }
+        }
         var payload = Array(frame.dropFirst(8))
         var inPlace = false
         try payload.withUnsafeMutableBytes { raw in
@@ -135,7 +142,9 @@ import Testing
         var reader = WebSocketReader()
         var seen: [Event] = []
         try input.withUnsafeMutableBytes { raw in
-            try reader.feed(raw) { seen.append(Event($0)); return seen.count < 2 }
+            try reader.feed(raw) {
+                seen.append(Event($0)); return seen.count < 2
+            }
         }
         #expect(seen == [.text("a"), .text("b")])
     }

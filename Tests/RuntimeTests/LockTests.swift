@@ -11,7 +11,8 @@ import Testing
         // 4 threads × 20,000 increments of a plain Int: without exclusion, lost updates make the total short
         // (and a TSan build reports the race).
         let lock = Lock(0)
-        let threads = 4, perThread = 20_000
+        let threads = 4
+        let perThread = 20_000
         DispatchQueue.concurrentPerform(iterations: threads) { _ in
             for _ in 0..<perThread { lock.withLock { $0 += 1 } }
         }

@@ -7,17 +7,18 @@ import Testing
         var w = PrometheusWriter()
         w.family("x_total", .counter, "Things.", [(labels: "{a=\"1\"}", value: 3), (labels: "{a=\"2\"}", value: 0)])
         w.family("y", .gauge, "Level.", [(labels: "", value: 2.0), (labels: "{k=\"v\"}", value: 0.25)])
-        #expect(w.text == """
-            # HELP x_total Things.
-            # TYPE x_total counter
-            x_total{a="1"} 3
-            x_total{a="2"} 0
-            # HELP y Level.
-            # TYPE y gauge
-            y 2
-            y{k="v"} 0.25
+        #expect(
+            w.text == """
+                # HELP x_total Things.
+                # TYPE x_total counter
+                x_total{a="1"} 3
+                x_total{a="2"} 0
+                # HELP y Level.
+                # TYPE y gauge
+                y 2
+                y{k="v"} 0.25
 
-            """)
+                """)
     }
 
     @Test func largeOrFractionalDoublesKeepTheirValue() {

@@ -27,10 +27,13 @@ public final class RedisTestCluster {
             let proc = Process()
             proc.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
             proc.currentDirectoryURL = dir
-            proc.arguments = ["--port", "\(p)", "--cluster-enabled", "yes", "--cluster-config-file", "nodes-\(p).conf",
-                              "--cluster-node-timeout", "1000", "--save", "", "--repl-diskless-sync-delay", "0",
-                              "--cluster-replica-validity-factor", "0", "--appendonly", "no", "--bind", "127.0.0.1",
-                              "--daemonize", "no", "--loglevel", "warning", "--protected-mode", "no"]
+            proc.arguments =
+                [
+                    "--port", "\(p)", "--cluster-enabled", "yes", "--cluster-config-file", "nodes-\(p).conf",
+                    "--cluster-node-timeout", "1000", "--save", "", "--repl-diskless-sync-delay", "0",
+                    "--cluster-replica-validity-factor", "0", "--appendonly", "no", "--bind", "127.0.0.1",
+                    "--daemonize", "no", "--loglevel", "warning", "--protected-mode", "no"
+                ]
                 + (password.map { ["--requirepass", $0, "--masterauth", $0] } ?? [])
             proc.standardOutput = FileHandle.nullDevice
             proc.standardError = FileHandle.nullDevice
@@ -40,7 +43,10 @@ public final class RedisTestCluster {
         usleep(300_000)
         let create = Process()
         create.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
-        create.arguments = (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + ["--cluster", "create"] + ports.map { "127.0.0.1:\($0)" } + ["--cluster-replicas", "\(replicasPerMaster)", "--cluster-yes"]
+        create.arguments =
+            (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + ["--cluster", "create"] + ports.map { "127.0.0.1:\($0)" } + [
+                "--cluster-replicas", "\(replicasPerMaster)", "--cluster-yes"
+            ]
         create.standardOutput = FileHandle.nullDevice
         create.standardError = FileHandle.nullDevice
         try create.run()
@@ -51,7 +57,10 @@ public final class RedisTestCluster {
         while Date() < deadline {
             // Replicas must have synced (health online, not loading) before a failover can promote them.
             if ports.allSatisfy({ Self.cli($0, ["CLUSTER", "INFO"], password: password).contains("cluster_state:ok") }),
-               Self.cli(ports[0], ["CLUSTER", "SHARDS"], password: password).components(separatedBy: "\nonline").count - 1 == ports.count { return }
+                Self.cli(ports[0], ["CLUSTER", "SHARDS"], password: password).components(separatedBy: "\nonline").count - 1 == ports.count
+            {
+                return
+            }
             usleep(100_000)
         }
         throw ClusterSetupError("the cluster did not reach cluster_state:ok")

@@ -8,7 +8,7 @@
             let hexText = Array(args[2].utf8)
             var bytes: [UInt8] = []
             var i = 0
-            while i + 1 < hexText.count { bytes.append(UInt8(String(decoding: hexText[i...i+1], as: UTF8.self), radix: 16)!); i += 2 }
+            while i + 1 < hexText.count { bytes.append(UInt8(String(decoding: hexText[i...i + 1], as: UTF8.self), radix: 16)!); i += 2 }
             let out = try Inflater().inflate(bytes, limit: 1 << 20)
             print(String(decoding: out, as: UTF8.self) == args[3] ? "switchboard inflated ws's message: equal" : "MISMATCH")
             return

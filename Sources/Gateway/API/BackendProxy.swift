@@ -59,11 +59,14 @@ final class BackendProxy: Sendable {
         let metrics = (0..<max(1, loopCount)).map { _ in ProxyLoopMetrics() }
         self.metrics = metrics
         let a = config.api
-        client = BackendClient(name: "proxy backend", endpoint: endpoint,
-                               policy: RetryPolicy(retries: a.proxyRetries, baseMs: config.auth.authBackoffBaseMs, capMs: config.auth.authBackoffCapMs,
-                                                   tryTimeoutMs: a.proxyTryTimeoutMs, deadlineMs: a.proxyDeadlineMs),
-                               breaker: CircuitBreaker(threshold: config.auth.authBreakerThreshold, cooldownMs: config.auth.authBreakerCooldownMs),
-                               maxInflight: a.proxyMaxInflight, maxResponseBytes: 1 << 20) { loop in
+        client = BackendClient(
+            name: "proxy backend", endpoint: endpoint,
+            policy: RetryPolicy(
+                retries: a.proxyRetries, baseMs: config.auth.authBackoffBaseMs, capMs: config.auth.authBackoffCapMs,
+                tryTimeoutMs: a.proxyTryTimeoutMs, deadlineMs: a.proxyDeadlineMs),
+            breaker: CircuitBreaker(threshold: config.auth.authBreakerThreshold, cooldownMs: config.auth.authBreakerCooldownMs),
+            maxInflight: a.proxyMaxInflight, maxResponseBytes: 1 << 20
+        ) { loop in
             let m = metrics[loop.loop.index]
             return BackendAttemptCounters(errors: m.errors, timeouts: m.timeouts, retries: m.retries, fastFails: m.fastFails)
         }
@@ -81,58 +84,68 @@ final class BackendProxy: Sendable {
     /// - Parameters:
     ///   - user: the authenticated user (nil: anonymous, dev mode).
     ///   - connection: the connection's id as the client saw it (`hello`'s session), node-unique.
-    func proxyRPC(user: String?, connection: String, method: String, data: JSONFragment?, on loop: GatewayLoop,
-                  completion: @escaping (RPCOutcome) -> Void) {
+    func proxyRPC(
+        user: String?, connection: String, method: String, data: JSONFragment?, on loop: GatewayLoop,
+        completion: @escaping (RPCOutcome) -> Void
+    ) {
         var body = "{\"type\":\"rpc\",\"method\":\(js(method)),\"data\":\(data?.description ?? "null"),"
         body += "\"user\":\(user.map(js) ?? "null"),\"connection\":\(js(connection)),\"node\":\(js(nodeID))}"
         let m = metrics[loop.loop.index]
-        client.call(on: loop, request: client.postRequest(Array(body.utf8)), classify: { r -> BackendVerdict<RPCOutcome> in
-            guard (200...299).contains(r.status) else { return BackendProxy.failedStatus(r.status) }
-            guard let o = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any] else {
-                return .done(.failure(code: "bad_response", message: "the backend's answer is not a JSON object"))
-            }
-            if let e = o["error"] as? [String: Any] {
-                let code = e["code"].map { "\($0)" } ?? "error"
-                return .done(.failure(code: "backend_error", message: "\(code): \(e["message"] as? String ?? "")"))
-            }
-            return .done(.result(BackendProxy.fragment(o["result"])))
-        }) { result in
-            let outcome: RPCOutcome
-            switch result {
-            case .success(let o): outcome = o
-            case .failure(let f): outcome = .failure(code: BackendProxy.code(f), message: "rpc '\(method)' failed: \(BackendProxy.describe(f))")
-            }
-            if case .result = outcome { m.rpcOK.add() } else { m.rpcFailed.add() }
-            completion(outcome)
-        }
+        client.call(
+            on: loop, request: client.postRequest(Array(body.utf8)),
+            classify: { r -> BackendVerdict<RPCOutcome> in
+                guard (200...299).contains(r.status) else { return BackendProxy.failedStatus(r.status) }
+                guard let o = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any] else {
+                    return .done(.failure(code: "bad_response", message: "the backend's answer is not a JSON object"))
+                }
+                if let e = o["error"] as? [String: Any] {
+                    let code = e["code"].map { "\($0)" } ?? "error"
+                    return .done(.failure(code: "backend_error", message: "\(code): \(e["message"] as? String ?? "")"))
+                }
+                return .done(.result(BackendProxy.fragment(o["result"])))
+            },
+            completion: { result in
+                let outcome: RPCOutcome
+                switch result {
+                case .success(let o): outcome = o
+                case .failure(let f): outcome = .failure(code: BackendProxy.code(f), message: "rpc '\(method)' failed: \(BackendProxy.describe(f))")
+                }
+                if case .result = outcome { m.rpcOK.add() } else { m.rpcFailed.add() }
+                completion(outcome)
+            })
     }
 
     /// Asks the backend about a publish to `room` (call on `loop`); `completion` once, on `loop`.
-    func proxyPublish(user: String?, connection: String, room: String, data: JSONFragment, on loop: GatewayLoop,
-                      completion: @escaping (PublishDecision) -> Void) {
+    func proxyPublish(
+        user: String?, connection: String, room: String, data: JSONFragment, on loop: GatewayLoop,
+        completion: @escaping (PublishDecision) -> Void
+    ) {
         var body = "{\"type\":\"publish\",\"room\":\(js(room)),\"data\":\(data.description),"
         body += "\"user\":\(user.map(js) ?? "null"),\"connection\":\(js(connection)),\"node\":\(js(nodeID))}"
         let m = metrics[loop.loop.index]
-        client.call(on: loop, request: client.postRequest(Array(body.utf8)), classify: { r -> BackendVerdict<PublishDecision> in
-            guard (200...299).contains(r.status) else { return BackendProxy.failedStatus(r.status) }
-            guard let o = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any], let allow = o["allow"] as? Bool else {
-                return .failed("answer without a boolean 'allow'", retryable: false)
-            }
-            guard allow else { return .done(.refuse(o["reason"] as? String ?? "refused by the backend")) }
-            return .done(.allow(o["data"].map { BackendProxy.fragment($0) } ?? data))
-        }) { result in
-            let decision: PublishDecision
-            switch result {
-            case .success(let d): decision = d
-            case .failure(let f): decision = .unavailable("publish proxy: \(BackendProxy.describe(f))")
-            }
-            switch decision {
-            case .allow: m.publishAllowed.add()
-            case .refuse: m.publishRefused.add()
-            case .unavailable: m.publishFailed.add()
-            }
-            completion(decision)
-        }
+        client.call(
+            on: loop, request: client.postRequest(Array(body.utf8)),
+            classify: { r -> BackendVerdict<PublishDecision> in
+                guard (200...299).contains(r.status) else { return BackendProxy.failedStatus(r.status) }
+                guard let o = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any], let allow = o["allow"] as? Bool else {
+                    return .failed("answer without a boolean 'allow'", retryable: false)
+                }
+                guard allow else { return .done(.refuse(o["reason"] as? String ?? "refused by the backend")) }
+                return .done(.allow(o["data"].map { BackendProxy.fragment($0) } ?? data))
+            },
+            completion: { result in
+                let decision: PublishDecision
+                switch result {
+                case .success(let d): decision = d
+                case .failure(let f): decision = .unavailable("publish proxy: \(BackendProxy.describe(f))")
+                }
+                switch decision {
+                case .allow: m.publishAllowed.add()
+                case .refuse: m.publishRefused.add()
+                case .unavailable: m.publishFailed.add()
+                }
+                completion(decision)
+            })
     }
 
     /// Queues a connect or disconnect event (call on `loop`); sent with the loop's next batch.
@@ -156,30 +169,41 @@ final class BackendProxy: Sendable {
         batch.events = []
         let m = metrics[loop.loop.index]
         let body = "{\"type\":\"events\",\"node\":\(js(nodeID)),\"events\":[\(events.joined(separator: ","))]}"
-        client.call(on: loop, request: client.postRequest(Array(body.utf8)), classify: { r -> BackendVerdict<Void> in
-            (200...299).contains(r.status) ? .done(()) : BackendProxy.failedStatus(r.status)
-        }) { result in
-            if case .success = result { m.eventsSent.add(events.count) } else { m.eventsDropped.add(events.count) }
-        }
+        client.call(
+            on: loop, request: client.postRequest(Array(body.utf8)),
+            classify: { r -> BackendVerdict<Void> in
+                (200...299).contains(r.status) ? .done(()) : BackendProxy.failedStatus(r.status)
+            },
+            completion: { result in
+                if case .success = result { m.eventsSent.add(events.count) } else { m.eventsDropped.add(events.count) }
+            })
     }
 
     /// Appends the `switchboard_proxy_*` families.
     func write(to w: inout PrometheusWriter) {
         func sum(_ f: (ProxyLoopMetrics) -> Counter) -> Double { Double(metrics.reduce(0) { $0 + f($1).load() }) }
-        w.family("switchboard_proxy_rpc_total", .counter, "rpc ops forwarded to the backend, by result.",
-                 [(labels: "{result=\"ok\"}", value: sum { $0.rpcOK }), (labels: "{result=\"failed\"}", value: sum { $0.rpcFailed })])
-        w.family("switchboard_proxy_publish_total", .counter, "Publishes checked with the backend, by decision.",
-                 [(labels: "{decision=\"allowed\"}", value: sum { $0.publishAllowed }), (labels: "{decision=\"refused\"}", value: sum { $0.publishRefused }),
-                  (labels: "{decision=\"failed\"}", value: sum { $0.publishFailed })])
-        w.family("switchboard_proxy_events_total", .counter, "Connect/disconnect events, by outcome.",
-                 [(labels: "{outcome=\"sent\"}", value: sum { $0.eventsSent }), (labels: "{outcome=\"dropped\"}", value: sum { $0.eventsDropped })])
-        w.family("switchboard_proxy_backend_requests_total", .counter, "Failed proxy backend attempts (timeouts are also errors).",
-                 [(labels: "{outcome=\"error\"}", value: sum { $0.errors }), (labels: "{outcome=\"timeout\"}", value: sum { $0.timeouts })])
+        w.family(
+            "switchboard_proxy_rpc_total", .counter, "rpc ops forwarded to the backend, by result.",
+            [(labels: "{result=\"ok\"}", value: sum { $0.rpcOK }), (labels: "{result=\"failed\"}", value: sum { $0.rpcFailed })])
+        w.family(
+            "switchboard_proxy_publish_total", .counter, "Publishes checked with the backend, by decision.",
+            [
+                (labels: "{decision=\"allowed\"}", value: sum { $0.publishAllowed }), (labels: "{decision=\"refused\"}", value: sum { $0.publishRefused }),
+                (labels: "{decision=\"failed\"}", value: sum { $0.publishFailed })
+            ])
+        w.family(
+            "switchboard_proxy_events_total", .counter, "Connect/disconnect events, by outcome.",
+            [(labels: "{outcome=\"sent\"}", value: sum { $0.eventsSent }), (labels: "{outcome=\"dropped\"}", value: sum { $0.eventsDropped })])
+        w.family(
+            "switchboard_proxy_backend_requests_total", .counter, "Failed proxy backend attempts (timeouts are also errors).",
+            [(labels: "{outcome=\"error\"}", value: sum { $0.errors }), (labels: "{outcome=\"timeout\"}", value: sum { $0.timeouts })])
         w.family("switchboard_proxy_backend_retries_total", .counter, "Proxy backend retries.", [(labels: "", value: sum { $0.retries })])
-        w.family("switchboard_proxy_backend_fast_fails_total", .counter, "Proxied calls failed fast (breaker open, too many in flight).",
-                 [(labels: "", value: sum { $0.fastFails })])
-        w.family("switchboard_proxy_breaker_state", .gauge, "Proxy backend circuit breaker: 0 closed, 1 open, 2 half-open.",
-                 [(labels: "", value: Double(client.breakerSnapshot.state.rawValue))])
+        w.family(
+            "switchboard_proxy_backend_fast_fails_total", .counter, "Proxied calls failed fast (breaker open, too many in flight).",
+            [(labels: "", value: sum { $0.fastFails })])
+        w.family(
+            "switchboard_proxy_breaker_state", .gauge, "Proxy backend circuit breaker: 0 closed, 1 open, 2 half-open.",
+            [(labels: "", value: Double(client.breakerSnapshot.state.rawValue))])
     }
 
     // MARK: - Helpers
@@ -208,7 +232,8 @@ final class BackendProxy: Sendable {
     /// A decoded JSON value as compact JSON (`null` for nil).
     static func fragment(_ value: Any?) -> JSONFragment {
         guard let value, !(value is NSNull),
-              let d = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .withoutEscapingSlashes]) else { return .null }
+            let d = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .withoutEscapingSlashes])
+        else { return .null }
         return JSONFragment(bytes: [UInt8](d))
     }
 }

@@ -20,7 +20,7 @@ public enum Ctl {
         "history": "history ROOM [--limit N] [--order asc|desc] [--from OFFSET]",
         "rooms": "rooms [--pattern PATTERN] [--limit N] [--cursor ROOM]",
         "info": "info",
-        "tail": "tail ROOM   (follows the room: polls history every 250 ms and prints each new message with its offset)",
+        "tail": "tail ROOM   (follows the room: polls history every 250 ms and prints each new message with its offset)"
     ]
 
     /// `switchboard ctl --help`.
@@ -198,7 +198,9 @@ public enum Ctl {
     }
 
     static func compact(_ v: Any?) -> String {
-        guard let v, let d = try? JSONSerialization.data(withJSONObject: v, options: [.fragmentsAllowed, .withoutEscapingSlashes, .sortedKeys]) else { return "null" }
+        guard let v, let d = try? JSONSerialization.data(withJSONObject: v, options: [.fragmentsAllowed, .withoutEscapingSlashes, .sortedKeys]) else {
+            return "null"
+        }
         return String(decoding: d, as: UTF8.self)
     }
 

@@ -15,21 +15,23 @@ extension GatewayNode {
         switch command.kind {
         case .disconnect, .subscribe, .unsubscribe:
             guard let user = command.user else { return reply(ControlAnswer(node: id, affected: 0)) }
-            onEveryLoop({ gl in gl.applyControl(command, user: user) }) { n in reply(ControlAnswer(node: id, affected: n)) }
+            onEveryLoop({ gl in gl.applyControl(command, user: user) }, completion: { n in reply(ControlAnswer(node: id, affected: n)) })
         case .rooms:
             let pattern = command.pattern.map { RoomPattern($0) }
-            let (items, more) = page(hub.rooms.withLock { map in
-                map.compactMap { name, s in
-                    guard pattern?.matches(name, user: "") ?? true, command.after.map({ Self.byteOrder($0, name) }) ?? true else { return nil }
-                    return NamedCount(name: name, count: s.total)
-                }
-            }, limit: command.limit ?? 100)
+            let (items, more) = page(
+                hub.rooms.withLock { map in
+                    map.compactMap { name, s in
+                        guard pattern?.matches(name, user: "") ?? true, command.after.map({ Self.byteOrder($0, name) }) ?? true else { return nil }
+                        return NamedCount(name: name, count: s.total)
+                    }
+                }, limit: command.limit ?? 100)
             reply(ControlAnswer(node: id, affected: 0, items: items, more: more))
         case .presenceUsers:
             let users = hub.rooms.withLock { $0[command.room ?? ""]?.users ?? [:] }
-            let (items, more) = page(users.compactMap { user, n in
-                command.after.map { Self.byteOrder($0, user) } ?? true ? NamedCount(name: user, count: n) : nil
-            }, limit: command.limit ?? 100)
+            let (items, more) = page(
+                users.compactMap { user, n in
+                    command.after.map { Self.byteOrder($0, user) } ?? true ? NamedCount(name: user, count: n) : nil
+                }, limit: command.limit ?? 100)
             reply(ControlAnswer(node: id, affected: 0, items: items, more: more))
         }
     }

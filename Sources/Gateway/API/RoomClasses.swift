@@ -41,9 +41,11 @@ final class RoomClasses: Sendable {
     /// Appends the two gauge families (nothing when no class is configured).
     func write(to w: inout PrometheusWriter) {
         guard !names.isEmpty else { return }
-        w.family("switchboard_rooms", .gauge, "Rooms with members on this node, by --metrics-room-class.",
-                 names.indices.map { (labels: "{class=\"\(names[$0])\"}", value: Double(rooms[$0].load())) })
-        w.family("switchboard_room_members", .gauge, "Member connections on this node in rooms of each --metrics-room-class.",
-                 names.indices.map { (labels: "{class=\"\(names[$0])\"}", value: Double(members[$0].load())) })
+        w.family(
+            "switchboard_rooms", .gauge, "Rooms with members on this node, by --metrics-room-class.",
+            names.indices.map { (labels: "{class=\"\(names[$0])\"}", value: Double(rooms[$0].load())) })
+        w.family(
+            "switchboard_room_members", .gauge, "Member connections on this node in rooms of each --metrics-room-class.",
+            names.indices.map { (labels: "{class=\"\(names[$0])\"}", value: Double(members[$0].load())) })
     }
 }

@@ -51,7 +51,8 @@ enum ServerAPI {
             switch e {
             case .invalid(let why): fail(Failure(message: why))
             case .unavailable(let why): fail(Failure(status: .serviceUnavailable, code: .unavailable, message: why))
-            case .unknown(let why): fail(Failure(status: .gatewayTimeout, code: .unknown, message: "outcome unknown: \(why); retry with the same idempotency_key"))
+            case .unknown(let why):
+                fail(Failure(status: .gatewayTimeout, code: .unknown, message: "outcome unknown: \(why); retry with the same idempotency_key"))
             }
         }
     }
@@ -189,7 +190,9 @@ enum ServerAPI {
     /// {room, error}], affected}`. `data` is re-serialized compactly (key order kept by Foundation).
     static func broadcast(_ object: [String: Any], headerKey: String?, _ call: Call) throws(Failure) {
         let fields = try Fields(object, allowed: ["rooms", "data", "idempotency_key"])
-        guard let list = object["rooms"] as? [Any] else { throw .field("rooms", object["rooms"] == nil ? "field 'rooms' is required" : "field 'rooms' must be an array of room names") }
+        guard let list = object["rooms"] as? [Any] else {
+            throw .field("rooms", object["rooms"] == nil ? "field 'rooms' is required" : "field 'rooms' must be an array of room names")
+        }
         guard !list.isEmpty, list.count <= maxBroadcastRooms else { throw .field("rooms", "field 'rooms' must list 1-\(maxBroadcastRooms) rooms") }
         var rooms: [String] = []
         for item in list {
@@ -211,7 +214,11 @@ enum ServerAPI {
             call.node.rooms.publish(room: room, data: data, idempotencyKey: key.map { "api:" + $0 }) { result in
                 let finishOne: @Sendable (String) -> Void = { entry in
                     results.withLock { $0[room] = entry }
-                    guard remaining.withLock({ $0 -= 1; return $0 }) == 0 else { return }
+                    guard
+                        remaining.withLock({
+                            $0 -= 1; return $0
+                        }) == 0
+                    else { return }
                     let all = results.withLock { r in allRooms.map { r[$0]! } }
                     call.ok("\"results\":[\(all.joined(separator: ","))],\"affected\":\(affected.withLock { $0 })")
                 }
@@ -326,10 +333,13 @@ enum ServerAPI {
     static func info(_ object: [String: Any], _ call: Call) throws(Failure) {
         _ = try Fields(object, allowed: [])
         let node = call.node
-        let me = ClusterNode(id: node.config.nodeID, info: NodeInfo(address: "\(node.config.host):\(node.boundPort)",
-                                                                    startedAtMilliseconds: wallClockMilliseconds() - UInt64(node.uptimeSeconds * 1000),
-                                                                    connections: node.loops.reduce(0) { $0 + $1.metrics.connectionsOpen.load() },
-                                                                    draining: node.isDraining))
+        let me = ClusterNode(
+            id: node.config.nodeID,
+            info: NodeInfo(
+                address: "\(node.config.host):\(node.boundPort)",
+                startedAtMilliseconds: wallClockMilliseconds() - UInt64(node.uptimeSeconds * 1000),
+                connections: node.loops.reduce(0) { $0 + $1.metrics.connectionsOpen.load() },
+                draining: node.isDraining))
         node.control.otherNodes { result in
             let others = (try? result.get()) ?? []
             let now = wallClockMilliseconds()
@@ -340,7 +350,8 @@ enum ServerAPI {
                     + "\"connections\":\(n.info.connections),\"uptime_s\":\(uptime),\"self\":\(n.id == me.id)}"
             }.joined(separator: ",")
             let bus = node.config.redisURL == nil ? "local" : "redis"
-            call.ok("\"version\":\(js(switchboardVersion)),\"bus\":\"\(bus)\",\"bus_state\":\"\(node.services.state.rawValue)\","
+            call.ok(
+                "\"version\":\(js(switchboardVersion)),\"bus\":\"\(bus)\",\"bus_state\":\"\(node.services.state.rawValue)\","
                     + "\"connections\":\(all.reduce(0) { $0 + $1.info.connections }),\"nodes\":[\(list)]"
                     + (result.isFailure ? ",\"warning\":\"node registry unreadable: only this node is listed\"" : ""))
         }

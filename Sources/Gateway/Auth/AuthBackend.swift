@@ -45,8 +45,10 @@ public final class AuthBackend: Sendable {
 
     /// A backend client; `endpoint` already parsed.
     public init(endpoint: AuthEndpoint, policy: RetryPolicy, breaker: CircuitBreaker, cache: AuthCache, maxInflight: Int) {
-        client = BackendClient(name: "auth backend", endpoint: endpoint, policy: policy, breaker: breaker, maxInflight: maxInflight,
-                               maxResponseBytes: AuthBackend.maxResponseBytes) { loop in
+        client = BackendClient(
+            name: "auth backend", endpoint: endpoint, policy: policy, breaker: breaker, maxInflight: maxInflight,
+            maxResponseBytes: AuthBackend.maxResponseBytes
+        ) { loop in
             let m = loop.metrics.auth
             return BackendAttemptCounters(errors: m.backendErrors, timeouts: m.backendTimeouts, retries: m.backendRetries, fastFails: m.backendFastFails)
         }
@@ -62,11 +64,16 @@ public final class AuthBackend: Sendable {
     /// Authenticates `token` for a connection on `loop` (call on that loop). Returns the outcome at once when
     /// it is known without waiting (cache hit, breaker open, too many calls in flight); otherwise returns nil
     /// and calls `completion` later, on `loop`.
-    func authenticate(token: String, context: AuthRequestContext, on loop: GatewayLoop,
-                      completion: @escaping @Sendable (AuthOutcome) -> Void) -> AuthOutcome? {
+    func authenticate(
+        token: String, context: AuthRequestContext, on loop: GatewayLoop,
+        completion: @escaping @Sendable (AuthOutcome) -> Void
+    ) -> AuthOutcome? {
         let key = AuthCacheKey(token: token)
         let now = monotonicMilliseconds()
-        enum Plan { case done(AuthOutcome), joined, lead }
+        enum Plan {
+            case done(AuthOutcome)
+            case joined, lead
+        }
         let rejection = client.rejection()
         let plan: Plan = state.withLock { s in
             if let id = s.cache.get(key, now: now) { return .done(.admitted(id)) }
@@ -94,34 +101,37 @@ public final class AuthBackend: Sendable {
         case .lead:
             loop.metrics.auth.cacheMisses.add()
             let m = loop.metrics.auth
-            client.call(on: loop, request: request(token: token, context: context), classify: { r -> BackendVerdict<AuthOutcome> in
-                switch r.status {
-                case 200:
-                    guard let id = AuthBackend.parseIdentity(r.body) else {
-                        return .failed("200 without a valid {user, rooms, publish, expires_at} body", retryable: false)
+            client.call(
+                on: loop, request: request(token: token, context: context),
+                classify: { r -> BackendVerdict<AuthOutcome> in
+                    switch r.status {
+                    case 200:
+                        guard let id = AuthBackend.parseIdentity(r.body) else {
+                            return .failed("200 without a valid {user, rooms, publish, expires_at} body", retryable: false)
+                        }
+                        m.backendOK.add()
+                        return .done(.admitted(id))
+                    case 401, 403:
+                        m.backendRejected.add()
+                        return .done(.rejected(reason: "token refused by the auth backend"))
+                    case 408, 429, 500...599:
+                        return .failed("HTTP \(r.status)", retryable: true)
+                    default:
+                        return .failed("unexpected HTTP \(r.status)", retryable: false)
                     }
-                    m.backendOK.add()
-                    return .done(.admitted(id))
-                case 401, 403:
-                    m.backendRejected.add()
-                    return .done(.rejected(reason: "token refused by the auth backend"))
-                case 408, 429, 500...599:
-                    return .failed("HTTP \(r.status)", retryable: true)
-                default:
-                    return .failed("unexpected HTTP \(r.status)", retryable: false)
-                }
-            }) { [self] result in
-                switch result {
-                case .success(let outcome):
-                    complete(key, outcome)
-                case .failure(.breakerOpen(let seconds)):
-                    complete(key, .unavailable(retryAfterSeconds: seconds, reason: "auth backend unavailable (circuit open)"))
-                case .failure(.overloaded):
-                    complete(key, .unavailable(retryAfterSeconds: 1, reason: "too many authentications in flight"))
-                case .failure(.exhausted(let why, _, let seconds)):
-                    complete(key, .unavailable(retryAfterSeconds: seconds, reason: "auth backend unavailable (\(why))"))
-                }
-            }
+                },
+                completion: { [self] result in
+                    switch result {
+                    case .success(let outcome):
+                        complete(key, outcome)
+                    case .failure(.breakerOpen(let seconds)):
+                        complete(key, .unavailable(retryAfterSeconds: seconds, reason: "auth backend unavailable (circuit open)"))
+                    case .failure(.overloaded):
+                        complete(key, .unavailable(retryAfterSeconds: 1, reason: "too many authentications in flight"))
+                    case .failure(.exhausted(let why, _, let seconds)):
+                        complete(key, .unavailable(retryAfterSeconds: seconds, reason: "auth backend unavailable (\(why))"))
+                    }
+                })
             return nil
         }
     }
@@ -157,11 +167,12 @@ public final class AuthBackend: Sendable {
     /// The identity in a 200 answer's JSON body; nil when the body is not the expected object.
     static func parseIdentity(_ body: [UInt8]) -> AuthIdentity? {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
-              let user = object["user"] as? String, !user.isEmpty, user.utf8.count <= 256
+            let user = object["user"] as? String, !user.isEmpty, user.utf8.count <= 256
         else { return nil }
         do {
-            return AuthIdentity(user: user, rooms: try JWTVerifier.patterns(object, "rooms"), publish: try JWTVerifier.patterns(object, "publish"),
-                                expiresAt: try JWTVerifier.numericDate(object, "expires_at"))
+            return AuthIdentity(
+                user: user, rooms: try JWTVerifier.patterns(object, "rooms"), publish: try JWTVerifier.patterns(object, "publish"),
+                expiresAt: try JWTVerifier.numericDate(object, "expires_at"))
         } catch {
             return nil
         }

@@ -59,7 +59,7 @@ public struct AuthCache: Sendable {
         if let exp = identity.expiresAt {
             let left = exp * 1000 - Double(wallNowMs)
             guard left > 0 else {
-                entries[key] = nil   // a newer answer that is already expired supersedes an older entry
+                entries[key] = nil  // a newer answer that is already expired supersedes an older entry
                 return
             }
             ttl = min(ttl, UInt64(left))

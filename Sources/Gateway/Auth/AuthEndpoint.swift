@@ -86,7 +86,8 @@ public final class AuthEndpoint: Sendable {
     }
 
     private func startRefresh() {
-        let h = host, p = port
+        let h = host
+        let p = port
         let thread = Thread { [weak self] in
             while true {
                 sleep(30)

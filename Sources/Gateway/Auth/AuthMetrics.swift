@@ -1,4 +1,5 @@
 import Runtime
+
 /// Per-loop auth counters (owner loop writes, `/metrics` sums the loops), held by ``LoopMetrics``.
 public final class AuthLoopMetrics: Sendable {
     /// Authentication outcomes (handshake token or `auth` op), by result; see ``AuthLoopMetrics/Result``.
@@ -68,23 +69,36 @@ extension GatewayNode {
             w.family(name, kind, help, samples.map { (labels: $0.0, value: $0.1) })
         }
         func sum(_ f: (AuthLoopMetrics) -> Counter) -> Int { loops.reduce(0) { $0 + f($1.metrics.auth).load() } }
-        family("switchboard_auth_attempts_total", .counter, "Authentications by result (ok, invalid token, rejected by the backend, backend unavailable, auth timeout 4001, expiry 4003).",
-               AuthLoopMetrics.Result.allCases.map { r in ("{result=\"\(r.label)\"}", sum { $0.results[r.rawValue] }) })
-        family("switchboard_auth_forbidden_total", .counter, "Ops refused by the token's claims (error forbidden), by op.",
-               [("{op=\"join\"}", sum { $0.forbiddenJoins }), ("{op=\"publish\"}", sum { $0.forbiddenPublishes })])
-        family("switchboard_auth_token_expiring_notices_total", .counter, "token_expiring notices sent ahead of a token's exp.", [("", sum { $0.expiringNotices })])
+        family(
+            "switchboard_auth_attempts_total", .counter,
+            "Authentications by result (ok, invalid token, rejected by the backend, backend unavailable, auth timeout 4001, expiry 4003).",
+            AuthLoopMetrics.Result.allCases.map { r in ("{result=\"\(r.label)\"}", sum { $0.results[r.rawValue] }) })
+        family(
+            "switchboard_auth_forbidden_total", .counter, "Ops refused by the token's claims (error forbidden), by op.",
+            [("{op=\"join\"}", sum { $0.forbiddenJoins }), ("{op=\"publish\"}", sum { $0.forbiddenPublishes })])
+        family(
+            "switchboard_auth_token_expiring_notices_total", .counter, "token_expiring notices sent ahead of a token's exp.", [("", sum { $0.expiringNotices })]
+        )
         family("switchboard_origin_rejected_total", .counter, "Handshakes answered 403 because their Origin is not allowed.", [("", sum { $0.originRejected })])
-        family("switchboard_admission_rejected_total", .counter, "Handshakes refused by per-IP admission, by reason.",
-               [("{reason=\"connections\"}", sum { $0.admissionConnections }), ("{reason=\"rate\"}", sum { $0.admissionRate }),
-                ("{reason=\"capacity\"}", sum { $0.admissionCapacity })])
-        family("switchboard_auth_cache_total", .counter, "Auth backend cache lookups: hit, miss (a call was made), coalesced (joined a call in flight).",
-               [("{result=\"hit\"}", sum { $0.cacheHits }), ("{result=\"miss\"}", sum { $0.cacheMisses }), ("{result=\"coalesced\"}", sum { $0.coalesced })])
-        family("switchboard_auth_backend_requests_total", .counter, "Auth backend attempts by outcome (timeouts are also errors).",
-               [("{outcome=\"ok\"}", sum { $0.backendOK }), ("{outcome=\"rejected\"}", sum { $0.backendRejected }),
-                ("{outcome=\"error\"}", sum { $0.backendErrors }), ("{outcome=\"timeout\"}", sum { $0.backendTimeouts })])
+        family(
+            "switchboard_admission_rejected_total", .counter, "Handshakes refused by per-IP admission, by reason.",
+            [
+                ("{reason=\"connections\"}", sum { $0.admissionConnections }), ("{reason=\"rate\"}", sum { $0.admissionRate }),
+                ("{reason=\"capacity\"}", sum { $0.admissionCapacity })
+            ])
+        family(
+            "switchboard_auth_cache_total", .counter, "Auth backend cache lookups: hit, miss (a call was made), coalesced (joined a call in flight).",
+            [("{result=\"hit\"}", sum { $0.cacheHits }), ("{result=\"miss\"}", sum { $0.cacheMisses }), ("{result=\"coalesced\"}", sum { $0.coalesced })])
+        family(
+            "switchboard_auth_backend_requests_total", .counter, "Auth backend attempts by outcome (timeouts are also errors).",
+            [
+                ("{outcome=\"ok\"}", sum { $0.backendOK }), ("{outcome=\"rejected\"}", sum { $0.backendRejected }),
+                ("{outcome=\"error\"}", sum { $0.backendErrors }), ("{outcome=\"timeout\"}", sum { $0.backendTimeouts })
+            ])
         family("switchboard_auth_backend_retries_total", .counter, "Auth backend retries scheduled after a failed attempt.", [("", sum { $0.backendRetries })])
-        family("switchboard_auth_backend_fast_fails_total", .counter, "Authentications failed fast without a call (breaker open, too many in flight).",
-               [("", sum { $0.backendFastFails })])
+        family(
+            "switchboard_auth_backend_fast_fails_total", .counter, "Authentications failed fast without a call (breaker open, too many in flight).",
+            [("", sum { $0.backendFastFails })])
         if let backend = auth.backend {
             let (state, opens) = backend.breakerSnapshot
             family("switchboard_auth_breaker_state", .gauge, "Auth backend circuit breaker: 0 closed, 1 open, 2 half-open.", [("", state.rawValue)])

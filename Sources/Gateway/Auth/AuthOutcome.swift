@@ -1,4 +1,5 @@
 import Runtime
+
 /// The result of authenticating one token, however it was decided (JWT, cache, backend).
 public enum AuthOutcome: Sendable {
     /// The token is good: this is who the connection is.

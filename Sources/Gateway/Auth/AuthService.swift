@@ -47,23 +47,27 @@ public final class AuthService: Sendable {
         if a.jwtSecret != nil || !a.jwtPublicKeys.isEmpty {
             let loaded: JWTKeySet? = a.keys ?? ((try? a.loadKeys()) ?? nil)
             let keys = loaded ?? (try! JWTKeySet(secret: nil, publicKeys: []))
-            verifier = JWTVerifier(keys: keys, issuer: a.jwtIssuer, audience: a.jwtAudience, leewaySeconds: Double(a.jwtLeewayMs) / 1000,
-                                   roomsClaim: a.roomsClaim, publishClaim: a.publishClaim, requireExp: a.jwtRequireExp)
+            verifier = JWTVerifier(
+                keys: keys, issuer: a.jwtIssuer, audience: a.jwtAudience, leewaySeconds: Double(a.jwtLeewayMs) / 1000,
+                roomsClaim: a.roomsClaim, publishClaim: a.publishClaim, requireExp: a.jwtRequireExp)
         } else {
             verifier = nil
         }
         if let url = a.authURL, let endpoint = try? AuthEndpoint(url: url) {
             endpoint.startResolving()
-            backend = AuthBackend(endpoint: endpoint,
-                                  policy: RetryPolicy(retries: a.authRetries, baseMs: a.authBackoffBaseMs, capMs: a.authBackoffCapMs,
-                                                      tryTimeoutMs: a.authTryTimeoutMs, deadlineMs: a.authDeadlineMs),
-                                  breaker: CircuitBreaker(threshold: a.authBreakerThreshold, cooldownMs: a.authBreakerCooldownMs),
-                                  cache: AuthCache(ttlMs: a.authCacheTTLMs, capacity: a.authCacheSize), maxInflight: a.authMaxInflight)
+            backend = AuthBackend(
+                endpoint: endpoint,
+                policy: RetryPolicy(
+                    retries: a.authRetries, baseMs: a.authBackoffBaseMs, capMs: a.authBackoffCapMs,
+                    tryTimeoutMs: a.authTryTimeoutMs, deadlineMs: a.authDeadlineMs),
+                breaker: CircuitBreaker(threshold: a.authBreakerThreshold, cooldownMs: a.authBreakerCooldownMs),
+                cache: AuthCache(ttlMs: a.authCacheTTLMs, capacity: a.authCacheSize), maxInflight: a.authMaxInflight)
         } else {
             backend = nil
         }
-        origins = (try? OriginPolicy(allowed: a.allowedOrigins, allowMissing: a.allowNoOrigin))
-            ?? (try! OriginPolicy(allowed: ["null"], allowMissing: false))   // unparsable list (not via parse): refuse browsers
+        origins =
+            (try? OriginPolicy(allowed: a.allowedOrigins, allowMissing: a.allowNoOrigin))
+            ?? (try! OriginPolicy(allowed: ["null"], allowMissing: false))  // unparsable list (not via parse): refuse browsers
         admission = Admission(maxConnectionsPerIP: a.maxConnectionsPerIP, handshakesPerSecond: a.maxHandshakesPerIP)
         tokenCookie = a.tokenCookie
         authTimeoutMs = a.authTimeoutMs
@@ -101,8 +105,10 @@ public final class AuthService: Sendable {
     /// Authenticates `token` for a connection on `loop` (call on that loop): JWT verification first, then the
     /// backend if configured. Returns the outcome when it is known at once; otherwise nil, and `completion`
     /// runs later on `loop` (never before this returns).
-    func authenticate(token: String, context: @autoclosure () -> AuthRequestContext, on loop: GatewayLoop,
-                      completion: @escaping @Sendable (AuthOutcome) -> Void) -> AuthOutcome? {
+    func authenticate(
+        token: String, context: @autoclosure () -> AuthRequestContext, on loop: GatewayLoop,
+        completion: @escaping @Sendable (AuthOutcome) -> Void
+    ) -> AuthOutcome? {
         guard !token.isEmpty else { return .invalid(.malformed("empty")) }
         var local: AuthIdentity?
         if let verifier {

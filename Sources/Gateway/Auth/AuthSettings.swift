@@ -89,62 +89,103 @@ public struct AuthSettings: Sendable {
 extension Config {
     /// The auth flags, appended to the flag table (`--help` order).
     static let authOptions: [Option] = [
-        Option(name: "jwt-secret", kind: .string, help: "HMAC secret for HS256/384/512 tokens, at least 32 bytes ('base64:…' for binary); unset = no HS*",
-               apply: { c, v in c.auth.jwtSecret = v.isEmpty ? nil : v }, current: { $0.auth.jwtSecret ?? "" }, secret: true),
-        Option(name: "jwt-public-key", kind: .list, help: "PEM public key file for RS*/ES* tokens, 'path' or 'kid=path'; repeatable (key rotation)",
-               apply: { c, v in c.auth.jwtPublicKeys += v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
-               current: { $0.auth.jwtPublicKeys.joined(separator: ",") }, reset: { $0.auth.jwtPublicKeys = [] }),
-        Option(name: "jwt-issuer", kind: .string, help: "required 'iss' claim (unset = not checked)",
-               apply: { c, v in c.auth.jwtIssuer = v.isEmpty ? nil : v }, current: { $0.auth.jwtIssuer ?? "" }),
-        Option(name: "jwt-audience", kind: .string, help: "required member of the 'aud' claim (unset = not checked)",
-               apply: { c, v in c.auth.jwtAudience = v.isEmpty ? nil : v }, current: { $0.auth.jwtAudience ?? "" }),
-        Option(name: "jwt-require-exp", kind: .flag, help: "yes/no: refuse tokens without a numeric exp claim (a token that never expires outlives revocation)",
-               apply: { c, v throws(Invalid) in c.auth.jwtRequireExp = try yesNo(v, "jwt-require-exp") }, current: { $0.auth.jwtRequireExp ? "yes" : "no" }),
-        Option(name: "jwt-leeway", kind: .duration, help: "clock skew tolerated on exp, nbf and iat",
-               apply: { c, v throws(Invalid) in c.auth.jwtLeewayMs = try duration(v, "jwt-leeway", in: 0...3_600_000) }, current: { "\($0.auth.jwtLeewayMs)ms" }),
-        Option(name: "rooms-claim", kind: .string, help: "claim listing the room patterns a token may join ('*' = one segment, '{sub}' = the user)",
-               apply: { c, v throws(Invalid) in c.auth.roomsClaim = try claimName(v, "rooms-claim") }, current: { $0.auth.roomsClaim }),
-        Option(name: "publish-claim", kind: .string, help: "claim listing the room patterns a token may publish to",
-               apply: { c, v throws(Invalid) in c.auth.publishClaim = try claimName(v, "publish-claim") }, current: { $0.auth.publishClaim }),
-        Option(name: "auth-url", kind: .string, help: "auth backend, http://host[:port][/path], POSTed each new token (unset = JWT only)",
-               apply: { c, v in c.auth.authURL = v.isEmpty ? nil : v }, current: { $0.auth.authURL ?? "" }),
-        Option(name: "auth-retries", kind: .int, help: "auth backend retries after the first attempt (5xx, timeout, refused)",
-               apply: { c, v throws(Invalid) in c.auth.authRetries = try int(v, "auth-retries", 0...10) }, current: { "\($0.auth.authRetries)" }),
-        Option(name: "auth-backoff-base", kind: .duration, help: "ceiling of the first retry's full-jitter wait (doubles per retry)",
-               apply: { c, v throws(Invalid) in c.auth.authBackoffBaseMs = try duration(v, "auth-backoff-base", in: 0...60_000) }, current: { "\($0.auth.authBackoffBaseMs)ms" }),
-        Option(name: "auth-backoff-cap", kind: .duration, help: "largest backoff ceiling",
-               apply: { c, v throws(Invalid) in c.auth.authBackoffCapMs = try duration(v, "auth-backoff-cap", in: 0...600_000) }, current: { "\($0.auth.authBackoffCapMs)ms" }),
-        Option(name: "auth-try-timeout", kind: .duration, help: "one auth backend attempt, connect to last byte",
-               apply: { c, v throws(Invalid) in c.auth.authTryTimeoutMs = try duration(v, "auth-try-timeout", in: 1...600_000) }, current: { "\($0.auth.authTryTimeoutMs)ms" }),
-        Option(name: "auth-deadline", kind: .duration, help: "all attempts of one auth backend call",
-               apply: { c, v throws(Invalid) in c.auth.authDeadlineMs = try duration(v, "auth-deadline", in: 1...600_000) }, current: { "\($0.auth.authDeadlineMs)ms" }),
-        Option(name: "auth-breaker-threshold", kind: .int, help: "consecutive failed backend attempts that open the circuit breaker",
-               apply: { c, v throws(Invalid) in c.auth.authBreakerThreshold = try int(v, "auth-breaker-threshold", 1...1_000_000) }, current: { "\($0.auth.authBreakerThreshold)" }),
-        Option(name: "auth-breaker-cooldown", kind: .duration, help: "time the breaker stays open (auths fail fast with 503 / 1013) before a probe",
-               apply: { c, v throws(Invalid) in c.auth.authBreakerCooldownMs = try duration(v, "auth-breaker-cooldown", in: 0...3_600_000) }, current: { "\($0.auth.authBreakerCooldownMs)ms" }),
-        Option(name: "auth-cache-ttl", kind: .duration, help: "how long a backend success is reused for the same token (0 = no cache)",
-               apply: { c, v throws(Invalid) in c.auth.authCacheTTLMs = try duration(v, "auth-cache-ttl", in: 0...3_600_000) }, current: { "\($0.auth.authCacheTTLMs)ms" }),
-        Option(name: "auth-cache-size", kind: .int, help: "most tokens in the auth backend cache",
-               apply: { c, v throws(Invalid) in c.auth.authCacheSize = try int(v, "auth-cache-size", 1...10_000_000) }, current: { "\($0.auth.authCacheSize)" }),
-        Option(name: "auth-max-inflight", kind: .int, help: "most distinct tokens checked with the backend at once (beyond: 503 / 1013)",
-               apply: { c, v throws(Invalid) in c.auth.authMaxInflight = try int(v, "auth-max-inflight", 1...1_000_000) }, current: { "\($0.auth.authMaxInflight)" }),
-        Option(name: "auth-timeout", kind: .duration, help: "time a token-less connection has to send {\"op\":\"auth\"} (then close 4001)",
-               apply: { c, v throws(Invalid) in c.auth.authTimeoutMs = try duration(v, "auth-timeout", in: 1...3_600_000) }, current: { "\($0.auth.authTimeoutMs)ms" }),
-        Option(name: "token-expiring-notice", kind: .duration, help: "token_expiring is sent this long before exp (or halfway through a shorter token; 0 = off)",
-               apply: { c, v throws(Invalid) in c.auth.tokenExpiringNoticeMs = try duration(v, "token-expiring-notice", in: 0...86_400_000) }, current: { "\($0.auth.tokenExpiringNoticeMs)ms" }),
-        Option(name: "token-grace", kind: .duration, help: "time after token_expired to send a fresh auth (then close 4003)",
-               apply: { c, v throws(Invalid) in c.auth.tokenGraceMs = try duration(v, "token-grace", in: 0...3_600_000) }, current: { "\($0.auth.tokenGraceMs)ms" }),
-        Option(name: "allowed-origins", kind: .list, help: "comma list of browser origins allowed to connect (https://app.example.com, https://*.example.com); unset = any",
-               apply: { c, v in c.auth.allowedOrigins = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
-               current: { $0.auth.allowedOrigins.joined(separator: ",") }),
-        Option(name: "allow-no-origin", kind: .flag, help: "yes/no: allow handshakes without an Origin header (non-browser clients)",
-               apply: { c, v throws(Invalid) in c.auth.allowNoOrigin = try yesNo(v, "allow-no-origin") }, current: { $0.auth.allowNoOrigin ? "yes" : "no" }),
-        Option(name: "token-cookie", kind: .string, help: "cookie name carrying the token (unset = cookies are not read)",
-               apply: { c, v in c.auth.tokenCookie = v.isEmpty ? nil : v }, current: { $0.auth.tokenCookie ?? "" }),
-        Option(name: "max-connections-per-ip", kind: .int, help: "concurrent connections per client IP on this node, 429 above (0 = unlimited)",
-               apply: { c, v throws(Invalid) in c.auth.maxConnectionsPerIP = try int(v, "max-connections-per-ip", 0...10_000_000) }, current: { "\($0.auth.maxConnectionsPerIP)" }),
-        Option(name: "max-handshakes-per-ip", kind: .int, help: "handshakes per second per client IP on this node, 429 above (0 = unlimited)",
-               apply: { c, v throws(Invalid) in c.auth.maxHandshakesPerIP = try int(v, "max-handshakes-per-ip", 0...10_000_000) }, current: { "\($0.auth.maxHandshakesPerIP)" }),
+        Option(
+            name: "jwt-secret", kind: .string, help: "HMAC secret for HS256/384/512 tokens, at least 32 bytes ('base64:…' for binary); unset = no HS*",
+            apply: { c, v in c.auth.jwtSecret = v.isEmpty ? nil : v }, current: { $0.auth.jwtSecret ?? "" }, secret: true),
+        Option(
+            name: "jwt-public-key", kind: .list, help: "PEM public key file for RS*/ES* tokens, 'path' or 'kid=path'; repeatable (key rotation)",
+            apply: { c, v in c.auth.jwtPublicKeys += v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
+            current: { $0.auth.jwtPublicKeys.joined(separator: ",") }, reset: { $0.auth.jwtPublicKeys = [] }),
+        Option(
+            name: "jwt-issuer", kind: .string, help: "required 'iss' claim (unset = not checked)",
+            apply: { c, v in c.auth.jwtIssuer = v.isEmpty ? nil : v }, current: { $0.auth.jwtIssuer ?? "" }),
+        Option(
+            name: "jwt-audience", kind: .string, help: "required member of the 'aud' claim (unset = not checked)",
+            apply: { c, v in c.auth.jwtAudience = v.isEmpty ? nil : v }, current: { $0.auth.jwtAudience ?? "" }),
+        Option(
+            name: "jwt-require-exp", kind: .flag, help: "yes/no: refuse tokens without a numeric exp claim (a token that never expires outlives revocation)",
+            apply: { c, v throws(Invalid) in c.auth.jwtRequireExp = try yesNo(v, "jwt-require-exp") }, current: { $0.auth.jwtRequireExp ? "yes" : "no" }),
+        Option(
+            name: "jwt-leeway", kind: .duration, help: "clock skew tolerated on exp, nbf and iat",
+            apply: { c, v throws(Invalid) in c.auth.jwtLeewayMs = try duration(v, "jwt-leeway", in: 0...3_600_000) }, current: { "\($0.auth.jwtLeewayMs)ms" }),
+        Option(
+            name: "rooms-claim", kind: .string, help: "claim listing the room patterns a token may join ('*' = one segment, '{sub}' = the user)",
+            apply: { c, v throws(Invalid) in c.auth.roomsClaim = try claimName(v, "rooms-claim") }, current: { $0.auth.roomsClaim }),
+        Option(
+            name: "publish-claim", kind: .string, help: "claim listing the room patterns a token may publish to",
+            apply: { c, v throws(Invalid) in c.auth.publishClaim = try claimName(v, "publish-claim") }, current: { $0.auth.publishClaim }),
+        Option(
+            name: "auth-url", kind: .string, help: "auth backend, http://host[:port][/path], POSTed each new token (unset = JWT only)",
+            apply: { c, v in c.auth.authURL = v.isEmpty ? nil : v }, current: { $0.auth.authURL ?? "" }),
+        Option(
+            name: "auth-retries", kind: .int, help: "auth backend retries after the first attempt (5xx, timeout, refused)",
+            apply: { c, v throws(Invalid) in c.auth.authRetries = try int(v, "auth-retries", 0...10) }, current: { "\($0.auth.authRetries)" }),
+        Option(
+            name: "auth-backoff-base", kind: .duration, help: "ceiling of the first retry's full-jitter wait (doubles per retry)",
+            apply: { c, v throws(Invalid) in c.auth.authBackoffBaseMs = try duration(v, "auth-backoff-base", in: 0...60_000) },
+            current: { "\($0.auth.authBackoffBaseMs)ms" }),
+        Option(
+            name: "auth-backoff-cap", kind: .duration, help: "largest backoff ceiling",
+            apply: { c, v throws(Invalid) in c.auth.authBackoffCapMs = try duration(v, "auth-backoff-cap", in: 0...600_000) },
+            current: { "\($0.auth.authBackoffCapMs)ms" }),
+        Option(
+            name: "auth-try-timeout", kind: .duration, help: "one auth backend attempt, connect to last byte",
+            apply: { c, v throws(Invalid) in c.auth.authTryTimeoutMs = try duration(v, "auth-try-timeout", in: 1...600_000) },
+            current: { "\($0.auth.authTryTimeoutMs)ms" }),
+        Option(
+            name: "auth-deadline", kind: .duration, help: "all attempts of one auth backend call",
+            apply: { c, v throws(Invalid) in c.auth.authDeadlineMs = try duration(v, "auth-deadline", in: 1...600_000) },
+            current: { "\($0.auth.authDeadlineMs)ms" }),
+        Option(
+            name: "auth-breaker-threshold", kind: .int, help: "consecutive failed backend attempts that open the circuit breaker",
+            apply: { c, v throws(Invalid) in c.auth.authBreakerThreshold = try int(v, "auth-breaker-threshold", 1...1_000_000) },
+            current: { "\($0.auth.authBreakerThreshold)" }),
+        Option(
+            name: "auth-breaker-cooldown", kind: .duration, help: "time the breaker stays open (auths fail fast with 503 / 1013) before a probe",
+            apply: { c, v throws(Invalid) in c.auth.authBreakerCooldownMs = try duration(v, "auth-breaker-cooldown", in: 0...3_600_000) },
+            current: { "\($0.auth.authBreakerCooldownMs)ms" }),
+        Option(
+            name: "auth-cache-ttl", kind: .duration, help: "how long a backend success is reused for the same token (0 = no cache)",
+            apply: { c, v throws(Invalid) in c.auth.authCacheTTLMs = try duration(v, "auth-cache-ttl", in: 0...3_600_000) },
+            current: { "\($0.auth.authCacheTTLMs)ms" }),
+        Option(
+            name: "auth-cache-size", kind: .int, help: "most tokens in the auth backend cache",
+            apply: { c, v throws(Invalid) in c.auth.authCacheSize = try int(v, "auth-cache-size", 1...10_000_000) }, current: { "\($0.auth.authCacheSize)" }),
+        Option(
+            name: "auth-max-inflight", kind: .int, help: "most distinct tokens checked with the backend at once (beyond: 503 / 1013)",
+            apply: { c, v throws(Invalid) in c.auth.authMaxInflight = try int(v, "auth-max-inflight", 1...1_000_000) },
+            current: { "\($0.auth.authMaxInflight)" }),
+        Option(
+            name: "auth-timeout", kind: .duration, help: "time a token-less connection has to send {\"op\":\"auth\"} (then close 4001)",
+            apply: { c, v throws(Invalid) in c.auth.authTimeoutMs = try duration(v, "auth-timeout", in: 1...3_600_000) },
+            current: { "\($0.auth.authTimeoutMs)ms" }),
+        Option(
+            name: "token-expiring-notice", kind: .duration, help: "token_expiring is sent this long before exp (or halfway through a shorter token; 0 = off)",
+            apply: { c, v throws(Invalid) in c.auth.tokenExpiringNoticeMs = try duration(v, "token-expiring-notice", in: 0...86_400_000) },
+            current: { "\($0.auth.tokenExpiringNoticeMs)ms" }),
+        Option(
+            name: "token-grace", kind: .duration, help: "time after token_expired to send a fresh auth (then close 4003)",
+            apply: { c, v throws(Invalid) in c.auth.tokenGraceMs = try duration(v, "token-grace", in: 0...3_600_000) }, current: { "\($0.auth.tokenGraceMs)ms" }
+        ),
+        Option(
+            name: "allowed-origins", kind: .list,
+            help: "comma list of browser origins allowed to connect (https://app.example.com, https://*.example.com); unset = any",
+            apply: { c, v in c.auth.allowedOrigins = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
+            current: { $0.auth.allowedOrigins.joined(separator: ",") }),
+        Option(
+            name: "allow-no-origin", kind: .flag, help: "yes/no: allow handshakes without an Origin header (non-browser clients)",
+            apply: { c, v throws(Invalid) in c.auth.allowNoOrigin = try yesNo(v, "allow-no-origin") }, current: { $0.auth.allowNoOrigin ? "yes" : "no" }),
+        Option(
+            name: "token-cookie", kind: .string, help: "cookie name carrying the token (unset = cookies are not read)",
+            apply: { c, v in c.auth.tokenCookie = v.isEmpty ? nil : v }, current: { $0.auth.tokenCookie ?? "" }),
+        Option(
+            name: "max-connections-per-ip", kind: .int, help: "concurrent connections per client IP on this node, 429 above (0 = unlimited)",
+            apply: { c, v throws(Invalid) in c.auth.maxConnectionsPerIP = try int(v, "max-connections-per-ip", 0...10_000_000) },
+            current: { "\($0.auth.maxConnectionsPerIP)" }),
+        Option(
+            name: "max-handshakes-per-ip", kind: .int, help: "handshakes per second per client IP on this node, 429 above (0 = unlimited)",
+            apply: { c, v throws(Invalid) in c.auth.maxHandshakesPerIP = try int(v, "max-handshakes-per-ip", 0...10_000_000) },
+            current: { "\($0.auth.maxHandshakesPerIP)" })
     ]
 
     /// Checks the auth flags together and loads the keys (called at the end of `parse`). Errors: `Invalid`

@@ -50,8 +50,10 @@ final class BackendClient: Sendable {
     let counters: @Sendable (GatewayLoop) -> BackendAttemptCounters
     private let state: Lock<(breaker: CircuitBreaker, inflight: Int)>
 
-    init(name: String, endpoint: AuthEndpoint, policy: RetryPolicy, breaker: CircuitBreaker, maxInflight: Int, maxResponseBytes: Int = 64 * 1024,
-         counters: @escaping @Sendable (GatewayLoop) -> BackendAttemptCounters) {
+    init(
+        name: String, endpoint: AuthEndpoint, policy: RetryPolicy, breaker: CircuitBreaker, maxInflight: Int, maxResponseBytes: Int = 64 * 1024,
+        counters: @escaping @Sendable (GatewayLoop) -> BackendAttemptCounters
+    ) {
         self.name = name
         self.endpoint = endpoint
         self.policy = policy
@@ -82,8 +84,10 @@ final class BackendClient: Sendable {
 
     /// Sends `request` from `loop` (call on that loop) with retries; `classify` judges each answer.
     /// `completion` runs once, on `loop`, never inside this call.
-    func call<Value>(on loop: GatewayLoop, request: [UInt8], classify: @escaping (HTTPExchange.Response) -> BackendVerdict<Value>,
-                     completion: @escaping (Result<Value, BackendFailure>) -> Void) {
+    func call<Value>(
+        on loop: GatewayLoop, request: [UInt8], classify: @escaping (HTTPExchange.Response) -> BackendVerdict<Value>,
+        completion: @escaping (Result<Value, BackendFailure>) -> Void
+    ) {
         let reserved = state.withLock { s -> Bool in
             guard s.inflight < maxInflight else { return false }
             s.inflight += 1
@@ -131,8 +135,10 @@ final class BackendAttempts<Value> {
     private var attempt = 0
     private var rng = SystemRandomNumberGenerator()
 
-    init(client: BackendClient, loop: GatewayLoop, request: [UInt8], classify: @escaping (HTTPExchange.Response) -> BackendVerdict<Value>,
-         completion: @escaping (Result<Value, BackendFailure>) -> Void) {
+    init(
+        client: BackendClient, loop: GatewayLoop, request: [UInt8], classify: @escaping (HTTPExchange.Response) -> BackendVerdict<Value>,
+        completion: @escaping (Result<Value, BackendFailure>) -> Void
+    ) {
         self.client = client
         self.loop = loop
         self.request = request
@@ -152,8 +158,10 @@ final class BackendAttempts<Value> {
             loop.loop.schedule(afterMilliseconds: 0) { done(.failure(.breakerOpen(retryAfterSeconds: BackendClient.seconds(ms)))) }
             return
         }
-        HTTPExchange.start(context: loop.backendSockets, address: client.endpoint.address, request: request, timeoutMs: timeoutMs,
-                           maxBodyBytes: client.maxResponseBytes) { [self] result in handle(result) }
+        HTTPExchange.start(
+            context: loop.backendSockets, address: client.endpoint.address, request: request, timeoutMs: timeoutMs,
+            maxBodyBytes: client.maxResponseBytes
+        ) { [self] result in handle(result) }
     }
 
     private func handle(_ result: Result<HTTPExchange.Response, HTTPExchange.Failure>) {
@@ -180,8 +188,12 @@ final class BackendAttempts<Value> {
         }
         m.errors.add()
         client.record(success: false)
-        loop.node.logger.rateLimited(.warn, "\(client.name) attempt failed", ["attempt": .int(attempt), "error": .string(why),
-                                                                            "url_host": .string(client.endpoint.hostHeader)])
+        loop.node.logger.rateLimited(
+            .warn, "\(client.name) attempt failed",
+            [
+                "attempt": .int(attempt), "error": .string(why),
+                "url_host": .string(client.endpoint.hostHeader)
+            ])
         let step = retryable ? client.policy.afterFailure(attempt: attempt, startedAt: startedAt, now: monotonicMilliseconds(), using: &rng) : .giveUp
         switch step {
         case .retry(let afterMs, let timeoutMs):

@@ -1,4 +1,5 @@
 import Runtime
+
 /// A circuit breaker for the auth backend, as a value driven by the caller's clock (monotonic ms), so tests
 /// run it with a fake one.
 ///
@@ -97,7 +98,7 @@ public struct CircuitBreaker: Sendable, Equatable {
         case .halfOpen:
             trip(now)
         case .open:
-            break   // a late failure of a call started before the breaker opened
+            break  // a late failure of a call started before the breaker opened
         }
     }
 

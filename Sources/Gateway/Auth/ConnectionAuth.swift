@@ -53,9 +53,11 @@ extension Connection {
         guard let ip = admitPeer(head), let st = authState else { return false }
         guard svc.requiresToken else { return true }
         if svc.backend != nil {
-            st.context = AuthRequestContext(clientIP: ip, headers: AuthRequestContext.forwardedHeaders.compactMap { name in
-                head.headers[name].map { (name.lowercased(), $0) }
-            })
+            st.context = AuthRequestContext(
+                clientIP: ip,
+                headers: AuthRequestContext.forwardedHeaders.compactMap { name in
+                    head.headers[name].map { (name.lowercased(), $0) }
+                })
         }
         // Socket.IO authenticates each namespace CONNECT (its auth object), after the upgrade.
         guard personality is RoomProtocol else { return true }
@@ -125,7 +127,8 @@ extension Connection {
             return true
         case .invalid(let error):
             m.count(.invalid)
-            loop.node.logger.rateLimited(.info, "token refused", ["rule": .string(error.label), "peer": .string(st.context?.clientIP ?? Socket.peerAddress(fd))])
+            loop.node.logger.rateLimited(
+                .info, "token refused", ["rule": .string(error.label), "peer": .string(st.context?.clientIP ?? Socket.peerAddress(fd))])
             reject(HTTPError(status: .unauthorized, reason: error.reason, headers: [bearer]))
         case .rejected(let reason):
             m.count(.rejected)

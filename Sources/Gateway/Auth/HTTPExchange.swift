@@ -47,8 +47,10 @@ final class HTTPExchange: StreamSocket, @unchecked Sendable {
     /// Starts the exchange on `context`'s loop (its thread). `timeoutMs` bounds everything; `completion` is
     /// called once.
     @discardableResult
-    static func start(context: SocketContext, address: sockaddr_in?, request: [UInt8], timeoutMs: Int, maxBodyBytes: Int = 64 * 1024,
-                      completion: @escaping Completion) -> HTTPExchange {
+    static func start(
+        context: SocketContext, address: sockaddr_in?, request: [UInt8], timeoutMs: Int, maxBodyBytes: Int = 64 * 1024,
+        completion: @escaping Completion
+    ) -> HTTPExchange {
         let x = HTTPExchange(context: context, maxBodyBytes: maxBodyBytes, completion: completion)
         x.begin(address: address, request: request, timeoutMs: timeoutMs)
         return x
@@ -70,7 +72,9 @@ final class HTTPExchange: StreamSocket, @unchecked Sendable {
         try? Socket.setOption(s, CInt(IPPROTO_TCP), TCP_NODELAY, 1)
         var r: CInt
         repeat {
-            r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            r = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
         } while r < 0 && errno == EINTR
         if r < 0 && errno != EINPROGRESS { return failSoon(.connect(errno)) }
         guard register() else { return failSoon(.io(EBADF)) }
@@ -111,7 +115,7 @@ final class HTTPExchange: StreamSocket, @unchecked Sendable {
             }
             guard case .complete(let h, let consumed) = result else { return eof ? .failure(.closedEarly) : nil }
             if (100...199).contains(h.status) {
-                input.removeFirst(consumed)   // 100 Continue and other interim answers: skip
+                input.removeFirst(consumed)  // 100 Continue and other interim answers: skip
                 continue
             }
             head = h
@@ -137,7 +141,11 @@ final class HTTPExchange: StreamSocket, @unchecked Sendable {
         return eof ? .success(Response(status: h.status, headers: h.headers, body: Array(body))) : nil
     }
 
-    enum ChunkedResult: Equatable { case complete([UInt8]), needMore, invalid(String) }
+    enum ChunkedResult: Equatable {
+        case complete([UInt8])
+        case needMore
+        case invalid(String)
+    }
 
     /// Decodes a chunked body (RFC 9112 §7.1) from its first byte; extensions and trailers are skipped.
     static func decodeChunked(_ bytes: ArraySlice<UInt8>, limit: Int) -> ChunkedResult {

@@ -5,11 +5,16 @@ import Runtime
 /// unsecured JWS (RFC 7515 §A.5) is never accepted.
 public enum JWSAlgorithm: String, Sendable, CaseIterable {
     /// HMAC with SHA-256, SHA-384, SHA-512 (RFC 7518 §3.2): verified with the `--jwt-secret`.
-    case hs256 = "HS256", hs384 = "HS384", hs512 = "HS512"
+    case hs256 = "HS256"
+    case hs384 = "HS384"
+    case hs512 = "HS512"
     /// RSASSA-PKCS1-v1_5 with SHA-256/384/512 (RFC 7518 §3.3): verified with an RSA public key of at least 2,048 bits.
-    case rs256 = "RS256", rs384 = "RS384", rs512 = "RS512"
+    case rs256 = "RS256"
+    case rs384 = "RS384"
+    case rs512 = "RS512"
     /// ECDSA P-256 with SHA-256 and P-384 with SHA-384 (RFC 7518 §3.4): verified with an EC public key on that curve.
-    case es256 = "ES256", es384 = "ES384"
+    case es256 = "ES256"
+    case es384 = "ES384"
 
     /// The key family an algorithm needs. Keeping families apart is what stops the "HMAC keyed with the RSA
     /// public key" confusion attack: an HS token is only ever checked against the shared secret.

@@ -115,8 +115,10 @@ public struct JWTVerifier: Sendable {
     public var requireExp: Bool
 
     /// A verifier over `keys` with the given claim checks.
-    public init(keys: JWTKeySet, issuer: String? = nil, audience: String? = nil, leewaySeconds: Double = 30,
-                roomsClaim: String = "rooms", publishClaim: String = "publish", requireExp: Bool = true) {
+    public init(
+        keys: JWTKeySet, issuer: String? = nil, audience: String? = nil, leewaySeconds: Double = 30,
+        roomsClaim: String = "rooms", publishClaim: String = "publish", requireExp: Bool = true
+    ) {
         self.requireExp = requireExp
         self.keys = keys
         self.issuer = issuer
@@ -281,7 +283,7 @@ public struct JWTVerifier: Sendable {
     static func patterns(_ claims: [String: Any], _ name: String) throws(JWTError) -> [String] {
         guard let v = claims[name], !(v is NSNull) else { return [] }
         if let s = v as? String { return [s] }
-        if let strings = v as? [String] {   // the usual case, in one cast
+        if let strings = v as? [String] {  // the usual case, in one cast
             guard strings.count <= 1000 else { throw .invalidClaim(name) }
             return strings
         }

@@ -1,4 +1,5 @@
 import Runtime
+
 /// Which browser origins may open a WebSocket (RFC 6455 §10.2: a server that is not meant for every web
 /// page must check `Origin` and refuse others; this is what stops cross-site WebSocket hijacking, where a
 /// foreign page rides on the user's cookies).
@@ -81,7 +82,8 @@ public struct OriginPolicy: Sendable {
         guard let r = o.range(of: "://") else { return false }
         let scheme = String(o[..<r.lowerBound])
         guard scheme == "http" || scheme == "https", let (host, port) = Self.splitAuthority(o[r.upperBound...], scheme: scheme),
-              !host.contains("*") else { return false }
+            !host.contains("*")
+        else { return false }
         if exact.contains(Self.serialize(scheme: scheme, host: host, port: port)) { return true }
         for w in wildcards where (w.scheme == nil || w.scheme == scheme) && w.port == port {
             if host.hasSuffix(w.suffix) && host.count > w.suffix.count { return true }

@@ -1,4 +1,5 @@
 import Runtime
+
 /// Retries of one auth backend call: exponential backoff with full jitter (each wait uniform in
 /// 0...min(cap, base·2^(n−1)) before retry n; "Exponential Backoff and Jitter", AWS Architecture Blog, 2015),
 /// a timeout per attempt and an overall deadline. A value: tests drive it with a seeded generator and a

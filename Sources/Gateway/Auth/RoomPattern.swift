@@ -1,4 +1,5 @@
 import Runtime
+
 /// One room pattern from a token's `rooms` or `publish` claim (or the auth backend's answer).
 ///
 /// Patterns and room names are split into segments at `:`. A pattern segment is:

@@ -33,8 +33,11 @@ final class GatewayProcess: @unchecked Sendable {
         adminPort = try freePort()
         process = Process()
         process.executableURL = GatewayProcess.binary
-        process.arguments = ["--host", "127.0.0.1", "--port", "\(port)", "--admin-port", "\(adminPort)",
-                             "--threads", "\(threads)", "--log-level", "debug"] + arguments
+        process.arguments =
+            [
+                "--host", "127.0.0.1", "--port", "\(port)", "--admin-port", "\(adminPort)",
+                "--threads", "\(threads)", "--log-level", "debug"
+            ] + arguments
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SWITCHBOARD_") }
         for (k, v) in environment { env[k] = v }
         process.environment = env

@@ -24,8 +24,10 @@ final class RedisServer: @unchecked Sendable {
     func start() throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: RedisServer.binary)
-        p.arguments = ["--port", "\(port)", "--save", "", "--appendonly", "no", "--bind", "127.0.0.1", "--daemonize", "no",
-                       "--loglevel", "warning", "--protected-mode", "no"]
+        p.arguments = [
+            "--port", "\(port)", "--save", "", "--appendonly", "no", "--bind", "127.0.0.1", "--daemonize", "no",
+            "--loglevel", "warning", "--protected-mode", "no"
+        ]
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
         log.seekToEndOfFile()

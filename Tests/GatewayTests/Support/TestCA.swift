@@ -11,27 +11,27 @@ final class TestCA {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-tls-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let script = """
-        set -e
-        key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
-        key ca.key.pem
-        openssl req -x509 -key ca.key.pem -out ca.pem -days 30 -subj "/CN=Switchboard Test CA" 2>/dev/null
-        leaf() { # name subjectAltName
-          key "$1.key.pem"
-          openssl req -new -key "$1.key.pem" -out "$1.csr" -subj "/CN=$1" 2>/dev/null
-          printf 'subjectAltName=%s\\n' "$2" > "$1.ext"
-          openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key.pem -CAcreateserial -days 30 -extfile "$1.ext" -out "$1.pem" 2>/dev/null
-        }
-        leaf server "IP:127.0.0.1,DNS:localhost"
-        leaf other "DNS:other.test"
-        key stray.key.pem
-        # An expired certificate: `openssl ca` takes explicit dates.
-        mkdir -p expd && : > expd/index.txt && echo 01 > expd/serial
-        printf '[ca]\\ndefault_ca=d\\n[d]\\ndatabase=expd/index.txt\\nnew_certs_dir=expd\\nserial=expd/serial\\ndefault_md=sha256\\npolicy=p\\ncopy_extensions=copy\\n[p]\\ncommonName=supplied\\n' > expd/ca.cnf
-        key expired.key.pem
-        openssl req -new -key expired.key.pem -out expired.csr -subj "/CN=expired" -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
-        openssl ca -batch -config expd/ca.cnf -cert ca.pem -keyfile ca.key.pem -in expired.csr -out expired.pem -notext \\
-          -startdate 20200101000000Z -enddate 20200102000000Z >/dev/null 2>&1
-        """
+            set -e
+            key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+            key ca.key.pem
+            openssl req -x509 -key ca.key.pem -out ca.pem -days 30 -subj "/CN=Switchboard Test CA" 2>/dev/null
+            leaf() { # name subjectAltName
+              key "$1.key.pem"
+              openssl req -new -key "$1.key.pem" -out "$1.csr" -subj "/CN=$1" 2>/dev/null
+              printf 'subjectAltName=%s\\n' "$2" > "$1.ext"
+              openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key.pem -CAcreateserial -days 30 -extfile "$1.ext" -out "$1.pem" 2>/dev/null
+            }
+            leaf server "IP:127.0.0.1,DNS:localhost"
+            leaf other "DNS:other.test"
+            key stray.key.pem
+            # An expired certificate: `openssl ca` takes explicit dates.
+            mkdir -p expd && : > expd/index.txt && echo 01 > expd/serial
+            printf '[ca]\\ndefault_ca=d\\n[d]\\ndatabase=expd/index.txt\\nnew_certs_dir=expd\\nserial=expd/serial\\ndefault_md=sha256\\npolicy=p\\ncopy_extensions=copy\\n[p]\\ncommonName=supplied\\n' > expd/ca.cnf
+            key expired.key.pem
+            openssl req -new -key expired.key.pem -out expired.csr -subj "/CN=expired" -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
+            openssl ca -batch -config expd/ca.cnf -cert ca.pem -keyfile ca.key.pem -in expired.csr -out expired.pem -notext \\
+              -startdate 20200101000000Z -enddate 20200102000000Z >/dev/null 2>&1
+            """
         let (status, out) = try runTool(["bash", "-c", script], directory: dir)
         guard status == 0 else { throw TestFailure("test CA: \(out)") }
     }
@@ -45,11 +45,11 @@ final class TestCA {
     /// A new leaf named `name` for 127.0.0.1 and localhost, signed by this CA (for reload tests).
     func issue(_ name: String) throws {
         let script = """
-        set -e
-        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out \(name).key.pem 2>/dev/null
-        openssl req -new -key \(name).key.pem -out \(name).csr -subj "/CN=\(name)" 2>/dev/null
-        openssl x509 -req -in \(name).csr -CA ca.pem -CAkey ca.key.pem -CAcreateserial -days 30 -extfile server.ext -out \(name).pem 2>/dev/null
-        """
+            set -e
+            openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out \(name).key.pem 2>/dev/null
+            openssl req -new -key \(name).key.pem -out \(name).csr -subj "/CN=\(name)" 2>/dev/null
+            openssl x509 -req -in \(name).csr -CA ca.pem -CAkey ca.key.pem -CAcreateserial -days 30 -extfile server.ext -out \(name).pem 2>/dev/null
+            """
         let (status, out) = try runTool(["bash", "-c", script], directory: dir)
         guard status == 0 else { throw TestFailure("issue \(name): \(out)") }
     }
@@ -62,8 +62,10 @@ final class TestCA {
 
 /// Runs a command (through `/usr/bin/env`, so PATH applies) and returns its exit status and combined output.
 /// `input` is written to its stdin, which is then closed; a command still running after `timeout` is killed.
-func runTool(_ arguments: [String], directory: URL? = nil, environment: [String: String] = [:], input: String? = nil,
-             timeout: TimeInterval = 60) throws -> (Int32, String) {
+func runTool(
+    _ arguments: [String], directory: URL? = nil, environment: [String: String] = [:], input: String? = nil,
+    timeout: TimeInterval = 60
+) throws -> (Int32, String) {
     ignoreSIGPIPE
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -46,7 +46,8 @@ final class WSClient {
         }
         if expectHello {
             guard case .text(let t)? = try next(timeout: 5),
-                  let h = Array(t.utf8).withUnsafeBytes({ Envelope.decodeServer($0) }), h.op == "hello" else {
+                let h = Array(t.utf8).withUnsafeBytes({ Envelope.decodeServer($0) }), h.op == "hello"
+            else {
                 throw TestFailure("expected hello")
             }
             hello = h
