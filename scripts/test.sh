@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and runs every check: the offline repository checks (container hardening, workflow schema and
-# zizmor, secrets in the history, docs/security.md's test names, swift-format lint as a report), the
+# zizmor, secrets in the history, docs/security.md's test names, swift-format lint --strict), the
 # deployment files (scripts/validate-deploy.sh), unit and integration tests (swift test: real binary, real
 # sockets, the ../shared/cases probes), bounded libFuzzer runs, then Autobahn|Testsuite groups 1-7 and 10
 # against the echo path over ws:// and over wss:// (TLS terminated by the node), and groups 12-13
@@ -31,9 +31,9 @@ tail -2 "$logs/secrets-scan.log"
 echo "== docs/security.md names real tests (scripts/check-security-doc.sh)"
 bash scripts/check-security-doc.sh
 
-echo "== lint (scripts/lint.sh, report only until the whole-tree swift-format reformat lands)"
+echo "== lint (scripts/lint.sh: swift format lint --strict, fails on any finding)"
 # Into a file first: `| head -1` would close the pipe under lint.sh (SIGPIPE, and pipefail fails the run).
-LINT_REPORT_ONLY=1 bash scripts/lint.sh > "$logs/lint.log" 2>&1
+bash scripts/lint.sh > "$logs/lint.log" 2>&1 || { cat "$logs/lint.log"; exit 1; }
 head -1 "$logs/lint.log"
 
 echo "== deployment files (scripts/validate-deploy.sh)"
