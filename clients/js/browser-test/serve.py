@@ -8,6 +8,15 @@ POST /drain sends SIGTERM to DRAIN_PID (the page's node), so the page decides wh
 """
 import http.server, os, signal, sys, threading
 
+# The server answers each request on its own thread: a line is written whole under a lock, or two
+# threads' `print`s interleave (text, text, newline, newline) and "RESULT" no longer starts a line.
+out_lock = threading.Lock()
+
+def say(line):
+    with out_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
 root, drain_pid = sys.argv[1], int(sys.argv[2])
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -27,15 +36,15 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.end_headers()
         if self.path == "/drain":
             os.kill(drain_pid, signal.SIGTERM)
-            print(f"DRAIN {drain_pid}", flush=True)
+            say(f"DRAIN {drain_pid}")
         elif self.path == "/log":
-            print("LOG " + body.replace("\n", " "), flush=True)
+            say("LOG " + body.replace("\n", " "))
         elif self.path == "/result":
-            print("RESULT " + body.replace("\n", " "), flush=True)
+            say("RESULT " + body.replace("\n", " "))
             threading.Thread(target=server.shutdown).start()
 
 Handler.extensions_map[".js"] = "text/javascript"
 Handler.extensions_map[".mjs"] = "text/javascript"
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-print(f"PORT {server.server_address[1]}", flush=True)
+say(f"PORT {server.server_address[1]}")
 server.serve_forever()
