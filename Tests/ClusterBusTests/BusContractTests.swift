@@ -4,6 +4,7 @@ import Glibc
 import Protocol
 import Runtime
 import Synchronization
+import TestSupport
 import Testing
 
 /// One contract, two buses: every test here runs against `LocalRooms` and against `RedisBus` on a real
@@ -167,23 +168,4 @@ import Testing
         #expect(!data.contains("\"y\""), "a refused publish is never stored")
         #expect((h.redisBus?.metrics.publishUnknown.load() ?? 0) >= 1)
     }
-}
-
-func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(10_000)
-    }
-    return condition()
-}
-
-func sync<T: Sendable>(timeout: Int = 5, _ body: (@escaping @Sendable (T) -> Void) -> Void) -> T? {
-    let box = Lock<T?>(nil)
-    let done = DispatchSemaphore(value: 0)
-    body { v in
-        box.withLock { $0 = v }; done.signal()
-    }
-    guard done.wait(timeout: .now() + .seconds(timeout)) == .success else { return nil }
-    return box.withLock { $0 }
 }

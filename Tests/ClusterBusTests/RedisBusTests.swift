@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Protocol
 import Runtime
+import TestSupport
 import Testing
 
 /// `RedisBus` on a real gateway `EventLoop` against a real `redis-server`, without the gateway around it.
@@ -25,25 +26,6 @@ import Testing
         let recorder = Recorder()
         bus.start(delegate: recorder)
         return (bus, recorder, loop)
-    }
-
-    func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(10_000)
-        }
-        return condition()
-    }
-
-    func sync<T: Sendable>(_ body: (@escaping @Sendable (T) -> Void) -> Void) -> T? {
-        let box = Lock<T?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        body { v in
-            box.withLock { $0 = v }; done.signal()
-        }
-        guard done.wait(timeout: .now() + 5) == .success else { return nil }
-        return box.withLock { $0 }
     }
 
     @Test func publishWhileRedisIsUnreachableFailsWithUnavailableAndRetriesWithBackoff() throws {

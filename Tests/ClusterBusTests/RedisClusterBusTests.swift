@@ -19,25 +19,6 @@ import Testing
         }
     }
 
-    func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(10_000)
-        }
-        return condition()
-    }
-
-    func sync<T: Sendable>(_ body: (@escaping @Sendable (T) -> Void) -> Void) -> T? {
-        let box = Lock<T?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        body { v in
-            box.withLock { $0 = v }; done.signal()
-        }
-        guard done.wait(timeout: .now() + 5) == .success else { return nil }
-        return box.withLock { $0 }
-    }
-
     func node(_ index: Int, seeds: [Int], prefix: String) throws -> (RedisClusterBus, Recorder, EventLoop) {
         let loop = try EventLoop(index: 90 + index)
         loop.start(name: "cluster-bus-\(index)")

@@ -17,15 +17,6 @@ import Testing
         let confirmed = Lock<[String]>([])
     }
 
-    func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(10_000)
-        }
-        return condition()
-    }
-
     /// Runs `body` on the loop and waits for its result.
     func onLoop<T: Sendable>(_ loop: EventLoop, _ body: @escaping (@escaping (T) -> Void) -> Void) -> T? {
         let box = Lock<T?>(nil)
@@ -41,16 +32,7 @@ import Testing
     }
 
     func cli(_ port: Int, _ args: [String]) -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
-        p.arguments = ["-p", "\(port)"] + args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return "" }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        RedisTestCluster.cli(port, args).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test func commandsAndShardedPubSubFollowASlotMigration() throws {

@@ -5,6 +5,7 @@ import Glibc
 import Protocol
 import Runtime
 import TLS
+import TestSupport
 import Testing
 
 /// `rediss://`: the bus against Debian's `redis-server` on `--tls-port` with a test CA. Trusted and named
@@ -59,15 +60,6 @@ import Testing
         let recorder = Recorder()
         bus.start(delegate: recorder)
         return (bus, recorder, loop)
-    }
-
-    func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(10_000)
-        }
-        return condition()
     }
 
     @Test func trustedServerCarriesRoomMessagesOverTLS() throws {
