@@ -3,20 +3,26 @@ package): handshake, masked frames out, unmasked frames in, pings answered. Not 
 it assumes a well-behaved server (Switchboard) and text messages."""
 import base64, os, socket, struct, time
 
+def handshake(port, path="/ws", host="127.0.0.1", headers=""):
+    """Opens a socket and upgrades it: (socket, bytes read past the 101's head, the head). `headers`: extra
+    request lines, each ending in CRLF. ConnectionError for anything but 101."""
+    s = socket.create_connection((host, port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n").encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(4096)
+        if not chunk: raise ConnectionError("closed during the handshake")
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    if b" 101 " not in head.split(b"\r\n")[0]: raise ConnectionError(head.decode(errors="replace"))
+    return s, rest, head
+
 class WS:
     def __init__(self, port, path="/ws", host="127.0.0.1"):
-        self.s = socket.create_connection((host, port))
+        self.s, self.buf, _ = handshake(port, path, host)
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.s.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-        self.buf = b""
-        while b"\r\n\r\n" not in self.buf:
-            chunk = self.s.recv(4096)
-            if not chunk: raise ConnectionError("closed during the handshake")
-            self.buf += chunk
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        if b" 101 " not in head.split(b"\r\n")[0]: raise ConnectionError(head.decode(errors="replace"))
 
     @staticmethod
     def frame(payload, opcode=1, zero_mask=False):
@@ -71,5 +77,11 @@ def http_get(port, path, host="127.0.0.1"):
     return int(head.split()[1]), body.decode(errors="replace"), time.perf_counter() - t
 
 def rss_mib(pid):
+    return rss_bytes(pid) / 1048576
+
+def rss_bytes(pid):
     for l in open(f"/proc/{pid}/status"):
-        if l.startswith("VmRSS"): return int(l.split()[1]) / 1024
+        if l.startswith("VmRSS:"): return int(l.split()[1]) * 1024
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p

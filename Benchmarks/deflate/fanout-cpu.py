@@ -11,21 +11,15 @@ CPU = the node's utime + stime (/proc/PID/stat, clock ticks) over the publish ph
 deliveries the readers counted (members x messages, checked). CPU time, not throughput or wall time: the
 machine is shared, and CPU time charged to the gateway process is what the other load disturbs least.
 """
-import argparse, base64, json, os, selectors, socket, struct, subprocess, sys, time
+import argparse, json, os, selectors, socket, struct, subprocess, sys, time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import wsraw
 
 OFFER = "permessage-deflate; client_max_window_bits"
 
 def upgrade(port, deflate):
-    s = socket.create_connection(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    ext = f"Sec-WebSocket-Extensions: {OFFER}\r\n" if deflate else ""
-    s.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n").encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += s.recv(4096)
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    if b" 101 " not in head.split(b"\r\n")[0]: raise ConnectionError(head.decode(errors="replace"))
+    s, rest, head = wsraw.handshake(port, headers=f"Sec-WebSocket-Extensions: {OFFER}\r\n" if deflate else "")
     if (b"permessage-deflate" in head.lower()) != deflate: raise ConnectionError("extension not as asked: " + head.decode())
     return s, rest
 
@@ -87,9 +81,6 @@ def cpu_ticks(pid):
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return int(f[11]) + int(f[12])     # utime + stime (fields 14 and 15)
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
 WORDS = ("the deploy of node two finished and latency is back under ten milliseconds while the queue drained "
          "slowly because redis was busy with a snapshot so we paused the rollout until the canary looked healthy "
          "again please check the dashboard before merging anything else today thanks").split()
@@ -104,7 +95,7 @@ def message(i):
     return json.dumps({"op": "publish", "room": "fan", "data": {"user": "ada", "n": i, "ts": 1764800000000 + i, "text": text}})
 
 def measure(binary, members, messages, rate, deflate, procs=4):
-    port, admin = free_port(), free_port()
+    port, admin = wsraw.free_port(), wsraw.free_port()
     node = subprocess.Popen([binary, "--port", str(port), "--admin-port", str(admin), "--threads", "2", "--log-level", "warn",
                              "--max-outbound-bytes", "16MiB", "--max-frame-rate", "0", "--history-size", "100",
                              "--permessage-deflate", "yes" if deflate else "no"], stderr=subprocess.DEVNULL)

@@ -9,23 +9,15 @@ is read before the first connection (after 200 warm-up connections were opened a
 read buffers and the allocator's first arenas are counted in neither) and 3 s after the last; per connection
 = the difference / N. Memory, not time: the busy machine does not change it.
 """
-import argparse, base64, json, os, socket, subprocess, sys, time
+import argparse, json, os, socket, subprocess, sys, time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import wsraw
 
 OFFER = "permessage-deflate; client_max_window_bits"
 
 def upgrade(port, deflate):
-    s = socket.create_connection(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    ext = f"Sec-WebSocket-Extensions: {OFFER}\r\n" if deflate else ""
-    s.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n").encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(4096)
-        if not chunk: raise ConnectionError("closed during the handshake")
-        buf += chunk
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    if b" 101 " not in head.split(b"\r\n")[0]: raise ConnectionError(head.decode(errors="replace"))
+    s, rest, head = wsraw.handshake(port, headers=f"Sec-WebSocket-Extensions: {OFFER}\r\n" if deflate else "")
     if (b"permessage-deflate" in head.lower()) != deflate: raise ConnectionError("extension not as asked: " + head.decode())
     while len(rest) < 2 or len(rest) < 2 + (rest[1] & 0x7F):   # the hello frame (short, uncompressed)
         rest += s.recv(4096)
@@ -37,15 +29,8 @@ def client(port, count, deflate):
     print(len(socks), flush=True)
     sys.stdin.read()
 
-def rss(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"): return int(line.split()[1]) * 1024
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
 def measure(binary, n, procs, deflate):
-    port, admin = free_port(), free_port()
+    port, admin = wsraw.free_port(), wsraw.free_port()
     node = subprocess.Popen([binary, "--port", str(port), "--admin-port", str(admin), "--threads", "2", "--log-level", "warn",
                              "--ping-interval", "1h", "--pong-timeout", "1h", "--max-connections", str(n + 1000),
                              "--permessage-deflate", "yes"], stderr=subprocess.DEVNULL)
@@ -56,14 +41,14 @@ def measure(binary, n, procs, deflate):
         warm = [upgrade(port, deflate) for _ in range(200)]
         for s in warm: s.close()
         time.sleep(2)
-        before = rss(node.pid)
+        before = wsraw.rss_bytes(node.pid)
         share = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
         kids = [subprocess.Popen([sys.executable, __file__, "--client", str(port), str(c), "1" if deflate else "0"],
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for c in share]
         opened = sum(int(k.stdout.readline() or 0) for k in kids)
         if opened != n: raise SystemExit(f"only {opened} of {n} connections opened")
         time.sleep(3)
-        after = rss(node.pid)
+        after = wsraw.rss_bytes(node.pid)
         for k in kids: k.stdin.close()
         for k in kids: k.wait()
         return before, after
