@@ -51,7 +51,7 @@ final class RedisLink: RedisConnectionDelegate {
         self.jitter = jitter
         self.context = SocketContext(loop: loop, readBufferBytes: 64 * 1024)
         self.machine = RedisConnectionMachine(backoff: backoff, connectTimeoutMilliseconds: connectTimeoutMilliseconds)
-        if RedisLink.isNumericAddress(endpoint.host) { resolvedHost = endpoint.host }
+        if Socket.isNumericAddress(endpoint.host) { resolvedHost = endpoint.host }
     }
 
     var isReady: Bool { machine.isReady }
@@ -179,12 +179,6 @@ final class RedisLink: RedisConnectionDelegate {
     }
 
     // MARK: - Addresses
-
-    static func isNumericAddress(_ host: String) -> Bool {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
-    }
 
     /// getaddrinfo (blocking: helper thread only); the first IPv4 or IPv6 address as text.
     static func lookup(host: String, port: Int) -> String? {

@@ -1,6 +1,7 @@
 import ClusterBus
 import Foundation
 import Glibc
+import Runtime
 
 extension Config {
     /// `--redis-cluster`: seed nodes of a Redis Cluster (draft mode: rooms and history over the cluster,
@@ -47,9 +48,7 @@ extension Config {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return nil }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        guard inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1 else { return nil }
+        guard Socket.isNumericAddress(host) else { return nil }
         return (host, port)
     }
 

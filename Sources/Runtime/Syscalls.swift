@@ -80,6 +80,14 @@ public enum Socket {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
+    /// Whether `host` is an IPv4 or IPv6 address literal (`inet_pton`), not a name to resolve or to send as
+    /// SNI / check against a certificate's DNS names.
+    public static func isNumericAddress(_ host: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    }
+
     /// `sockaddr_in` for a dotted-quad IPv4 host ("localhost" means 127.0.0.1).
     public static func ipv4Address(host: String, port: Int) throws(SyscallError) -> sockaddr_in {
         var addr = sockaddr_in()

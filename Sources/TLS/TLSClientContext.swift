@@ -1,5 +1,6 @@
 import COpenSSL
 import Glibc
+import Runtime
 
 /// The client side of TLS for outgoing connections (`rediss://`, `switchboard-bench --tls`): one OpenSSL
 /// `SSL_CTX` with `TLS_client_method`, peer verification on (off only for the bench, which measures cost
@@ -82,9 +83,7 @@ public final class TLSClientContext: @unchecked Sendable {
     /// certificate must cover it (subjectAltName DNS or IP entry); without, only the chain is verified.
     func makeSSL(fd: CInt, serverName: String, verifyName: Bool) -> OpaquePointer? {
         guard let ssl = SSL_new(context) else { return nil }
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        let isAddress = inet_pton(AF_INET, serverName, &v4) == 1 || inet_pton(AF_INET6, serverName, &v6) == 1
+        let isAddress = Socket.isNumericAddress(serverName)
         var ok = SSL_set_fd(ssl, fd) == 1
         if ok && !isAddress && !serverName.isEmpty { ok = cshim_SSL_set_tlsext_host_name(ssl, serverName) == 1 }
         if ok && verifyName {
