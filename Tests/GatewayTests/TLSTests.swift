@@ -25,6 +25,19 @@ import Testing
         def client_ctx(ca):
             ctx = ssl.create_default_context(cafile=ca)
             return ctx
+        def bio_handshake(port, ca):
+            # A TLS client driven by hand over MemoryBIOs: returns once the client side is done, with its
+            # last flight (Finished) still in `outg`, so the server is mid-handshake until it is sent.
+            raw = socket.create_connection(("127.0.0.1", port))
+            inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+            obj = client_ctx(ca).wrap_bio(inc, outg, server_hostname="127.0.0.1")
+            while True:
+                try:
+                    obj.do_handshake(); break
+                except ssl.SSLWantReadError:
+                    raw.sendall(outg.read())
+                    inc.write(raw.recv(65536))
+            return raw, obj, inc, outg
         """
 
     func python(_ script: String, _ args: [String], timeout: TimeInterval = 60) throws -> (Int32, String) {
@@ -401,15 +414,7 @@ import Testing
         p.arguments = [
             "-c",
             Self.prelude + "\n" + """
-                raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-                inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
-                obj = client_ctx(sys.argv[2]).wrap_bio(inc, outg, server_hostname="127.0.0.1")
-                while True:
-                    try:
-                        obj.do_handshake(); break
-                    except ssl.SSLWantReadError:
-                        raw.sendall(outg.read())
-                        inc.write(raw.recv(65536))
+                raw, obj, inc, outg = bio_handshake(int(sys.argv[1]), sys.argv[2])
                 # The client side is done; its Finished is held back, so the server is still mid-handshake.
                 print("mid-handshake", flush=True)
                 sys.stdin.readline()
@@ -474,15 +479,7 @@ import Testing
         let (status, out) = try python(
             """
             port, ca = int(sys.argv[1]), sys.argv[2]
-            raw = socket.create_connection(("127.0.0.1", port))
-            inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
-            obj = client_ctx(ca).wrap_bio(inc, outg, server_hostname="127.0.0.1")
-            while True:
-                try:
-                    obj.do_handshake(); break
-                except ssl.SSLWantReadError:
-                    raw.sendall(outg.read())
-                    inc.write(raw.recv(65536))
+            raw, obj, inc, outg = bio_handshake(port, ca)
             raw.sendall(outg.read())
             raw.sendall(bytes([0x17, 0x03, 0x03, 0x00, 0x20]) + os.urandom(32))
             raw.settimeout(3); t0 = time.time()
