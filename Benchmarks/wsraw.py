@@ -20,9 +20,21 @@ def handshake(port, path="/ws", host="127.0.0.1", headers=""):
     return s, rest, head
 
 class WS:
-    def __init__(self, port, path="/ws", host="127.0.0.1"):
-        self.s, self.buf, _ = handshake(port, path, host)
+    def __init__(self, port, path="/ws", host="127.0.0.1", deflate=None):
+        """deflate: a permessage-deflate offer (e.g. "permessage-deflate; client_max_window_bits"). When the
+        server accepts it, compressed messages are inflated as RFC 7692 §7.2.2 says: with one window for the
+        connection, or message by message when the response has server_no_context_takeover. `wire_bytes`
+        counts frame bytes received, `message_bytes` what a plain frame of each message would have taken."""
+        import re, zlib
+        self.s, self.buf, head = handshake(port, path, host, f"Sec-WebSocket-Extensions: {deflate}\r\n" if deflate else "")
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        m = re.search(rb"(?im)^sec-websocket-extensions:(.*)$", head)
+        self.extension = m.group(1).strip().decode() if m else None
+        bits = re.search(r"server_max_window_bits=(\d+)", self.extension or "")
+        self._window = -int(bits.group(1)) if bits else -15
+        self._fresh = "server_no_context_takeover" in (self.extension or "")
+        self._inflater = zlib.decompressobj(self._window)
+        self.wire_bytes = self.message_bytes = self.compressed = 0
 
     @staticmethod
     def frame(payload, opcode=1, zero_mask=False):
@@ -58,6 +70,14 @@ class WS:
             self._need(off + n)
             payload, self.buf = self.buf[off:off + n], self.buf[off + n:]
             op = b0 & 0x0F
+            if op in (1, 2):
+                self.wire_bytes += off + n
+                if b0 & 0x40:
+                    import zlib
+                    inflater = zlib.decompressobj(self._window) if self._fresh else self._inflater
+                    payload = inflater.decompress(payload + b"\0\0\xff\xff")
+                    self.compressed += 1
+                self.message_bytes += (2 if len(payload) < 126 else 4 if len(payload) < 65536 else 10) + len(payload)
             if op == 9: self.s.sendall(self.frame(payload, opcode=10))
             elif op == 8: raise ConnectionError(f"close {payload[:2].hex()} {payload[2:].decode(errors='replace')}")
             elif op in (1, 2): return payload.decode()

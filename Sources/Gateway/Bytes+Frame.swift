@@ -25,6 +25,9 @@ extension Bytes {
         return UnsafeRawBufferPointer(start: base + header, count: max(0, count - header))
     }
 
+    /// RSV1 set: a compressed message (RFC 7692 §6); what moves a peer's inflater window.
+    var isCompressedFrame: Bool { count > 0 && base.load(as: UInt8.self) & 0x40 != 0 }
+
     /// The frame's opcode (low nibble of the first byte, RFC 6455 §5.2).
     var frameOpcode: Opcode { Opcode(rawValue: base.load(as: UInt8.self) & 0x0F) }
 }

@@ -66,9 +66,11 @@ public struct Config: Sendable {
     /// `--max-fragments`: frames one message may span (default 1,000); more closes 1008 (RFC 6455 §5.4
     /// sets no limit, but every frame costs a header parse and a rate-limit token).
     public var maxFragments = 1000
-    /// `--permessage-deflate` (default yes) and `--deflate-threshold` (default 128 B): RFC 7692 compression
-    /// with no context takeover either way, so compressors are per loop, never per connection.
-    public var deflate = PerMessageDeflateSettings()
+    /// `--permessage-deflate` (default yes), `--deflate-threshold` (default 128 B), `--deflate-room-contexts`
+    /// (default 256 per loop) and `--deflate-room-window-bits` (default 13): RFC 7692 compression with no client
+    /// context takeover; the server compresses a room message once per loop, with the room's stream (context
+    /// takeover shared by the room's members) where it can, so compressors are per loop and room, never per connection.
+    public var deflate = PerMessageDeflateSettings(sharedContexts: 256, sharedWindowBits: 13)
     /// Bytes of the HTTP request head (431 above it).
     public var maxHeadSize = 8192
     /// Header lines in the HTTP request head (431 above it).
@@ -268,11 +270,20 @@ public struct Config: Sendable {
                 name: "max-fragments", kind: .int, help: "frames one message may span (close 1008 above it)",
                 apply: { c, v throws(Invalid) in c.maxFragments = try int(v, "max-fragments", 1...1_000_000) }, current: { "\($0.maxFragments)" }),
             Option(
-                name: "permessage-deflate", kind: .flag, help: "yes/no: offer RFC 7692 compression (no context takeover: no zlib memory per connection)",
+                name: "permessage-deflate", kind: .flag, help: "yes/no: offer RFC 7692 compression (no zlib memory per connection)",
                 apply: { c, v throws(Invalid) in c.deflate.isEnabled = try yesNo(v, "permessage-deflate") }, current: { $0.deflate.isEnabled ? "yes" : "no" }),
             Option(
                 name: "deflate-threshold", kind: .size, help: "messages shorter than this are sent uncompressed",
                 apply: { c, v throws(Invalid) in c.deflate.threshold = try size(v, "deflate-threshold") }, current: { "\($0.deflate.threshold)B" }),
+            Option(
+                name: "deflate-room-contexts", kind: .int,
+                help: "rooms per loop whose messages are compressed with context takeover, shared by their members (about 46 KiB each; 0 = each message alone)",
+                apply: { c, v throws(Invalid) in c.deflate.sharedContexts = try int(v, "deflate-room-contexts", 0...1_000_000) },
+                current: { "\($0.deflate.sharedContexts)" }),
+            Option(
+                name: "deflate-room-window-bits", kind: .int, help: "LZ77 window of a room's compressor, 9...15 (memory 2^(bits+2) B + 14 KiB)",
+                apply: { c, v throws(Invalid) in c.deflate.sharedWindowBits = try int(v, "deflate-room-window-bits", 9...15) },
+                current: { "\($0.deflate.sharedWindowBits)" }),
             Option(
                 name: "max-head-size", kind: .size, help: "largest HTTP request head (431 above it)",
                 apply: { c, v throws(Invalid) in c.maxHeadSize = try size(v, "max-head-size") }, current: { "\($0.maxHeadSize)B" }),

@@ -68,11 +68,12 @@ extension Connection {
         let proxied = config.trustedProxies.contains(peer) ? RequestID.from(head.headers["X-Request-ID"]) : nil
         requestID = proxied ?? loop.requestIDs.next()
         var extra = [HTTPHeader("X-Request-ID", requestID)]
-        // RFC 7692: the first acceptable permessage-deflate offer, no context takeover either way (so the
-        // compressor and the inflater are the loop's, shared by every connection on it).
+        // RFC 7692: the first acceptable permessage-deflate offer; no client context takeover (one inflater per
+        // loop) and server context takeover only through room streams (GatewayLoop+DeflateStreams.swift).
         if let deflate = PerMessageDeflate.negotiate(head.headers, settings: config.deflate) {
             extra.append(deflate.responseHeader)
             deflateWindowBits = UInt8(deflate.serverMaxWindowBits)
+            deflateShared = !deflate.serverNoContextTakeover && deflate.serverMaxWindowBits >= config.deflate.sharedWindowBits
             reader = WebSocketReader(role: .server, maxMessageSize: config.maxMessageSize, maxFragments: config.maxFragments, deflate: loop.inflater)
         }
         enqueueRaw(Bytes(handshake.response(extraHeaders: extra)))

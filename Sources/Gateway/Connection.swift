@@ -29,7 +29,13 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
     var requestID = ""
     /// permessage-deflate: the peer's window bits (9...15) when negotiated, else 0 (RFC 7692).
     var deflateWindowBits: UInt8 = 0
+    /// permessage-deflate: the peer may take room-stream frames (no `server_no_context_takeover`, a window
+    /// at least `--deflate-room-window-bits`).
+    var deflateShared = false
     let acceptedAt: UInt64
+    /// permessage-deflate: the ``SharedDeflateStream/Message/token`` of the last compressed frame queued, when
+    /// it came from a room stream; 0 otherwise (the peer's window then matches no stream but at a reset).
+    var deflateToken: UInt64 = 0
     /// Analytics: this connection's token bucket (created on the first event) and the last throttle notice.
     var analyticsBucket: TokenBucket?
     var lastThrottleNoticeAt: UInt64 = 0
@@ -161,6 +167,7 @@ final class Connection: StreamSocket, TimerTarget, @unchecked Sendable {
         switch machine.outbound(queuedBytes: queuedBytes, frameBytes: frame.count, droppable: outboundClass == .droppable, now: now) {
         case .queue:
             loop.metrics.messagesOut.add()
+            if deflateToken != 0 && frame.isCompressedFrame { deflateToken = 0 }
             enqueueRaw(frame)
             return .queued
         case .shed:

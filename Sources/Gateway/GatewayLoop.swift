@@ -22,6 +22,8 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
     /// client_no_context_takeover), and deflaters by window size, made on first use (~260 KiB each).
     let inflater = Inflater()
     private var deflaters: [Int: Deflater] = [:]
+    /// Rooms holding a ``SharedDeflateStream`` (GatewayLoop+DeflateStreams.swift), at most `--deflate-room-contexts`.
+    var deflateStreamRooms: [ObjectIdentifier: LoopRoom] = [:]
     /// Sockets to backends (the auth backend): the same loop, their own small read buffer and byte counters,
     /// so backend traffic is not counted as client traffic.
     private(set) lazy var backendSockets = SocketContext(loop: loop, readBufferBytes: 16 * 1024)
@@ -93,6 +95,7 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
         c.roomSlots[room] = r.members.count
         r.members.append(c)
         if c.deflateWindowBits != 0 { r.deflateMembers += 1 }
+        if c.deflateShared && c.socketIO == nil { r.sharedDeflateMembers += 1 }
         if c.socketIO != nil { r.socketIOMembers += 1 }
         metrics.roomJoins.add()
         node.hub.membersChanged(room: room, loop: loop.index, localCount: r.members.count, user: c.authState?.identity?.user, joined: true)
@@ -111,10 +114,14 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
         }
         r.members.removeLast()
         if c.deflateWindowBits != 0 { r.deflateMembers -= 1 }
+        if c.deflateShared && c.socketIO == nil { r.sharedDeflateMembers -= 1 }
         if c.socketIO != nil { r.socketIOMembers -= 1 }
         r.forget(c)
         metrics.roomLeaves.add()
-        if r.members.isEmpty { rooms[room] = nil }
+        if r.members.isEmpty {
+            rooms[room] = nil
+            dropDeflateStream(r)
+        }
         node.hub.membersChanged(room: room, loop: loop.index, localCount: r.members.count, user: c.authState?.identity?.user, joined: false)
         return true
     }
@@ -151,15 +158,17 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
         if loop.inLoop { body() } else { loop.execute(body) }
     }
 
-    /// The fan-out when members differ in what they get: permessage-deflate members share one compressed
-    /// copy per window size, Socket.IO members one `message` event per namespace, the others `frame`.
+    /// The fan-out when members differ in what they get: permessage-deflate members share the room stream's
+    /// frame or one copy compressed alone per window size (``DeflateFanOut``), Socket.IO members one `message`
+    /// event per namespace, the others `frame`.
     private func fanOutPerMember(_ r: LoopRoom, frame: Bytes, offset: StreamOffset, data: JSONFragment) {
         let payload = frame.framePayload
         let compress = r.deflateMembers > 0 && config.deflate.shouldCompress(payloadLength: payload.count)
-        var compressed: [UInt8: Bytes?] = [:]
+        var deflate = compress ? DeflateFanOut(loop: self, room: r, frame: frame, payload: payload) : nil
         var events: [String: Bytes] = [:]
         for m in r.members {
-            let own: Bytes
+            var own = frame
+            var token: UInt64?
             if let sio = m.socketIO {
                 let ns = sio.roomNamespaces[r.name] ?? "/"
                 if let made = events[ns] {
@@ -168,21 +177,14 @@ public final class GatewayLoop: SocketContext, @unchecked Sendable {
                     own = SocketIOConnectionState.messageFrame(namespace: ns, room: r.name, offset: offset.description, data: data, config: config.socketIO)
                     events[ns] = own
                 }
-            } else if m.deflateWindowBits != 0, compress {
-                let bits = m.deflateWindowBits
-                if let made = compressed[bits] {
-                    own = made ?? frame
-                } else {
-                    let shared = compressedFrame(frame.frameOpcode, payload, windowBits: Int(bits))
-                    compressed[bits] = shared
-                    own = shared ?? frame
-                }
-            } else {
-                own = frame
+            } else if m.deflateWindowBits != 0, deflate != nil {
+                (own, token) = deflate!.frame(for: m, on: self, held: r.isResuming && r.isHolding(m))
             }
             if r.isResuming && !r.admitLive(m, offset: offset, frame: own) { continue }
-            m.enqueueFrame(own)
+            // Queuing any compressed frame clears the member's token; a stream frame then sets it.
+            if m.enqueueFrame(own) == .queued, let token { m.deflateToken = token }
         }
+        deflate?.finish()
     }
 
     func register(_ c: Connection) { connections[c.id] = c }
@@ -200,6 +202,11 @@ final class LoopRoom {
     var members: [Connection] = []
     /// Members that negotiated permessage-deflate (the fan-out compresses only when there are any).
     var deflateMembers = 0
+    /// Members (not Socket.IO) that may take the room stream's frames (``Connection/deflateShared``).
+    var sharedDeflateMembers = 0
+    /// The room's permessage-deflate stream on this loop (GatewayLoop+DeflateStreams.swift), and when it was last used.
+    var deflateStream: SharedDeflateStream?
+    var deflateStreamUsedAt: UInt64 = 0
     /// Members speaking Socket.IO (the fan-out frames a `message` event for them only when there are any).
     var socketIOMembers = 0
     /// Members that resumed from history: live messages at or below the floor were already replayed.
@@ -259,6 +266,9 @@ final class LoopRoom {
         }
         return true
     }
+
+    /// Whether live frames for `m` are being held for its replay (frames queued meanwhile pass them).
+    func isHolding(_ m: Connection) -> Bool { heldForResume[ObjectIdentifier(m)] != nil }
 
     /// A member left: forget its resume state.
     func forget(_ c: Connection) {

@@ -31,6 +31,13 @@ public final class LoopMetrics: Sendable {
     public let analyticsNotices = Counter()
     public let outboundQueueBytes = Counter()
     public let protocolErrors = Counter()
+    /// permessage-deflate room streams alive, the zlib bytes they hold, their reset points (first messages and resets), and
+    /// compressed room deliveries from a room stream vs compressed alone (GatewayLoop+DeflateStreams.swift).
+    public let deflateRoomContexts = Counter()
+    public let deflateRoomContextBytes = Counter()
+    public let deflateContextResets = Counter()
+    public let deflateSharedDeliveries = Counter()
+    public let deflateAloneDeliveries = Counter()
     /// Authentication, authorization, Origin and admission counters (Auth/AuthMetrics.swift).
     public let auth = AuthLoopMetrics()
     /// Socket.IO sessions, closes, connects, recoveries (SocketIOMetrics.swift).

@@ -92,6 +92,21 @@ extension GatewayNode {
             "switchboard_history_evictions_total", .counter,
             "Messages dropped from room history by --max-history-memory (least recently published rooms first); a resume into them answers recovered false.",
             [("", Double(rooms.historyEvictions))])
+        family(
+            "switchboard_deflate_room_contexts", .gauge,
+            "permessage-deflate room streams (one compressor with context takeover per room and loop, at most --deflate-room-contexts per loop).",
+            [("", sum { $0.deflateRoomContexts })])
+        family(
+            "switchboard_deflate_room_context_bytes", .gauge, "zlib memory held by permessage-deflate room streams.", [("", sum { $0.deflateRoomContextBytes })]
+        )
+        family(
+            "switchboard_deflate_room_context_resets_total", .counter,
+            "Room-stream messages compressed from an empty window (a stream's first, or a reset so members out of step can join).",
+            [("", sum { $0.deflateContextResets })])
+        family(
+            "switchboard_deflate_deliveries_total", .counter,
+            "Compressed room messages queued, by the compressor: context=\"room\" the room stream's frame, context=\"none\" a copy compressed alone.",
+            [("{context=\"room\"}", sum { $0.deflateSharedDeliveries }), ("{context=\"none\"}", sum { $0.deflateAloneDeliveries })])
         registry.writeMetrics(to: &w)
         roomClasses.write(to: &w)
         proxy?.write(to: &w)

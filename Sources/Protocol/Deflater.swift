@@ -1,8 +1,11 @@
 import CZlib
 
 /// Compresses whole WebSocket messages for permessage-deflate (RFC 7692 §7.2.1) with zlib's raw
-/// DEFLATE, each message from an empty window (`server_no_context_takeover`): the output of one
-/// message never depends on an earlier one, so a single compressed frame can go to every peer.
+/// DEFLATE. By default each message starts from an empty window: the output of one message never
+/// depends on an earlier one, so a single compressed frame can go to every peer. With
+/// `keepingWindow: true` a message may refer back to the earlier messages of the same instance
+/// (context takeover, §7.2.2): valid only for a peer that inflated exactly those messages, in order,
+/// and negotiated no `server_no_context_takeover` (``SharedDeflateStream`` keeps that bookkeeping).
 ///
 /// Memory: zlib holds (1 << (windowBits + 2)) + (1 << (memoryLevel + 9)) bytes plus a ~6 KiB
 /// state, i.e. 256 KiB at the defaults (window 15, memory level 8), allocated once in `init` and
@@ -53,11 +56,13 @@ public final class Deflater: @unchecked Sendable {
     /// The compressed form of `payload` as sent in a frame: DEFLATE blocks ending in a sync flush
     /// with its trailing `00 00 ff ff` removed (§7.2.1). An empty payload gives `[0x00]` (§7.2.3.6).
     ///
-    /// The window is reset first, so the result depends on `payload` alone. `payload` must be
-    /// shorter than 4 GiB (zlib counts input in 32 bits); messages are far smaller.
-    public func compress(_ payload: UnsafeRawBufferPointer) -> [UInt8] {
+    /// Unless `keepingWindow`, the window is reset first, so the result depends on `payload` alone.
+    /// With `keepingWindow`, the result may refer to the messages compressed before it since the last
+    /// ``reset()`` (RFC 7692 §7.2.2: the peer must inflate them all, in order, with one window).
+    /// `payload` must be shorter than 4 GiB (zlib counts input in 32 bits); messages are far smaller.
+    public func compress(_ payload: UnsafeRawBufferPointer, keepingWindow: Bool = false) -> [UInt8] {
         precondition(payload.count < Int(UInt32.max), "payload too large for one deflate call")
-        deflateReset(stream)
+        if !keepingWindow { deflateReset(stream) }
         // deflateBound covers Z_FINISH; a sync flush adds an empty stored block (5 bytes) at most. Output
         // goes straight into the array's storage (no per-byte work, which costs in unoptimised builds).
         var capacity = Int(deflateBound(stream, uLong(payload.count))) + 16
@@ -85,10 +90,13 @@ public final class Deflater: @unchecked Sendable {
         return out
     }
 
-    /// ``compress(_:)`` of a byte array.
-    public func compress(_ payload: [UInt8]) -> [UInt8] {
-        payload.withUnsafeBytes { compress($0) }
+    /// ``compress(_:keepingWindow:)`` of a byte array.
+    public func compress(_ payload: [UInt8], keepingWindow: Bool = false) -> [UInt8] {
+        payload.withUnsafeBytes { compress($0, keepingWindow: keepingWindow) }
     }
+
+    /// Empties the window: the next message refers to nothing before it.
+    public func reset() { deflateReset(stream) }
 
     /// A whole frame (FIN set) carrying `payload` compressed, RSV1 set (RFC 7692 §6), or nil when
     /// compression would not make the payload shorter (send it uncompressed instead: RSV1 is per message).

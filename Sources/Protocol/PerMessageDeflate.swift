@@ -8,12 +8,25 @@ public struct PerMessageDeflateSettings: Sendable, Equatable {
     /// compressed with an empty window rarely shrinks by more than the CPU it costs.
     public var threshold: Int
 
+    /// Room streams per event loop (``SharedDeflateStream``): 0 keeps `server_no_context_takeover` in
+    /// every response (each message compressed alone); more lets a room's messages refer to its earlier
+    /// ones for peers that did not ask for `server_no_context_takeover`. Default 0 here; the gateway's
+    /// `--deflate-room-contexts` sets it.
+    public var sharedContexts: Int
+    /// The window of a room stream, 9...15 (default 13). A peer whose `server_max_window_bits` is
+    /// smaller gets context-free copies.
+    public var sharedWindowBits: Int
+
     /// - Parameters:
     ///   - isEnabled: accept offers at all (default true).
     ///   - threshold: smallest payload in bytes that is sent compressed (default 128).
-    public init(isEnabled: Bool = true, threshold: Int = 128) {
+    ///   - sharedContexts: room streams per loop, 0 = none (default 0).
+    ///   - sharedWindowBits: their window, clamped to 9...15 (default 13).
+    public init(isEnabled: Bool = true, threshold: Int = 128, sharedContexts: Int = 0, sharedWindowBits: Int = 13) {
         self.isEnabled = isEnabled
         self.threshold = max(0, threshold)
+        self.sharedContexts = max(0, sharedContexts)
+        self.sharedWindowBits = min(15, max(9, sharedWindowBits))
     }
 
     /// Whether an outgoing payload of `payloadLength` bytes should be compressed at all.
@@ -22,9 +35,11 @@ public struct PerMessageDeflateSettings: Sendable, Equatable {
 
 /// permessage-deflate parameters agreed with one client (RFC 7692 §7.1), and the negotiation.
 ///
-/// Server policy (fixed, so that compression is shared and idle connections hold no zlib state):
-/// - `server_no_context_takeover` always: each message is compressed from an empty window, so one
-///   compressed frame per room message serves every member (one ``Deflater`` per thread).
+/// Server policy (so that compression is shared and idle connections hold no zlib state):
+/// - `server_no_context_takeover` by default: each message is compressed from an empty window, so one
+///   compressed frame per room message serves every member (one ``Deflater`` per thread). With
+///   ``PerMessageDeflateSettings/sharedContexts`` above 0 it is answered only when offered, and a
+///   room's members share one compressor with context takeover (``SharedDeflateStream``).
 /// - `client_no_context_takeover` always, even when not offered (§7.1.1.2 allows that): each
 ///   client message inflates from an empty window, so one ``Inflater`` per event loop serves every
 ///   connection and an idle connection keeps no zlib memory. Chrome accepts it in a response.
@@ -38,7 +53,8 @@ public struct PerMessageDeflateSettings: Sendable, Equatable {
 /// Offers are tried in the client's order and the first acceptable one wins; unacceptable ones are
 /// declined, never refused with an HTTP error (§5: "decline"; coder/websocket#258).
 public struct PerMessageDeflate: Sendable, Equatable {
-    /// The server compresses each message from an empty window (always true for our server).
+    /// The server compresses each message from an empty window (true unless room streams are on
+    /// and the peer did not ask for it).
     public var serverNoContextTakeover: Bool
     /// The client compresses each message from an empty window.
     public var clientNoContextTakeover: Bool
@@ -75,30 +91,34 @@ public struct PerMessageDeflate: Sendable, Equatable {
     /// declined. Never throws: a malformed header only declines the offers it spoils.
     public static func negotiate(_ headers: HTTPHeaders, settings: PerMessageDeflateSettings = PerMessageDeflateSettings()) -> PerMessageDeflate? {
         guard settings.isEnabled else { return nil }
-        return negotiate(offers: WebSocketExtensionOffer.parse(headers))
+        return negotiate(offers: WebSocketExtensionOffer.parse(headers), serverContextTakeover: settings.sharedContexts > 0)
     }
 
     /// Server side: the first acceptable offer among `offers` (other extensions skipped), or nil.
-    public static func negotiate(offers: [WebSocketExtensionOffer]) -> PerMessageDeflate? {
+    /// `serverContextTakeover`: leave `server_no_context_takeover` out of the response unless the
+    /// offer asks for it (§7.1.1.1), so the server may compress with room streams.
+    public static func negotiate(offers: [WebSocketExtensionOffer], serverContextTakeover: Bool = false) -> PerMessageDeflate? {
         for offer in offers where offer.hasName(name) {
-            if let accepted = accept(offer) { return accepted }
+            if let accepted = accept(offer, serverContextTakeover: serverContextTakeover) { return accepted }
         }
         return nil
     }
 
     /// The parameters with which the server accepts `offer`, or nil to decline it (§7.1: an unknown
     /// parameter, a duplicate, a bad value, or a configuration we do not support).
-    static func accept(_ offer: WebSocketExtensionOffer) -> PerMessageDeflate? {
+    static func accept(_ offer: WebSocketExtensionOffer, serverContextTakeover: Bool = false) -> PerMessageDeflate? {
         guard offer.isWellFormed else { return nil }
         var seen = Set<String>()
-        var result = PerMessageDeflate()
+        var result = PerMessageDeflate(serverNoContextTakeover: !serverContextTakeover)
         for parameter in offer.parameters {
             let key = String(decoding: parameter.name.utf8.map(asciiLower), as: UTF8.self)
             guard seen.insert(key).inserted else { return nil }
             switch key {
             case "server_no_context_takeover", "client_no_context_takeover":
-                // §7.1.1.1, §7.1.1.2: no value. We use both whether offered or not.
+                // §7.1.1.1, §7.1.1.2: no value. We impose client_no_context_takeover whether offered or not;
+                // server_no_context_takeover is honoured when offered (room streams skip that peer).
                 guard parameter.value == nil else { return nil }
+                if key == "server_no_context_takeover" { result.serverNoContextTakeover = true }
             case "server_max_window_bits":
                 // §7.1.2.1: a value is required.
                 guard let value = parameter.value, let bits = windowBits(value) else { return nil }

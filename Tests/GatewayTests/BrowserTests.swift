@@ -5,7 +5,7 @@ import Testing
 /// The JS client in a real browser (issue 19): Debian's `chromium`, headless, loads
 /// `clients/js/browser-test/index.html` from a loopback static server (`serve.py`), which imports
 /// `clients/js/switchboard.js` and runs against two real nodes on a real `redis-server`: join, publish,
-/// receive across nodes, presence, then a SIGTERM drain of its node (the page asks for it: `POST /drain`),
+/// receive across nodes (chat-sized messages, compressed with the room's permessage-deflate stream), presence, then a SIGTERM drain of its node (the page asks for it: `POST /drain`),
 /// reconnect to the other node, resume with `since`, every message once in order; then `online` and
 /// `visibilitychange` cutting a 54 s backoff short. The page POSTs its
 /// verdict to `/result`; any failed step, a page that never reports, or a node that does not drain fails
@@ -69,7 +69,9 @@ import Testing
         struct Verdict: Decodable { let passed: Int; let failed: Int; let steps: [String]; let failures: [String] }
         let verdict = try JSONDecoder().decode(Verdict.self, from: Data(result.utf8))
         #expect(verdict.failed == 0, "failed steps: \(verdict.failures)\npage log:\n\(server.output)")
-        #expect(verdict.passed == 14, "steps: \(verdict.steps)")
+        #expect(verdict.passed == 15, "steps: \(verdict.steps)")
+        // Chromium negotiated permessage-deflate and took room-stream frames (context takeover) on node b.
+        #expect(try b.metric(#"switchboard_deflate_deliveries_total{context="room"}"#) ?? 0 > 20)
         #expect(a.waitForExit(timeout: 10) == 0, "node a drains and exits 0")
     }
 }

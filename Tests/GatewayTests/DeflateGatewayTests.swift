@@ -129,4 +129,121 @@ import Testing
         #expect(status == 0, "\(out)")
         #expect(out.contains("1 passed, 0 failed"), "\(out)")
     }
+
+    /// Room streams (context takeover shared by a room's members, `--deflate-room-contexts`) through the real
+    /// binary on two loops, read by a client that inflates with one zlib window per connection as RFC 7692
+    /// §7.2.2 says: members in step from the start, one joining mid-stream, one in two busy rooms, one that
+    /// asked for `server_no_context_takeover` (inflated message by message with an empty window), one with
+    /// `server_max_window_bits=10` (a 1 KiB zlib window, which refuses references further back), one plain,
+    /// and replies compressed alone between room messages. Every member gets every message intact and in order.
+    @Test func roomStreamsKeepEveryMemberInStep() throws {
+        let gw = try GatewayProcess(threads: 2)
+        let (status, out) = try runTool([debianPython, "-c", Self.roomStreamScript, "\(gw.port)", "300"], timeout: 120)
+        #expect(status == 0, "\(out)")
+        #expect(out.contains("deflate streams: passed"), "\(out)")
+        #expect(try gw.metric(#"switchboard_deflate_deliveries_total{context="room"}"#) ?? 0 > 300)
+        #expect(try gw.metric("switchboard_deflate_room_context_resets_total") ?? 0 >= 2)
+    }
+
+    static let roomStreamScript = #"""
+        import base64, json, os, random, socket, struct, sys, time, zlib
+        port = int(sys.argv[1]); N = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+        class Client:
+            def __init__(self, name, ext, wbits=15, fresh=False):
+                self.name = name; self.fresh = fresh; self.wbits = wbits
+                s = socket.create_connection(("127.0.0.1", port)); s.settimeout(10)
+                key = base64.b64encode(os.urandom(16)).decode()
+                req = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n" % key
+                if ext: req += "Sec-WebSocket-Extensions: %s\r\n" % ext
+                s.sendall((req + "\r\n").encode()); d = b""
+                while b"\r\n\r\n" not in d: d += s.recv(4096)
+                head, self.buf = d.split(b"\r\n\r\n", 1)
+                lines = head.decode().split("\r\n"); assert lines[0].startswith("HTTP/1.1 101"), lines[0]
+                e = [l.split(":", 1)[1].strip() for l in lines[1:] if l.lower().startswith("sec-websocket-extensions")]
+                self.ext = e[0] if e else None
+                self.s = s; self.inf = zlib.decompressobj(-wbits); self.wire = 0; self.raw = 0; self.zipped = 0
+            def send(self, obj):
+                p = json.dumps(obj).encode(); n = len(p)
+                h = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0xFE]) + struct.pack(">H", n)
+                self.s.sendall(h + b"\0\0\0\0" + p)
+            def recv(self):
+                while True:
+                    while len(self.buf) < 2: self.buf += self.s.recv(65536)
+                    n = self.buf[1] & 0x7F; off = 2
+                    if n == 126:
+                        while len(self.buf) < 4: self.buf += self.s.recv(65536)
+                        n = struct.unpack(">H", self.buf[2:4])[0]; off = 4
+                    elif n == 127:
+                        while len(self.buf) < 10: self.buf += self.s.recv(65536)
+                        n = struct.unpack(">Q", self.buf[2:10])[0]; off = 10
+                    while len(self.buf) < off + n: self.buf += self.s.recv(1 << 20)
+                    b0 = self.buf[0]; p = self.buf[off:off + n]; self.buf = self.buf[off + n:]
+                    if b0 & 0x0F == 9: continue
+                    self.wire += n
+                    if b0 & 0x40:
+                        assert self.ext, "RSV1 without the extension"
+                        if self.fresh: p = zlib.decompressobj(-self.wbits).decompress(p + b"\0\0\xff\xff")
+                        else: p = self.inf.decompress(p + b"\0\0\xff\xff")
+                        self.zipped += 1
+                    self.raw += len(p)
+                    return json.loads(p)
+            def until(self, op):
+                while True:
+                    m = self.recv()
+                    if m.get("op") == op or m.get("type") == op: return m
+        words = ("the deploy finished and smoke tests are green can someone review this before lunch it touches reconnect backoff "
+                 "latency went up around failover recovered after two minutes out thursday afternoon covering on call ping "
+                 "directly if pager goes off reminder retro at four in usual room bring one thing that went well pushed fix "
+                 "for flaky drain test timer wheel was rounding deadline down instead of up so fired tick early").split()
+        random.seed(7)
+        def text(i): return " ".join(random.choice(words) for _ in range(8 + i % 20))
+        users = [("u_48213", "Alice Martin"), ("u_10077", "Priya Raman"), ("u_55120", "Tomas Okafor")]
+        pub = Client("pub", None); pub.until("hello")
+        A = Client("A", "permessage-deflate; client_max_window_bits")
+        B = Client("B", "permessage-deflate; client_max_window_bits")
+        C = Client("C", "permessage-deflate")
+        D = Client("D", "permessage-deflate; server_no_context_takeover", fresh=True)
+        E = Client("E", "permessage-deflate; server_max_window_bits=10", wbits=10)
+        F = Client("F", None)
+        assert "server_no_context_takeover" not in A.ext, A.ext
+        assert "server_no_context_takeover" in D.ext, D.ext
+        for c in (A, C, D, E, F):
+            c.until("hello"); c.send({"op": "join", "room": "chat"}); c.until("joined")
+        C.send({"op": "join", "room": "other"}); C.until("joined")
+        B.until("hello")
+        sent = {"chat": [], "other": []}
+        got = {c.name: {"chat": [], "other": []} for c in (A, B, C, D, E, F)}
+        def drain(c, rooms):
+            want = {r: len(sent[r]) for r in rooms}
+            while any(len(got[c.name][r]) < want[r] for r in rooms):
+                m = c.recv()
+                if m.get("op") == "message": got[c.name][m["room"]].append(m["data"])
+        for i in range(N):
+            room = "other" if i % 3 == 2 else "chat"
+            u = users[i % 3]
+            data = {"id": "01JE4Q%06dK7X2M9" % i, "user": {"id": u[0], "name": u[1]}, "ts": 1733299200123 + i * 3170, "text": text(i)}
+            sent[room].append(data); pub.send({"op": "publish", "room": room, "data": data})
+            if i == N // 4:
+                B.send({"op": "join", "room": "chat"}); B.until("joined")
+                got["B"]["chat"] = []; skip = len(sent["chat"])
+            if i % 40 == 39:
+                A.send({"op": "presence", "room": "chat", "id": i}); # a reply compressed alone in between
+            if i % 10 == 9:
+                for c in (A, C, D, E, F): drain(c, ["chat"] + (["other"] if c is C else []))
+                got["B"]["chat"]  # B drained at the end
+        for c in (A, C, D, E, F): drain(c, ["chat"] + (["other"] if c is C else []))
+        want_b = sent["chat"][skip + 2:]
+        while not got["B"]["chat"] or got["B"]["chat"][-1] != sent["chat"][-1]:
+            m = B.recv()
+            if m.get("op") == "message": got["B"]["chat"].append(m["data"])
+        for c in (A, C, D, E, F):
+            assert got[c.name]["chat"] == sent["chat"], c.name
+        assert got["C"]["other"] == sent["other"]
+        k = len(sent["chat"]) - len(got["B"]["chat"])
+        assert k <= skip + 2 and got["B"]["chat"] == sent["chat"][k:], (k, skip)
+        for c in (A, B, C, D, E, F):
+            print("%s zipped=%d wire=%d raw=%d ratio=%.2f" % (c.name, c.zipped, c.wire, c.raw, c.raw / max(1, c.wire)))
+        assert A.raw / A.wire > 2.0 and B.raw / B.wire > 2.0, "room streams should shrink repeated keys"
+        print("deflate streams: passed")
+        """#
 }

@@ -16,6 +16,12 @@ const within = (ms, p, what) => Promise.race([p, wait(ms).then(() => { throw new
 window.addEventListener("error", (e) => log("page error: " + e.message));
 window.addEventListener("unhandledrejection", (e) => log("unhandled: " + e.reason));
 
+// Chat-sized messages (over --deflate-threshold): Chromium negotiates permessage-deflate, so these arrive
+// compressed with the room's stream (context takeover), between replies and replays compressed alone.
+const names = ["Alice Martin", "Priya Raman", "Tomás Okafor"];
+const chat = (n) => ({ n, user: { id: `u_${n % 3}`, name: names[n % 3] }, text: `message ${n}: the deploy finished, smoke tests are green and latency is back to normal` });
+const garbled = [];
+
 async function run() {
   step("module loaded in a browser", typeof WebSocket === "function" && typeof Switchboard === "function", navigator.userAgent);
   // The reader starts on node a and falls over to b; the writer publishes on b the whole time.
@@ -25,7 +31,7 @@ async function run() {
   const hellos = [];
   const joins = [];
   let reconnectOp = null;
-  reader.on("message", (m) => got.push(m.data.n));
+  reader.on("message", (m) => { got.push(m.data.n); if (JSON.stringify(m.data) !== JSON.stringify(chat(m.data.n))) garbled.push(m.data); });
   reader.on("close", (c) => closes.push(c.code));
   reader.on("hello", (h) => hellos.push(h.node));
   reader.on("joined", (j) => joins.push(j));
@@ -38,8 +44,8 @@ async function run() {
 
   const writer = new Switchboard(b, { backoffBaseMs: 100 });
   await within(5000, once(writer, "hello"), "writer hello");
-  for (let n = 0; n < 10; n++) await writer.publish(room, { n });
-  const ownOffset = await reader.publish(room, { n: 10 });
+  for (let n = 0; n < 10; n++) await writer.publish(room, chat(n));
+  const ownOffset = await reader.publish(room, chat(10));
   step("publish acknowledged", typeof ownOffset === "string" && ownOffset.includes(":"), ownOffset);
   await within(5000, (async () => { while (got.length < 11) await wait(20); })(), "first 11 messages");
   step("received across nodes", JSON.stringify(got) === JSON.stringify([...Array(11).keys()]), JSON.stringify(got));
@@ -49,7 +55,7 @@ async function run() {
   // SIGTERM node a, and keep publishing on b through the drain: the reader must resume on b with `since`.
   await post("/drain", "");
   const total = 60;
-  for (let n = 11; n < total; n++) { await writer.publish(room, { n }); await wait(40); }
+  for (let n = 11; n < total; n++) { await writer.publish(room, chat(n)); await wait(40); }
   await within(15000, (async () => { while (!got.includes(total - 1) || hellos.length < 2) await wait(50); })(), "messages after the drain");
   await wait(500);   // a duplicate, if any, would arrive now
   step("drain closed the connection with 1012", closes[0] === 1012, JSON.stringify(closes));
@@ -59,9 +65,10 @@ async function run() {
   step("resumed with since, recovered", joins.length === 2 && rejoin.recovered === true, JSON.stringify(rejoin));
   const expected = [...Array(total).keys()];
   step("every message once, in order (no gap, no duplicate)", JSON.stringify(got) === JSON.stringify(expected), JSON.stringify(got));
-  const after = await reader.publish(room, { n: total });
+  const after = await reader.publish(room, chat(total));
   await within(5000, (async () => { while (!got.includes(total)) await wait(20); })(), "own message after the drain");
   step("publishes on the new node", got[got.length - 1] === total, after);
+  step("every message intact (compressed with the room's stream)", garbled.length === 0, JSON.stringify(garbled.slice(0, 2)));
   reader.close();
   writer.close();
 
