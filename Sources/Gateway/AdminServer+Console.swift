@@ -10,7 +10,9 @@ import Runtime
 //   GET  /console                 the console when logged in, else the login page (both with a strict CSP)
 //   POST /console/login           {"key": "<--api-key>"} → 204 + Set-Cookie sb_console (HttpOnly; SameSite=Strict; Secure over TLS)
 //   POST /console/logout          X-CSRF-Token → 204, cookie cleared
-//   GET  /console/session         {"csrf","ws","node"} for the page (logged in)
+//   GET  /console/session         {"csrf","ws","node","auth"} for the page (logged in)
+//   POST /console/ticket          X-CSRF-Token → {"token":"sbconsole.…","expires_in_ms"}: a one-use token for the page's
+//                                 WebSocket when "auth" is true (ConsoleTickets.swift)
 //   GET  /console/assets/<file>   console.js, console.css, login.js, switchboard.js (public: code, no data)
 //   ANY  /console/api/<rest>      logged in (+ X-CSRF-Token unless GET/HEAD) → answered as /api/<rest> with the key
 //
@@ -110,8 +112,15 @@ extension AdminConnection {
             respond(HTTPResponse(status: HTTPStatus(rawValue: 204), headers: [consoleSetCookie("", maxAge: 0)]))
         case ("GET", "/console/session"):
             guard let csrf else { return respond(unauthorized) }
-            let json = "{\"csrf\":\"\(csrf)\",\"ws\":\(loop.node.jsonString(consoleWebSocketURL(h))),\"node\":\(loop.node.jsonString(config.nodeID))}"
+            let json =
+                "{\"csrf\":\"\(csrf)\",\"ws\":\(loop.node.jsonString(consoleWebSocketURL(h))),\"node\":\(loop.node.jsonString(config.nodeID)),"
+                + "\"auth\":\(loop.node.auth.requiresToken)}"
             respond(.json(.ok, Array(json.utf8)))
+        case ("POST", "/console/ticket"):
+            // A one-use token for the page's WebSocket when authentication is on (ConsoleTickets.swift).
+            guard csrfOK else { return respond(csrf == nil ? unauthorized : forbidden) }
+            let ticket = ConsoleTickets.shared.issue(now: now)
+            respond(.json(.ok, Array("{\"token\":\"\(ticket)\",\"expires_in_ms\":\(ConsoleTickets.redeemWindowMs)}".utf8)))
         case ("GET", let path) where path.hasPrefix("/console/assets/"):
             guard let (bytes, type) = Self.consoleAsset(String(path.dropFirst("/console/assets/".count))) else {
                 return respond(HTTPResponse(error: HTTPError(status: .notFound, reason: "not found", headers: [])))

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Protocol
 import Runtime
 import Testing
 
@@ -145,13 +146,55 @@ import Testing
     /// The real page in headless Chromium: the login form, then the console under its CSP showing live
     /// data (connections from /metrics, a tailed room's messages over WebSocket, presence). A policy that
     /// blocked the page's own scripts, or a login that did not stick, fails here.
+    /// With authentication on, the page tails through one-use tickets (ConsoleTickets.swift): a logged-in
+    /// session with its CSRF token gets one; it authenticates a WebSocket once, as a user who may join any room
+    /// and publish to none; spent, forged or CSRF-less tickets are refused.
+    @Test func ticketsLetTheConsoleTailWhenAuthenticationIsOn() throws {
+        let gw = try GatewayProcess(["--console", "yes", "--api-key", "console-key", "--jwt-secret", TestKeys.shared.secret], threads: 1)
+        let admin = "http://127.0.0.1:\(gw.adminPort)"
+        let (cookie, _) = try login(admin, key: "console-key")
+        let session = try request("\(admin)/console/session", ["-b", "sb_console=\(cookie)"])
+        #expect(session.body.contains("\"auth\":true"), "\(session.body)")
+        let token = try csrf(admin, cookie: cookie)
+        func ticket(_ extra: [String]) throws -> Answer {
+            try request("\(admin)/console/ticket", ["-X", "POST", "-b", "sb_console=\(cookie)", "-d", "{}"] + extra)
+        }
+        #expect(try ticket([]).status == 403, "no CSRF token, no ticket")
+        #expect(try request("\(admin)/console/ticket", ["-X", "POST", "-d", "{}"]).status == 401, "no session, no ticket")
+        let answer = try ticket(["-H", "X-CSRF-Token: \(token)"])
+        let json = try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any]
+        let value = try #require(json?["token"] as? String, "\(answer.status) \(answer.body)")
+        #expect(value.hasPrefix("sbconsole.") && value.count == 10 + 64)
+
+        let console = try WSClient(port: gw.port, expectHello: false)
+        try console.sendOp("{\"op\":\"auth\",\"token\":\"\(value)\"}")
+        let hello = try console.nextJSON()
+        #expect(hello.op == "hello", "\(hello)")
+        _ = try console.join("any:room:at:all")
+        let member = try WSClient(
+            port: gw.port,
+            headers: [HTTPHeader("Authorization", "Bearer \(TokenFactory.make(claims: TokenFactory.claims(rooms: ["any:**"], publish: ["any:**"])))")])
+        try member.sendOp("{\"op\":\"publish\",\"room\":\"any:room:at:all\",\"data\":{\"n\":1}}")
+        let seen = try console.drainJSON().first { $0.op == "message" }
+        #expect(seen?.data?.description == "{\"n\":1}", "\(String(describing: seen))")
+        try console.sendOp("{\"op\":\"publish\",\"room\":\"any:room:at:all\",\"data\":{},\"id\":7}")
+        #expect(try console.nextJSON().code == "forbidden", "the console publishes through the API, not its socket")
+
+        for spent in [value, "sbconsole." + String(repeating: "0", count: 64)] {
+            let again = try WSClient(port: gw.port, expectHello: false)
+            try again.sendOp("{\"op\":\"auth\",\"token\":\"\(spent)\"}")
+            #expect(try again.expectClose() == 4002, "a spent or unknown ticket")
+        }
+    }
+
     @Test func consoleWorksInChromium() throws {
         guard let chromium = BrowserTests.chromium else {
             Issue.record("chromium not found (bash scripts/deps.sh test installs Debian's; or set CHROMIUM)")
             return
         }
-        let gw = try GatewayProcess(["--console", "yes", "--api-key", "console-key"], threads: 2)
-        let member = try WSClient(port: gw.port)
+        // Authentication on: the page must tail with its tickets (the production case).
+        let gw = try GatewayProcess(["--console", "yes", "--api-key", "console-key", "--jwt-secret", TestKeys.shared.secret], threads: 2)
+        let member = try WSClient(port: gw.port, headers: [HTTPHeader("Authorization", "Bearer \(TokenFactory.make())")])
         _ = try member.join("lobby")
         let devtools = try freePort()
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-console-\(getpid())-\(gw.port)").path

@@ -110,6 +110,13 @@ public final class AuthService: Sendable {
         completion: @escaping @Sendable (AuthOutcome) -> Void
     ) -> AuthOutcome? {
         guard !token.isEmpty else { return .invalid(.malformed("empty")) }
+        // A console ticket (ConsoleTickets.swift) is never a JWT nor a backend credential: answered here alone.
+        if token.hasPrefix(ConsoleTickets.prefix) {
+            guard let identity = ConsoleTickets.shared.redeem(token, now: monotonicMilliseconds(), wallNowMs: wallClockMilliseconds()) else {
+                return .invalid(.malformed("unknown, spent or expired console ticket"))
+            }
+            return .admitted(identity)
+        }
         var local: AuthIdentity?
         if let verifier {
             do {

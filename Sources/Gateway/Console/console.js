@@ -107,11 +107,18 @@ async function pollState() {
 }
 
 // --- Tail a room over WebSocket with the JS client.
-const sb = new Switchboard(session.ws, { backoffBaseMs: 500, backoffCapMs: 10000 });
+// With authentication on, every connection (and every renewal) spends a one-use ticket from the admin port.
+const ticket = async () => {
+  const r = await post("/console/ticket", {});
+  if (r.status === 401) location.reload();
+  if (!r.ok) throw new Error(`ticket: ${r.status}`);
+  return (await r.json()).token;
+};
+const sb = new Switchboard(session.ws, { backoffBaseMs: 500, backoffCapMs: 10000, ...(session.auth ? { getToken: ticket } : {}) });
 let current = null;
 sb.on("hello", (h) => { $("tail-state").textContent = `live via ${h.node}`; });
 sb.on("close", (c) => {
-  $("tail-state").textContent = c.code === 4001 || c.code === 4002 ? "tailing needs a token: authentication is on" : `disconnected (${c.code}), reconnecting`;
+  $("tail-state").textContent = c.code === 4001 || c.code === 4002 ? `refused (${c.code}): log in again` : `disconnected (${c.code}), reconnecting`;
 });
 sb.on("message", (m) => {
   if (m.room !== current) return;
