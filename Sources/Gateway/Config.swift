@@ -479,6 +479,7 @@ public struct Config: Sendable {
             Sizes: 512B, 64KiB, 1MiB, 1GiB.
             switchboard --health-check asks the configured admin port's /health once (exit 0 on 200): the
             container image's HEALTHCHECK.
+            switchboard --version prints the version; switchboard ctl --help lists the server API's commands.
 
             """
         for o in options {

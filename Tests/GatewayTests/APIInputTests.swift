@@ -203,5 +203,9 @@ import Testing
             #expect(doc.contains("$API/\(m)"), "docs/api.md has a curl example for \(m)")
         }
         #expect(doc.contains("switchboard ctl tail"))
+
+        // No command at all: a usage error, the usage on stderr (a script piping stdout gets nothing).
+        let bare = try APITest.run(["ctl"])
+        #expect(bare.status == 2 && bare.out.isEmpty && bare.err.contains("usage: switchboard ctl"), "\(bare)")
     }
 }

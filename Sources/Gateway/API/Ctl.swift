@@ -48,9 +48,14 @@ public enum Ctl {
         sigaddset(&set, SIGTERM)
         sigaddset(&set, SIGINT)
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
-        if arguments.isEmpty || arguments.contains("--help") || arguments.contains("-h") {
+        // Asked for, the usage is the answer (stdout, 0); without a command it is a usage error (stderr, 2).
+        if arguments.contains("--help") || arguments.contains("-h") {
             print(helpText, terminator: "")
-            return arguments.isEmpty ? 2 : 0
+            return 0
+        }
+        if arguments.isEmpty {
+            FileHandle.standardError.write(Data(helpText.utf8))
+            return 2
         }
         do throws(Failure) {
             try execute(arguments, environment: environment)
