@@ -93,6 +93,7 @@ extension GatewayNode {
             "Messages dropped from room history by --max-history-memory (least recently published rooms first); a resume into them answers recovered false.",
             [("", Double(rooms.historyEvictions))])
         registry.writeMetrics(to: &w)
+        (rooms as? RedisClusterBus)?.writeClusterMetrics(to: &w)
         roomClasses.write(to: &w)
         proxy?.write(to: &w)
         writeAuthMetrics(to: &w)

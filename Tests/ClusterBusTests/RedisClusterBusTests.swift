@@ -120,6 +120,21 @@ import Testing
         #expect(anonymous.state == .down, "no slot map without AUTH (NOAUTH)")
         let refused = sync { done in anonymous.publish(room: "r", data: JSONFragment("2"), idempotencyKey: nil) { done($0) } }
         if case .success? = refused { Issue.record("a publish without credentials must be refused") }
+        #expect(anonymous.clusterReadinessDetail.json.contains("NOAUTH"), "\(anonymous.clusterReadinessDetail.json)")
+
+        // A wrong password: down, the refusal named in /ready's detail, logged once, the node's failures counted.
+        let logs = Lock<[String]>([])
+        let wrong = RedisClusterBus(
+            loop: loop, seeds: [("127.0.0.1", cluster.ports[2])], password: "guess", prefix: "au:", nodeID: "c",
+            logger: { level, message, fields in
+                if level == .error { logs.withLock { $0.append(message + " " + fields.map { "\($0.1)" }.joined(separator: " ")) } }
+            })
+        wrong.start(delegate: Recorder())
+        #expect(wait(3) { wrong.clusterMetrics.health.lastError?.contains("WRONGPASS") == true }, "\(wrong.clusterMetrics.health.json)")
+        #expect(wrong.state == .down && wrong.clusterMetrics.refreshesFailed.load() >= 1)
+        #expect(wait(3) { wrong.clusterMetrics.nodeCounts.first { $0.node == "127.0.0.1:\(cluster.ports[2])" }?.counts.failures ?? 0 >= 1 })
+        #expect(logs.withLock { $0.contains { $0.hasPrefix("redis cluster node refused the handshake") && $0.contains("check the user and password") } })
+        #expect(logs.withLock { $0.filter { $0.hasPrefix("redis cluster node refused the handshake") }.count } == 1, "not repeated every refresh")
     }
 }
 
