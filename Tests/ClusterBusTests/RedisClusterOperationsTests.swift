@@ -241,4 +241,60 @@ import Testing
             #expect(w.text.contains(line), "\(line)")
         }
     }
+
+    @Test func aFailoverWhilePublishingAndAShardKilledAreCountedAndLoseNothing() throws {
+        let cluster = try RedisTestCluster(masters: 3, replicasPerMaster: 1)
+        let loop = try EventLoop(index: 84)
+        loop.start(name: "cluster-ops-failover")
+        defer { loop.stopAndWait(timeoutMilliseconds: 2000) }
+        let logs = Lock<[String]>([])
+        let bus = RedisClusterBus(
+            loop: loop, seeds: cluster.ports.map { ("127.0.0.1", $0) }, prefix: "fo:", nodeID: "f",
+            logger: { _, message, fields in logs.withLock { $0.append(message + " " + fields.map { "\($0.1)" }.joined(separator: " ")) } })
+        let recorder = Recorder()
+        bus.start(delegate: recorder)
+        defer { bus.shutdown {} }
+        let m = bus.clusterMetrics
+        #expect(wait(5) { bus.state == .up })
+        let keys = RedisClusterKeys(prefix: "fo:", nodeID: "x")
+        let map = try RedisClusterMap(shardsReply: try #require(SyncRedisClient.command(port: cluster.ports[0], ["CLUSTER", "SHARDS"])))
+        let killedRoom = "killed"
+        let killedPrimary = try #require(map.primary(ofSlot: keys.slot(ofRoom: killedRoom))).port
+        let movedRoom = try #require((0..<50).map { "handed\($0)" }.first { map.primary(ofSlot: keys.slot(ofRoom: $0))?.port != killedPrimary })
+        let replica = try #require(map.shard(ofSlot: keys.slot(ofRoom: movedRoom))?.replicas.first).port
+        for room in [killedRoom, movedRoom] {
+            bus.subscribe(room: room)
+            guard case .success? = sync({ done in bus.join(room: room, since: nil) { done($0) } }) else { Issue.record("join \(room)"); return }
+        }
+        /// Publishes `n` into `room`, retried with its idempotency key until acknowledged (10 s at most).
+        func publish(_ room: String, _ n: Int) -> Bool {
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline {
+                if case .success? = sync({ done in bus.publish(room: room, data: JSONFragment("\(n)"), idempotencyKey: "\(room)-\(n)") { done($0) } }) {
+                    return true
+                }
+                usleep(50_000)
+            }
+            return false
+        }
+
+        // CLUSTER FAILOVER (graceful, the replica takes over) while publishing.
+        for n in 0..<20 {
+            if n == 5 { _ = cluster.cli(replica, ["CLUSTER", "FAILOVER"]) }
+            #expect(publish(movedRoom, n), "publish \(n) after the failover")
+        }
+        #expect(wait(5) { recorder.data(movedRoom) == (0..<20).map(String.init) }, "once each, in order: \(recorder.data(movedRoom))")
+        #expect(wait(5) { m.resubscribes.load() >= 1 }, "subscribed again on the promoted replica")
+
+        // The other shard's primary killed: its replica is promoted after the node timeout.
+        cluster.kill(port: killedPrimary)
+        for n in 0..<5 { #expect(publish(killedRoom, n)) }
+        #expect(wait(5) { recorder.data(killedRoom) == (0..<5).map(String.init) }, "\(recorder.data(killedRoom))")
+        let failures = m.nodeCounts.first { $0.node == "127.0.0.1:\(killedPrimary)" }?.counts.failures ?? 0
+        #expect(failures >= 1, "\(m.nodeCounts)")
+        #expect(
+            logs.withLock { $0.contains { $0.hasPrefix("redis cluster node connection failed") && $0.contains("127.0.0.1:\(killedPrimary)") } },
+            "\(logs.withLock { $0 })")
+        #expect(wait(5) { bus.state == .up && m.health.slotMapState == "ok" }, "\(m.health.json)")
+    }
 }
