@@ -13,14 +13,7 @@ import Testing
 /// (down), recovery, and a slot migrated under a subscribed room (ASK, MOVED storm, resubscribe), each
 /// counted in `RedisClusterMetrics`, reported in the readiness detail and logged.
 @Suite(.serialized) struct RedisClusterOperationsTests {
-    final class Recorder: BusDelegate, @unchecked Sendable {
-        let messages = Lock<[BusMessage]>([])
-        func busDeliver(_ message: BusMessage) { messages.withLock { $0.append(message) } }
-        func busStateChanged(_ state: BusState) {}
-        func data(_ room: String) -> [String] {
-            messages.withLock { $0.filter { $0.room == room }.map { String(decoding: $0.data.bytes, as: UTF8.self) } }
-        }
-    }
+    typealias Recorder = RedisClusterBusTests.Recorder
 
     @Test func refreshLimiterStartsAtMostOnePerIntervalAndMergesTheRest() {
         var l = RedisRefreshLimiter(intervalMilliseconds: 100)

@@ -13,11 +13,7 @@ import Testing
 /// truthfully: a certificate that does not cover the name (down, logged, counted; never plain TCP), and a
 /// seed that is not in cluster mode (`/ready` 503 saying so, the failed refreshes counted).
 @Suite(.serialized) struct RedisClusterTLSTests {
-    final class Recorder: BusDelegate, @unchecked Sendable {
-        let messages = Lock<[BusMessage]>([])
-        func busDeliver(_ message: BusMessage) { messages.withLock { $0.append(message) } }
-        func busStateChanged(_ state: BusState) {}
-    }
+    typealias Recorder = RedisTLSTests.Recorder
 
     @Test func aTLSClusterCarriesRoomsOnEveryShardAndAWrongNameKeepsTheBusDown() throws {
         let ca = try TestCA()
