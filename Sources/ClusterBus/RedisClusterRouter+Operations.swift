@@ -55,7 +55,10 @@ extension RedisClusterRouter {
 
     /// The name `host:port`'s certificate must cover: the hostname the node announces (`cluster-announce-hostname`),
     /// else the address it was reached by (a seed's name, or the announced endpoint).
-    func tlsName(host: String, port: Int) -> String {
+    func tlsName(host: String, port: Int) -> String { Self.tlsName(host: host, port: port, map: map) }
+
+    /// `tlsName(host:port:)` over `map` (a value: tested without sockets).
+    static func tlsName(host: String, port: Int, map: RedisClusterMap?) -> String {
         guard let map else { return host }
         for shard in map.shards {
             for node in [shard.primary].compactMap({ $0 }) + shard.replicas where node.host == host && node.port == port {

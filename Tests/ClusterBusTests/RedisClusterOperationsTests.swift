@@ -75,6 +75,11 @@ import Testing
         #expect(plain.primary(ofSlot: 9000)?.port == 7101 && plain.primary(ofSlot: 9000)?.hostname == nil, "an empty hostname is none")
         let tls = try RedisClusterMap(shardsReply: reply, preferTLSPort: true)
         #expect(tls.primary(ofSlot: 0)?.port == 7100 && tls.primary(ofSlot: 9000)?.port == 7101)
+        // The name a TLS link checks: the announced hostname, else the address it was reached by.
+        #expect(RedisClusterRouter.tlsName(host: "10.0.0.1", port: 7100, map: tls) == "redis-a.internal")
+        #expect(RedisClusterRouter.tlsName(host: "10.0.0.2", port: 7101, map: tls) == "10.0.0.2")
+        #expect(RedisClusterRouter.tlsName(host: "seed.internal", port: 7000, map: tls) == "seed.internal")
+        #expect(RedisClusterRouter.tlsName(host: "seed.internal", port: 7000, map: nil) == "seed.internal")
     }
 
     @Test func healthJSONSaysWhatIsServed() {
