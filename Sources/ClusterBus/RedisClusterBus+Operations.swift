@@ -115,8 +115,11 @@ extension RedisClusterBus {
         let m = clusterMetrics
         w.family(
             "switchboard_redis_cluster_redirects_total", .counter,
-            "Cluster redirects followed, by kind (moved: slot map corrected and refreshed; ask: one key of a migrating slot).",
-            [("{kind=\"moved\"}", m.movedRedirects.load()), ("{kind=\"ask\"}", m.askRedirects.load())])
+            "Cluster redirects followed, by kind (moved: slot map corrected and refreshed; ask: one key of a migrating slot; tryagain: keys split by a migration, retried).",
+            [
+                ("{kind=\"moved\"}", m.movedRedirects.load()), ("{kind=\"ask\"}", m.askRedirects.load()),
+                ("{kind=\"tryagain\"}", m.tryAgains.load())
+            ])
         w.family(
             "switchboard_redis_cluster_refreshes_total", .counter,
             "Slot-map refreshes (CLUSTER SHARDS) by result: complete, uncovered (slots without a live primary) or failed (no node answered).",

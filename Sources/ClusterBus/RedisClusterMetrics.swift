@@ -15,6 +15,8 @@ public final class RedisClusterMetrics: Sendable {
     public let movedRedirects = Counter()
     /// `ASK` redirects followed (one key of a migrating slot; `ASKING` + resend).
     public let askRedirects = Counter()
+    /// `TRYAGAIN` answers retried (a multi-key command while its keys were split by a migration).
+    public let tryAgains = Counter()
     /// Slot-map refreshes whose map covers every slot with a live primary.
     public let refreshesComplete = Counter()
     /// Slot-map refreshes whose map leaves slots without a live primary (`uncoveredSlots`).

@@ -19,6 +19,17 @@ extension RedisClusterRouter {
         }
     }
 
+    /// `TRYAGAIN`: a multi-key command met a slot whose keys are split between the migrating and the importing
+    /// node (a room's history moved, its meta not yet). Nothing ran; the same hop is sent again after 20, 40,
+    /// 80 … ms (within the redirect budget), by when the migration of those keys has usually finished.
+    func tryAgainLater(_ command: RedisCommand, host: String, port: Int, asking: Bool, hops: Int, _ completion: @escaping (RedisReply?) -> Void) {
+        metrics.tryAgains.add()
+        _ = loop.runAfter(milliseconds: 20 << hops) { [weak self] in
+            guard let self else { return completion(nil) }
+            self.dispatch(command, host: host, port: port, asking: asking, hops: hops + 1, completion)
+        }
+    }
+
     /// Counts a loaded map and sets the gauges.
     func countRefresh(_ fresh: RedisClusterMap) {
         let uncovered = fresh.uncoveredSlots

@@ -7,7 +7,8 @@ import Runtime
 ///
 /// - `send(_:slot:_:)` goes to the slot's primary. `MOVED` updates the map for that slot, schedules a full
 ///   refresh and resends; `ASK` resends once to the named node preceded by `ASKING` (same connection, so
-///   pipelined together). At most `maxRedirects` hops, then the last error is the answer. A command for a
+///   pipelined together). `TRYAGAIN` (a multi-key command while a migration has split its keys) is sent again
+///   after 20, 40, 80 … ms. At most `maxRedirects` hops, then the last error is the answer. A command for a
 ///   slot no primary serves (uncovered, failed primary) refreshes the map once and then answers nil (the
 ///   caller's "refused").
 /// - `ssubscribe(_:slot:)` keeps the channel wanted; it is subscribed on the owning primary's subscriber
@@ -182,16 +183,16 @@ final class RedisClusterRouter: RedisConnectionDelegate {
         dispatch(command, host: node.host, port: node.port, asking: false, hops: 0, completion)
     }
 
-    private func dispatch(_ command: RedisCommand, host: String, port: Int, asking: Bool, hops: Int, _ completion: @escaping (RedisReply?) -> Void) {
+    func dispatch(_ command: RedisCommand, host: String, port: Int, asking: Bool, hops: Int, _ completion: @escaping (RedisReply?) -> Void) {
         if resolver.needsLookup(host) {
             return resolver.resolve(host) { [self] in dispatch(command, host: host, port: port, asking: asking, hops: hops, completion) }
         }
         guard let conn = connection(host: host, port: port, subscriber: false) else { return completion(nil) }
         if asking { conn.send(RedisCommand(["ASKING"])) { _ in } }
         let sent = conn.send(command) { [self] reply in
-            guard let reply, let e = reply.errorMessage, hops < Self.maxRedirects, let redirect = RedisRedirect(error: e) else {
-                return completion(reply)
-            }
+            guard let reply, let e = reply.errorMessage, hops < Self.maxRedirects else { return completion(reply) }
+            if e.hasPrefix("TRYAGAIN") { return tryAgainLater(command, host: host, port: port, asking: asking, hops: hops, completion) }
+            guard let redirect = RedisRedirect(error: e) else { return completion(reply) }
             redirects += 1
             switch redirect {
             case .moved(let slot, let h, let p):

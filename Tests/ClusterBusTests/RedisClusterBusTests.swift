@@ -104,9 +104,13 @@ import Testing
         let cluster = try RedisTestCluster(masters: 3, password: "s3cret")
         let loop = try EventLoop(index: 88)
         loop.start(name: "cluster-auth")
-        defer { loop.stopAndWait(timeoutMilliseconds: 2000) }
+        // Buses and routers hold the socket context their connections reference unowned: keep them until the
+        // loop has stopped (cleanups run in reverse order, so objects declared after this defer would go first).
+        var retained: [AnyObject] = []
+        defer { loop.stopAndWait(timeoutMilliseconds: 2000); retained.removeAll() }
         let authed = RedisClusterBus(loop: loop, seeds: [("127.0.0.1", cluster.ports[0])], password: "s3cret", prefix: "au:", nodeID: "a")
         let anonymous = RedisClusterBus(loop: loop, seeds: [("127.0.0.1", cluster.ports[1])], prefix: "au:", nodeID: "b")
+        retained += [authed, anonymous]
         let recorder = Recorder()
         authed.start(delegate: recorder)
         anonymous.start(delegate: Recorder())
@@ -129,6 +133,7 @@ import Testing
             logger: { level, message, fields in
                 if level == .error { logs.withLock { $0.append(message + " " + fields.map { "\($0.1)" }.joined(separator: " ")) } }
             })
+        retained.append(wrong)
         wrong.start(delegate: Recorder())
         #expect(wait(3) { wrong.clusterMetrics.health.lastError?.contains("WRONGPASS") == true }, "\(wrong.clusterMetrics.health.json)")
         #expect(wrong.state == .down && wrong.clusterMetrics.refreshesFailed.load() >= 1)
@@ -144,7 +149,10 @@ enum SyncRedisClient {
         let loop = try? EventLoop(index: 89)
         guard let loop else { return nil }
         loop.start(name: "sync-redis")
-        defer { loop.stopAndWait(timeoutMilliseconds: 1000) }
-        return SyncRedis(loop: loop, context: SocketContext(loop: loop)).command(port: port, args)
+        // The connection's close runs as a loop task after the reply: the context (which sockets reference
+        // unowned) must outlive the loop, or that task touches freed memory.
+        let context = SocketContext(loop: loop)
+        defer { withExtendedLifetime(context) { _ = loop.stopAndWait(timeoutMilliseconds: 1000) } }
+        return SyncRedis(loop: loop, context: context).command(port: port, args)
     }
 }
