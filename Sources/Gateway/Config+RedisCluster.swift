@@ -72,9 +72,9 @@ extension Config {
         let name = host.hasSuffix(".") ? host.dropLast() : Substring(host)
         return name.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
             (1...63).contains(label.utf8.count) && label.first != "-" && label.last != "-"
-                && label.utf8.allSatisfy {
-                    $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
-                        || ($0 < 128 && (Character(UnicodeScalar($0)).isLetter || Character(UnicodeScalar($0)).isNumber))
+                && label.utf8.allSatisfy { b in
+                    b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b)
+                        || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b | 0x20)
                 }
         }
     }
