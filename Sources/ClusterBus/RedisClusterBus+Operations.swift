@@ -89,9 +89,11 @@ extension RedisClusterBus {
     func refreshFailed(_ problem: String) {
         clusterMetrics.updateHealth {
             $0.mapLoaded = false
+            $0.primaries = 0
             $0.lastError = problem
         }
         clusterMetrics.uncoveredSlots.set(RedisClusterSlot.count)
+        clusterMetrics.primaries.set(0)
         if router.logThrottle.shouldLog("refresh", problem, now: monotonicMilliseconds()) {
             log(.error, "redis cluster slot map unavailable: the bus is down", [("problem", .string(problem))])
         }

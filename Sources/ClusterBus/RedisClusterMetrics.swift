@@ -29,7 +29,7 @@ public final class RedisClusterMetrics: Sendable {
     public let resubscribes = Counter()
     /// Gauge: slots of the last map without a live primary (16384 before any map is loaded).
     public let uncoveredSlots = Counter()
-    /// Gauge: shards of the last map with a live primary.
+    /// Gauge: shards of the last map with a live primary (0 after a refresh where no node answered).
     public let primaries = Counter()
     /// TLS handshakes of the cluster links (`rediss-cluster://`), by result.
     public let tls = TLSMetrics()

@@ -93,6 +93,7 @@ import Testing
         #expect(body.contains(#""slot_map":"down""#) && body.contains("cluster support disabled") && body.contains("not in cluster mode"), "\(body)")
         #expect(try gw.metric("switchboard_redis_cluster_refreshes_total{result=\"failed\"}") ?? 0 >= 1)
         #expect(try gw.metric("switchboard_redis_cluster_uncovered_slots") == 16384)
+        #expect(try gw.metric("switchboard_redis_cluster_primaries") == 0)
         #expect(gw.log().contains("redis cluster slot map unavailable"), "\(gw.log())")
         // Said once, not on every 2 s refresh.
         usleep(2_200_000)
