@@ -104,13 +104,11 @@ import Testing
         let cluster = try RedisTestCluster(masters: 3, password: "s3cret")
         let loop = try EventLoop(index: 88)
         loop.start(name: "cluster-auth")
-        // Buses and routers hold the socket context their connections reference unowned: keep them until the
-        // loop has stopped (cleanups run in reverse order, so objects declared after this defer would go first).
-        var retained: [AnyObject] = []
-        defer { loop.stopAndWait(timeoutMilliseconds: 2000); retained.removeAll() }
+        let keeper = LoopKeeper(loop)
+        defer { keeper.stop() }
         let authed = RedisClusterBus(loop: loop, seeds: [("127.0.0.1", cluster.ports[0])], password: "s3cret", prefix: "au:", nodeID: "a")
         let anonymous = RedisClusterBus(loop: loop, seeds: [("127.0.0.1", cluster.ports[1])], prefix: "au:", nodeID: "b")
-        retained += [authed, anonymous]
+        keeper.keep(authed, anonymous)
         let recorder = Recorder()
         authed.start(delegate: recorder)
         anonymous.start(delegate: Recorder())
@@ -133,7 +131,7 @@ import Testing
             logger: { level, message, fields in
                 if level == .error { logs.withLock { $0.append(message + " " + fields.map { "\($0.1)" }.joined(separator: " ")) } }
             })
-        retained.append(wrong)
+        keeper.keep(wrong)
         wrong.start(delegate: Recorder())
         #expect(wait(3) { wrong.clusterMetrics.health.lastError?.contains("WRONGPASS") == true }, "\(wrong.clusterMetrics.health.json)")
         #expect(wrong.state == .down && wrong.clusterMetrics.refreshesFailed.load() >= 1)

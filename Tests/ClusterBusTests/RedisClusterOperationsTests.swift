@@ -136,10 +136,8 @@ import Testing
         let cluster = try RedisTestCluster(masters: 3, extraArguments: ["--cluster-require-full-coverage", "no"])
         let loop = try EventLoop(index: 87)
         loop.start(name: "cluster-ops")
-        // Buses and routers hold the socket context their connections reference unowned: keep them until the
-        // loop has stopped (cleanups run in reverse order, so objects declared after this defer would go first).
-        var retained: [AnyObject] = []
-        defer { loop.stopAndWait(timeoutMilliseconds: 2000); retained.removeAll() }
+        let keeper = LoopKeeper(loop)
+        defer { keeper.stop() }
         let logs = Lock<[String]>([])
         // The seed by name: resolved off the loop.
         let bus = RedisClusterBus(
@@ -147,7 +145,7 @@ import Testing
             logger: { _, message, fields in logs.withLock { $0.append(message + " " + fields.map { "\($0.0)=\($0.1)" }.joined(separator: " ")) } })
         let recorder = Recorder()
         bus.start(delegate: recorder)
-        retained.append(bus)
+        keeper.keep(bus)
         defer { bus.shutdown {} }
         let m = bus.clusterMetrics
         #expect(wait(5) { bus.state == .up }, "\(m.health.json)")
@@ -258,17 +256,15 @@ import Testing
         let cluster = try RedisTestCluster(masters: 3, replicasPerMaster: 1)
         let loop = try EventLoop(index: 84)
         loop.start(name: "cluster-ops-failover")
-        // Buses and routers hold the socket context their connections reference unowned: keep them until the
-        // loop has stopped (cleanups run in reverse order, so objects declared after this defer would go first).
-        var retained: [AnyObject] = []
-        defer { loop.stopAndWait(timeoutMilliseconds: 2000); retained.removeAll() }
+        let keeper = LoopKeeper(loop)
+        defer { keeper.stop() }
         let logs = Lock<[String]>([])
         let bus = RedisClusterBus(
             loop: loop, seeds: cluster.ports.map { ("127.0.0.1", $0) }, prefix: "fo:", nodeID: "f",
             logger: { _, message, fields in logs.withLock { $0.append(message + " " + fields.map { "\($0.1)" }.joined(separator: " ")) } })
         let recorder = Recorder()
         bus.start(delegate: recorder)
-        retained.append(bus)
+        keeper.keep(bus)
         defer { bus.shutdown {} }
         let m = bus.clusterMetrics
         #expect(wait(5) { bus.state == .up })

@@ -39,15 +39,13 @@ import Testing
         let cluster = try RedisTestCluster(masters: 3)
         let loop = try EventLoop(index: 96)
         loop.start(name: "router-test")
-        // Buses and routers hold the socket context their connections reference unowned: keep them until the
-        // loop has stopped (cleanups run in reverse order, so objects declared after this defer would go first).
-        var retained: [AnyObject] = []
-        defer { loop.stopAndWait(timeoutMilliseconds: 2000); retained.removeAll() }
+        let keeper = LoopKeeper(loop)
+        defer { keeper.stop() }
         let probe = Probe()
         // Seeds: one dead address first (skipped), then a real node.
         let deadPort = try freeTCPPort()
         nonisolated(unsafe) let router = RedisClusterRouter(loop: loop, seeds: [("127.0.0.1", deadPort), ("127.0.0.1", cluster.ports[1])])
-        retained.append(router)
+        keeper.keep(router)
         defer { loop.execute { router.stop() } }
         router.onPush = { reply in
             let r = RedisReply(copying: reply)
@@ -129,13 +127,11 @@ import Testing
         let cluster = try RedisTestCluster(masters: 3)
         let loop = try EventLoop(index: 95)
         loop.start(name: "router-script-test")
-        // Buses and routers hold the socket context their connections reference unowned: keep them until the
-        // loop has stopped (cleanups run in reverse order, so objects declared after this defer would go first).
-        var retained: [AnyObject] = []
-        defer { loop.stopAndWait(timeoutMilliseconds: 2000); retained.removeAll() }
+        let keeper = LoopKeeper(loop)
+        defer { keeper.stop() }
         let probe = Probe()
         nonisolated(unsafe) let router = RedisClusterRouter(loop: loop, seeds: [("127.0.0.1", cluster.ports[2])])
-        retained.append(router)
+        keeper.keep(router)
         defer { loop.execute { router.stop() } }
         router.onPush = { reply in
             let r = RedisReply(copying: reply)
@@ -177,13 +173,11 @@ import Testing
         let cluster = try RedisTestCluster(masters: 3, replicasPerMaster: 1)
         let loop = try EventLoop(index: 94)
         loop.start(name: "router-failover-test")
-        // Buses and routers hold the socket context their connections reference unowned: keep them until the
-        // loop has stopped (cleanups run in reverse order, so objects declared after this defer would go first).
-        var retained: [AnyObject] = []
-        defer { loop.stopAndWait(timeoutMilliseconds: 2000); retained.removeAll() }
+        let keeper = LoopKeeper(loop)
+        defer { keeper.stop() }
         let probe = Probe()
         nonisolated(unsafe) let router = RedisClusterRouter(loop: loop, seeds: cluster.ports.map { ("127.0.0.1", $0) })
-        retained.append(router)
+        keeper.keep(router)
         defer { loop.execute { router.stop() } }
         router.onPush = { reply in
             let r = RedisReply(copying: reply)

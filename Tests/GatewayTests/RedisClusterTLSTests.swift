@@ -21,17 +21,15 @@ import Testing
             masters: 3, tls: .init(certificate: ca.path("server.pem"), key: ca.path("server.key.pem"), ca: ca.caPath))
         let loop = try EventLoop(index: 85)
         loop.start(name: "cluster-tls")
-        // Buses and routers hold the socket context their connections reference unowned: keep them until the
-        // loop has stopped (cleanups run in reverse order, so objects declared after this defer would go first).
-        var retained: [AnyObject] = []
-        defer { loop.stopAndWait(timeoutMilliseconds: 2000); retained.removeAll() }
+        let keeper = LoopKeeper(loop)
+        defer { keeper.stop() }
 
         // Trusted and named right (127.0.0.1 is in the leaf's IP SANs): every shard over TLS.
         let bus = RedisClusterBus(loop: loop, seeds: [("127.0.0.1", cluster.ports[0])], prefix: "tc:", nodeID: "t")
         bus.useTLS(RedisTLSSettings(caFile: ca.caPath))
         let recorder = Recorder()
         bus.start(delegate: recorder)
-        retained.append(bus)
+        keeper.keep(bus)
         defer { bus.shutdown {} }
         #expect(wait(5) { bus.state == .up }, "\(bus.clusterMetrics.health.json)")
         let keys = RedisClusterKeys(prefix: "tc:", nodeID: "x")
@@ -53,7 +51,7 @@ import Testing
             logger: { _, message, fields in logs.withLock { $0.append(message + " " + fields.map { "\($0.1)" }.joined(separator: " ")) } })
         strict.useTLS(RedisTLSSettings(caFile: ca.caPath, serverName: "other.test"))
         strict.start(delegate: Recorder())
-        retained.append(strict)
+        keeper.keep(strict)
         defer { strict.shutdown {} }
         let m = strict.clusterMetrics
         #expect(wait(3) { m.health.lastError?.contains("certificate verification failed") == true }, "\(m.health.json)")
