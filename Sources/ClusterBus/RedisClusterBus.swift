@@ -12,7 +12,8 @@ import Synchronization
 /// is back-filled from its history after the last delivered offset, then live messages continue; nothing
 /// is delivered twice.
 ///
-/// `state` is `.up` while the last slot map covers every slot with a live primary. Presence, the node
+/// `state` is `.up` while the last slot map serves some slot and the cluster says `cluster_state:ok`; rooms on
+/// slots without a live primary are refused with `unavailable` meanwhile (`RedisClusterBus+Operations.swift`). Presence, the node
 /// is stored on each room's slot (`PresenceBus`, `RedisClusterBus+Presence.swift`); the node registry and
 /// analytics are not implemented over the cluster yet: pair this with the local roles.
 /// Thread-safe like `RedisBus`: every public method hops onto `loop`.
@@ -39,8 +40,11 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
     /// Messages handed to the delegate, back-filled messages among them (tests and metrics).
     public let delivered = Counter()
     public let backfilled = Counter()
+    /// Redirects, refreshes, resubscribes, per-node connections and the slot-map health (`/metrics`, `/ready`).
+    public let clusterMetrics = RedisClusterMetrics()
 
-    /// - Parameters: `seeds`: cluster nodes to ask for the slot map (numeric addresses); `username`/`password`:
+    /// - Parameters: `seeds`: cluster nodes to ask for the slot map (IP addresses, or DNS names looked up off the
+    ///   loop by `RedisHostResolver`); `username`/`password`:
     ///   sent with `AUTH` first on every connection (nil: none); `prefix` must not contain `{`.
     public init(
         loop: EventLoop, seeds: [(host: String, port: Int)], username: String? = nil, password: String? = nil,
@@ -54,7 +58,8 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
         self.historyTTLMilliseconds = historyTTLMilliseconds
         self.idempotencyWindowMilliseconds = idempotencyWindowMilliseconds
         self.log = logger
-        self.router = RedisClusterRouter(loop: loop, seeds: seeds)
+        self.router = RedisClusterRouter(loop: loop, seeds: seeds, metrics: clusterMetrics)
+        router.log = logger
         if let password {
             router.handshake = [RedisCommand(username.map { ["AUTH", $0, password] } ?? ["AUTH", password])]
         }
@@ -77,11 +82,8 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
                 confirmed.remove(channel)
                 if let room = keys.room(ofChannel: channel) { rooms[room]?.delivery.subscriptionLost() }
             }
-            router.onTopologyProblem = { [unowned self] problem in
-                log(.warn, "redis cluster topology", [("problem", .string(problem))])
-                setUp(false)
-            }
-            router.onRefreshed = { [unowned self] map in setUp(map.uncoveredSlots.isEmpty) }
+            router.onTopologyProblem = { [unowned self] problem in refreshFailed(problem) }
+            router.onRefreshed = { [unowned self] map in refreshed(map) }
             refreshPeriodically()
         }
     }
@@ -96,7 +98,7 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
         }
     }
 
-    private func setUp(_ up: Bool) {
+    func setUp(_ up: Bool) {
         guard up != upFlag.load(ordering: .relaxed) else { return }
         upFlag.store(up, ordering: .relaxed)
         delegate?.busStateChanged(up ? .up : .down)
@@ -136,7 +138,8 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
         completion: @escaping @Sendable (Result<StreamOffset, BusError>) -> Void
     ) {
         onLoop { [self] in
-            guard state == .up else { return completion(.failure(.unavailable("the Redis cluster is not serving every slot"))) }
+            guard state == .up else { return completion(.failure(.unavailable("the Redis cluster is not reachable or serves no slot"))) }
+            if let refusal = refusal(room: room) { return completion(.failure(refusal)) }
             let key = idempotencyWindowMilliseconds > 0 ? idempotencyKey : nil
             var args: [[UInt8]] = [Array(keys.history(room).utf8), Array(keys.meta(room).utf8)]
             if let key { args.append(Array(keys.idempotency(room, key: key).utf8)) }
@@ -155,7 +158,8 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
 
     public func join(room: String, since: StreamOffset?, completion: @escaping @Sendable (Result<JoinResult, BusError>) -> Void) {
         onLoop { [self] in
-            guard state == .up else { return completion(.failure(.unavailable("the Redis cluster is not serving every slot"))) }
+            guard state == .up else { return completion(.failure(.unavailable("the Redis cluster is not reachable or serves no slot"))) }
+            if let refusal = refusal(room: room) { return completion(.failure(refusal)) }
             // As with one Redis: read the position only once the subscription is live.
             if let r = rooms[room], !confirmed.contains(keys.roomChannel(room)) {
                 r.pendingJoins.append(RedisRoomState.PendingJoin(since: since, completion: completion))

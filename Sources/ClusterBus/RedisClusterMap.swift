@@ -6,13 +6,17 @@ public struct RedisClusterNode: Sendable, Equatable, Hashable, CustomStringConve
     public var isPrimary: Bool
     /// `online`, `fail` (Redis 7.0; the documentation says `failed`) or `loading` (CLUSTER SHARDS `health`).
     public var health: String
+    /// The name the node announces (`cluster-announce-hostname`, CLUSTER SHARDS `hostname`), or nil: the name
+    /// a TLS connection checks its certificate against.
+    public var hostname: String?
 
-    public init(id: String, host: String, port: Int, isPrimary: Bool, health: String = "online") {
+    public init(id: String, host: String, port: Int, isPrimary: Bool, health: String = "online", hostname: String? = nil) {
         self.id = id
         self.host = host
         self.port = port
         self.isPrimary = isPrimary
         self.health = health
+        self.hostname = hostname
     }
 
     public var description: String { "\(host):\(port)" }
@@ -42,10 +46,12 @@ public struct RedisClusterMap: Sendable, Equatable {
     /// Index into `shards` per slot, -1 when no shard owns it.
     private var owner: [Int16]
 
-    /// Parses a `CLUSTER SHARDS` reply (RESP2: each shard and node a flat key/value array). Errors:
-    /// `RedisClusterError` for an error reply (`ERR This instance has cluster support disabled` from a
+    /// Parses a `CLUSTER SHARDS` reply (RESP2: each shard and node a flat key/value array). A node's port is
+    /// `port` (plain TCP), else `tls-port`; with `preferTLSPort` (TLS clients) `tls-port` first. With
+    /// `tls-cluster yes` Redis 7.0 lists the TLS port as `tls-port` and the plain one (if any) as `port`.
+    /// Errors: `RedisClusterError` for an error reply (`ERR This instance has cluster support disabled` from a
     /// seed not in cluster mode) or a reply not in the documented shape.
-    public init(shardsReply reply: RedisReply) throws(RedisClusterError) {
+    public init(shardsReply reply: RedisReply, preferTLSPort: Bool = false) throws(RedisClusterError) {
         if let e = reply.errorMessage { throw RedisClusterError("CLUSTER SHARDS failed: \(e)") }
         guard let list = reply.array else { throw RedisClusterError("CLUSTER SHARDS: not an array") }
         var shards: [Shard] = []
@@ -69,14 +75,16 @@ public struct RedisClusterMap: Sendable, Equatable {
             var replicas: [RedisClusterNode] = []
             for n in nodes {
                 let f = try RedisClusterMap.fields(n)
-                guard let id = f["id"]?.text, let port = f["port"]?.int ?? f["tls-port"]?.int,
+                let plain = f["port"]?.int.flatMap { $0 > 0 ? $0 : nil }
+                let tls = f["tls-port"]?.int.flatMap { $0 > 0 ? $0 : nil }
+                guard let id = f["id"]?.text, let port = preferTLSPort ? tls ?? plain : plain ?? tls,
                     let host = f["endpoint"]?.text.flatMap({ $0 == "?" || $0.isEmpty ? nil : $0 }) ?? f["ip"]?.text
                 else {
                     throw RedisClusterError("CLUSTER SHARDS: a node without id, address or port")
                 }
                 let node = RedisClusterNode(
                     id: id, host: host, port: port, isPrimary: f["role"]?.text == "master",
-                    health: f["health"]?.text ?? "online")
+                    health: f["health"]?.text ?? "online", hostname: f["hostname"]?.text.flatMap { $0.isEmpty ? nil : $0 })
                 if node.isPrimary {
                     if node.health != "failed" && node.health != "fail" { primary = node }
                 } else {

@@ -42,7 +42,8 @@ final class RedisConnection: StreamSocket, @unchecked Sendable {
     weak var delegate: RedisConnectionDelegate?
     private let pipeline = RedisPipeline()
     private var closeScheduled = false
-    private var closeReason = "connection closed"
+    /// Why the connection closed (or `connection closed`): readable in the completions `close` fails.
+    private(set) var closeReason = "connection closed"
     private var reported = false
     /// True once bytes moved in either direction (the TCP connect completed).
     private(set) var isConnected = false

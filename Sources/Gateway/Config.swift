@@ -57,6 +57,8 @@ public struct Config: Sendable {
     /// Credentials from a `redis-cluster://user:password@…` URL, sent with `AUTH` on every cluster connection.
     public var redisClusterUsername: String? = nil
     public var redisClusterPassword: String? = nil
+    /// True for a `rediss-cluster://` URL: every cluster connection is TLS (`--redis-tls-*` apply).
+    public var redisClusterTLS = false
     /// Milliseconds between Redis heartbeats (registry refresh, dead-node cleanup, canary).
     public var heartbeatIntervalMs = 2000
     /// Milliseconds the node's registry key lives without a heartbeat; a dead node's presence is gone within 2 × this.
@@ -214,10 +216,10 @@ public struct Config: Sendable {
             Option(
                 name: "redis-url", kind: .string,
                 help:
-                    "redis://host:port/db for the cluster bus (rediss:// for TLS, redis-cluster://ip:port,… for Redis Cluster; unset = in-process bus, single node)",
+                    "redis://host:port/db for the cluster bus (rediss:// for TLS, redis-cluster://host:port,… for Redis Cluster, rediss-cluster:// with TLS; unset = in-process bus, single node)",
                 apply: { c, v throws(Invalid) in
                     guard !v.isEmpty else { c.redisURL = nil; return }
-                    if v.lowercased().hasPrefix("redis-cluster://") { return try applyClusterURL(&c, v) }
+                    if isClusterURL(v) { return try applyClusterURL(&c, v) }
                     do throws(RedisEndpoint.Invalid) { _ = try RedisEndpoint(url: v) } catch { throw Invalid(description: "--redis-url: \(error.description)") }
                     c.redisURL = v
                 }, current: { c in c.redisURL.map { (try? RedisEndpoint(url: $0))?.description ?? $0 } ?? "" }),

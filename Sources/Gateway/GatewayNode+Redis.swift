@@ -70,7 +70,7 @@ extension GatewayNode {
 
     /// `,"redis":{…}` for the readiness JSON's bus dependency (connections and canary), or "".
     var busReadinessDetail: String {
-        guard let (name, json) = registry.readinessDetail else { return "" }
-        return ",\(jsonString(name)):\(json)"
+        guard let (name, json) = registry.readinessDetail else { return clusterReadinessDetail }
+        return ",\(jsonString(name)):\(json)" + clusterReadinessDetail
     }
 }

@@ -3,6 +3,13 @@ import Foundation
 import Runtime
 
 extension GatewayNode {
+    /// `,"redis_cluster":{…}` (slot map, uncovered slots, last error) when the rooms run on Redis Cluster, else "".
+    var clusterReadinessDetail: String {
+        guard let bus = services.rooms as? RedisClusterBus else { return "" }
+        let (name, json) = bus.clusterReadinessDetail
+        return ",\(jsonString(name)):\(json)"
+    }
+
     /// `local`, `redis` or `redis-cluster`: the bus the flags select (logs, `/ready`).
     static func busKind(_ config: Config) -> String {
         if !config.redisClusterSeeds.isEmpty { return "redis-cluster" }
@@ -27,6 +34,7 @@ extension GatewayNode {
             prefix: config.prefix, nodeID: config.nodeID, historySize: config.historySize,
             historyTTLMilliseconds: config.historyTTLMs, idempotencyWindowMilliseconds: config.idempotencyWindowMs,
             logger: busLogger(logger))
+        if config.redisClusterTLS { bus.useTLS(config.redisTLS) }
         return ClusterServices(
             rooms: bus, presence: bus, registry: LocalRegistry(),
             analytics: LocalAnalytics(maxBytes: config.analyticsBytes), lifecycle: bus)

@@ -108,6 +108,7 @@ extension GatewayNode {
             "Compressed room messages queued, by the compressor: context=\"room\" the room stream's frame, context=\"none\" a copy compressed alone.",
             [("{context=\"room\"}", sum { $0.deflateSharedDeliveries }), ("{context=\"none\"}", sum { $0.deflateAloneDeliveries })])
         registry.writeMetrics(to: &w)
+        (rooms as? RedisClusterBus)?.writeClusterMetrics(to: &w)
         roomClasses.write(to: &w)
         proxy?.write(to: &w)
         writeAuthMetrics(to: &w)

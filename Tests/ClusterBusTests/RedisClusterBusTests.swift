@@ -104,9 +104,11 @@ import Testing
         let cluster = try RedisTestCluster(masters: 3, password: "s3cret")
         let loop = try EventLoop(index: 88)
         loop.start(name: "cluster-auth")
-        defer { loop.stopAndWait(timeoutMilliseconds: 2000) }
+        let keeper = LoopKeeper(loop)
+        defer { keeper.stop() }
         let authed = RedisClusterBus(loop: loop, seeds: [("127.0.0.1", cluster.ports[0])], password: "s3cret", prefix: "au:", nodeID: "a")
         let anonymous = RedisClusterBus(loop: loop, seeds: [("127.0.0.1", cluster.ports[1])], prefix: "au:", nodeID: "b")
+        keeper.keep(authed, anonymous)
         let recorder = Recorder()
         authed.start(delegate: recorder)
         anonymous.start(delegate: Recorder())
@@ -120,6 +122,22 @@ import Testing
         #expect(anonymous.state == .down, "no slot map without AUTH (NOAUTH)")
         let refused = sync { done in anonymous.publish(room: "r", data: JSONFragment("2"), idempotencyKey: nil) { done($0) } }
         if case .success? = refused { Issue.record("a publish without credentials must be refused") }
+        #expect(anonymous.clusterReadinessDetail.json.contains("NOAUTH"), "\(anonymous.clusterReadinessDetail.json)")
+
+        // A wrong password: down, the refusal named in /ready's detail, logged once, the node's failures counted.
+        let logs = Lock<[String]>([])
+        let wrong = RedisClusterBus(
+            loop: loop, seeds: [("127.0.0.1", cluster.ports[2])], password: "guess", prefix: "au:", nodeID: "c",
+            logger: { level, message, fields in
+                if level == .error { logs.withLock { $0.append(message + " " + fields.map { "\($0.1)" }.joined(separator: " ")) } }
+            })
+        keeper.keep(wrong)
+        wrong.start(delegate: Recorder())
+        #expect(wait(3) { wrong.clusterMetrics.health.lastError?.contains("WRONGPASS") == true }, "\(wrong.clusterMetrics.health.json)")
+        #expect(wrong.state == .down && wrong.clusterMetrics.refreshesFailed.load() >= 1)
+        #expect(wait(3) { wrong.clusterMetrics.nodeCounts.first { $0.node == "127.0.0.1:\(cluster.ports[2])" }?.counts.failures ?? 0 >= 1 })
+        #expect(logs.withLock { $0.contains { $0.hasPrefix("redis cluster node refused the handshake") && $0.contains("check the user and password") } })
+        #expect(logs.withLock { $0.filter { $0.hasPrefix("redis cluster node refused the handshake") }.count } == 1, "not repeated every refresh")
     }
 }
 
@@ -129,7 +147,10 @@ enum SyncRedisClient {
         let loop = try? EventLoop(index: 89)
         guard let loop else { return nil }
         loop.start(name: "sync-redis")
-        defer { loop.stopAndWait(timeoutMilliseconds: 1000) }
-        return SyncRedis(loop: loop, context: SocketContext(loop: loop)).command(port: port, args)
+        // The connection's close runs as a loop task after the reply: the context (which sockets reference
+        // unowned) must outlive the loop, or that task touches freed memory.
+        let context = SocketContext(loop: loop)
+        defer { withExtendedLifetime(context) { _ = loop.stopAndWait(timeoutMilliseconds: 1000) } }
+        return SyncRedis(loop: loop, context: context).command(port: port, args)
     }
 }

@@ -39,11 +39,13 @@ import Testing
         let cluster = try RedisTestCluster(masters: 3)
         let loop = try EventLoop(index: 96)
         loop.start(name: "router-test")
-        defer { loop.stopAndWait(timeoutMilliseconds: 2000) }
+        let keeper = LoopKeeper(loop)
+        defer { keeper.stop() }
         let probe = Probe()
         // Seeds: one dead address first (skipped), then a real node.
         let deadPort = try freeTCPPort()
         nonisolated(unsafe) let router = RedisClusterRouter(loop: loop, seeds: [("127.0.0.1", deadPort), ("127.0.0.1", cluster.ports[1])])
+        keeper.keep(router)
         defer { loop.execute { router.stop() } }
         router.onPush = { reply in
             let r = RedisReply(copying: reply)
@@ -125,9 +127,11 @@ import Testing
         let cluster = try RedisTestCluster(masters: 3)
         let loop = try EventLoop(index: 95)
         loop.start(name: "router-script-test")
-        defer { loop.stopAndWait(timeoutMilliseconds: 2000) }
+        let keeper = LoopKeeper(loop)
+        defer { keeper.stop() }
         let probe = Probe()
         nonisolated(unsafe) let router = RedisClusterRouter(loop: loop, seeds: [("127.0.0.1", cluster.ports[2])])
+        keeper.keep(router)
         defer { loop.execute { router.stop() } }
         router.onPush = { reply in
             let r = RedisReply(copying: reply)
@@ -169,9 +173,11 @@ import Testing
         let cluster = try RedisTestCluster(masters: 3, replicasPerMaster: 1)
         let loop = try EventLoop(index: 94)
         loop.start(name: "router-failover-test")
-        defer { loop.stopAndWait(timeoutMilliseconds: 2000) }
+        let keeper = LoopKeeper(loop)
+        defer { keeper.stop() }
         let probe = Probe()
         nonisolated(unsafe) let router = RedisClusterRouter(loop: loop, seeds: cluster.ports.map { ("127.0.0.1", $0) })
+        keeper.keep(router)
         defer { loop.execute { router.stop() } }
         router.onPush = { reply in
             let r = RedisReply(copying: reply)

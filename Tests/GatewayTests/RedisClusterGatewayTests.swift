@@ -75,8 +75,15 @@ import Testing
         #expect(url.redisURL == nil && url.redisClusterSeeds == ["127.0.0.1:7000", "127.0.0.1:7001"])
         #expect(url.redisClusterUsername == "app" && url.redisClusterPassword == "p@ss")
         #expect(!url.loggable.contains { $0.1.contains("p@ss") || $0.1.contains("p%40ss") }, "the password is never logged")
+        // Host names are seeds too (looked up by the bus off its loop); rediss-cluster:// turns TLS on.
+        let named = try Config.parse(
+            arguments: ["--redis-url", "rediss-cluster://:pw@redis-a.internal:7000,10.0.0.2:7001", "--redis-tls-ca", "/ca.pem"], environment: [:])
+        #expect(named.redisClusterSeeds == ["redis-a.internal:7000", "10.0.0.2:7001"] && named.redisClusterTLS && named.redisClusterPassword == "pw")
+        #expect(named.redisTLS.caFile == "/ca.pem" && !url.redisClusterTLS)
+        #expect(Config.parseSeed("redis_1.svc.cluster.local:6379")! == ("redis_1.svc.cluster.local", 6379))
         for bad in [
-            ["--redis-url", "redis-cluster://"], ["--redis-url", "redis-cluster://host.name:7000"], ["--redis-cluster", "redis.local:7000"],
+            ["--redis-url", "redis-cluster://"], ["--redis-url", "rediss-cluster://"], ["--redis-cluster", "-bad.local:7000"],
+            ["--redis-cluster", "a..b:7000"], ["--redis-cluster", "has space:7000"], ["--redis-cluster", "[redis.local]:7000"],
             ["--redis-cluster", "127.0.0.1"], ["--redis-cluster", "127.0.0.1:0"],
             ["--redis-cluster", "127.0.0.1:7000", "--redis-url", "redis://127.0.0.1:6379/0"]
         ] {

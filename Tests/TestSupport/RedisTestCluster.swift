@@ -12,9 +12,27 @@ public final class RedisTestCluster {
 
     /// `password`: every node requires it (`requirepass`, and `masterauth` for the replicas).
     public let password: String?
+    /// `redis-cli` flags for a TLS cluster (`--tls --cacert …`), empty for plain TCP.
+    public let cliTLS: [String]
 
-    public init(masters: Int, replicasPerMaster: Int = 0, password: String? = nil) throws {
+    /// PEM files for a TLS-only cluster: every node serves TLS on its port (`--port 0 --tls-port`), the
+    /// cluster bus and replication are TLS too (`--tls-cluster yes`, `--tls-replication yes`).
+    public struct TLSFiles {
+        public var certificate: String
+        public var key: String
+        public var ca: String
+        public init(certificate: String, key: String, ca: String) {
+            self.certificate = certificate
+            self.key = key
+            self.ca = ca
+        }
+    }
+
+    /// `extraArguments` are appended to every node's `redis-server` command line (e.g.
+    /// `--cluster-require-full-coverage no`).
+    public init(masters: Int, replicasPerMaster: Int = 0, password: String? = nil, tls: TLSFiles? = nil, extraArguments: [String] = []) throws {
         self.password = password
+        self.cliTLS = tls.map { ["--tls", "--cacert", $0.ca] } ?? []
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("sb-cluster-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var ports: [Int] = []
@@ -27,14 +45,21 @@ public final class RedisTestCluster {
             let proc = Process()
             proc.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
             proc.currentDirectoryURL = dir
+            let listen =
+                tls.map {
+                    [
+                        "--port", "0", "--tls-port", "\(p)", "--tls-cluster", "yes", "--tls-replication", "yes", "--tls-cert-file", $0.certificate,
+                        "--tls-key-file", $0.key, "--tls-ca-cert-file", $0.ca, "--tls-auth-clients", "no"
+                    ]
+                } ?? ["--port", "\(p)"]
             proc.arguments =
-                [
-                    "--port", "\(p)", "--cluster-enabled", "yes", "--cluster-config-file", "nodes-\(p).conf",
+                listen + [
+                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes-\(p).conf",
                     "--cluster-node-timeout", "1000", "--save", "", "--repl-diskless-sync-delay", "0",
                     "--cluster-replica-validity-factor", "0", "--appendonly", "no", "--bind", "127.0.0.1",
                     "--daemonize", "no", "--loglevel", "warning", "--protected-mode", "no"
                 ]
-                + (password.map { ["--requirepass", $0, "--masterauth", $0] } ?? [])
+                + (password.map { ["--requirepass", $0, "--masterauth", $0] } ?? []) + extraArguments
             proc.standardOutput = FileHandle.nullDevice
             proc.standardError = FileHandle.nullDevice
             try proc.run()
@@ -44,7 +69,7 @@ public final class RedisTestCluster {
         let create = Process()
         create.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
         create.arguments =
-            (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + ["--cluster", "create"] + ports.map { "127.0.0.1:\($0)" } + [
+            cliTLS + (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + ["--cluster", "create"] + ports.map { "127.0.0.1:\($0)" } + [
                 "--cluster-replicas", "\(replicasPerMaster)", "--cluster-yes"
             ]
         create.standardOutput = FileHandle.nullDevice
@@ -56,8 +81,8 @@ public final class RedisTestCluster {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             // Replicas must have synced (health online, not loading) before a failover can promote them.
-            if ports.allSatisfy({ Self.cli($0, ["CLUSTER", "INFO"], password: password).contains("cluster_state:ok") }),
-                Self.cli(ports[0], ["CLUSTER", "SHARDS"], password: password).components(separatedBy: "\nonline").count - 1 == ports.count
+            if ports.allSatisfy({ Self.cli($0, ["CLUSTER", "INFO"], password: password, tls: cliTLS).contains("cluster_state:ok") }),
+                Self.cli(ports[0], ["CLUSTER", "SHARDS"], password: password, tls: cliTLS).components(separatedBy: "\nonline").count - 1 == ports.count
             {
                 return
             }
@@ -89,10 +114,13 @@ public final class RedisTestCluster {
 
     public static func info(_ port: Int) -> String { cli(port, ["CLUSTER", "INFO"]) }
 
-    public static func cli(_ port: Int, _ args: [String], password: String? = nil) -> String {
+    /// `redis-cli` against this cluster's node on `port` (with its password and TLS flags).
+    public func cli(_ port: Int, _ args: [String]) -> String { Self.cli(port, args, password: password, tls: cliTLS) }
+
+    public static func cli(_ port: Int, _ args: [String], password: String? = nil, tls: [String] = []) -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
-        p.arguments = ["-p", "\(port)"] + (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + args
+        p.arguments = tls + ["-p", "\(port)"] + (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + args
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice

@@ -23,3 +23,24 @@ public func sync<T: Sendable>(timeout: Int = 5, _ body: (@escaping @Sendable (T)
     guard done.wait(timeout: .now() + .seconds(timeout)) == .success else { return nil }
     return box.withLock { $0 }
 }
+
+/// Stops a test's event loop and only then lets go of the objects that own its sockets' context (buses,
+/// routers): sockets reference their context unowned, so a close task the loop runs after the owner was
+/// freed would touch freed memory. Use `let keeper = LoopKeeper(loop); defer { keeper.stop() }` right after
+/// starting the loop, then `keeper.keep(bus)`: cleanups run in reverse order, so an object declared after
+/// a plain `defer { loop.stopAndWait(…) }` is released before that defer runs.
+public final class LoopKeeper: @unchecked Sendable {
+    private let loop: EventLoop
+    private var objects: [AnyObject] = []
+
+    public init(_ loop: EventLoop) { self.loop = loop }
+
+    /// Holds `objects` until `stop()` (test thread only).
+    public func keep(_ objects: AnyObject...) { self.objects += objects }
+
+    /// Stops the loop (2 s at most), then releases what `keep` held.
+    public func stop() {
+        _ = loop.stopAndWait(timeoutMilliseconds: 2000)
+        objects = []
+    }
+}
