@@ -57,7 +57,7 @@ extension RedisBus {
                 lastRegistryValue = nil
                 return
             }
-            guard let parts = reply.array, parts.count == 3 else {
+            guard let parts = reply.array, parts.count >= 3 else {
                 logger(.warn, "heartbeat script failed", [("reply", .string(describe(reply)))])
                 return
             }

@@ -80,10 +80,8 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
     /// Room channels Redis confirmed on the current subscriber connection.
     var confirmedRoomChannels = 0
     var malformedLogged = 0
-    /// Server API commands this node sent and whose answers it collects, by request id (RedisBus+Control.swift).
-    var controlPending: [String: RedisControlRequest] = [:]
-    /// What this node does with server API commands (any thread sets it).
-    let controlHandlerBox = Lock<ControlHandler?>(nil)
+    /// Server API commands this node sent and whose answers it collects, and its handler (RedisBus+Control.swift).
+    let control = RedisControlExchange()
 
     /// - Parameters:
     ///   - loop: the bus loop (a dedicated gateway `EventLoop`, already running).
