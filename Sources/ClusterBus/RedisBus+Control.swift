@@ -22,12 +22,10 @@ extension RedisBus {
                 return completion(.failure(.unavailable("the cluster bus is down (Redis unreachable)")))
             }
             guard
-                let (rid, payload) = control.begin(
-                    command, from: keys.nodeID, timeoutMilliseconds: timeoutMilliseconds, loop: loop, completion: completion)
+                let (rid, cmd) = control.begin(
+                    command, from: keys.nodeID, verb: "PUBLISH", channel: keys.apiChannel, timeoutMilliseconds: timeoutMilliseconds,
+                    loop: loop, completion: completion)
             else { return }
-            var cmd = RedisCommand("PUBLISH", argumentCount: 3, capacity: payload.count + 64)
-            cmd.append(keys.apiChannel)
-            cmd.append(payload)
             let sent = conn.send(cmd) { [self] reply in control.published(rid, receivers: reply?.int) }
             if !sent { control.finish(rid, failure: .unavailable("the Redis connection could not take the command")) }
         }
@@ -56,10 +54,7 @@ extension RedisBus {
         let decoded = control.received(payload) { [self] from, answer in
             onLoop { [self] in
                 guard let conn = commands.connection else { return }
-                var cmd = RedisCommand("PUBLISH", argumentCount: 3, capacity: answer.count + 64)
-                cmd.append(keys.controlChannel(of: from))
-                cmd.append(answer)
-                _ = conn.send(cmd) { _ in }
+                _ = conn.send(RedisControlExchange.publish("PUBLISH", channel: keys.controlChannel(of: from), payload: answer)) { _ in }
             }
         }
         if !decoded { logger(.warn, "dropped a malformed server API command", [("bytes", .int(payload.count))]) }

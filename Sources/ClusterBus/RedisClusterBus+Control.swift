@@ -18,12 +18,10 @@ extension RedisClusterBus: ControlBus, HistoryReader {
         onLoop { [self] in
             guard state == .up else { return completion(.failure(.unavailable("the Redis cluster is not serving every slot"))) }
             guard
-                let (rid, payload) = control.begin(
-                    command, from: keys.nodeID, timeoutMilliseconds: timeoutMilliseconds, loop: loop, completion: completion)
+                let (rid, cmd) = control.begin(
+                    command, from: keys.nodeID, verb: "SPUBLISH", channel: keys.apiChannel, timeoutMilliseconds: timeoutMilliseconds,
+                    loop: loop, completion: completion)
             else { return }
-            var cmd = RedisCommand("SPUBLISH", argumentCount: 3, capacity: payload.count + 64)
-            cmd.append(keys.apiChannel)
-            cmd.append(payload)
             router.send(cmd, slot: RedisClusterKeys.nodesSlot) { [self] reply in control.published(rid, receivers: reply?.int) }
         }
     }
@@ -50,9 +48,7 @@ extension RedisClusterBus: ControlBus, HistoryReader {
         } else if channel == keys.apiChannel {
             let decoded = control.received(payload) { [self] from, answer in
                 onLoop { [self] in
-                    var cmd = RedisCommand("SPUBLISH", argumentCount: 3, capacity: answer.count + 64)
-                    cmd.append(keys.controlChannel(of: from))
-                    cmd.append(answer)
+                    let cmd = RedisControlExchange.publish("SPUBLISH", channel: keys.controlChannel(of: from), payload: answer)
                     router.send(cmd, slot: RedisClusterKeys.nodesSlot) { _ in }
                 }
             }

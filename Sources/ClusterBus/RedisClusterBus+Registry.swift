@@ -63,7 +63,8 @@ extension RedisClusterBus: NodeRegistry {
     public func writeMetrics(to writer: inout PrometheusWriter) {}
 
     private func runDrainSlot(mode: String, maxDraining: Int, ttlMilliseconds: Int, _ completion: @escaping (RedisReply?) -> Void) {
-        let args = RedisScripts.drainSlotArguments(key: keys.drainSlots, node: keys.nodeID, maxDraining: maxDraining, ttlMilliseconds: ttlMilliseconds, mode: mode)
+        let args = RedisScripts.drainSlotArguments(
+            key: keys.drainSlots, node: keys.nodeID, maxDraining: maxDraining, ttlMilliseconds: ttlMilliseconds, mode: mode)
         eval(RedisScripts.drainSlot, keyCount: 1, args: args, slot: RedisClusterKeys.nodesSlot, completion)
     }
 
@@ -103,7 +104,9 @@ extension RedisClusterBus: NodeRegistry {
                 if let reply { log(.warn, "heartbeat script failed (cluster)", [("error", .string(reply.errorMessage ?? "unexpected answer"))]) }
                 return
             }
-            if event == "node-draining" { node.announcedDraining = true } else if !event.isEmpty { node.announce = nil }
+            // Announced (a `node-draining` replaces a pending `node-up`, as with one Redis).
+            node.announce = nil
+            if event == "node-draining" { node.announcedDraining = true }
             if reset || parts[0].int == 0 {
                 if !reset { log(.warn, "registry key had expired; rewriting presence (cluster)", []) }
                 // Our node-rooms set is gone (cleared here, or by the node that found us expired): list and

@@ -42,11 +42,12 @@ final class RedisControlExchange: @unchecked Sendable {
     func setHandler(_ handler: @escaping ControlHandler) { self.handler.withLock { $0 = handler } }
 
     /// Registers `command` as in flight from `node`, arms its timeout on `loop`, and returns its request id and
-    /// the payload to publish; nil (with `completion` already failed) when the command cannot be encoded.
+    /// the command that publishes it (`verb`: `PUBLISH` or `SPUBLISH`, on `channel`); nil (with `completion`
+    /// already failed) when the command cannot be encoded.
     func begin(
-        _ command: ControlCommand, from node: String, timeoutMilliseconds: Int, loop: EventLoop,
+        _ command: ControlCommand, from node: String, verb: String, channel: String, timeoutMilliseconds: Int, loop: EventLoop,
         completion: @escaping @Sendable (Result<ControlOutcome, BusError>) -> Void
-    ) -> (rid: String, payload: [UInt8])? {
+    ) -> (rid: String, publish: RedisCommand)? {
         let rid = String(UInt64.random(in: 1...UInt64.max), radix: 16)
         guard let payload = try? JSONEncoder().encode(Wire(rid: rid, from: node, cmd: command)) else {
             completion(.failure(.invalid("command not encodable")))
@@ -55,7 +56,15 @@ final class RedisControlExchange: @unchecked Sendable {
         let request = RedisControlRequest(completion: completion)
         pending[rid] = request
         request.cancelTimer = loop.runAfter(milliseconds: max(1, timeoutMilliseconds)) { [weak self] in self?.finish(rid) }
-        return (rid, [UInt8](payload))
+        return (rid, RedisControlExchange.publish(verb, channel: channel, payload: [UInt8](payload)))
+    }
+
+    /// `{verb} {channel} {payload}` (`PUBLISH` or `SPUBLISH`).
+    static func publish(_ verb: String, channel: String, payload: [UInt8]) -> RedisCommand {
+        var cmd = RedisCommand(verb, argumentCount: 3, capacity: payload.count + channel.utf8.count + 32)
+        cmd.append(channel)
+        cmd.append(payload)
+        return cmd
     }
 
     /// The publish of `rid` answered: `receivers` subscribers got it (nil: the publish failed, nothing was sent).
