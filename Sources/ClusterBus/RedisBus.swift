@@ -70,10 +70,8 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
     var tickFlushScheduled = false
     var announceOnNextHeartbeat: String? = "node-up"
     var announcedDraining = false
-    /// The registry value this node wrote last (nil before its first heartbeat is answered).
-    var lastRegistryValue: [UInt8]?
-    /// True once a heartbeat was answered (the startup check of the registry key is done).
-    var registryWritten = false
+    /// Duplicate `--node-id` detection from the heartbeat's answers.
+    var nodeIDWatch = RedisNodeIDWatch()
     /// Set by `announceDraining()`: the registry says draining from now on.
     var drainingRequested = false
     var cancelHeartbeat: (() -> Void)?

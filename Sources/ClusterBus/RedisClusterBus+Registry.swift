@@ -19,6 +19,8 @@ struct RedisClusterNodeState {
     /// Presence entries of expired nodes (or of this id's earlier process) still to remove, retried every heartbeat.
     var cleanup: [(node: String, room: String)] = []
     var cleanupRunning = 0
+    /// Duplicate `--node-id` detection from the heartbeat's answers.
+    var nodeIDWatch = RedisNodeIDWatch()
 }
 
 /// The node registry, dead-node presence clean-up and the drain semaphore over Redis Cluster, with the
@@ -93,17 +95,20 @@ extension RedisClusterBus: NodeRegistry {
         var event = node.announce ?? ""
         if info.draining && !node.announcedDraining { event = "node-draining" }
         let reset = !node.registered
+        let json = info.json(nodeID: keys.nodeID)
         let args: [[UInt8]] = [
-            Array(keys.nodes.utf8), Array(keys.nodesPrefix.utf8), Array(keys.nodeID.utf8), info.json(nodeID: keys.nodeID),
+            Array(keys.nodes.utf8), Array(keys.nodesPrefix.utf8), Array(keys.nodeID.utf8), json,
             Array(String(node.nodeTTLMilliseconds).utf8), Array(event.utf8), Array((reset ? "1" : "0").utf8), Array("1".utf8)
         ]
         node.heartbeatInFlight = true
         eval(RedisScripts.heartbeat, keyCount: 1, args: args, slot: RedisClusterKeys.nodesSlot) { [self] reply in
             node.heartbeatInFlight = false
-            guard let parts = reply?.array, parts.count == 4 else {
-                if let reply { log(.warn, "heartbeat script failed (cluster)", [("error", .string(reply.errorMessage ?? "unexpected answer"))]) }
-                return
+            guard let reply else { return node.nodeIDWatch.lost() }
+            guard let parts = reply.array, parts.count == 4 else {
+                return log(.warn, "heartbeat script failed (cluster)", [("error", .string(reply.errorMessage ?? "unexpected answer"))])
             }
+            let previous: [UInt8] = if case .string(let b) = parts[2] { b } else { [] }
+            _ = RedisNodeIDWatch.log(node.nodeIDWatch.answered(previous: previous, wrote: json, reset: reset), nodeID: keys.nodeID, log)
             // Announced (a `node-draining` replaces a pending `node-up`, as with one Redis).
             node.announce = nil
             if event == "node-draining" { node.announcedDraining = true }

@@ -129,5 +129,16 @@ import Testing
             [AnalyticsEvent(user: "ann", node: "n0", room: nil, event: "click", data: JSONFragment("1"), serverTimeMilliseconds: 5)],
             maxLength: 100)
         #expect(wait(3) { sync { done in n[2].bus.recentAnalytics(count: 10) { done($0) } }?.map(\.event) == ["click"] })
+
+        // A second live node with n0's id rewrites n0's registry key between n0's heartbeats: reported.
+        let lines = Lock<[String]>([])
+        let loop = try EventLoop(index: 83)
+        loop.start(name: "roles-dup")
+        defer { loop.stopAndWait(timeoutMilliseconds: 2000) }
+        let twin = RedisClusterBus(
+            loop: loop, seeds: [("127.0.0.1", cluster.ports[0])], prefix: "ct:", nodeID: "n0", heartbeatIntervalMilliseconds: 200,
+            nodeTTLMilliseconds: 800, logger: { _, message, _ in lines.withLock { $0.append(message) } })
+        twin.start(delegate: Recorder())
+        #expect(wait(5) { lines.withLock { $0.contains { $0.hasPrefix("another live node uses this node id") } } })
     }
 }
