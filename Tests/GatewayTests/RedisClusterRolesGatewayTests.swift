@@ -8,7 +8,7 @@ import Testing
 /// Three `switchboard` processes on one Redis Cluster, the roles beside rooms: `/api/info` lists every node
 /// from the registry on the `{nodes}` slot, a server API `subscribe` sent to one node reaches the user's
 /// connection on another, and a node killed with SIGKILL leaves the registry and the rooms' presence
-/// within the node TTL plus one heartbeat.
+/// within the node TTL plus one heartbeat; with `--max-draining 1` two nodes signalled at once drain in turn.
 @Suite(.serialized) struct RedisClusterRolesGatewayTests {
     @Test func infoSubscribeAndADeadNodeAcrossThreeGateways() throws {
         let cluster = try RedisTestCluster(masters: 3)
@@ -55,5 +55,12 @@ import Testing
         let gone = Date().timeIntervalSince(killed)
         #expect(gone < 4, "presence cleaned \(gone) s after SIGKILL (TTL 1 s + heartbeat 0.2 s)")
         #expect(try listed() == ["a", "b"])
+    }
+
+    /// The standalone drain-semaphore check (`RollingDeployTests`) with the slots on the cluster's `{nodes}` slot.
+    @Test func twoNodesSignalledAtOnceWithMaxDrainingOneDrainOneAfterTheOther() throws {
+        let cluster = try RedisTestCluster(masters: 3)
+        defer { withExtendedLifetime(cluster) {} }
+        try RollingDeployTests.checkOneDrainAtATime(bus: ["--redis-cluster", cluster.ports.map { "127.0.0.1:\($0)" }.joined(separator: ",")])
     }
 }
