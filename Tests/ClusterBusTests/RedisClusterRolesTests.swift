@@ -12,16 +12,19 @@ import Testing
     typealias Recorder = RedisClusterBusTests.Recorder
 
     func nodes(_ cluster: RedisTestCluster, prefix: String) throws -> [(bus: RedisClusterBus, loop: EventLoop)] {
-        try (0..<3).map { i in
-            let loop = try EventLoop(index: 80 + i)
-            loop.start(name: "roles-\(i)")
-            let bus = RedisClusterBus(
-                loop: loop, seeds: [("127.0.0.1", cluster.ports[i])], prefix: prefix, nodeID: "n\(i)",
-                heartbeatIntervalMilliseconds: 200, nodeTTLMilliseconds: 800)
-            bus.setNodeInfoProvider { NodeInfo(address: "127.0.0.1:\(7000 + i)", connections: i) }
-            bus.start(delegate: Recorder())
-            return (bus, loop)
-        }
+        try (0..<3).map { i in try node(i, cluster, prefix: prefix) }
+    }
+
+    /// Bus "n\(i)" on its own loop, seeded with the cluster's node i, heartbeat 200 ms, TTL 800 ms.
+    func node(_ i: Int, _ cluster: RedisTestCluster, prefix: String, loopIndex: Int? = nil) throws -> (bus: RedisClusterBus, loop: EventLoop) {
+        let loop = try EventLoop(index: loopIndex ?? 80 + i)
+        loop.start(name: "roles-\(loopIndex ?? i)")
+        let bus = RedisClusterBus(
+            loop: loop, seeds: [("127.0.0.1", cluster.ports[i])], prefix: prefix, nodeID: "n\(i)",
+            heartbeatIntervalMilliseconds: 200, nodeTTLMilliseconds: 800)
+        bus.setNodeInfoProvider { NodeInfo(address: "127.0.0.1:\(7000 + i)", connections: i) }
+        bus.start(delegate: Recorder())
+        return (bus, loop)
     }
 
     func others(_ bus: RedisClusterBus) -> [String]? {
@@ -37,8 +40,8 @@ import Testing
     @Test func theRegistryListsEveryNodeAndADeadNodesPresenceIsRemoved() throws {
         let cluster = try RedisTestCluster(masters: 3)
         let n = try nodes(cluster, prefix: "rg:")
-        // n2's loop is stopped by the test itself.
-        defer { for x in n.prefix(2) { x.loop.stopAndWait(timeoutMilliseconds: 2000) } }
+        // n1's and n2's loops are stopped by the test itself.
+        defer { n[0].loop.stopAndWait(timeoutMilliseconds: 2000) }
         #expect(wait(5) { n.allSatisfy { $0.bus.state == .up } })
         #expect(wait(5) { others(n[0].bus) == ["n1", "n2"] && others(n[1].bus) == ["n0", "n2"] && others(n[2].bus) == ["n0", "n1"] })
         let listed = sync { done in n[0].bus.otherNodes { done($0) } }
@@ -75,9 +78,18 @@ import Testing
         let leftover = RedisTestCluster.cli(cluster.ports[0], ["-c", "EXISTS", "rg:{nodes}node-rooms:n2"])
         #expect(leftover.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "node-rooms of n2: \(leftover)")
 
-        // n1 stops cleanly: its entries and registry key go at once.
-        _ = sync { done in n[1].bus.shutdown { done(true) } }
-        #expect(rooms.allSatisfy { presence(n[0].bus, $0) == PresenceCount(connections: 1, users: 1) })
+        // n1 dies and comes straight back under its id: its key never expires (the new process refreshes it),
+        // so only the restart's own clean-up can remove the old process's entries.
+        n[1].loop.stopAndWait(timeoutMilliseconds: 2000)
+        let again = try node(1, cluster, prefix: "rg:", loopIndex: 84)
+        defer { again.loop.stopAndWait(timeoutMilliseconds: 2000) }
+        #expect(wait(5) { rooms.allSatisfy { presence(n[0].bus, $0) == PresenceCount(connections: 1, users: 1) } })
+        again.bus.setPresence(room: "a", localCount: 2)
+        #expect(wait(5) { presence(n[0].bus, "a") == PresenceCount(connections: 3, users: 1) })
+
+        // It stops cleanly: its entries and registry key go at once.
+        _ = sync { done in again.bus.shutdown { done(true) } }
+        #expect(presence(n[0].bus, "a") == PresenceCount(connections: 1, users: 1))
         #expect(others(n[0].bus) == [])
     }
 
