@@ -8,7 +8,8 @@ import Testing
 /// Three `switchboard` processes on one Redis Cluster, the roles beside rooms: `/api/info` lists every node
 /// from the registry on the `{nodes}` slot, a server API `subscribe` sent to one node reaches the user's
 /// connection on another, and a node killed with SIGKILL leaves the registry and the rooms' presence
-/// within the node TTL plus one heartbeat; with `--max-draining 1` two nodes signalled at once drain in turn.
+/// within the node TTL plus one heartbeat; with `--max-draining 1` two nodes signalled at once drain in turn;
+/// a Socket.IO client moved by a drain recovers on the other node.
 @Suite(.serialized) struct RedisClusterRolesGatewayTests {
     @Test func infoSubscribeAndADeadNodeAcrossThreeGateways() throws {
         let cluster = try RedisTestCluster(masters: 3)
@@ -62,5 +63,13 @@ import Testing
         let cluster = try RedisTestCluster(masters: 3)
         defer { withExtendedLifetime(cluster) {} }
         try RollingDeployTests.checkOneDrainAtATime(bus: ["--redis-cluster", cluster.ports.map { "127.0.0.1:\($0)" }.joined(separator: ",")])
+    }
+
+    /// The standalone Socket.IO cluster scenario (`SocketIOClusterTests`): the drained client's recovery record
+    /// is written by one node and read by the other through the cluster.
+    @Test func socketIORecoveryAcrossNodes() throws {
+        let cluster = try RedisTestCluster(masters: 3)
+        defer { withExtendedLifetime(cluster) {} }
+        try SocketIOClusterTests.checkAcrossNodes(bus: ["--redis-cluster", cluster.ports.map { "127.0.0.1:\($0)" }.joined(separator: ",")])
     }
 }
