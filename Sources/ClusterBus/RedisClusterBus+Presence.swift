@@ -51,7 +51,7 @@ extension RedisClusterBus: PresenceBus {
     /// node (`RedisClusterBus+Registry.swift`). Rooms new to this node go into its `node-rooms` set first,
     /// so a crash after the entry is written still leaves the room for the dead-node clean-up to find.
     func flushPresence() {
-        guard state == .up, node.registered, presenceTable.needsFlush else { return }
+        guard state == .up, node.registered, !node.leaving, presenceTable.needsFlush else { return }
         let writes = presenceTable.flush()
         let unlisted = writes.filter { $0.count > 0 && !node.listedRooms.contains($0.room) }.map(\.room)
         guard !unlisted.isEmpty else { return writeOwnPresence(writes) }

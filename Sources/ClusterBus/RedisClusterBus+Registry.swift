@@ -19,6 +19,8 @@ struct RedisClusterNodeState {
     /// Presence entries of expired nodes (or of this id's earlier process) still to remove, retried every heartbeat.
     var cleanup: [(node: String, room: String)] = []
     var cleanupRunning = 0
+    /// Set by a clean stop: no heartbeat or presence write may recreate what `leave` removes.
+    var leaving = false
     /// Duplicate `--node-id` detection from the heartbeat's answers.
     var nodeIDWatch = RedisNodeIDWatch()
 }
@@ -90,7 +92,7 @@ extension RedisClusterBus: NodeRegistry {
     /// Refreshes the registry key (the first one clears this id's old presence and announces `node-up`),
     /// then removes the presence of the nodes it found expired.
     func heartbeat() {
-        guard state == .up, !node.heartbeatInFlight, !stopped else { return }
+        guard state == .up, !node.heartbeatInFlight, !stopped, !node.leaving else { return }
         let info = nodeInfo()
         var event = node.announce ?? ""
         if info.draining && !node.announcedDraining { event = "node-draining" }
@@ -155,6 +157,7 @@ extension RedisClusterBus: NodeRegistry {
     /// expire, so another node cleans up after the TTL. `done` once finished or after 1 s.
     func leaveCluster(_ done: @escaping () -> Void) {
         guard state == .up, node.registered else { return done() }
+        node.leaving = true
         var finished = false
         let finish = {
             guard !finished else { return }
