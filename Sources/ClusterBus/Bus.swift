@@ -272,4 +272,12 @@ public struct ClusterServices: Sendable {
         services.sessions = bus
         return services
     }
+
+    /// The Redis Cluster bus: one `RedisClusterBus` carries every role (rooms, presence, registry and drain,
+    /// analytics, server API control and history, session records).
+    public static func redisCluster(_ bus: RedisClusterBus) -> ClusterServices {
+        var services = ClusterServices(rooms: bus, presence: bus, registry: bus, analytics: bus, lifecycle: bus, control: bus, history: bus)
+        services.sessions = bus
+        return services
+    }
 }

@@ -22,20 +22,17 @@ extension RedisBus {
                 return
             }
             analyticsInFlight += 1
-            let key = keys.prefix + "ratelimit:analytics:" + user
+            let args = RedisAnalyticsWire.bucketArguments(prefix: keys.prefix, user: user, ratePerSecond: ratePerSecond, burst: burst)
             let build = { (sha: String) -> RedisCommand in
-                var cmd = RedisCommand("EVALSHA", argumentCount: 6)
+                var cmd = RedisCommand("EVALSHA", argumentCount: 3 + args.count)
                 cmd.append(sha)
                 cmd.append("1")
-                cmd.append(key)
-                cmd.append(String(ratePerSecond))
-                cmd.append(max(1, burst))
+                for a in args { cmd.append(a) }
                 return cmd
             }
             evalScript(RedisScripts.tokenBucket, on: conn, sha: sha, build) { [self] reply in
                 analyticsInFlight -= 1
-                guard let wait = reply?.int else { return completion(1000) }
-                completion(wait == 0 ? nil : wait)
+                completion(RedisAnalyticsWire.wait(reply))
             }
         }
     }
@@ -54,16 +51,7 @@ extension RedisBus {
                     continue
                 }
                 analyticsInFlight += 1
-                var cmd = RedisCommand("XADD", argumentCount: 6 + 2 * 6)
-                cmd.append(analyticsStream)
-                cmd.append("MAXLEN")
-                cmd.append("~")
-                cmd.append(max(1, maxLength))
-                cmd.append("*")
-                for (k, v) in e.fields {
-                    cmd.append(k)
-                    cmd.append(v)
-                }
+                let cmd = RedisAnalyticsWire.append(e, stream: analyticsStream, maxLength: maxLength)
                 let sent = conn.send(cmd) { [self] reply in
                     analyticsInFlight -= 1
                     if reply?.errorMessage != nil || reply == nil { metrics.analyticsDropped.add(1) }
@@ -79,27 +67,67 @@ extension RedisBus {
     public func recentAnalytics(count: Int, completion: @escaping @Sendable ([AnalyticsEvent]) -> Void) {
         onLoop { [self] in
             guard commands != nil, commands.isReady, let conn = commands.connection else { return completion([]) }
-            let sent = conn.send(RedisCommand(["XREVRANGE", analyticsStream, "+", "-", "COUNT", String(max(1, count))])) { reply in
-                guard case .array(let entries)? = reply else { return completion([]) }
-                var out: [AnalyticsEvent] = []
-                for entry in entries {
-                    guard case .array(let pair) = entry, pair.count == 2, case .array(let kv) = pair[1] else { continue }
-                    var f: [String: String] = [:]
-                    var i = 0
-                    while i + 1 < kv.count {
-                        if let k = kv[i].text { f[k] = kv[i + 1].text ?? "" }
-                        i += 2
-                    }
-                    out.append(
-                        AnalyticsEvent(
-                            user: f["user"] ?? "", node: f["node"] ?? "", room: (f["room"] ?? "").isEmpty ? nil : f["room"],
-                            event: f["event"] ?? "", data: (f["data"] ?? "").isEmpty ? nil : JSONFragment(bytes: Array(f["data"]!.utf8)),
-                            serverTimeMilliseconds: UInt64(f["ts"] ?? "") ?? 0))
-                }
-                completion(out.reversed())
+            let sent = conn.send(RedisAnalyticsWire.recent(stream: analyticsStream, count: count)) { reply in
+                completion(RedisAnalyticsWire.events(reply))
             }
             if !sent { completion([]) }
         }
+    }
+}
+
+/// The analytics commands and replies, the same on one Redis and on a cluster (where each key is routed to
+/// its own slot): the token bucket's key and arguments, one event's `XADD`, and the stream read back.
+enum RedisAnalyticsWire {
+    /// KEYS[1] and ARGV of `tokenBucket` for `user`: `{prefix}ratelimit:analytics:{user}`, rate, burst.
+    static func bucketArguments(prefix: String, user: String, ratePerSecond: Double, burst: Int) -> [[UInt8]] {
+        [Array((prefix + "ratelimit:analytics:" + user).utf8), Array(String(ratePerSecond).utf8), Array(String(max(1, burst)).utf8)]
+    }
+
+    /// The budget's answer: nil when allowed, else ms to wait (1000 when Redis did not answer a number).
+    static func wait(_ reply: RedisReply?) -> Int? {
+        guard let wait = reply?.int else { return 1000 }
+        return wait == 0 ? nil : wait
+    }
+
+    /// `XADD {stream} MAXLEN ~ {maxLength} * field value …` for one event.
+    static func append(_ e: AnalyticsEvent, stream: String, maxLength: Int) -> RedisCommand {
+        var cmd = RedisCommand("XADD", argumentCount: 6 + 2 * 6)
+        cmd.append(stream)
+        cmd.append("MAXLEN")
+        cmd.append("~")
+        cmd.append(max(1, maxLength))
+        cmd.append("*")
+        for (k, v) in e.fields {
+            cmd.append(k)
+            cmd.append(v)
+        }
+        return cmd
+    }
+
+    /// The newest `count` entries, newest first.
+    static func recent(stream: String, count: Int) -> RedisCommand {
+        RedisCommand(["XREVRANGE", stream, "+", "-", "COUNT", String(max(1, count))])
+    }
+
+    /// The events of a `recent` reply, oldest first (empty for an error or no reply).
+    static func events(_ reply: RedisReply?) -> [AnalyticsEvent] {
+        guard case .array(let entries)? = reply else { return [] }
+        var out: [AnalyticsEvent] = []
+        for entry in entries {
+            guard case .array(let pair) = entry, pair.count == 2, case .array(let kv) = pair[1] else { continue }
+            var f: [String: String] = [:]
+            var i = 0
+            while i + 1 < kv.count {
+                if let k = kv[i].text { f[k] = kv[i + 1].text ?? "" }
+                i += 2
+            }
+            out.append(
+                AnalyticsEvent(
+                    user: f["user"] ?? "", node: f["node"] ?? "", room: (f["room"] ?? "").isEmpty ? nil : f["room"],
+                    event: f["event"] ?? "", data: (f["data"] ?? "").isEmpty ? nil : JSONFragment(bytes: Array(f["data"]!.utf8)),
+                    serverTimeMilliseconds: UInt64(f["ts"] ?? "") ?? 0))
+        }
+        return out.reversed()
     }
 }
 

@@ -31,15 +31,13 @@ extension RedisBus {
             completion(nil)
             return
         }
-        let build = { [keys] (sha: String) -> RedisCommand in
-            var cmd = RedisCommand("EVALSHA", argumentCount: 8)
+        let args = RedisScripts.drainSlotArguments(
+            key: keys.drainSlots, node: keys.nodeID, maxDraining: maxDraining, ttlMilliseconds: ttlMilliseconds, mode: mode)
+        let build = { (sha: String) -> RedisCommand in
+            var cmd = RedisCommand("EVALSHA", argumentCount: 3 + args.count)
             cmd.append(sha)
             cmd.append("1")
-            cmd.append(keys.drainSlots)
-            cmd.append(keys.nodeID)
-            cmd.append(max(1, maxDraining))
-            cmd.append(max(1, ttlMilliseconds))
-            cmd.append(mode)
+            for a in args { cmd.append(a) }
             return cmd
         }
         evalScript(RedisScripts.drainSlot, on: conn, sha: sha, build, completion)

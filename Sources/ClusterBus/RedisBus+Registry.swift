@@ -53,29 +53,16 @@ extension RedisBus {
         if reset { presenceTable.markAllDirty() }
         evalScript(RedisScripts.heartbeat, on: conn, sha: sha, build) { [self] reply in
             guard let reply else {
-                // Lost with the connection: the script may have run, so our last value is unknown.
-                lastRegistryValue = nil
+                nodeIDWatch.lost()
                 return
             }
-            guard let parts = reply.array, parts.count == 3 else {
+            guard let parts = reply.array, parts.count >= 3 else {
                 logger(.warn, "heartbeat script failed", [("reply", .string(describe(reply)))])
                 return
             }
             let previous: [UInt8] = if case .string(let b) = parts[2] { b } else { [] }
-            if !reset, let mine = lastRegistryValue, !previous.isEmpty, previous != mine {
-                // Someone else wrote our registry key since our last heartbeat: two live nodes share this id,
-                // and with it one presence entry per room (counts are wrong, a clean stop removes both).
-                metrics.nodeIDConflicts.add()
-                logger(
-                    .error, "another live node uses this node id: give every node its own --node-id",
-                    [("node_id", .string(keys.nodeID)), ("other", .string(String(decoding: previous, as: UTF8.self)))])
-            } else if !registryWritten && !previous.isEmpty {
-                logger(
-                    .info, "registry key of this node id was live at startup (a restarted node, or another node with this id)",
-                    [("node_id", .string(keys.nodeID))])
-            }
-            registryWritten = true
-            lastRegistryValue = json
+            let finding = nodeIDWatch.answered(previous: previous, wrote: json, reset: reset)
+            if RedisNodeIDWatch.log(finding, nodeID: keys.nodeID, logger) { metrics.nodeIDConflicts.add() }
             if parts[0].int == 0 && !reset {
                 // Our key had expired (we were given up for dead): our presence entries are gone; rewrite them.
                 logger(.warn, "registry key had expired; rewriting presence", [])

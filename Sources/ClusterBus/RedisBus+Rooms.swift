@@ -51,7 +51,7 @@ extension RedisBus {
             deliver(r.delivery.live(message))
             // `live` mutated a copy-on-write struct inside a class: no copy, the class holds it.
         } else if channel == keys.ownControlChannel {
-            if payload.starts(with: RedisBus.controlReplyTag) { handleControlReply(payload) } else { handleCanary(payload) }
+            if payload.starts(with: RedisControlExchange.replyTag) { handleControlReply(payload) } else { handleCanary(payload) }
         } else if channel == keys.apiChannel {
             handleControlCommand(payload)
         } else if channel == keys.controlChannel {

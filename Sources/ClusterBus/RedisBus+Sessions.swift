@@ -11,12 +11,7 @@ extension RedisBus: SessionStore {
         onLoop { [self] in
             // Best effort: a record that cannot be written means a later reconnect is not recovered.
             guard commands != nil, commands.isReady, let conn = commands.connection else { return }
-            var cmd = RedisCommand("SET", argumentCount: 5, capacity: value.count + key.utf8.count + 32)
-            cmd.append(sessionKey(key))
-            cmd.append(value)
-            cmd.append("PX")
-            cmd.append(max(1, ttlMilliseconds))
-            conn.send(cmd) { _ in }
+            conn.send(RedisSessionWire.store(sessionKey(key), value: value, ttlMilliseconds: ttlMilliseconds)) { _ in }
         }
     }
 
@@ -24,12 +19,30 @@ extension RedisBus: SessionStore {
     public func loadSession(key: String, completion: @escaping @Sendable ([UInt8]?) -> Void) {
         onLoop { [self] in
             guard commands != nil, commands.isReady, let conn = commands.connection else { return completion(nil) }
-            var cmd = RedisCommand("GET", argumentCount: 2)
-            cmd.append(sessionKey(key))
-            let sent = conn.send(cmd) { reply in
-                if case .string(let bytes) = reply { completion(bytes) } else { completion(nil) }
-            }
+            let sent = conn.send(RedisSessionWire.load(sessionKey(key))) { reply in completion(RedisSessionWire.value(reply)) }
             if !sent { completion(nil) }
         }
+    }
+}
+
+/// The session record commands, the same on one Redis and on a cluster (routed by the key's slot).
+enum RedisSessionWire {
+    /// `SET {redisKey} value PX ttl` (TTL at least 1 ms).
+    static func store(_ redisKey: String, value: [UInt8], ttlMilliseconds: Int) -> RedisCommand {
+        var cmd = RedisCommand("SET", argumentCount: 5, capacity: value.count + redisKey.utf8.count + 32)
+        cmd.append(redisKey)
+        cmd.append(value)
+        cmd.append("PX")
+        cmd.append(max(1, ttlMilliseconds))
+        return cmd
+    }
+
+    /// `GET {redisKey}`.
+    static func load(_ redisKey: String) -> RedisCommand { RedisCommand(["GET", redisKey]) }
+
+    /// The record of a `load` reply; nil when absent, an error or no reply.
+    static func value(_ reply: RedisReply?) -> [UInt8]? {
+        if case .string(let bytes)? = reply { return bytes }
+        return nil
     }
 }

@@ -70,20 +70,16 @@ public final class RedisBus: RoomBus, PresenceBus, NodeRegistry, AnalyticsBus, B
     var tickFlushScheduled = false
     var announceOnNextHeartbeat: String? = "node-up"
     var announcedDraining = false
-    /// The registry value this node wrote last (nil before its first heartbeat is answered).
-    var lastRegistryValue: [UInt8]?
-    /// True once a heartbeat was answered (the startup check of the registry key is done).
-    var registryWritten = false
+    /// Duplicate `--node-id` detection from the heartbeat's answers.
+    var nodeIDWatch = RedisNodeIDWatch()
     /// Set by `announceDraining()`: the registry says draining from now on.
     var drainingRequested = false
     var cancelHeartbeat: (() -> Void)?
     /// Room channels Redis confirmed on the current subscriber connection.
     var confirmedRoomChannels = 0
     var malformedLogged = 0
-    /// Server API commands this node sent and whose answers it collects, by request id (RedisBus+Control.swift).
-    var controlPending: [String: RedisControlRequest] = [:]
-    /// What this node does with server API commands (any thread sets it).
-    let controlHandlerBox = Lock<ControlHandler?>(nil)
+    /// Server API commands this node sent and whose answers it collects, and its handler (RedisBus+Control.swift).
+    let control = RedisControlExchange()
 
     /// - Parameters:
     ///   - loop: the bus loop (a dedicated gateway `EventLoop`, already running).

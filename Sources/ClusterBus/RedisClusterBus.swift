@@ -3,7 +3,7 @@ import Protocol
 import Runtime
 import Synchronization
 
-/// The room role over Redis Cluster (draft: rooms and history only): each room lives on the shard that
+/// Every bus role over Redis Cluster. Rooms: each room lives on the shard that
 /// owns its hash tag (`RedisClusterKeys`), is published with `RedisScripts.publishSharded` (`XADD` +
 /// `SPUBLISH` in one slot) and received with `SSUBSCRIBE` on that shard (`RedisClusterRouter`).
 ///
@@ -13,9 +13,11 @@ import Synchronization
 /// is delivered twice.
 ///
 /// `state` is `.up` while the last slot map serves some slot and the cluster says `cluster_state:ok`; rooms on
-/// slots without a live primary are refused with `unavailable` meanwhile (`RedisClusterBus+Operations.swift`). Presence, the node
-/// is stored on each room's slot (`PresenceBus`, `RedisClusterBus+Presence.swift`); the node registry and
-/// analytics are not implemented over the cluster yet: pair this with the local roles.
+/// slots without a live primary are refused with `unavailable` meanwhile (`RedisClusterBus+Operations.swift`).
+/// Presence is stored on each room's slot (`RedisClusterBus+Presence.swift`); the registry, dead-node clean-up
+/// and drain semaphore (`+Registry`) and the server API's commands (`+Control`, sharded channels) on the
+/// `{nodes}` slot; session records and analytics on their keys' own slots (`+Sessions`).
+/// `ClusterServices.redisCluster` hands one bus out as every role.
 /// Thread-safe like `RedisBus`: every public method hops onto `loop`.
 public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
     let loop: EventLoop
@@ -36,7 +38,15 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
     private var confirmed: Set<String> = []
     private var shas: [String: String] = [:]
     private var cancelRefresh: (() -> Void)?
-    private var stopped = false
+    var stopped = false
+    /// Registry, heartbeat and drain state (`RedisClusterBus+Registry.swift`).
+    var node: RedisClusterNodeState
+    let nodeInfoProvider = Lock<(@Sendable () -> NodeInfo)?>(nil)
+    let startedAtMilliseconds = wallClockMilliseconds()
+    /// Server API commands in flight and this node's handler (`RedisClusterBus+Control.swift`).
+    let control = RedisControlExchange()
+    /// Analytics writes sent and not yet answered (`RedisClusterBus+Sessions.swift`).
+    var analyticsInFlight = 0
     /// Messages handed to the delegate, back-filled messages among them (tests and metrics).
     public let delivered = Counter()
     public let backfilled = Counter()
@@ -44,14 +54,19 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
     public let clusterMetrics = RedisClusterMetrics()
 
     /// - Parameters: `seeds`: cluster nodes to ask for the slot map (IP addresses, or DNS names looked up off the
-    ///   loop by `RedisHostResolver`); `username`/`password`:
-    ///   sent with `AUTH` first on every connection (nil: none); `prefix` must not contain `{`.
+    ///   loop by `RedisHostResolver`); `username`/`password`: sent with `AUTH` first on every connection (nil:
+    ///   none); `prefix` must not contain `{`; `heartbeatIntervalMilliseconds` (default 2 s) and
+    ///   `nodeTTLMilliseconds` (default 6 s): the registry key's refresh and lifetime, as `--heartbeat-interval`
+    ///   / `--node-ttl` with one Redis.
     public init(
         loop: EventLoop, seeds: [(host: String, port: Int)], username: String? = nil, password: String? = nil,
         prefix: String = "sb:", nodeID: String,
         historySize: Int = 1000, historyTTLMilliseconds: Int = 86_400_000, idempotencyWindowMilliseconds: Int = 120_000,
+        heartbeatIntervalMilliseconds: Int = 2000, nodeTTLMilliseconds: Int = 6000,
         logger: @escaping RedisBusLogger = { _, _, _ in }
     ) {
+        self.node = RedisClusterNodeState(
+            heartbeatIntervalMilliseconds: max(1, heartbeatIntervalMilliseconds), nodeTTLMilliseconds: max(1, nodeTTLMilliseconds))
         self.loop = loop
         self.keys = RedisClusterKeys(prefix: prefix, nodeID: nodeID)
         self.historySize = historySize
@@ -83,8 +98,14 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
                 if let room = keys.room(ofChannel: channel) { rooms[room]?.delivery.subscriptionLost() }
             }
             router.onTopologyProblem = { [unowned self] problem in refreshFailed(problem) }
-            router.onRefreshed = { [unowned self] map in refreshed(map) }
+            router.onRefreshed = { [unowned self] map in
+                refreshed(map)
+                if !node.registered { heartbeat() }
+            }
+            router.ssubscribe(keys.apiChannel, slot: RedisClusterKeys.nodesSlot)
+            router.ssubscribe(keys.ownControlChannel, slot: RedisClusterKeys.nodesSlot)
             refreshPeriodically()
+            scheduleHeartbeat()
         }
     }
 
@@ -106,11 +127,16 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
 
     public func shutdown(completion: @escaping @Sendable () -> Void) {
         onLoop { [self] in
-            stopped = true
+            guard !stopped else { return completion() }
             cancelRefresh?()
-            router.stop()
-            setUp(false)
-            completion()
+            node.cancelHeartbeat?()
+            // Presence and registry entries removed before the connections close.
+            leaveCluster { [self] in
+                stopped = true
+                router.stop()
+                setUp(false)
+                completion()
+            }
         }
     }
 
@@ -223,6 +249,9 @@ public final class RedisClusterBus: RoomBus, BusLifecycle, @unchecked Sendable {
             let k = kind.pointee.str
         else { return }
         let channel = String(decoding: UnsafeRawBufferPointer(start: ch.pointee.str, count: ch.pointee.len), as: UTF8.self)
+        if kind.pointee.len == 8, channel.hasPrefix(keys.nodesPrefix) {
+            return handleNodesMessage(channel: channel, payload: UnsafeRawBufferPointer(start: third.pointee.str, count: third.pointee.len))
+        }
         guard let room = keys.room(ofChannel: channel), let state = rooms[room] else { return }
         switch (kind.pointee.len, k[0]) {
         case (8, 0x73):  // smessage

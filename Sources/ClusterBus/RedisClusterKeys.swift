@@ -9,7 +9,8 @@
 /// | `{prefix}history:{T}`, `{prefix}meta:{T}` | room | same without the tag braces |
 /// | `{prefix}idem:{T} {key}` | room | `{prefix}idem:{room} {key}` |
 /// | `{prefix}presence:{T}`, `{prefix}presence-users:{T} {node}` | room | same |
-/// | `{prefix}{nodes}node:{id}`, `…node-rooms:{id}`, `…nodes`, `…drain-slots`, `…ctl`, `…ctl:{id}` | `nodes` | `{prefix}node:{id}` … |
+/// | `{prefix}{nodes}node:{id}`, `…node-rooms:{id}`, `…nodes`, `…drain-slots`, `…ctl`, `…ctl:{id}`, `…api` | `nodes` | `{prefix}node:{id}` … |
+/// | `{prefix}sio:session:{key}`, `{prefix}ratelimit:analytics:{user}`, `{prefix}analytics` | the key's own | same |
 ///
 /// `T` is the room name itself, or `%` + the hex of its UTF-8 bytes when it contains `{` or `}` or starts
 /// with `%` (a brace would end or empty the tag and scatter the room's keys over slots); the mapping is
@@ -75,6 +76,17 @@ public struct RedisClusterKeys: Sendable, Equatable {
     public var drainSlots: String { prefix + "{nodes}drain-slots" }
     public var controlChannel: String { prefix + "{nodes}ctl" }
     public var ownControlChannel: String { prefix + "{nodes}ctl:" + nodeID }
+    /// `{prefix}{nodes}ctl:{id}`: node `id`'s own sharded control channel (server API answers).
+    public func controlChannel(of id: String) -> String { prefix + "{nodes}ctl:" + id }
+    /// `{prefix}{nodes}api`: the sharded channel of server API commands to every node.
+    public var apiChannel: String { prefix + "{nodes}api" }
+    /// The prefix the standalone registry scripts are given in cluster mode: their derived names
+    /// (`node:{id}`, `node-rooms:{id}`, `ctl`) then land on the `nodes` slot.
+    public var nodesPrefix: String { prefix + "{nodes}" }
+    /// The slot of every `{nodes}` key and channel.
+    public static let nodesSlot = RedisClusterSlot.slot(of: "nodes")
+    /// A Socket.IO recovery record (`SessionStore`): the standalone name, on its own slot.
+    public func session(_ key: String) -> String { prefix + "sio:session:" + key }
 
     /// The room of a room channel name, or nil for another channel.
     public func room(ofChannel channel: String) -> String? {

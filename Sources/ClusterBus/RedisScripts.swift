@@ -224,26 +224,37 @@ public enum RedisScripts {
     /// KEYS[1] `{prefix}nodes`; ARGV[1] prefix, ARGV[2] node id, ARGV[3] node info (JSON object), ARGV[4] TTL
     /// (ms), ARGV[5] event to announce (`node-up`, `node-draining`) or `""`, ARGV[6] `1` to clear this node's
     /// own presence entries first (on every (re)connect, followed by a rewrite of the current counts, so
-    /// entries left by an earlier process with the same id do not linger). Returns `{existed (0/1), removed
-    /// node ids, the registry value it replaced ("" when none)}`; `existed` 0 means this node had been given
-    /// up for dead, so it rewrites its presence; a replaced value other than the one this node wrote last
-    /// means another live node uses the same id.
-    /// Keys other than KEYS[1] are derived from the prefix (Switchboard does not support Redis Cluster).
+    /// entries left by an earlier process with the same id do not linger), ARGV[7] (optional) `1` when the
+    /// presence keys live on other slots (Redis Cluster: ARGV[1] is `{prefix}{nodes}`, and the caller removes
+    /// the entries room by room on each room's slot). Returns `{existed (0/1), removed node ids, the registry
+    /// value it replaced ("" when none), cleared}`; `existed` 0 means this node had been given up for dead, so
+    /// it rewrites its presence; a replaced value other than the one this node wrote last means another live
+    /// node uses the same id; `cleared` is empty unless ARGV[7] is `1`, then `{node id, {rooms…}}` per node
+    /// whose `node-rooms` set was dropped here (this node's own with ARGV[6], and the removed ones).
+    /// Keys other than KEYS[1] are derived from the prefix, so all of them share its slot.
     public static let heartbeat = RedisScript(
         name: "heartbeat",
         source: """
-            -- switchboard heartbeat v3: KEYS nodes set; ARGV prefix, node, info JSON, ttl ms, event, reset own presence
+            -- switchboard heartbeat v4: KEYS nodes set; ARGV prefix, node, info JSON, ttl ms, event, reset own presence, presence elsewhere (optional)
             local p = ARGV[1]
             local me = ARGV[2]
+            local elsewhere = ARGV[7] == '1'
+            local cleared = {}
+            local function clear(id)
+              local rooms = redis.call('SMEMBERS', p .. 'node-rooms:' .. id)
+              if elsewhere then
+                if #rooms > 0 then cleared[#cleared + 1] = {id, rooms} end
+              else
+                for _, room in ipairs(rooms) do
+                  redis.call('HDEL', p .. 'presence:' .. room, id)
+                  redis.call('DEL', p .. 'presence-users:' .. room .. ' ' .. id)
+                end
+              end
+              redis.call('DEL', p .. 'node-rooms:' .. id)
+            end
             local previous = redis.call('GET', p .. 'node:' .. me)
             local existed = previous and 1 or 0
-            if ARGV[6] == '1' then
-              for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. me)) do
-                redis.call('HDEL', p .. 'presence:' .. room, me)
-                redis.call('DEL', p .. 'presence-users:' .. room .. ' ' .. me)
-              end
-              redis.call('DEL', p .. 'node-rooms:' .. me)
-            end
+            if ARGV[6] == '1' then clear(me) end
             redis.call('SET', p .. 'node:' .. me, ARGV[3], 'PX', ARGV[4])
             redis.call('SADD', KEYS[1], me)
             if ARGV[5] ~= '' then
@@ -252,32 +263,31 @@ public enum RedisScripts {
             local removed = {}
             for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
               if redis.call('EXISTS', p .. 'node:' .. id) == 0 then
-                for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. id)) do
-                  redis.call('HDEL', p .. 'presence:' .. room, id)
-                  redis.call('DEL', p .. 'presence-users:' .. room .. ' ' .. id)
-                end
-                redis.call('DEL', p .. 'node-rooms:' .. id)
+                clear(id)
                 redis.call('SREM', KEYS[1], id)
                 redis.call('PUBLISH', p .. 'ctl', '{"event":"node-down","node":' .. cjson.encode(id) .. ',"reason":"expired"}')
                 removed[#removed + 1] = id
               end
             end
-            return {existed, removed, previous or ''}
+            return {existed, removed, previous or '', cleared}
             """)
 
     /// A node leaving cleanly: removes its presence entries (counts and user sets) and registry key and
     /// announces `node-down`.
     ///
-    /// KEYS[1] `{prefix}nodes`; ARGV[1] prefix, ARGV[2] node id.
+    /// KEYS[1] `{prefix}nodes`; ARGV[1] prefix, ARGV[2] node id, ARGV[3] (optional) `1` when the presence
+    /// keys live on other slots (Redis Cluster: the caller removed them on each room's slot first).
     public static let leave = RedisScript(
         name: "leave",
         source: """
-            -- switchboard leave v2: KEYS nodes set; ARGV prefix, node
+            -- switchboard leave v3: KEYS nodes set; ARGV prefix, node, presence elsewhere (optional)
             local p = ARGV[1]
             local me = ARGV[2]
-            for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. me)) do
-              redis.call('HDEL', p .. 'presence:' .. room, me)
-              redis.call('DEL', p .. 'presence-users:' .. room .. ' ' .. me)
+            if ARGV[3] ~= '1' then
+              for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. me)) do
+                redis.call('HDEL', p .. 'presence:' .. room, me)
+                redis.call('DEL', p .. 'presence-users:' .. room .. ' ' .. me)
+              end
             end
             redis.call('DEL', p .. 'node-rooms:' .. me, p .. 'node:' .. me)
             redis.call('SREM', KEYS[1], me)
@@ -307,6 +317,12 @@ public enum RedisScripts {
             end
             return 0
             """)
+
+    /// ARGV of `drainSlot` after its one key `key` (`{prefix}drain-slots`): node, max (at least 1), TTL ms
+    /// (at least 1), mode.
+    static func drainSlotArguments(key: String, node: String, maxDraining: Int, ttlMilliseconds: Int, mode: String) -> [[UInt8]] {
+        [Array(key.utf8), Array(node.utf8), Array(String(max(1, maxDraining)).utf8), Array(String(max(1, ttlMilliseconds)).utf8), Array(mode.utf8)]
+    }
 
     /// Every script, in load order.
     public static let all: [RedisScript] = [publish, read, presence, presenceRead, heartbeat, leave, drainSlot, tokenBucket]

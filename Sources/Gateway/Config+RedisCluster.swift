@@ -4,13 +4,13 @@ import Glibc
 import Runtime
 
 extension Config {
-    /// `--redis-cluster`: seed nodes of a Redis Cluster (draft mode: rooms and history over the cluster,
-    /// presence, registry and analytics node-local; docs/redis.md "Redis Cluster").
+    /// `--redis-cluster`: seed nodes of a Redis Cluster (every bus role over the cluster; docs/redis.md
+    /// "Redis Cluster").
     static let redisClusterOptions: [Option] = [
         Option(
             name: "redis-cluster", kind: .list,
             help:
-                "Redis Cluster seed nodes as host:port (IP or DNS name; repeatable or comma list): rooms over sharded pub/sub (draft: presence and registry stay node-local); excludes --redis-url",
+                "Redis Cluster seed nodes as host:port (IP or DNS name; repeatable or comma list): every bus role over the cluster, rooms on sharded pub/sub; excludes --redis-url",
             apply: { c, v throws(Invalid) in
                 for item in v.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
                     guard parseSeed(item) != nil else { throw Invalid(description: "--redis-cluster: expected host:port (an IP or a DNS name), got '\(item)'") }

@@ -16,8 +16,8 @@ extension GatewayNode {
         return config.redisURL == nil ? "local" : "redis"
     }
 
-    /// With `--redis-cluster`: `RedisClusterBus` on its own "bus" loop for rooms, history and presence;
-    /// registry and analytics are the node-local roles (draft, docs/redis.md). nil without seeds.
+    /// With `--redis-cluster`: `RedisClusterBus` on its own "bus" loop for every role (docs/redis.md,
+    /// "Redis Cluster"). nil without seeds.
     static func makeClusterBus(config: Config, logger: Logger) -> ClusterServices? {
         let seeds = config.redisClusterSeeds.compactMap(Config.parseSeed)
         guard !seeds.isEmpty else { return nil }
@@ -33,10 +33,9 @@ extension GatewayNode {
             loop: loop, seeds: seeds, username: config.redisClusterUsername, password: config.redisClusterPassword,
             prefix: config.prefix, nodeID: config.nodeID, historySize: config.historySize,
             historyTTLMilliseconds: config.historyTTLMs, idempotencyWindowMilliseconds: config.idempotencyWindowMs,
+            heartbeatIntervalMilliseconds: config.heartbeatIntervalMs, nodeTTLMilliseconds: config.nodeTTLMs,
             logger: busLogger(logger))
         if config.redisClusterTLS { bus.useTLS(config.redisTLS) }
-        return ClusterServices(
-            rooms: bus, presence: bus, registry: LocalRegistry(),
-            analytics: LocalAnalytics(maxBytes: config.analyticsBytes), lifecycle: bus)
+        return .redisCluster(bus)
     }
 }

@@ -11,16 +11,25 @@ import Testing
 
     @Test func acrossNodesMixedRoomAndRecoveryAfterADrain() throws {
         let redis = try RedisServer()
+        defer { withExtendedLifetime(redis) {} }
+        try Self.checkAcrossNodes(bus: ["--redis-url", redis.url])
+    }
+
+    /// The scenario on the bus `bus` selects (`--redis-url …` or `--redis-cluster …`): two nodes behind HAProxy,
+    /// Socket.IO and native clients in one room, then a drain moves a Socket.IO client, which recovers
+    /// through the bus's session records.
+    static func checkAcrossNodes(bus: [String]) throws {
         let apiKey = "sio-test-key"
-        let args = [
-            "--redis-url", redis.url, "--prefix", "sio:", "--socketio-path", "/socket.io/", "--jwt-secret", TestKeys.shared.secret,
-            "--api-key", apiKey, "--trusted-proxies", "127.0.0.1",
-            "--drain-delay", "300ms", "--drain-window", "300ms", "--drain-deadline", "5s"
-        ]
+        let args =
+            bus + [
+                "--prefix", "sio:", "--socketio-path", "/socket.io/", "--jwt-secret", TestKeys.shared.secret,
+                "--api-key", apiKey, "--trusted-proxies", "127.0.0.1",
+                "--drain-delay", "300ms", "--drain-window", "300ms", "--drain-deadline", "5s"
+            ]
         let nodes = try ["sio1", "sio2"].map { try Node(id: $0, arguments: args) }
         for n in nodes { try n.start() }
         let lb = try HAProxy(nodes: nodes)
-        defer { withExtendedLifetime((redis, nodes, lb)) {} }
+        defer { withExtendedLifetime((nodes, lb)) {} }
         for n in nodes { try lb.waitUp(n.id) }
 
         let r = try SocketIOGatewayTests.driver([
