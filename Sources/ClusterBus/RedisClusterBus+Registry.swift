@@ -110,7 +110,9 @@ extension RedisClusterBus: NodeRegistry {
                 return log(.warn, "heartbeat script failed (cluster)", [("error", .string(reply.errorMessage ?? "unexpected answer"))])
             }
             let previous: [UInt8] = if case .string(let b) = parts[2] { b } else { [] }
-            _ = RedisNodeIDWatch.log(node.nodeIDWatch.answered(previous: previous, wrote: json, reset: reset), nodeID: keys.nodeID, log)
+            if RedisNodeIDWatch.log(node.nodeIDWatch.answered(previous: previous, wrote: json, reset: reset), nodeID: keys.nodeID, log) {
+                clusterMetrics.nodeIDConflicts.add()
+            }
             // Announced (a `node-draining` replaces a pending `node-up`, as with one Redis).
             node.announce = nil
             if event == "node-draining" { node.announcedDraining = true }

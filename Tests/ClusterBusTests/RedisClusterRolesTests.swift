@@ -152,5 +152,10 @@ import Testing
             nodeTTLMilliseconds: 800, logger: { _, message, _ in lines.withLock { $0.append(message) } })
         twin.start(delegate: Recorder())
         #expect(wait(5) { lines.withLock { $0.contains { $0.hasPrefix("another live node uses this node id") } } })
+        // ... and counted, under the standalone bus's metric name.
+        #expect(twin.clusterMetrics.nodeIDConflicts.load() + n[0].bus.clusterMetrics.nodeIDConflicts.load() > 0)
+        var w = PrometheusWriter()
+        twin.writeClusterMetrics(to: &w)
+        #expect(w.text.contains("switchboard_bus_node_id_conflicts_total"))
     }
 }
