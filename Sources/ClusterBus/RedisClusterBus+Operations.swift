@@ -161,6 +161,10 @@ extension RedisClusterBus {
         w.family(
             "switchboard_bus_node_id_conflicts_total", .counter,
             "Heartbeats that found this node's registry key written by another live node (duplicate --node-id).", [("", m.nodeIDConflicts.load())])
+        w.family(
+            "switchboard_bus_analytics_dropped_total", .counter,
+            "Analytics events the bus could not take: Redis down or behind (in-flight cap), or an error reply.",
+            [("", m.analyticsDropped.load())])
     }
 
     /// A Prometheus label value: backslash, quote and newline escaped.

@@ -45,12 +45,18 @@ extension RedisClusterBus: SessionStore, AnalyticsBus {
     public func appendAnalytics(_ events: [AnalyticsEvent], maxLength: Int) {
         guard !events.isEmpty else { return }
         onLoop { [self] in
-            guard state == .up else { return }
+            let dropped = clusterMetrics.analyticsDropped
+            guard state == .up else { return dropped.add(events.count) }
             let slot = RedisClusterSlot.slot(of: analyticsStream)
-            for e in events where analyticsInFlight < RedisBus.maxAnalyticsInFlight {
+            for e in events {
+                guard analyticsInFlight < RedisBus.maxAnalyticsInFlight else {
+                    dropped.add()
+                    continue
+                }
                 analyticsInFlight += 1
-                router.send(RedisAnalyticsWire.append(e, stream: analyticsStream, maxLength: maxLength), slot: slot) { [self] _ in
+                router.send(RedisAnalyticsWire.append(e, stream: analyticsStream, maxLength: maxLength), slot: slot) { [self] reply in
                     analyticsInFlight -= 1
+                    if reply == nil || reply?.errorMessage != nil { dropped.add() }
                 }
             }
         }

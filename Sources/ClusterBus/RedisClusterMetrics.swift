@@ -29,6 +29,8 @@ public final class RedisClusterMetrics: Sendable {
     public let resubscribes = Counter()
     /// Heartbeats that found another live node writing this node's registry key (a duplicate `--node-id`).
     public let nodeIDConflicts = Counter()
+    /// Analytics events not appended: bus down, too many in flight, or refused by Redis.
+    public let analyticsDropped = Counter()
     /// Gauge: slots of the last map without a live primary (16384 before any map is loaded).
     public let uncoveredSlots = Counter()
     /// Gauge: shards of the last map with a live primary (0 after a refresh where no node answered).

@@ -158,4 +158,23 @@ import Testing
         twin.writeClusterMetrics(to: &w)
         #expect(w.text.contains("switchboard_bus_node_id_conflicts_total"))
     }
+
+    /// Analytics while no slot map is known: dropped and counted (`switchboard_bus_analytics_dropped_total`),
+    /// never queued without bound.
+    @Test func analyticsWhileTheBusIsDownAreCountedAsDropped() throws {
+        let loop = try EventLoop(index: 82)
+        loop.start(name: "roles-analytics")
+        let keeper = LoopKeeper(loop)
+        defer { keeper.stop() }
+        let closed = try freeTCPPort()
+        let bus = RedisClusterBus(loop: loop, seeds: [("127.0.0.1", closed)], prefix: "ad:", nodeID: "d", logger: { _, _, _ in })
+        keeper.keep(bus)
+        bus.start(delegate: Recorder())
+        let event = AnalyticsEvent(user: "u", node: "d", room: nil, event: "click", data: JSONFragment("1"), serverTimeMilliseconds: 1)
+        bus.appendAnalytics([event, event, event], maxLength: 10)
+        #expect(wait(3) { bus.clusterMetrics.analyticsDropped.load() == 3 })
+        var w = PrometheusWriter()
+        bus.writeClusterMetrics(to: &w)
+        #expect(w.text.contains("switchboard_bus_analytics_dropped_total 3"))
+    }
 }
