@@ -336,6 +336,14 @@ import Testing
         #expect(docs.contains(RedisScripts.publish.source))
         let sha = try #require(try redis.command(["SCRIPT", "LOAD", RedisScripts.publish.source]).text)
         #expect(docs.contains(sha), "docs/redis.md must list the publish script's SHA \(sha)")
+        // The other scripts' SHAs are listed for reference (operators grep SCRIPT LIST / slowlogs for them).
+        for script in [
+            RedisScripts.read, RedisScripts.presence, RedisScripts.presenceRead, RedisScripts.heartbeat, RedisScripts.leave,
+            RedisScripts.drainSlot, RedisScripts.publishSharded, RedisScripts.presenceSharded
+        ] {
+            let other = try #require(try redis.command(["SCRIPT", "LOAD", script.source]).text)
+            #expect(docs.contains(other), "docs/redis.md must list the \(script.name) script's SHA \(other)")
+        }
         let reply = try redis.command([
             "EVALSHA", sha, "2", prefix + "history:backend", prefix + "meta:backend", prefix + "room:backend",
             "{\"from\":\"backend\"}", "1000"
