@@ -62,6 +62,11 @@ final class RedisClusterRouter: RedisConnectionDelegate {
     private var refreshAgain = false
     private var refreshWaiters: [(Result<Void, RedisClusterError>) -> Void] = []
     static let maxRedirects = 5
+    /// A command connection with replies pending that reads nothing for this long is closed, its commands
+    /// answered nil (RedisClusterRouter+Stalls.swift); 0 = never.
+    var stallLimitMs = 5000
+    /// Command connections whose stall check is armed.
+    var stallWatched: Set<ObjectIdentifier> = []
 
     /// `smessage` / `ssubscribe` / `sunsubscribe` pushes from any shard (valid during the call).
     var onPush: (UnsafePointer<redisReply>) -> Void = { _ in }
@@ -145,6 +150,7 @@ final class RedisClusterRouter: RedisConnectionDelegate {
                     tryRefresh(candidates.dropFirst(), lastError: RedisClusterError("\(next.host):\(next.port): \(why)"))
                 }
             } == true
+        if sent, let conn { watchForStall(conn) }
         if !sent {
             let why = resolver.failure(of: next.host) ?? lastConnectError["\(next.host):\(next.port)"] ?? "cannot connect"
             tryRefresh(candidates.dropFirst(), lastError: RedisClusterError("\(next.host):\(next.port): \(why)"))
@@ -206,7 +212,7 @@ final class RedisClusterRouter: RedisConnectionDelegate {
                 dispatch(command, host: h.isEmpty ? host : h, port: p, asking: true, hops: hops + 1, completion)
             }
         }
-        if !sent { completion(nil) }
+        if sent { watchForStall(conn) } else { completion(nil) }
     }
 
     // MARK: - Sharded subscriptions

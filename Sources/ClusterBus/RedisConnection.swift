@@ -172,6 +172,13 @@ final class RedisConnection: StreamSocket, @unchecked Sendable {
         _ = loop.runAfter(milliseconds: 0) { [self] in closeSocket() }
     }
 
+    /// ``close()``, with `reason` as what the delegate hears (e.g. the node stopped answering).
+    func close(reason: String) {
+        guard !isClosed, !closeScheduled else { return }
+        closeReason = reason
+        close()
+    }
+
     // MARK: - Socket hooks
 
     override func received(_ bytes: UnsafeMutableRawBufferPointer) {

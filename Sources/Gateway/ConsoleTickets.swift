@@ -5,7 +5,7 @@ import Runtime
 /// console session asks the admin port for a ticket (`POST /console/ticket`, cookie + CSRF token) and sends
 /// it as its token (`{"op":"auth","token":"sbconsole.…"}`). The node that issued it redeems it once, within
 /// ``redeemWindowMs``, for an identity that may join and ask presence of every room and publish to none
-/// (the console publishes through the server API); the identity lasts ``identityLifetimeMs``, after which
+/// (the console publishes through the server API), nor send `rpc` or `analytics` (``AuthIdentity/tailOnly``); the identity lasts ``identityLifetimeMs``, after which
 /// the page renews with a new ticket (`token_expiring`, as any client).
 ///
 /// Tickets are 32 bytes from the system CSPRNG, hex-encoded after ``prefix``; at most ``capacity`` are
@@ -46,6 +46,7 @@ final class ConsoleTickets: Sendable {
         }
         guard live else { return nil }
         return AuthIdentity(
-            user: Self.user, rooms: ["**"], publish: [], expiresAt: Double(wallNowMs + Self.identityLifetimeMs) / 1000)
+            user: Self.user, rooms: ["**"], publish: [], expiresAt: Double(wallNowMs + Self.identityLifetimeMs) / 1000,
+            tailOnly: true)
     }
 }

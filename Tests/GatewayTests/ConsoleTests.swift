@@ -179,6 +179,11 @@ import Testing
         #expect(seen?.data?.description == "{\"n\":1}", "\(String(describing: seen))")
         try console.sendOp("{\"op\":\"publish\",\"room\":\"any:room:at:all\",\"data\":{},\"id\":7}")
         #expect(try console.nextJSON().code == "forbidden", "the console publishes through the API, not its socket")
+        // Nor does anything reach the application backend in the name of a user called "console".
+        try console.sendOp("{\"op\":\"rpc\",\"method\":\"m\",\"data\":{},\"id\":8}")
+        #expect(try console.nextJSON().code == "forbidden", "no rpc as the console")
+        try console.sendOp("{\"op\":\"analytics\",\"event\":\"e\",\"id\":9}")
+        #expect(try console.nextJSON().code == "forbidden", "no analytics as the console")
 
         for spent in [value, "sbconsole." + String(repeating: "0", count: 64)] {
             let again = try WSClient(port: gw.port, expectHello: false)

@@ -98,6 +98,19 @@ public final class RedisTestCluster {
         processes[i].waitUntilExit()
     }
 
+    /// SIGSTOP the server on `port`: a stall (paused VM, black-holed network), not a death; the kernel
+    /// still holds its connections open. Undone by ``resume(port:)`` (deinit kills it either way).
+    public func pause(port: Int) {
+        guard let i = ports.firstIndex(of: port) else { return }
+        Glibc.kill(processes[i].processIdentifier, SIGSTOP)
+    }
+
+    /// SIGCONT the server on `port` after ``pause(port:)``.
+    public func resume(port: Int) {
+        guard let i = ports.firstIndex(of: port) else { return }
+        Glibc.kill(processes[i].processIdentifier, SIGCONT)
+    }
+
     deinit {
         for p in processes where p.isRunning {
             Glibc.kill(p.processIdentifier, SIGKILL)

@@ -293,7 +293,13 @@ extension Connection {
                     send(Envelope.error(.forbidden, message: "not allowed to publish to '\(room)'", id: frameID))
                     return false
                 }
-            case .leave, .analytics, .auth, .rpc:
+            case .analytics, .rpc:
+                // A console ticket's identity is no user of the application: nothing goes to the backend as it.
+                guard !id.tailOnly else {
+                    send(Envelope.error(.forbidden, message: "this identity may only join, leave and ask presence", id: frameID))
+                    return false
+                }
+            case .leave, .auth:
                 break
             }
             return true

@@ -131,13 +131,17 @@ public final class AuthIdentity: Sendable {
     public let publish: RoomPatternSet
     /// Unix time in seconds when the credential expires (`exp` / `expires_at`), nil for none.
     public let expiresAt: Double?
+    /// Only joins, leaves and presence: no `rpc` nor `analytics` reach the application backend in this
+    /// identity's name (the console's tickets, ConsoleTickets.swift: its user name is not a user of the app).
+    public let tailOnly: Bool
 
-    /// An identity for `user` with the given patterns and expiry (Unix seconds).
-    public init(user: String, rooms: [String], publish: [String], expiresAt: Double?) {
+    /// An identity for `user` with the given patterns and expiry (Unix seconds); `tailOnly`: see ``tailOnly``.
+    public init(user: String, rooms: [String], publish: [String], expiresAt: Double?, tailOnly: Bool = false) {
         self.user = user
         self.rooms = RoomPatternSet(rooms)
         self.publish = RoomPatternSet(publish)
         self.expiresAt = expiresAt
+        self.tailOnly = tailOnly
     }
 
     /// Whether the user may join `room`.
