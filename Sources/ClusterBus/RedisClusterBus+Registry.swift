@@ -100,7 +100,9 @@ extension RedisClusterBus: NodeRegistry {
         let json = info.json(nodeID: keys.nodeID)
         let args: [[UInt8]] = [
             Array(keys.nodes.utf8), Array(keys.nodesPrefix.utf8), Array(keys.nodeID.utf8), json,
-            Array(String(node.nodeTTLMilliseconds).utf8), Array(event.utf8), Array((reset ? "1" : "0").utf8), Array("1".utf8)
+            Array(String(node.nodeTTLMilliseconds).utf8), Array(event.utf8), Array((reset ? "1" : "0").utf8), Array("1".utf8),
+            // The clean-up lease: rooms this node is handed and does not clear within it go to another node.
+            Array(String(node.nodeTTLMilliseconds).utf8)
         ]
         node.heartbeatInFlight = true
         eval(RedisScripts.heartbeat, keyCount: 1, args: args, slot: RedisClusterKeys.nodesSlot) { [self] reply in
@@ -129,8 +131,13 @@ extension RedisClusterBus: NodeRegistry {
             }
             for entry in parts[3].array ?? [] {
                 guard let pair = entry.array, pair.count == 2, let id = pair[0].text else { continue }
-                for room in (pair[1].array ?? []).compactMap(\.text) where id != keys.nodeID || presenceTable.count(of: room) == 0 {
-                    node.cleanup.append((id, room))
+                for room in (pair[1].array ?? []).compactMap(\.text) {
+                    if id == keys.nodeID && presenceTable.count(of: room) > 0 {
+                        // Our own room with members now: the rewrite keeps its entry; only strike it from the list.
+                        strikeFromCleaning(id, room)
+                    } else {
+                        node.cleanup.append((id, room))
+                    }
                 }
             }
             runCleanup()
@@ -139,8 +146,14 @@ extension RedisClusterBus: NodeRegistry {
         if node.cleanupRunning == 0 { runCleanup() }
     }
 
-    /// Removes the pending presence entries of dead nodes (one script call per room, on the room's slot);
-    /// failures go back on the list for the next heartbeat.
+    /// `room` needs no clean-up for node `id` any more: off `{prefix}{nodes}cleaning-rooms:{id}` (heartbeat v5).
+    private func strikeFromCleaning(_ id: String, _ room: String) {
+        router.send(RedisCommand(["SREM", keys.nodesPrefix + "cleaning-rooms:" + id, room]), slot: RedisClusterKeys.nodesSlot) { _ in }
+    }
+
+    /// Removes the pending presence entries of dead nodes (one script call per room, on the room's slot), then
+    /// strikes each cleared room from the node's `cleaning-rooms` set. A failure is left there: when this node's
+    /// lease ends, a heartbeat (this node's or another's) is handed the rooms left.
     private func runCleanup() {
         guard node.cleanupRunning == 0, !node.cleanup.isEmpty else { return }
         let batch = node.cleanup
@@ -149,7 +162,8 @@ extension RedisClusterBus: NodeRegistry {
         for (id, room) in batch {
             writePresence(RedisPresenceTable.Write(room: room, count: 0, replaceUsers: true, added: [], removed: []), node: id) { [self] ok in
                 node.cleanupRunning -= 1
-                if !ok { node.cleanup.append((id, room)) }
+                guard ok else { return }
+                strikeFromCleaning(id, room)
             }
         }
     }

@@ -226,29 +226,52 @@ public enum RedisScripts {
     /// own presence entries first (on every (re)connect, followed by a rewrite of the current counts, so
     /// entries left by an earlier process with the same id do not linger), ARGV[7] (optional) `1` when the
     /// presence keys live on other slots (Redis Cluster: ARGV[1] is `{prefix}{nodes}`, and the caller removes
-    /// the entries room by room on each room's slot). Returns `{existed (0/1), removed node ids, the registry
-    /// value it replaced ("" when none), cleared}`; `existed` 0 means this node had been given up for dead, so
-    /// it rewrites its presence; a replaced value other than the one this node wrote last means another live
-    /// node uses the same id; `cleared` is empty unless ARGV[7] is `1`, then `{node id, {rooms…}}` per node
-    /// whose `node-rooms` set was dropped here (this node's own with ARGV[6], and the removed ones).
+    /// the entries room by room on each room's slot), ARGV[8] (with ARGV[7]) the clean-up lease in ms. Returns
+    /// `{existed (0/1), removed node ids, the registry value it replaced ("" when none), cleared}`; `existed` 0
+    /// means this node had been given up for dead, so it rewrites its presence; a replaced value other than the
+    /// one this node wrote last means another live node uses the same id; `cleared` is empty unless ARGV[7] is
+    /// `1`, then `{node id, {rooms…}}` per node whose rooms this caller must clear now.
+    ///
+    /// With ARGV[7] the clean-up is claimed, not consumed: a node's `node-rooms` set moves to
+    /// `cleaning-rooms:{id}` and the id into the `cleaning` sorted set, scored by the end of the caller's lease
+    /// (ARGV[8] ms from now). The caller `SREM`s each room from `cleaning-rooms:{id}` once its entries are gone;
+    /// a lease that ends with rooms left (the cleaner died or failed) hands them to the next heartbeat's caller,
+    /// so a dead node's presence never outlives every cleaner.
     /// Keys other than KEYS[1] are derived from the prefix, so all of them share its slot.
     public static let heartbeat = RedisScript(
         name: "heartbeat",
         source: """
-            -- switchboard heartbeat v4: KEYS nodes set; ARGV prefix, node, info JSON, ttl ms, event, reset own presence, presence elsewhere (optional)
+            -- switchboard heartbeat v5: KEYS nodes set; ARGV prefix, node, info JSON, ttl ms, event, reset own presence, presence elsewhere (optional), clean-up lease ms (with it)
             local p = ARGV[1]
             local me = ARGV[2]
             local elsewhere = ARGV[7] == '1'
             local cleared = {}
+            local nowms = 0
+            if elsewhere then
+              local t = redis.call('TIME')
+              nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            end
+            local function claim(id)
+              local rooms = redis.call('SMEMBERS', p .. 'cleaning-rooms:' .. id)
+              if #rooms == 0 then
+                redis.call('ZREM', p .. 'cleaning', id)
+                return
+              end
+              cleared[#cleared + 1] = {id, rooms}
+              redis.call('ZADD', p .. 'cleaning', nowms + tonumber(ARGV[8] or '0'), id)
+            end
             local function clear(id)
-              local rooms = redis.call('SMEMBERS', p .. 'node-rooms:' .. id)
               if elsewhere then
-                if #rooms > 0 then cleared[#cleared + 1] = {id, rooms} end
-              else
-                for _, room in ipairs(rooms) do
-                  redis.call('HDEL', p .. 'presence:' .. room, id)
-                  redis.call('DEL', p .. 'presence-users:' .. room .. ' ' .. id)
+                if redis.call('EXISTS', p .. 'node-rooms:' .. id) == 1 then
+                  redis.call('SUNIONSTORE', p .. 'cleaning-rooms:' .. id, p .. 'cleaning-rooms:' .. id, p .. 'node-rooms:' .. id)
+                  redis.call('DEL', p .. 'node-rooms:' .. id)
                 end
+                claim(id)
+                return
+              end
+              for _, room in ipairs(redis.call('SMEMBERS', p .. 'node-rooms:' .. id)) do
+                redis.call('HDEL', p .. 'presence:' .. room, id)
+                redis.call('DEL', p .. 'presence-users:' .. room .. ' ' .. id)
               end
               redis.call('DEL', p .. 'node-rooms:' .. id)
             end
@@ -267,6 +290,12 @@ public enum RedisScripts {
                 redis.call('SREM', KEYS[1], id)
                 redis.call('PUBLISH', p .. 'ctl', '{"event":"node-down","node":' .. cjson.encode(id) .. ',"reason":"expired"}')
                 removed[#removed + 1] = id
+              end
+            end
+            if elsewhere then
+              -- A live node's own list is its own to finish (it keeps the rooms it has members in).
+              for _, id in ipairs(redis.call('ZRANGEBYSCORE', p .. 'cleaning', '-inf', nowms)) do
+                if id == me or redis.call('EXISTS', p .. 'node:' .. id) == 0 then claim(id) end
               end
             end
             return {existed, removed, previous or '', cleared}

@@ -177,4 +177,34 @@ import Testing
         bus.writeClusterMetrics(to: &w)
         #expect(w.text.contains("switchboard_bus_analytics_dropped_total 3"))
     }
+
+    /// The node that was handed a dead node's rooms dies before clearing them (here: a heartbeat run by hand,
+    /// whose caller then does nothing): when its lease ends, the next heartbeat's caller gets the rooms and
+    /// clears them, so no presence outlives every cleaner (heartbeat v5's claimable clean-up).
+    @Test func aCleanerThatDiesMidCleanUpLeavesNoGhostPresence() throws {
+        let cluster = try RedisTestCluster(masters: 3)
+        let ghost = try node(2, cluster, prefix: "gh:", loopIndex: 92)
+        #expect(wait(5) { ghost.bus.state == .up })
+        let rooms = ["a", "b", "c"]
+        for room in rooms { ghost.bus.setPresence(room: room, localCount: 1) }
+        #expect(wait(5) { rooms.allSatisfy { presence(ghost.bus, $0)?.connections == 1 } })
+        ghost.loop.stopAndWait(timeoutMilliseconds: 2000)  // dies without a word
+        usleep(1_200_000)  // past its TTL (0.8 s)
+
+        // A cleaner claims n2's rooms with a 1 s lease, then dies without clearing any.
+        let nodesKey = "gh:{nodes}nodes"
+        let claimed = RedisTestCluster.cli(
+            cluster.ports[0],
+            ["-c", "EVAL", RedisScripts.heartbeat.source, "1", nodesKey, "gh:{nodes}", "cleaner", "{}", "800", "", "0", "1", "1000"])
+        #expect(claimed.contains("n2") && claimed.contains("a"), "the cleaner was handed n2's rooms: \(claimed)")
+
+        // A live node comes up: within the lease plus a few heartbeats, the rooms are handed to it and cleared.
+        let survivor = try node(0, cluster, prefix: "gh:", loopIndex: 93)
+        defer { survivor.loop.stopAndWait(timeoutMilliseconds: 2000) }
+        #expect(wait(6) { rooms.allSatisfy { presence(survivor.bus, $0)?.connections == 0 } }, "n2's presence is gone")
+        #expect(
+            wait(3) {
+                RedisTestCluster.cli(cluster.ports[0], ["-c", "EXISTS", "gh:{nodes}cleaning-rooms:n2"]).trimmingCharacters(in: .whitespacesAndNewlines) == "0"
+            })
+    }
 }
