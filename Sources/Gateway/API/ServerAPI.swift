@@ -349,7 +349,7 @@ enum ServerAPI {
                 return "{\"id\":\(js(n.id)),\"address\":\(js(n.info.address)),\"state\":\"\(n.info.draining ? "draining" : "ready")\","
                     + "\"connections\":\(n.info.connections),\"uptime_s\":\(uptime),\"self\":\(n.id == me.id)}"
             }.joined(separator: ",")
-            let bus = node.config.redisURL == nil ? "local" : "redis"
+            let bus = GatewayNode.busKind(node.config)
             call.ok(
                 "\"version\":\(js(switchboardVersion)),\"bus\":\"\(bus)\",\"bus_state\":\"\(node.services.state.rawValue)\","
                     + "\"connections\":\(all.reduce(0) { $0 + $1.info.connections }),\"nodes\":[\(list)]"
