@@ -47,7 +47,7 @@ extension RedisClusterRouter {
         lastConnectError[address] = reason
         resolver.forget(host)
         if logThrottle.shouldLog("conn \(address)", reason, now: monotonicMilliseconds()) {
-            log(.warn, "redis cluster node connection failed", [("node", .string(address)), ("error", .string(reason))])
+            log(.warn, "redis cluster node connection failed", [("redis_node", .string(address)), ("error", .string(reason))])
         }
         metrics.updateHealth { $0.lastError = "\(address): \(reason)" }
     }
@@ -59,7 +59,7 @@ extension RedisClusterRouter {
         lastConnectError[address] = reason
         handshakeErrors[address] = reason
         if logThrottle.shouldLog("auth \(address)", reason, now: monotonicMilliseconds()) {
-            log(.error, "redis cluster node refused the handshake", [("node", .string(address)), ("error", .string(reason))])
+            log(.error, "redis cluster node refused the handshake", [("redis_node", .string(address)), ("error", .string(reason))])
         }
         metrics.updateHealth { $0.lastError = "\(address): \(reason)" }
     }

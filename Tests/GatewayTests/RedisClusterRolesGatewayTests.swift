@@ -31,6 +31,7 @@ import Testing
             return Set(((info["nodes"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String })
         }
         try APITest.waitUntil(5, "info lists a, b and c") { try listed() == ["a", "b", "c"] }
+        #expect(try APITest.call(a.adminPort, "info", "{}").json["bus"] as? String == "redis-cluster", "info names the bus as /ready does")
 
         // bob is connected to b only; the subscribe goes to a.
         let bob = try APITest.client(b.port, user: "bob")

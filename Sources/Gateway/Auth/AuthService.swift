@@ -113,7 +113,7 @@ public final class AuthService: Sendable {
         // A console ticket (ConsoleTickets.swift) is never a JWT nor a backend credential: answered here alone.
         if token.hasPrefix(ConsoleTickets.prefix) {
             guard let identity = ConsoleTickets.shared.redeem(token, now: monotonicMilliseconds(), wallNowMs: wallClockMilliseconds()) else {
-                return .invalid(.malformed("unknown, spent or expired console ticket"))
+                return .rejected(reason: "unknown, spent or expired console ticket")
             }
             return .admitted(identity)
         }
