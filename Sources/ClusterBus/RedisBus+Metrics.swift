@@ -50,20 +50,24 @@ extension RedisBus {
             "switchboard_bus_canary_failures_total", .counter, "Canaries missing or late (each forced a Redis reconnect).",
             [("", m.canaryFailures.load())])
         w.family("switchboard_bus_subscribed_rooms", .gauge, "Room channels this node is subscribed to.", [("", m.subscribedRooms.load())])
-        w.family(
-            "switchboard_bus_analytics_dropped_total", .counter,
-            "Analytics events the bus could not take: Redis down or behind (in-flight cap), or an error reply.",
-            [("", m.analyticsDropped.load())])
+        Self.writeRoleCounters(analyticsDropped: m.analyticsDropped.load(), nodeIDConflicts: m.nodeIDConflicts.load(), to: &w)
         w.family(
             "switchboard_bus_dead_nodes_cleaned_total", .counter, "Dead nodes whose presence entries this node removed.",
             [("", m.deadNodesCleaned.load())])
-        w.family(
-            "switchboard_bus_node_id_conflicts_total", .counter,
-            "Heartbeats that found this node's registry key written by another live node: a duplicate --node-id.",
-            [("", m.nodeIDConflicts.load())])
         w.histogram(
             "switchboard_redis_publish_latency_seconds",
             "Bus thread view of a publish: the bus call to the publish script's answer (bus hop plus one Redis round trip).", [m.publishLatency])
         w.histogram("switchboard_bus_delivery_latency_seconds", "Redis XADD time to hand-off to the hub on this node (ms resolution).", [m.deliveryLatency])
+    }
+
+    /// The analytics and registry counters both Redis buses report under one name (one Redis and Redis
+    /// Cluster), so one dashboard and one alert cover either.
+    static func writeRoleCounters(analyticsDropped: Int, nodeIDConflicts: Int, to w: inout PrometheusWriter) {
+        w.family(
+            "switchboard_bus_analytics_dropped_total", .counter,
+            "Analytics events the bus could not take: Redis down or behind (in-flight cap), or an error reply.", [("", analyticsDropped)])
+        w.family(
+            "switchboard_bus_node_id_conflicts_total", .counter,
+            "Heartbeats that found this node's registry key written by another live node: a duplicate --node-id.", [("", nodeIDConflicts)])
     }
 }

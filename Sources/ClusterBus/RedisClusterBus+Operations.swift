@@ -157,14 +157,7 @@ extension RedisClusterBus {
             "switchboard_redis_cluster_messages_delivered_total", .counter, "Room messages handed to the hub (live and back-fill).", [("", delivered.load())])
         w.family(
             "switchboard_redis_cluster_backfilled_messages_total", .counter, "Messages delivered by back-fills after a resubscribe.", [("", backfilled.load())])
-        // The standalone bus's name, so one alert covers both.
-        w.family(
-            "switchboard_bus_node_id_conflicts_total", .counter,
-            "Heartbeats that found this node's registry key written by another live node (duplicate --node-id).", [("", m.nodeIDConflicts.load())])
-        w.family(
-            "switchboard_bus_analytics_dropped_total", .counter,
-            "Analytics events the bus could not take: Redis down or behind (in-flight cap), or an error reply.",
-            [("", m.analyticsDropped.load())])
+        RedisBus.writeRoleCounters(analyticsDropped: m.analyticsDropped.load(), nodeIDConflicts: m.nodeIDConflicts.load(), to: &w)
     }
 
     /// A Prometheus label value: backslash, quote and newline escaped.
