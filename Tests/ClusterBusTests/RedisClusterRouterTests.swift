@@ -15,6 +15,17 @@ import Testing
         let messages = Lock<[String: [String]]>([:])
         let lost = Lock<[String]>([])
         let confirmed = Lock<[String]>([])
+
+        /// Records `router`'s `smessage` payloads and `ssubscribe` confirmations by channel, and its lost channels.
+        func listen(to router: RedisClusterRouter) {
+            router.onPush = { [self] reply in
+                let r = RedisReply(copying: reply)
+                guard let a = r.array, a.count == 3, let kind = a[0].text, let ch = a[1].text else { return }
+                if kind == "smessage", let payload = a[2].text { messages.withLock { $0[ch, default: []].append(payload) } }
+                if kind == "ssubscribe" { confirmed.withLock { $0.append(ch) } }
+            }
+            router.onSubscriptionLost = { [self] ch in lost.withLock { $0.append(ch) } }
+        }
     }
 
     /// Runs `body` on the loop and waits for its result.
@@ -47,13 +58,7 @@ import Testing
         nonisolated(unsafe) let router = RedisClusterRouter(loop: loop, seeds: [("127.0.0.1", deadPort), ("127.0.0.1", cluster.ports[1])])
         keeper.keep(router)
         defer { loop.execute { router.stop() } }
-        router.onPush = { reply in
-            let r = RedisReply(copying: reply)
-            guard let a = r.array, a.count == 3, let kind = a[0].text, let ch = a[1].text else { return }
-            if kind == "smessage", let payload = a[2].text { probe.messages.withLock { $0[ch, default: []].append(payload) } }
-            if kind == "ssubscribe" { probe.confirmed.withLock { $0.append(ch) } }
-        }
-        router.onSubscriptionLost = { ch in probe.lost.withLock { $0.append(ch) } }
+        probe.listen(to: router)
         let refreshed: Result<Void, RedisClusterError>? = onLoop(loop) { done in router.refresh { done($0) } }
         guard case .success? = refreshed else { Issue.record("refresh: \(String(describing: refreshed))"); return }
 
@@ -133,12 +138,7 @@ import Testing
         nonisolated(unsafe) let router = RedisClusterRouter(loop: loop, seeds: [("127.0.0.1", cluster.ports[2])])
         keeper.keep(router)
         defer { loop.execute { router.stop() } }
-        router.onPush = { reply in
-            let r = RedisReply(copying: reply)
-            guard let a = r.array, a.count == 3, let kind = a[0].text, let ch = a[1].text else { return }
-            if kind == "smessage", let payload = a[2].text { probe.messages.withLock { $0[ch, default: []].append(payload) } }
-            if kind == "ssubscribe" { probe.confirmed.withLock { $0.append(ch) } }
-        }
+        probe.listen(to: router)
         let refreshed: Result<Void, RedisClusterError>? = onLoop(loop) { done in router.refresh { done($0) } }
         guard case .success? = refreshed else { Issue.record("refresh: \(String(describing: refreshed))"); return }
         let keys = RedisClusterKeys(prefix: "ps:", nodeID: "n")
@@ -179,13 +179,7 @@ import Testing
         nonisolated(unsafe) let router = RedisClusterRouter(loop: loop, seeds: cluster.ports.map { ("127.0.0.1", $0) })
         keeper.keep(router)
         defer { loop.execute { router.stop() } }
-        router.onPush = { reply in
-            let r = RedisReply(copying: reply)
-            guard let a = r.array, a.count == 3, let kind = a[0].text, let ch = a[1].text else { return }
-            if kind == "smessage", let payload = a[2].text { probe.messages.withLock { $0[ch, default: []].append(payload) } }
-            if kind == "ssubscribe" { probe.confirmed.withLock { $0.append(ch) } }
-        }
-        router.onSubscriptionLost = { ch in probe.lost.withLock { $0.append(ch) } }
+        probe.listen(to: router)
         let refreshed: Result<Void, RedisClusterError>? = onLoop(loop) { done in router.refresh { done($0) } }
         guard case .success? = refreshed else { Issue.record("refresh: \(String(describing: refreshed))"); return }
         let keys = RedisClusterKeys(prefix: "fo:", nodeID: "n")
