@@ -1,7 +1,7 @@
 """A minimal blocking RFC 6455 client over raw sockets for the benchmark drivers (no third-party
 package): handshake, masked frames out, unmasked frames in, pings answered. Not a general client:
 it assumes a well-behaved server (Switchboard) and text messages."""
-import base64, os, socket, struct, time
+import base64, os, re, socket, struct, time, zlib
 
 def handshake(port, path="/ws", host="127.0.0.1", headers=""):
     """Opens a socket and upgrades it: (socket, bytes read past the 101's head, the head). `headers`: extra
@@ -25,7 +25,6 @@ class WS:
         server accepts it, compressed messages are inflated as RFC 7692 §7.2.2 says: with one window for the
         connection, or message by message when the response has server_no_context_takeover. `wire_bytes`
         counts frame bytes received, `message_bytes` what a plain frame of each message would have taken."""
-        import re, zlib
         self.s, self.buf, head = handshake(port, path, host, f"Sec-WebSocket-Extensions: {deflate}\r\n" if deflate else "")
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         m = re.search(rb"(?im)^sec-websocket-extensions:(.*)$", head)
@@ -73,7 +72,6 @@ class WS:
             if op in (1, 2):
                 self.wire_bytes += off + n
                 if b0 & 0x40:
-                    import zlib
                     inflater = zlib.decompressobj(self._window) if self._fresh else self._inflater
                     payload = inflater.decompress(payload + b"\0\0\xff\xff")
                     self.compressed += 1
