@@ -82,10 +82,15 @@ struct DeflateFanOut {
             }
         }
         if m.deflateShared && !held { stragglers += 1 }
-        loop.metrics.deflateAloneDeliveries.add()
-        if let made = alone[bits] { return (made, nil) }
-        let made = loop.compressedFrame(opcode, payload, windowBits: Int(bits)) ?? plain
-        alone[bits] = made
+        let made: Bytes
+        if let cached = alone[bits] {
+            made = cached
+        } else {
+            made = loop.compressedFrame(opcode, payload, windowBits: Int(bits)) ?? plain
+            alone[bits] = made
+        }
+        // Counted only when compressed: a message that does not shrink goes plain and is no compressed delivery.
+        if made !== plain { loop.metrics.deflateAloneDeliveries.add() }
         return (made, nil)
     }
 
