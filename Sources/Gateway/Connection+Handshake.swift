@@ -27,12 +27,11 @@ extension Connection {
     }
 
     private func upgrade(_ head: HTTPRequestHead) {
-        let config = loop.config
-        if head.path == config.wsPath {
+        if head.path == loop.config.wsPath {
             personalityIndex = Personalities.rooms
-        } else if let echo = config.echoPath, head.path == echo {
+        } else if let echo = loop.config.echoPath, head.path == echo {
             personalityIndex = Personalities.echo
-        } else if config.socketIO.matches(head.path) {
+        } else if loop.config.socketIO.matches(head.path) {
             personalityIndex = Personalities.socketIO
             guard routeSocketIO(head) else { return }  // polling and Engine.IO errors are answered there
         } else {
@@ -43,13 +42,14 @@ extension Connection {
             rejectShuttingDown(retryAfterSeconds: 1)
             return
         }
-        guard loop.node.socketCount.load(ordering: .relaxed) <= config.maxConnections else {
+        guard loop.node.socketCount.load(ordering: .relaxed) <= loop.config.maxConnections else {
             reject(HTTPError(status: .serviceUnavailable, reason: "node is at its connection limit", headers: [HTTPHeader("Retry-After", "1")]))
             return
         }
         let handshake: WebSocketHandshake
         do {
-            handshake = try WebSocketHandshake.validate(head, supportedSubprotocols: config.subprotocols)
+            handshake = try WebSocketHandshake.validate(head, supportedSubprotocols: loop.config.subprotocols)
+            if personalityIndex == Personalities.rooms { _ = try Self.urlJoinRooms(head, maxRooms: loop.config.maxRoomsPerConnection) }
         } catch {
             reject(error)
             return
@@ -61,20 +61,20 @@ extension Connection {
 
     /// Sends the 101 and enters `open`: right after `upgrade`, or when the auth backend admitted a held handshake.
     func completeUpgrade(_ head: HTTPRequestHead, _ handshake: WebSocketHandshake) {
-        let config = loop.config
+        // Fields are read through `loop.config`, never bound whole: a copy of `Config` retains every field.
         // A proxy's X-Request-ID is believed only from a trusted proxy (else anyone could forge log correlation).
         // getpeername only when something will use it (a syscall per handshake otherwise).
-        let peer = !config.trustedProxies.isEmpty || loop.node.logger.isEnabled(.info) ? Socket.peerAddress(fd) : ""
-        let proxied = config.trustedProxies.contains(peer) ? RequestID.from(head.headers["X-Request-ID"]) : nil
+        let peer = !loop.config.trustedProxies.isEmpty || loop.node.logger.isEnabled(.info) ? Socket.peerAddress(fd) : ""
+        let proxied = loop.config.trustedProxies.contains(peer) ? RequestID.from(head.headers["X-Request-ID"]) : nil
         requestID = proxied ?? loop.requestIDs.next()
         var extra = [HTTPHeader("X-Request-ID", requestID)]
         // RFC 7692: the first acceptable permessage-deflate offer; no client context takeover (one inflater per
         // loop) and server context takeover only through room streams (GatewayLoop+DeflateStreams.swift).
-        if let deflate = PerMessageDeflate.negotiate(head.headers, settings: config.deflate) {
+        if let deflate = PerMessageDeflate.negotiate(head.headers, settings: loop.config.deflate) {
             extra.append(deflate.responseHeader)
             deflateWindowBits = UInt8(deflate.serverMaxWindowBits)
-            deflateShared = !deflate.serverNoContextTakeover && deflate.serverMaxWindowBits >= config.deflate.sharedWindowBits
-            reader = WebSocketReader(role: .server, maxMessageSize: config.maxMessageSize, maxFragments: config.maxFragments, deflate: loop.inflater)
+            deflateShared = !deflate.serverNoContextTakeover && deflate.serverMaxWindowBits >= loop.config.deflate.sharedWindowBits
+            reader = WebSocketReader(role: .server, maxMessageSize: loop.config.maxMessageSize, maxFragments: loop.config.maxFragments, deflate: loop.inflater)
         }
         enqueueRaw(Bytes(handshake.response(extraHeaders: extra)))
         machine.opened(now: now, limits: personality.limits(on: loop))
@@ -89,6 +89,12 @@ extension Connection {
             ])
         personality.opened(self)
         authDidUpgrade()
+        // Checked in `upgrade` before the 101; `?join=` belongs to the room protocol only.
+        if personalityIndex == Personalities.rooms, head.query != nil,
+            let rooms = try? Self.urlJoinRooms(head, maxRooms: loop.config.maxRoomsPerConnection), !rooms.isEmpty
+        {
+            joinURLRooms(rooms)
+        }
     }
 
     /// 503 for a handshake that arrives, or is still in progress, while the node drains.

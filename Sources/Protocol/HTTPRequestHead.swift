@@ -46,14 +46,20 @@ public struct HTTPRequestHead: Sendable, Equatable {
     ///
     /// Names are compared after decoding, case-sensitively. A parameter without '=' has the
     /// value "". Invalid `%` escapes are kept literally; invalid UTF-8 becomes U+FFFD.
-    public func queryParameter(_ name: String) -> String? {
-        guard let query else { return nil }
+    public func queryParameter(_ name: String) -> String? { queryValues(name, limit: 1).first }
+
+    /// Every value of query parameter `name` in the order given, decoded as ``queryParameter(_:)`` decodes
+    /// (e.g. ["a", "b"] for `?join=a&join=b`); empty when absent. At most `limit` values are returned.
+    public func queryParameters(_ name: String, limit: Int = .max) -> [String] { queryValues(name, limit: limit) }
+
+    private func queryValues(_ name: String, limit: Int) -> [String] {
+        guard let query, limit > 0 else { return [] }
         let wanted = Array(name.utf8)
-        var result: String?
+        var result: [String] = []
         var q = query
         q.withUTF8 { bytes in
             var start = 0
-            while start <= bytes.count, result == nil {
+            while start <= bytes.count, result.count < limit {
                 var end = start
                 while end < bytes.count, bytes[end] != UInt8(ascii: "&") { end += 1 }
                 if end > start {
@@ -62,7 +68,7 @@ public struct HTTPRequestHead: Sendable, Equatable {
                     let key = percentDecode(UnsafeBufferPointer(rebasing: bytes[start..<eq]))
                     if key == wanted {
                         let value = eq < end ? percentDecode(UnsafeBufferPointer(rebasing: bytes[(eq + 1)..<end])) : []
-                        result = String(decoding: value, as: UTF8.self)
+                        result.append(String(decoding: value, as: UTF8.self))
                     }
                 }
                 start = end + 1

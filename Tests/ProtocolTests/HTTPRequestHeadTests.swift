@@ -25,4 +25,14 @@ import Testing
         #expect(HTTPRequestHead(method: "GET", target: "/").queryParameter("a") == nil)
         #expect(HTTPRequestHead(method: "GET", target: "/?&&a=b&").queryParameter("a") == "b")
     }
+
+    @Test func everyValueOfARepeatedParameterInOrderUpToTheLimit() {
+        let head = HTTPRequestHead(method: "GET", target: "/ws?join=a&token=t&join=user%3A7&join&j%6Fin=c+d&join=e")
+        #expect(head.queryParameters("join") == ["a", "user:7", "", "c d", "e"])
+        #expect(head.queryParameters("join", limit: 2) == ["a", "user:7"])
+        #expect(head.queryParameters("join", limit: 0).isEmpty)
+        #expect(head.queryParameters("token") == ["t"])
+        #expect(head.queryParameters("missing").isEmpty)
+        #expect(HTTPRequestHead(method: "GET", target: "/ws").queryParameters("join").isEmpty)
+    }
 }
