@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Switchboard side by side with nginx + nchan, Node's `ws` and python-socketio (issue 17), every server
-# driven by the same load generator (`switchboard-bench`) on loopback, server pinned to CPU 0 and loader to
-# CPU 1. Prints one table with each figure and Switchboard's ratio to nchan; docs/benchmarks.md quotes it.
+# driven by the same load generators on loopback, server pinned to CPU 0 and loader to CPU 1: connection
+# setup by `wsload` (Benchmarks/loader/wsload.c, C, built here), fan-out, idle memory and cross-node latency
+# by `switchboard-bench`. Prints one table with each figure and Switchboard's ratio to nchan;
+# docs/benchmarks.md quotes it.
+#
+# Connection setup is measured as a reconnect storm: 5,000 clients arrive, 256 in flight, and stay
+# connected; the clock stops at the last one, then they are closed untimed and the round repeats. A second
+# row resets each connection right after its 101 (churn: every handshake also pays for a close on both sides).
 #
 # usage: Benchmarks/compare.sh [--quick]
 #   --quick: shorter runs and fewer idle connections (a few minutes in all)
@@ -35,9 +41,9 @@ PORT_BASE="${PORT_BASE:-18280}"
 SERVERS=(${SERVERS:-sb sbredis nchan node sio})
 VENV="${COMPARE_VENV:-$HOME/.cache/switchboard-compare-venv}"
 if [[ $QUICK == 1 ]]; then
-  HS_COUNT=5000; IDLE=2000; HOLD=2s; FAN_DURATION=4s; CROSS_DURATION=4s
+  HS_SECONDS=2; IDLE=2000; HOLD=2s; FAN_DURATION=4s; CROSS_DURATION=4s
 else
-  HS_COUNT=20000; IDLE=10000; HOLD=5s; FAN_DURATION=10s; CROSS_DURATION=10s
+  HS_SECONDS=8; IDLE=10000; HOLD=5s; FAN_DURATION=10s; CROSS_DURATION=10s
 fi
 mkdir -p "$OUT"
 SUMMARY="$OUT/summary.jsonl"
@@ -46,7 +52,7 @@ SUMMARY="$OUT/summary.jsonl"
 # --- dependencies (Debian packages and one venv; nothing when already there) ---
 if [[ "${SKIP_DEPS:-0}" != 1 ]]; then
   missing=()
-  for p in nginx libnginx-mod-nchan node-ws nodejs redis-server python3-venv; do
+  for p in nginx libnginx-mod-nchan node-ws nodejs redis-server python3-venv libssl-dev; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
   if [[ ${#missing[@]} -gt 0 ]]; then
@@ -61,6 +67,10 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   echo "== build (release)"
   for p in switchboard switchboard-bench; do swift build -c release --product "$p" 2>&1 | tail -1; done
 fi
+WSLOAD="$OUT/wsload"
+# The system C compiler, else the Swift toolchain's clang.
+CC="${CC:-$(command -v cc || command -v clang)}"
+"$CC" -O2 -o "$WSLOAD" "$REPO/Benchmarks/loader/wsload.c" -lcrypto
 
 PIDS=()      # processes to stop, in start order
 SRV_PID=""   # the process whose CPU and RSS are measured (nginx: its one worker)
@@ -95,7 +105,9 @@ start() {
   case "$1" in
     sb)
       PORT=$PORT_BASE; sb_node sb "$PORT"; SRV_PID=${PIDS[-1]}
-      HS_PATH=/ws; JOIN_ARGS=(--path /ws --until joined --room hs); IDLE_ARGS=(--path /ws --expect-hello yes) ;;
+      HS_PATH=/ws; IDLE_ARGS=(--path /ws --expect-hello yes)
+      HS_ARGS=(--path /ws --until text); JOIN_ARGS=(--path /ws --until match)
+      URLJOIN_ARGS=(--path "/ws?join=hs" --until match --send "") ;;
     sbredis)
       taskset -c 0 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no > "$OUT/redis.log" 2>&1 &
       PIDS+=($!); wait_port "$REDIS_PORT"
@@ -103,7 +115,9 @@ start() {
       sb_node sbredis-a "$PORT" --redis-url "redis://127.0.0.1:$REDIS_PORT/0" --node-id a; SRV_PID=${PIDS[-1]}
       sb_node sbredis-b $((PORT_BASE + 2)) --redis-url "redis://127.0.0.1:$REDIS_PORT/0" --node-id b
       for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$((PORT + 1000))/ready" >/dev/null && break; sleep 0.1; done
-      HS_PATH=/ws; JOIN_ARGS=(--path /ws --until joined --room hs); IDLE_ARGS=(--path /ws --expect-hello yes) ;;
+      HS_PATH=/ws; IDLE_ARGS=(--path /ws --expect-hello yes)
+      HS_ARGS=(--path /ws --until text); JOIN_ARGS=(--path /ws --until match)
+      URLJOIN_ARGS=(--path "/ws?join=hs" --until match --send "") ;;
     nchan)
       PORT=$((PORT_BASE + 3))
       mkdir -p "$OUT/nginx"
@@ -129,19 +143,24 @@ EOF
       taskset -c 0 nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" -e "$OUT/nginx/error.log" > "$OUT/nginx.log" 2>&1 &
       PIDS+=($!); wait_port "$PORT"
       SRV_PID=$(pgrep -P "${PIDS[-1]}" | head -1)
-      HS_PATH=/sub/hs; JOIN_ARGS=(--path /sub/hs --until upgrade); IDLE_ARGS=(--path /sub/idle --expect-hello no) ;;
+      # Subscribing is the upgrade (the channel is in the URL), and nchan sends nothing after the 101.
+      HS_PATH=/sub/hs; IDLE_ARGS=(--path /sub/idle --expect-hello no)
+      HS_ARGS=(--path /sub/hs --until upgrade); JOIN_ARGS=("${HS_ARGS[@]}"); URLJOIN_ARGS=("${HS_ARGS[@]}") ;;
     node)
       PORT=$((PORT_BASE + 4))
       NODE_PATH=/usr/share/nodejs taskset -c 0 node "$REPO/Benchmarks/compare/ws-room-server.js" "$PORT" > "$OUT/node.log" 2>&1 &
       PIDS+=($!); SRV_PID=$!; wait_port "$PORT"
-      HS_PATH=/; JOIN_ARGS=(--path / --until joined --room hs); IDLE_ARGS=(--path / --expect-hello yes) ;;
+      HS_PATH=/; IDLE_ARGS=(--path / --expect-hello yes)
+      HS_ARGS=(--path / --until text); JOIN_ARGS=(--path / --until match); URLJOIN_ARGS=() ;;
     sio)
       PORT=$((PORT_BASE + 5))
       taskset -c 0 "$VENV/bin/python" "$REPO/Benchmarks/compare/socketio-server.py" "$PORT" > "$OUT/sio.log" 2>&1 &
       PIDS+=($!); SRV_PID=$!; wait_port "$PORT"
       HS_PATH="/socket.io/?EIO=4&transport=websocket"
-      JOIN_ARGS=(--path "/socket.io/?EIO=4&transport=websocket&room=hs" --until joined --join-frame 40)
-      IDLE_ARGS=(--path "/socket.io/?EIO=4&transport=websocket" --expect-hello no) ;;
+      IDLE_ARGS=(--path "/socket.io/?EIO=4&transport=websocket" --expect-hello no)
+      # The Engine.IO open packet is the first text; the join is the namespace connect `40` (?room=hs).
+      HS_ARGS=(--path "$HS_PATH" --until text)
+      JOIN_ARGS=(--path "/socket.io/?EIO=4&transport=websocket&room=hs" --until match --send 40); URLJOIN_ARGS=() ;;
   esac
   echo "   $1: port $PORT, measured pid $SRV_PID"
 }
@@ -157,14 +176,26 @@ bench() {
   fi
 }
 
+# load SERVER RUN args...: wsload on CPU 1 (it prints the same JSON keys as the bench).
+load() {
+  local server="$1" run="$2"; shift 2
+  if (ulimit -n 20000; timeout --kill-after=10 300 taskset -c 1 "$WSLOAD" --port "$PORT" --concurrency 256 \
+        --server-pid "$SRV_PID" "$@" > "$OUT/$server-$run.json" 2> "$OUT/$server-$run.err"); then
+    tail -1 "$OUT/$server-$run.json" | sed "s/^{/{\"server\":\"$server\",\"run\":\"$run\",/" >> "$SUMMARY"
+  else
+    echo "   $server $run failed (rc $?): $(tail -1 "$OUT/$server-$run.json" "$OUT/$server-$run.err")" >&2
+  fi
+}
+
 echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)$([[ $QUICK == 1 ]] && echo ', --quick'), results in $OUT"
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 for s in "${SERVERS[@]}"; do
   echo "== $s"
   start "$s"
-  bench "$s" handshakes 120 handshakes --port "$PORT" --path "$HS_PATH" --until upgrade --count "$HS_COUNT" --concurrency 256 --duration 60s
-  start "$s"
-  bench "$s" join 120 handshakes --port "$PORT" "${JOIN_ARGS[@]}" --count "$HS_COUNT" --concurrency 256 --duration 60s
+  load "$s" handshakes "${HS_ARGS[@]}" --clients 5000 --duration "$HS_SECONDS"
+  load "$s" join "${JOIN_ARGS[@]}" --clients 5000 --duration "$HS_SECONDS"
+  [[ ${#URLJOIN_ARGS[@]} -gt 0 ]] && load "$s" urljoin "${URLJOIN_ARGS[@]}" --clients 5000 --duration "$HS_SECONDS"
+  load "$s" churn "${HS_ARGS[@]}" --duration "$HS_SECONDS"
   start "$s"   # a fresh process: RSS from a clean start
   bench "$s" idle 300 idle --port "$PORT" "${IDLE_ARGS[@]}" --connections "$IDLE" --hold "$HOLD"
   case "$s" in
@@ -209,10 +240,17 @@ def fmt(v, unit):
     if unit == "/s": return f"{v:,.0f}"
     if unit == "KiB": return f"{v:.2f}"
     if unit == "ms": return f"{v:.2f}"
+    if unit == "us": return f"{v:.1f}"
     return f"{v}"
 rows = [
-    ("handshakes/s (upgrade, 256 in flight)", "handshakes", "handshakes_per_second", "/s", True),
-    ("handshake + join/s", "join", "handshakes_per_second", "/s", True),
+    ("handshakes/s: upgrade + first message (Switchboard's hello), 5,000 clients, 256 in flight", "handshakes", "handshakes_per_second", "/s", True),
+    ("handshake + join/s: join frame after the 101 (nchan: the upgrade)", "join", "handshakes_per_second", "/s", True),
+    ("handshake + join/s: room in the upgrade URL (Switchboard /ws?join=)", "urljoin", "handshakes_per_second", "/s", True),
+    ("handshakes/s, churn: each connection reset after its first message", "churn", "handshakes_per_second", "/s", True),
+    ("server CPU per handshake, µs", "handshakes", "gateway_cpu_us_per_handshake", "us", False),
+    ("server CPU per handshake + join frame, µs", "join", "gateway_cpu_us_per_handshake", "us", False),
+    ("server CPU per handshake + URL join, µs", "urljoin", "gateway_cpu_us_per_handshake", "us", False),
+    ("loader CPU per handshake, µs (wsload)", "handshakes", "bench_cpu_us_per_handshake", "us", False),
     ("fan-out, 1,000 members, window 32: deliveries/s", "fanout", "delivered_per_second", "/s", True),
     ("  its latency p99 (ms; the max counts when < 100)", "fanout", "latency_p99_ms", "ms", False),
     ("fan-out max with p99 < 100 ms, deliveries/s (full mode)", "fanmax", "max_clean_deliveries", "/s", True),
@@ -220,21 +258,20 @@ rows = [
     ("idle RSS per connection, KiB", "idle", "rss_per_connection_kib", "KiB", False),
     ("cross-node p99 at 1,000 publishes/s, 10 members, ms", "crossnode", "latency_p99_ms", "ms", False),
 ]
-head = "| figure | " + " | ".join(n for _, n in servers) + " | Switchboard / nchan |"
+head = "| figure | " + " | ".join(n for _, n in servers) + " | Switchboard / nchan | Switchboard (Redis) / nchan |"
 print(head)
-print("|" + " --- |" * (len(servers) + 2))
+print("|" + " --- |" * (len(servers) + 3))
+def ratio(a, b, higher):
+    if a is None or not b: return "n/a"
+    return f"{a / b:.2f}x" + ("" if higher else " (lower is better)")
 for label, run, key, unit, higher in rows:
     vals = [get(s, run, key) for s, _ in servers]
-    sb, nchan = vals[0], vals[2]
-    if run == "crossnode": sb = vals[1]
-    ratio = "n/a"
-    if sb is not None and nchan:
-        ratio = f"{sb / nchan:.2f}x" + ("" if higher else " (lower is better)")
-    print(f"| {label} | " + " | ".join(fmt(v, unit) for v in vals) + f" | {ratio} |")
+    sb, sbredis, nchan = vals[0], vals[1], vals[2]
+    if run == "crossnode": sb = None  # one in-process node has no other node
+    print(f"| {label} | " + " | ".join(fmt(v, unit) for v in vals) + f" | {ratio(sb, nchan, higher)} | {ratio(sbredis, nchan, higher)} |")
 print()
-print("| loader and server CPU, % of one core (handshakes / join) | " + " | ".join(
-    f"{fmt(get(s, 'handshakes', 'bench_cpu_percent'), '')}/{fmt(get(s, 'handshakes', 'gateway_cpu_percent'), '')} , "
-    f"{fmt(get(s, 'join', 'bench_cpu_percent'), '')}/{fmt(get(s, 'join', 'gateway_cpu_percent'), '')}" for s, _ in servers) + " |")
+print("| loader / server CPU, % of one core (handshakes, join, URL join) | " + " | ".join(
+    ", ".join(f"{fmt(get(s, r, 'bench_cpu_percent'), '')}/{fmt(get(s, r, 'gateway_cpu_percent'), '')}" for r in ("handshakes", "join", "urljoin"))
+    for s, _ in servers) + " |")
 print("| other load on the machine, % of one core (handshakes) | " + " | ".join(fmt(get(s, 'handshakes', 'other_cpu_percent'), '') for s, _ in servers) + " |")
-print("| server CPU per handshake + join, µs | " + " | ".join(fmt(get(s, 'join', 'gateway_cpu_us_per_handshake'), '') for s, _ in servers) + " |")
 PY
