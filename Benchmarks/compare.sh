@@ -10,10 +10,11 @@
 # row resets each connection right after its 101 (churn: every handshake also pays for a close on both sides).
 #
 # usage: Benchmarks/compare.sh [--quick]
-#   --quick: shorter runs and fewer idle connections (a few minutes in all)
+#   --quick: one turn of connection setup, shorter runs and fewer idle connections (a few minutes in all);
+#            the full mode takes three turns (medians) and searches the fan-out maximum
 # env:   SKIP_BUILD=1 (use .build/release)   SKIP_DEPS=1 (install nothing)   OUT=/tmp/switchboard-compare-<ts>
 #        PORT_BASE=18280 (servers on PORT_BASE..+9, admin ports +1000; Redis on PORT_BASE+20)
-#        SERVERS="sb sbredis nchan node sio"   NICE=-19 (as in run.sh; needs root)
+#        SERVERS="sb sbredis nchan node sio"   NICE=-19 (as in run.sh; needs root)   REPEATS (turns of connection setup)
 #
 # What each server runs (all on 127.0.0.1, one process / worker on CPU 0):
 #   sb        switchboard --threads 1 (in-process bus)
@@ -41,9 +42,9 @@ PORT_BASE="${PORT_BASE:-18280}"
 SERVERS=(${SERVERS:-sb sbredis nchan node sio})
 VENV="${COMPARE_VENV:-$HOME/.cache/switchboard-compare-venv}"
 if [[ $QUICK == 1 ]]; then
-  HS_SECONDS=2; IDLE=2000; HOLD=2s; FAN_DURATION=4s; CROSS_DURATION=4s
+  REPEATS="${REPEATS:-1}"; HS_SECONDS=2; IDLE=2000; HOLD=2s; FAN_DURATION=4s; CROSS_DURATION=4s
 else
-  HS_SECONDS=8; IDLE=10000; HOLD=5s; FAN_DURATION=10s; CROSS_DURATION=10s
+  REPEATS="${REPEATS:-3}"; HS_SECONDS=5; IDLE=10000; HOLD=5s; FAN_DURATION=10s; CROSS_DURATION=10s
 fi
 mkdir -p "$OUT"
 SUMMARY="$OUT/summary.jsonl"
@@ -189,13 +190,20 @@ load() {
 
 echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)$([[ $QUICK == 1 ]] && echo ', --quick'), results in $OUT"
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
+# Connection setup first, the servers taking turns REPEATS times: on a shared machine the CPU available
+# drifts, and turns spread the drift over every server; the table shows each figure's median.
+for ((k = 1; k <= REPEATS; k++)); do
+  for s in "${SERVERS[@]}"; do
+    echo "== $s: connection setup, turn $k of $REPEATS"
+    start "$s"
+    load "$s" "handshakes#$k" "${HS_ARGS[@]}" --clients 5000 --duration "$HS_SECONDS"
+    load "$s" "join#$k" "${JOIN_ARGS[@]}" --clients 5000 --duration "$HS_SECONDS"
+    [[ ${#URLJOIN_ARGS[@]} -gt 0 ]] && load "$s" "urljoin#$k" "${URLJOIN_ARGS[@]}" --clients 5000 --duration "$HS_SECONDS"
+    load "$s" "churn#$k" "${HS_ARGS[@]}" --duration "$HS_SECONDS"
+  done
+done
 for s in "${SERVERS[@]}"; do
   echo "== $s"
-  start "$s"
-  load "$s" handshakes "${HS_ARGS[@]}" --clients 5000 --duration "$HS_SECONDS"
-  load "$s" join "${JOIN_ARGS[@]}" --clients 5000 --duration "$HS_SECONDS"
-  [[ ${#URLJOIN_ARGS[@]} -gt 0 ]] && load "$s" urljoin "${URLJOIN_ARGS[@]}" --clients 5000 --duration "$HS_SECONDS"
-  load "$s" churn "${HS_ARGS[@]}" --duration "$HS_SECONDS"
   start "$s"   # a fresh process: RSS from a clean start
   bench "$s" idle 300 idle --port "$PORT" "${IDLE_ARGS[@]}" --connections "$IDLE" --hold "$HOLD"
   case "$s" in
@@ -225,12 +233,22 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== table (load average at start $LOAD_START, at end $LOAD_END; JSON lines in $SUMMARY)"
 python3 - "$SUMMARY" <<'PY'
 import json, sys
-runs = {}
+import statistics
+runs, turns = {}, {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
     if r["run"] == "fanmax" and "max_clean_rate" in r:
         r["max_clean_deliveries"] = r["max_clean_rate"] * r.get("members", 1000)
-    runs[(r["server"], r["run"])] = r
+    name, _, turn = r["run"].partition("#")
+    turns.setdefault((r["server"], name), []).append(r)
+# A figure taken in several turns is the median of its turns (each key on its own).
+for key, rs in turns.items():
+    merged = {}
+    for k in rs[0]:
+        vals = [x[k] for x in rs if isinstance(x.get(k), (int, float)) and not isinstance(x.get(k), bool)]
+        merged[k] = statistics.median(vals) if len(vals) == len(rs) else rs[-1][k]
+    merged["turns"] = len(rs)
+    runs[key] = merged
 servers = [("sb", "Switchboard"), ("sbredis", "Switchboard (Redis)"), ("nchan", "nchan"), ("node", "Node ws"), ("sio", "python-socketio")]
 def get(server, run, key):
     r = runs.get((server, run))
@@ -241,6 +259,7 @@ def fmt(v, unit):
     if unit == "KiB": return f"{v:.2f}"
     if unit == "ms": return f"{v:.2f}"
     if unit == "us": return f"{v:.1f}"
+    if unit == "%": return f"{v:.0f}"
     return f"{v}"
 rows = [
     ("handshakes/s: upgrade + first message (Switchboard's hello), 5,000 clients, 256 in flight", "handshakes", "handshakes_per_second", "/s", True),
@@ -271,7 +290,7 @@ for label, run, key, unit, higher in rows:
     print(f"| {label} | " + " | ".join(fmt(v, unit) for v in vals) + f" | {ratio(sb, nchan, higher)} | {ratio(sbredis, nchan, higher)} |")
 print()
 print("| loader / server CPU, % of one core (handshakes, join, URL join) | " + " | ".join(
-    ", ".join(f"{fmt(get(s, r, 'bench_cpu_percent'), '')}/{fmt(get(s, r, 'gateway_cpu_percent'), '')}" for r in ("handshakes", "join", "urljoin"))
+    ", ".join(f"{fmt(get(s, r, 'bench_cpu_percent'), '%')}/{fmt(get(s, r, 'gateway_cpu_percent'), '%')}" for r in ("handshakes", "join", "urljoin"))
     for s, _ in servers) + " |")
-print("| other load on the machine, % of one core (handshakes) | " + " | ".join(fmt(get(s, 'handshakes', 'other_cpu_percent'), '') for s, _ in servers) + " |")
+print("| other load on the machine, % of one core (handshakes) | " + " | ".join(fmt(get(s, 'handshakes', 'other_cpu_percent'), '%') for s, _ in servers) + " |")
 PY
