@@ -64,6 +64,8 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: ["Protocol", "Runtime", "TLS", "ClusterBus", "Gateway", "CLinux", "switchboard", "SwitchboardClient", "TestSupport"]),
-        .testTarget(name: "ClusterBusTests", dependencies: ["ClusterBus", "Runtime", "Protocol", "switchboard", "TestSupport"])
+        .testTarget(name: "ClusterBusTests", dependencies: ["ClusterBus", "Runtime", "Protocol", "switchboard", "TestSupport"]),
+        // The load generator's parsers (switchboard-bench is an executable: `@testable import switchboard_bench`).
+        .testTarget(name: "BenchTests", dependencies: ["switchboard-bench", "Protocol"])
     ]
 )

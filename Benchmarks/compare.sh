@@ -20,13 +20,19 @@
 #   sb        switchboard --threads 1 (in-process bus)
 #   sbredis   two switchboard nodes on one redis-server (all on CPU 0); handshakes and fan-out use node a
 #   nchan     nginx 1.22 + libnginx-mod-nchan (Debian), worker_processes 1: /sub/<channel> websocket
-#             subscriber (joining is the upgrade: the channel is in the URL), /pub/<channel> publisher
+#             subscriber (joining is the upgrade: the channel is in the URL; a subscriber gets only messages
+#             published after it came, like a join without `since`), /pub/<channel> publisher. The bench
+#             speaks it with --protocol nchan: members read the bare published data, the publisher POSTs it
+#             pipelined on one keep-alive connection (keepalive_requests raised so nginx never closes it).
+#             Cross-node: two such nginx (one worker each, ports +6 and +7) on one redis-server through an
+#             upstream with nchan_redis_server and `nchan_redis_pass` (nchan 1.3's style; Debian 12 ships
+#             1.3.6), publishing into the first while the members sit on the second
 #   node      Benchmarks/compare/ws-room-server.js: Node `ws` (Debian node-ws) speaking the subset of the room
 #             protocol the bench uses (hello, join/joined, publish/ack/message)
 #   sio       Benchmarks/compare/socketio-server.py: python-socketio 5 on aiohttp (PyPI, in a venv),
 #             websocket transport; `?room=R` joins R on connect and answers the event "joined"
-# Figures the bench cannot take from a server (it has no HTTP publisher for nchan and no Socket.IO event
-# client for fan-out) are printed as "n/a".
+# Figures the bench cannot take from a server (it has no Socket.IO event client for fan-out) are printed as
+# "n/a"; Node and python-socketio run no cross-node pair (they have no cluster bus).
 set -euo pipefail
 if [[ -n "${NICE:-}" && -z "${SB_BOOSTED:-}" ]]; then
   exec setsid --wait bash -c 'echo "$0" > /proc/self/autogroup || echo "warning: cannot set autogroup nice" >&2
@@ -100,7 +106,48 @@ sb_node() {   # sb_node NAME PORT [flags...]
   wait_port "$port"
 }
 
-# start SERVER: starts it; sets PORT, SRV_PID and the paths the scenarios use.
+# nchan_node NAME PORT [REDIS_PORT]: nginx + nchan with one worker on CPU 0 (config in $OUT/NAME); with a Redis
+# port, channels live in that redis-server (nchan_redis_pass to an upstream of nchan_redis_server), so nodes on
+# the same Redis share them.
+nchan_node() {
+  local name="$1" port="$2" redis="${3:-}" dir="$OUT/$1" upstream="" pass=""
+  if [[ -n "$redis" ]]; then
+    upstream="upstream bus { nchan_redis_server redis://127.0.0.1:$redis; }"
+    pass="nchan_redis_pass bus;"
+  fi
+  mkdir -p "$dir"
+  cat > "$dir/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
+worker_processes 1;
+worker_rlimit_nofile 70000;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 60000; }
+http {
+  access_log off;
+  client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir;
+  uwsgi_temp_path $dir; scgi_temp_path $dir;
+  $upstream
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    # The bench pipelines every publish on one keep-alive connection; nginx 1.22 closes one after 1,000 requests.
+    keepalive_requests 1000000000;
+    location ~ ^/sub/(\w+)\$ { nchan_subscriber websocket; nchan_channel_id \$1; nchan_subscriber_first_message newest; $pass }
+    location ~ ^/pub/(\w+)\$ { nchan_publisher; nchan_channel_id \$1; $pass }
+  }
+}
+EOF
+  taskset -c 0 nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" > "$OUT/$name.log" 2>&1 &
+  PIDS+=($!); wait_port "$port"
+  # nchan connects to Redis after it listens; publishes and subscribes fail (503) until then.
+  if [[ -n "$redis" ]]; then
+    for _ in $(seq 1 100); do curl -sf -X POST --data-binary ready "http://127.0.0.1:$port/pub/ready" >/dev/null && break; sleep 0.1; done
+  fi
+}
+
+# start SERVER: starts it; sets PORT (PORT_B: the second node of a cross-node pair), SRV_PID, the paths the
+# scenarios use and FAN_ARGS (how fan-out members connect).
 start() {
   stop_all
   case "$1" in
@@ -108,7 +155,8 @@ start() {
       PORT=$PORT_BASE; sb_node sb "$PORT"; SRV_PID=${PIDS[-1]}
       HS_PATH=/ws; IDLE_ARGS=(--path /ws --expect-hello yes)
       HS_ARGS=(--path /ws --until text); JOIN_ARGS=(--path /ws --until match)
-      URLJOIN_ARGS=(--path "/ws?join=hs" --until match --send "") ;;
+      URLJOIN_ARGS=(--path "/ws?join=hs" --until match --send "")
+      FAN_ARGS=(--path /ws --expect-hello yes) ;;
     sbredis)
       taskset -c 0 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no > "$OUT/redis.log" 2>&1 &
       PIDS+=($!); wait_port "$REDIS_PORT"
@@ -116,43 +164,32 @@ start() {
       sb_node sbredis-a "$PORT" --redis-url "redis://127.0.0.1:$REDIS_PORT/0" --node-id a; SRV_PID=${PIDS[-1]}
       sb_node sbredis-b $((PORT_BASE + 2)) --redis-url "redis://127.0.0.1:$REDIS_PORT/0" --node-id b
       for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$((PORT + 1000))/ready" >/dev/null && break; sleep 0.1; done
+      PORT_B=$((PORT_BASE + 2))
       HS_PATH=/ws; IDLE_ARGS=(--path /ws --expect-hello yes)
       HS_ARGS=(--path /ws --until text); JOIN_ARGS=(--path /ws --until match)
-      URLJOIN_ARGS=(--path "/ws?join=hs" --until match --send "") ;;
+      URLJOIN_ARGS=(--path "/ws?join=hs" --until match --send "")
+      FAN_ARGS=(--path /ws --expect-hello yes) ;;
     nchan)
       PORT=$((PORT_BASE + 3))
-      mkdir -p "$OUT/nginx"
-      cat > "$OUT/nginx/nginx.conf" <<EOF
-load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
-worker_processes 1;
-worker_rlimit_nofile 70000;
-daemon off;
-pid $OUT/nginx/nginx.pid;
-error_log $OUT/nginx/error.log warn;
-events { worker_connections 60000; }
-http {
-  access_log off;
-  client_body_temp_path $OUT/nginx; proxy_temp_path $OUT/nginx; fastcgi_temp_path $OUT/nginx;
-  uwsgi_temp_path $OUT/nginx; scgi_temp_path $OUT/nginx;
-  server {
-    listen 127.0.0.1:$PORT backlog=4096;
-    location ~ ^/sub/(\w+)\$ { nchan_subscriber websocket; nchan_channel_id \$1; }
-    location ~ ^/pub/(\w+)\$ { nchan_publisher; nchan_channel_id \$1; }
-  }
-}
-EOF
-      taskset -c 0 nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" -e "$OUT/nginx/error.log" > "$OUT/nginx.log" 2>&1 &
-      PIDS+=($!); wait_port "$PORT"
-      SRV_PID=$(pgrep -P "${PIDS[-1]}" | head -1)
+      nchan_node nginx "$PORT"; SRV_PID=$(pgrep -P "${PIDS[-1]}" | head -1)
       # Subscribing is the upgrade (the channel is in the URL), and nchan sends nothing after the 101.
       HS_PATH=/sub/hs; IDLE_ARGS=(--path /sub/idle --expect-hello no)
-      HS_ARGS=(--path /sub/hs --until upgrade); JOIN_ARGS=("${HS_ARGS[@]}"); URLJOIN_ARGS=("${HS_ARGS[@]}") ;;
+      HS_ARGS=(--path /sub/hs --until upgrade); JOIN_ARGS=("${HS_ARGS[@]}"); URLJOIN_ARGS=("${HS_ARGS[@]}")
+      FAN_ARGS=(--protocol nchan --path /sub/bench --expect-hello no) ;;
+    nchancross)
+      taskset -c 0 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no > "$OUT/redis.log" 2>&1 &
+      PIDS+=($!); wait_port "$REDIS_PORT"
+      PORT=$((PORT_BASE + 6)); PORT_B=$((PORT_BASE + 7))
+      nchan_node nginx-a "$PORT" "$REDIS_PORT"; SRV_PID=$(pgrep -P "${PIDS[-1]}" | head -1)
+      nchan_node nginx-b "$PORT_B" "$REDIS_PORT"
+      FAN_ARGS=(--protocol nchan --path /sub/bench --expect-hello no) ;;
     node)
       PORT=$((PORT_BASE + 4))
       NODE_PATH=/usr/share/nodejs taskset -c 0 node "$REPO/Benchmarks/compare/ws-room-server.js" "$PORT" > "$OUT/node.log" 2>&1 &
       PIDS+=($!); SRV_PID=$!; wait_port "$PORT"
       HS_PATH=/; IDLE_ARGS=(--path / --expect-hello yes)
-      HS_ARGS=(--path / --until text); JOIN_ARGS=(--path / --until match); URLJOIN_ARGS=() ;;
+      HS_ARGS=(--path / --until text); JOIN_ARGS=(--path / --until match); URLJOIN_ARGS=()
+      FAN_ARGS=(--path / --expect-hello yes) ;;
     sio)
       PORT=$((PORT_BASE + 5))
       taskset -c 0 "$VENV/bin/python" "$REPO/Benchmarks/compare/socketio-server.py" "$PORT" > "$OUT/sio.log" 2>&1 &
@@ -207,23 +244,27 @@ for s in "${SERVERS[@]}"; do
   start "$s"   # a fresh process: RSS from a clean start
   bench "$s" idle 300 idle --port "$PORT" "${IDLE_ARGS[@]}" --connections "$IDLE" --hold "$HOLD"
   case "$s" in
-    sb|sbredis|node)
+    sb|sbredis|nchan|node)
       start "$s"
-      bench "$s" fanout 300 fanout --port "$PORT" --path "${HS_PATH}" --expect-hello yes --members 1000 --window 32 \
+      bench "$s" fanout 300 fanout --port "$PORT" "${FAN_ARGS[@]}" --members 1000 --window 32 \
         --duration "$FAN_DURATION" --size 64
       if [[ $QUICK == 0 ]]; then
         # The highest publish rate to 1,000 members that holds p99 <= 100 ms without loss (a search of 3 s steps).
         start "$s"
-        bench "$s" fanmax 900 crossnode --publish-port "$PORT" --member-port "$PORT" --path "${HS_PATH}" --expect-hello yes \
+        bench "$s" fanmax 900 crossnode --publish-port "$PORT" --member-port "$PORT" "${FAN_ARGS[@]}" \
           --members 1000 --rate max --max-p99 100ms --size 64
       fi
       start "$s"
-      bench "$s" p99at80k 300 fanout --port "$PORT" --path "${HS_PATH}" --expect-hello yes --members 1000 --rate 80 \
+      bench "$s" p99at80k 300 fanout --port "$PORT" "${FAN_ARGS[@]}" --members 1000 --rate 80 \
         --duration "$FAN_DURATION" --size 64 ;;
   esac
-  if [[ "$s" == sbredis ]]; then
-    start "$s"
-    bench "$s" crossnode 300 crossnode --publish-port "$PORT" --member-port $((PORT_BASE + 2)) --members 10 --rate 1000 \
+  # Cross-node: publish into node a, members on node b of a pair sharing one Redis.
+  cross=""
+  [[ "$s" == sbredis ]] && cross=sbredis
+  [[ "$s" == nchan ]] && cross=nchancross
+  if [[ -n "$cross" ]]; then
+    start "$cross"
+    bench "$s" crossnode 300 crossnode --publish-port "$PORT" --member-port "$PORT_B" "${FAN_ARGS[@]}" --members 10 --rate 1000 \
       --duration "$CROSS_DURATION" --size 64
   fi
 done

@@ -23,7 +23,19 @@ enum FrameScan {
     /// keys today), so `t` and `s` are looked up anywhere inside it; the padding `p` holds only `x`s.
     static func benchMessage(_ text: UnsafeRawBufferPointer) -> (t: UInt64, s: Int)? {
         guard hasPrefix(text, messagePrefix), let d = find(dataKey, in: text, from: messagePrefix.count) else { return nil }
-        let from = d + dataKey.count
+        return benchFields(text, from: d + dataKey.count)
+    }
+
+    /// Send time and sequence number of a frame that is the bench's `data` object itself, as servers without
+    /// an envelope deliver it (nchan sends the published body as the frame: `{"t":…,"s":…,"p":"…"}`); nil
+    /// for anything else.
+    static func benchPayload(_ text: UnsafeRawBufferPointer) -> (t: UInt64, s: Int)? {
+        guard text.count > 1, text[0] == UInt8(ascii: "{") else { return nil }
+        return benchFields(text, from: 1)
+    }
+
+    /// `t` and `s` of a bench data object whose fields start at `from`.
+    private static func benchFields(_ text: UnsafeRawBufferPointer, from: Int) -> (t: UInt64, s: Int)? {
         guard let ti = find(tKey, in: text, from: from), let si = find(sKey, in: text, from: from) else { return nil }
         var i = ti + tKey.count
         guard let t = digits(text, &i) else { return nil }

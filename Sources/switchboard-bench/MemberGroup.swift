@@ -11,6 +11,9 @@ struct GroupConfig: Sendable {
     var room: String?
     /// Count a connection ready only after the gateway's `hello` (the /ws endpoint sends one; /echo does not).
     var expectHello: Bool
+    /// `.switchboard`: a join frame after the 101, ready at `joined`, messages in the envelope. `.nchan`: the
+    /// upgrade is the join (the room is in the path) and each message frame is the bare published data.
+    var wire: WireProtocol = .switchboard
     var connectConcurrency: Int
     var connectTimeoutMs: Int
 }
@@ -105,7 +108,7 @@ final class MemberGroup: ClientConnectionDelegate, @unchecked Sendable {
         self.bench = bench
         self.config = config
         members = Array(repeating: Member(), count: config.count)
-        joinFrame = config.room.map { Envelope.encode(.join(room: $0, since: nil)) }
+        joinFrame = config.wire == .switchboard ? config.room.map { Envelope.encode(.join(room: $0, since: nil)) } : nil
     }
 
     // MARK: - Opening
@@ -172,15 +175,17 @@ final class MemberGroup: ClientConnectionDelegate, @unchecked Sendable {
 
     func clientOpened(_ client: ClientConnection) {
         if let joinFrame { client.sendText(joinFrame) }
+        if config.wire == .nchan { members[client.tag].joined = true }
         checkReady(client.tag)
     }
 
     func clientText(_ client: ClientConnection, _ text: UnsafeRawBufferPointer) {
-        if let (t, s) = FrameScan.benchMessage(text) {
+        if let (t, s) = config.wire == .nchan ? FrameScan.benchPayload(text) : FrameScan.benchMessage(text) {
             delivered(client.tag, t: t, s: s)
             return
         }
         let i = client.tag
+        guard config.wire == .switchboard else { result.otherFrames += 1; return }
         guard let m = Envelope.decodeServer(text) else { result.otherFrames += 1; return }
         switch m.op {
         case "hello":

@@ -41,6 +41,11 @@ struct Options: Sendable {
         ("per-process", "N", "connections per bench process before children are spawned (default 19000)"),
         ("tls", nil, "wss://: TLS on every connection (a full handshake each, certificate not checked: loopback test certificates)"),
         ("tls-server-name", "NAME", "with --tls: SNI name to send (default none, as for an IP address)"),
+        (
+            "protocol", "switchboard|nchan",
+            "fanout/crossnode: the server's protocol (default switchboard); nchan: members subscribe by URL (--path /sub/<room>, no join) and get the bare data, the publisher POSTs to --publish-path"
+        ),
+        ("publish-path", "PATH", "--protocol nchan: the publisher's HTTP path (default /pub/<room>)"),
         ("expect-hello", "yes|no", "wait for the gateway's hello before counting a connection open (default: yes for /ws)"),
         ("json", nil, "print only the one-line JSON summary"),
         ("quiet", nil, "no progress lines on stderr"),

@@ -36,6 +36,8 @@ struct PublishStats: Sendable {
 
 /// The one publisher: publishes `{"op":"publish","room":R,"data":{"t":<send ns>,"s":<seq>,"p":"…"},"id":<seq>}`
 /// and counts acks. Sequence numbers grow across steps so a straggler of an earlier step is recognizable.
+/// With an `httpPath` (nchan) it POSTs the `data` object alone to that path instead, pipelined on one
+/// keep-alive connection (`HTTPPublishConnection`), and each response is the ack of the oldest unanswered POST.
 ///
 /// Loop-confined (see `ClientLoop`).
 final class Publisher: ClientConnectionDelegate, @unchecked Sendable {
@@ -47,6 +49,11 @@ final class Publisher: ClientConnectionDelegate, @unchecked Sendable {
     private let maxInflight: Int
     private let expectHello: Bool
     private(set) var client: ClientConnection?
+    /// nchan's publisher location (`/pub/<room>`); nil for Switchboard's WebSocket publish.
+    private let httpPath: String?
+    private var http: HTTPPublishConnection?
+    /// Sequence number the next HTTP response answers.
+    private var nextAnswer = 0
     private(set) var ready = false
     private(set) var closedCause: ConnectionEnd?
     /// Next sequence number.
@@ -61,8 +68,9 @@ final class Publisher: ClientConnectionDelegate, @unchecked Sendable {
 
     /// `size`: bytes of the `data` object as published (the `p` padding makes up the difference; at least
     /// about 30 bytes for `t`, `s` and the punctuation).
-    init(bench: ClientLoop, endpoint: Endpoint, room: String, size: Int, maxInflight: Int, expectHello: Bool) {
+    init(bench: ClientLoop, endpoint: Endpoint, room: String, size: Int, maxInflight: Int, expectHello: Bool, httpPath: String? = nil) {
         self.bench = bench
+        self.httpPath = httpPath
         self.endpoint = endpoint
         self.room = room
         self.size = size
@@ -78,8 +86,16 @@ final class Publisher: ClientConnectionDelegate, @unchecked Sendable {
     /// Connects (again, after a close: the old connection is dropped). Loop thread.
     func connect() {
         client?.reset()
+        http?.reset()
         closedCause = nil
         ready = false
+        if let httpPath {
+            let h = HTTPPublishConnection(loop: bench, delegate: self, endpoint: endpoint, path: httpPath)
+            http = h
+            nextAnswer = seq
+            h.connect(endpoint, timeoutMs: 5000)
+            return
+        }
         let c = ClientConnection(loop: bench, delegate: self, tag: 0, transportFor: endpoint)
         client = c
         c.connect(endpoint)
@@ -111,29 +127,34 @@ final class Publisher: ClientConnectionDelegate, @unchecked Sendable {
         ticker = nil
     }
 
+    /// The publishing connection is up (WebSocket or HTTP).
+    private var linkOpen: Bool { http?.isOpen ?? client?.isOpen ?? false }
+
     private func paced(rate: Double) {
-        guard running, let c = client, c.isOpen else { return }
+        guard running, linkOpen else { return }
         let due = Int(Double(monotonicNanoseconds() - stepStartNs) * rate / 1e9) + 1 - stats.sent - stats.heldBack
         guard due > 0 else { return }
         let room = maxInflight - stats.inflight
         let n = min(due, room)
         if n < due { stats.heldBack += due - n }
-        c.cork()
         for _ in 0..<max(0, n) { publish() }
-        c.uncork()
+        if let http { if http.queuedBytes > 0 && !http.isWriteBlocked { http.flushNow() } } else { client?.uncork() }
     }
 
     private func publish() {
-        guard let c = client, c.isOpen else { running = false; return }
+        guard linkOpen else { running = false; return }
         let now = monotonicNanoseconds()
         let s = seq
         seq += 1
         var text: [UInt8] = []
         text.reserveCapacity(96 + room.utf8.count + padding.count)
-        text.append(contentsOf: #"{"op":"publish","room":"#.utf8)
-        text.append(UInt8(ascii: "\""))
-        text.append(contentsOf: room.utf8)
-        text.append(contentsOf: #"","data":{"t":"#.utf8)
+        if http == nil {
+            text.append(contentsOf: #"{"op":"publish","room":"#.utf8)
+            text.append(UInt8(ascii: "\""))
+            text.append(contentsOf: room.utf8)
+            text.append(contentsOf: #"","data":"#.utf8)
+        }
+        text.append(contentsOf: #"{"t":"#.utf8)
         appendDecimal(now, to: &text)
         text.append(contentsOf: #","s":"#.utf8)
         appendDecimal(UInt64(s), to: &text)
@@ -141,15 +162,18 @@ final class Publisher: ClientConnectionDelegate, @unchecked Sendable {
         // data = {"t":<t>,"s":<s>,"p":"<pad>"}: 18 bytes of punctuation and keys plus the two numbers.
         let pad = max(0, size - 18 - decimalDigits(now) - decimalDigits(UInt64(s)))
         text.append(contentsOf: padding[0..<pad])
-        text.append(contentsOf: #""},"id":"#.utf8)
-        appendDecimal(UInt64(s), to: &text)
-        text.append(UInt8(ascii: "}"))
+        text.append(contentsOf: #""}"#.utf8)
+        if http == nil {
+            text.append(contentsOf: #","id":"#.utf8)
+            appendDecimal(UInt64(s), to: &text)
+            text.append(UInt8(ascii: "}"))
+        }
         sendTimes[s & sendTimesMask] = now
         if stats.firstSendNs == 0 { stats.firstSendNs = now }
         stats.lastSendNs = now
         stats.sent += 1
         stats.inflight += 1
-        c.sendText(text)
+        if let http { http.post(text) } else { client?.sendText(text) }
     }
 
     private func decimalDigits(_ v: UInt64) -> Int {
@@ -215,7 +239,9 @@ final class Publisher: ClientConnectionDelegate, @unchecked Sendable {
         if running, case .window = mode { publish() }
     }
 
-    func clientClosed(_ client: ClientConnection, _ cause: ConnectionEnd) {
+    func clientClosed(_ client: ClientConnection, _ cause: ConnectionEnd) { linkClosed(cause) }
+
+    private func linkClosed(_ cause: ConnectionEnd) {
         closedCause = cause
         ready = false
         running = false
@@ -227,5 +253,19 @@ final class Publisher: ClientConnectionDelegate, @unchecked Sendable {
         stop()
         client?.reset()
         client = nil
+        http?.reset()
+        http = nil
     }
+}
+
+extension Publisher: HTTPPublishDelegate {
+    func httpOpened() { ready = true }
+
+    func httpAnswered(status: Int) {
+        let id = nextAnswer
+        nextAnswer += 1
+        acked(id, error: (200..<300).contains(status) ? nil : "http_\(status)")
+    }
+
+    func httpClosed(_ cause: ConnectionEnd) { linkClosed(cause) }
 }

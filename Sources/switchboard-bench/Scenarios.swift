@@ -18,6 +18,8 @@ struct Context {
     let port: Int
     let path: String
     let expectHello: Bool
+    /// `--protocol`: how members join and read messages and how the publisher publishes.
+    let wire: WireProtocol
     let gatewayPid: Int32?
     let perProcess: Int
     let connectConcurrency: Int
@@ -46,6 +48,10 @@ struct Context {
         case "no": expectHello = false
         case let v?: throw BenchError("--expect-hello: expected yes or no, got '\(v)'")
         }
+        guard let wire = WireProtocol(rawValue: options.string("protocol", "switchboard")) else {
+            throw BenchError("--protocol: expected switchboard or nchan, got '\(options.string("protocol", ""))'")
+        }
+        self.wire = wire
         gatewayPid = try options.optionalInt("gateway-pid", 1...Int(Int32.max)).map { Int32($0) }
         perProcess = try options.int("per-process", 19_000, 1...1_000_000)
         connectConcurrency = try options.int("connect-concurrency", 256, 1...100_000)
@@ -79,6 +85,7 @@ struct Context {
             count: count,
             room: scenario == "idle" ? nil : options.string("room", "bench"),
             expectHello: expectHello,
+            wire: wire,
             connectConcurrency: connectConcurrency,
             connectTimeoutMs: connectTimeoutMs)
     }
@@ -338,14 +345,24 @@ func runFanout(_ ctx: Context, _ bench: ClientLoop) throws -> Report {
     r.add("member_port", memberPort)
     r.add("room", room)
     r.add("size_bytes", size)
+    r.add("protocol", ctx.wire.rawValue)
     Progress.say("opening \(members) members on port \(memberPort), joining '\(room)'")
     let t0 = monotonicNanoseconds()
     let shards = try ctx.shards(bench: bench)
     let publishEndpoint = try ctx.endpoint(port: publishPort)
+    let httpPath = ctx.wire == .nchan ? ctx.options.string("publish-path", "/pub/\(room)") : nil
+    if httpPath != nil && ctx.tls != nil { throw BenchError("--protocol nchan: the HTTP publisher speaks no TLS") }
+    if let httpPath {
+        r.add("publish_path", httpPath)
+        // nchan names the channel in both URLs; a mismatch would publish where no member listens.
+        if !ctx.path.hasSuffix("/\(room)") || !httpPath.hasSuffix("/\(room)") {
+            r.note("--protocol nchan: --path \(ctx.path) and the publish path \(httpPath) should both end in /\(room)")
+        }
+    }
     let publisher = bench.sync {
         Publisher(
             bench: bench, endpoint: publishEndpoint,
-            room: room, size: size, maxInflight: maxInflight, expectHello: ctx.expectHello)
+            room: room, size: size, maxInflight: maxInflight, expectHello: ctx.expectHello, httpPath: httpPath)
     }
     bench.sync { publisher.connect() }
     let ready = openShards(shards, timeoutMs: ctx.openTimeoutMs)
