@@ -3,13 +3,6 @@ import PackageDescription
 
 // Switchboard: a WebSocket gateway cluster. No package dependencies: the Swift 6 toolchain
 // plus three C libraries from Debian (OpenSSL 3, hiredis 0.14 and zlib), wrapped as system libraries.
-// Release builds of the gateway's modules (Protocol, Runtime, TLS, ClusterBus, Gateway) skip the runtime's dynamic exclusivity checks (issue 17):
-// at fan-out they were 15 % of the loop's samples (`swift_beginAccess`, `AccessSet::insert` and the
-// thread-local lookups behind them, on every per-member queue mutation), and 5-7 % of a handshake's user
-// time. Compile-time exclusivity checking stays; debug builds, which every test and sanitizer run uses,
-// keep the dynamic checks, so an overlapping access in any tested path still traps there.
-let releaseExclusivity: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
-
 let package = Package(
     name: "switchboard",
     products: [
@@ -43,17 +36,17 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        .target(name: "Protocol", dependencies: ["COpenSSL", "CZlib"], swiftSettings: releaseExclusivity),
+        .target(name: "Protocol", dependencies: ["COpenSSL", "CZlib"]),
         // The I/O runtime every other I/O module stands on: epoll loops, timer wheel, sockets and transports,
         // byte buffers, clocks, counters and histograms. Knows nothing about WebSocket, rooms or Redis.
-        .target(name: "Runtime", dependencies: ["CLinux"], swiftSettings: releaseExclusivity),
+        .target(name: "Runtime", dependencies: ["CLinux"]),
         // TLS termination behind the transport seam: certificates (SNI, reload) and a non-blocking OpenSSL transport.
-        .target(name: "TLS", dependencies: ["Runtime", "COpenSSL", "CLinux"], swiftSettings: releaseExclusivity),
-        .target(name: "ClusterBus", dependencies: ["Protocol", "Runtime", "TLS", "CHiredis", "CLinux"], swiftSettings: releaseExclusivity),
+        .target(name: "TLS", dependencies: ["Runtime", "COpenSSL", "CLinux"]),
+        .target(name: "ClusterBus", dependencies: ["Protocol", "Runtime", "TLS", "CHiredis", "CLinux"]),
         // Console/: the operator console's page, styles and scripts, compiled into the binary (no files to deploy).
         .target(
             name: "Gateway", dependencies: ["Protocol", "Runtime", "TLS", "ClusterBus", "CLinux", "COpenSSL"],
-            resources: [.embedInCode("Console")], swiftSettings: releaseExclusivity),
+            resources: [.embedInCode("Console")]),
         .target(name: "SwitchboardClient", dependencies: ["Protocol", "Runtime", "CLinux"]),
         .executableTarget(name: "switchboard", dependencies: ["Gateway"]),
         .executableTarget(name: "switchboard-bench", dependencies: ["Protocol", "Runtime", "CLinux", "SwitchboardClient", "TLS"]),
