@@ -89,10 +89,9 @@ extension Connection {
             ])
         personality.opened(self)
         authDidUpgrade()
-        // Checked in `upgrade` before the 101; `?join=` belongs to the room protocol only.
-        if personalityIndex == Personalities.rooms, head.query != nil,
-            let rooms = try? Self.urlJoinRooms(head, maxRooms: loop.config.maxRoomsPerConnection), !rooms.isEmpty
-        {
+        // Checked in `upgrade` before the 101 (re-read here: an auth backend's admission comes back with the head
+        // only); `?join=` belongs to the room protocol only.
+        if personalityIndex == Personalities.rooms, let rooms = try? Self.urlJoinRooms(head, maxRooms: loop.config.maxRoomsPerConnection) {
             joinURLRooms(rooms)
         }
     }
