@@ -40,7 +40,7 @@ extension Connection {
                     s.poll(from: http)
                 }
             } else if head.method == "POST" {
-                guard let length = head.headers["Content-Length"].flatMap(EngineIOPendingPost.contentLength), head.headers["Transfer-Encoding"] == nil else {
+                guard let length = head.headers["Content-Length"].flatMap(HTTPHeaders.contentLength), head.headers["Transfer-Encoding"] == nil else {
                     rejectEngineIO(EngineIOHandshakeError(.badRequest, detail: "a POST needs a Content-Length"))
                     return false
                 }

@@ -291,19 +291,6 @@ final class EngineIOPendingPost {
     let sid: String
     let length: Int
     var body: [UInt8] = []
-    /// A Content-Length value (RFC 9110 §8.6: `1*DIGIT`), nil for anything else (a sign, spaces, a list,
-    /// more than 18 digits), so that a negative or overflowing length never reaches the body arithmetic.
-    static func contentLength(_ value: String) -> Int? {
-        let u = value.utf8
-        guard !u.isEmpty, u.count <= 18 else { return nil }
-        var n = 0
-        for c in u {
-            guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { return nil }
-            n = n * 10 + Int(c - UInt8(ascii: "0"))
-        }
-        return n
-    }
-
     init(sid: String, length: Int) {
         self.sid = sid
         self.length = length

@@ -106,6 +106,22 @@ func asciiCaseInsensitiveEquals(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBuff
     c &- 0x41 < 26 ? c | 0x20 : c
 }
 
+extension HTTPHeaders {
+    /// A Content-Length value (RFC 9110 §8.6: `1*DIGIT`) as a byte count; nil for anything else (a sign,
+    /// spaces, a list, more than 18 digits), so that a negative or overflowing length never reaches the body
+    /// arithmetic of whoever frames the body.
+    public static func contentLength(_ value: String) -> Int? {
+        let u = value.utf8
+        guard !u.isEmpty, u.count <= 18 else { return nil }
+        var n = 0
+        for c in u {
+            guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { return nil }
+            n = n * 10 + Int(c - UInt8(ascii: "0"))
+        }
+        return n
+    }
+}
+
 /// Calls `body` with each comma-separated element of `list`, trimmed of spaces and tabs, empty
 /// elements skipped (RFC 9110 §5.6.1); stops when `body` returns false.
 func forEachListElement(_ list: String, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) {

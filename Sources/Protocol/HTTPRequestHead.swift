@@ -98,7 +98,9 @@ func percentDecode(_ bytes: UnsafeBufferPointer<UInt8>) -> [UInt8] {
     return out
 }
 
-@inline(__always) func hexValue(_ c: UInt8) -> UInt8? {
+/// The value 0-15 of one hexadecimal digit (`HEXDIG`, RFC 5234 B.1; either case), nil for any other byte:
+/// percent-encoding (RFC 3986 §2.1), chunk sizes (RFC 9112 §7.1), JSON `\u` escapes (RFC 8259 §7).
+@inline(__always) public func hexValue(_ c: UInt8) -> UInt8? {
     switch c {
     case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
     case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10

@@ -275,14 +275,7 @@ struct JSONScanner {
     func hex4(at i: Int) -> UInt16? {
         var value: UInt16 = 0
         for k in 0..<4 {
-            let c = byte(i + k)
-            let digit: UInt8
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = c - UInt8(ascii: "A") + 10
-            default: return nil
-            }
+            guard let digit = hexValue(byte(i + k)) else { return nil }
             value = value << 4 | UInt16(digit)
         }
         return value

@@ -121,8 +121,7 @@ struct HTTPResponseStream: Sendable {
         guard let text = h.headers["Content-Length"] else { return try fail(.unframedBody) }
         // A repeated field arrives joined with commas (RFC 9110 §8.6: equal values may be folded to one).
         let values = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingSpaces }
-        guard let first = values.first, values.allSatisfy({ $0 == first }), first.utf8.allSatisfy({ $0 &- 0x30 < 10 }),
-            first.utf8.count <= 18, let n = Int(first), n <= maxBodyBytes
+        guard let first = values.first, values.allSatisfy({ $0 == first }), let n = HTTPHeaders.contentLength(String(first)), n <= maxBodyBytes
         else { return try fail(.badContentLength) }
         state = n == 0 ? .head : .fixed(n)
     }
@@ -146,9 +145,9 @@ struct HTTPResponseStream: Sendable {
             guard !sawCR else { return try fail(.badChunk) }
             var next = (size: size, digits: digits, inExtension: inExtension, sawCR: b == 0x0D)
             if b != 0x0D && !inExtension {
-                if let v = Self.hexValue(b) {
+                if let v = hexValue(b) {
                     guard digits < 15 else { return try fail(.badChunk) }
-                    next.size = size << 4 | v
+                    next.size = size << 4 | Int(v)
                     next.digits += 1
                 } else if b == UInt8(ascii: ";") || b == 0x20 || b == 0x09 {
                     next.inExtension = true
@@ -185,15 +184,6 @@ struct HTTPResponseStream: Sendable {
             return false
         default:
             return false
-        }
-    }
-
-    private static func hexValue(_ b: UInt8) -> Int? {
-        switch b {
-        case 0x30...0x39: Int(b - 0x30)
-        case 0x41...0x46: Int(b - 0x41 + 10)
-        case 0x61...0x66: Int(b - 0x61 + 10)
-        default: nil
         }
     }
 

@@ -22,10 +22,10 @@ import Testing
     }
 
     @Test func contentLengthIsDigitsOnly() {
-        #expect(EngineIOPendingPost.contentLength("0") == 0)
-        #expect(EngineIOPendingPost.contentLength("1234") == 1234)
+        #expect(HTTPHeaders.contentLength("0") == 0)
+        #expect(HTTPHeaders.contentLength("1234") == 1234)
         for bad in ["", "-5", "+5", " 5", "5 ", "0x10", "5,5", "9999999999999999999"] {
-            #expect(EngineIOPendingPost.contentLength(bad) == nil, "\(bad)")
+            #expect(HTTPHeaders.contentLength(bad) == nil, "\(bad)")
         }
     }
 

@@ -166,7 +166,7 @@ final class HTTPExchange: StreamSocket, @unchecked Sendable {
             for k in l {
                 let c = bytes[k]
                 if c == UInt8(ascii: ";") { break }
-                guard let v = hexDigit(c) else { return .invalid("bad chunk size") }
+                guard let v = hexValue(c) else { return .invalid("bad chunk size") }
                 size = size * 16 + Int(v)
                 digits += 1
                 if digits > 8 { return .invalid("too large") }
@@ -187,15 +187,6 @@ final class HTTPExchange: StreamSocket, @unchecked Sendable {
             i += size
             guard bytes[i] == 0x0D, bytes[i + 1] == 0x0A else { return .invalid("chunk not followed by CRLF") }
             i += 2
-        }
-    }
-
-    private static func hexDigit(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-        default: nil
         }
     }
 
