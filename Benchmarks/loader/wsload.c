@@ -377,35 +377,25 @@ static int read_all(int fd, void *p, size_t n) {
     return 0;
 }
 
-// utime + stime of a process in clock ticks, or -1; also the system's busy ticks (all CPUs).
-static long long proc_ticks(int pid, long long *sys_ticks) {
-    char path[64], line[1024];
-    long long result = -1;
-    if (pid > 0) {
-        snprintf(path, sizeof path, "/proc/%d/stat", pid);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            if (fgets(line, sizeof line, f)) {
-                char *p = strrchr(line, ')');  // the command name may hold spaces
-                unsigned long long ut = 0, st = 0;
-                if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
-                    result = (long long)(ut + st);
-            }
-            fclose(f);
-        }
-    }
-    if (sys_ticks) {
-        *sys_ticks = 0;
-        FILE *f = fopen("/proc/stat", "r");
-        if (f && fgets(line, sizeof line, f)) {
-            unsigned long long v[8] = {0};
-            sscanf(line, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-                   &v[6], &v[7]);
-            *sys_ticks = (long long)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);  // not idle, not iowait
-        }
-        if (f) fclose(f);
-    }
-    return result;
+// CPU time the whole machine spent busy (every CPU; not idle, not iowait) in seconds, from /proc/stat.
+static double busy_seconds(void) {
+    char line[1024];
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (f && fgets(line, sizeof line, f))
+        sscanf(line, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+               &v[7]);
+    if (f) fclose(f);
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
+}
+
+// Adds one run's counts to `total` (its latency samples are appended by the caller).
+static void add_tally(struct tally *total, const struct tally *r) {
+    total->completed += r->completed;
+    total->failed += r->failed;
+    total->launched += r->launched;
+    for (int f = 0; f < F_COUNT; f++) total->failures[f] += r->failures[f];
+    if (r->last_done_ns > total->last_done_ns) total->last_done_ns = r->last_done_ns;
 }
 
 static double cpu_seconds(int who) {
@@ -488,11 +478,7 @@ static void run_processes(struct tally *total, uint64_t **all, size_t *all_n) {
         if (r.samples && (!*all || read_all(pipes[p][0], *all + *all_n, (size_t)r.samples * sizeof **all) < 0))
             die("child samples");
         *all_n += (size_t)r.samples;
-        total->completed += r.completed;
-        total->failed += r.failed;
-        total->launched += r.launched;
-        for (int f = 0; f < F_COUNT; f++) total->failures[f] += r.failures[f];
-        if (r.last_done_ns > total->last_done_ns) total->last_done_ns = r.last_done_ns;
+        add_tally(total, &r);
         waitpid(kids[p], NULL, 0);
     }
 }
@@ -554,36 +540,31 @@ int main(int argc, char **argv) {
         held = malloc((size_t)opt.clients * sizeof *held);
         if (!held) die("malloc");
         do {
-            long long sys0, sys1;
-            proc_ticks(0, &sys0);
+            double busy0 = busy_seconds();
             double srv0 = server_seconds(opt.server_pid), cpu0 = cpu_seconds(RUSAGE_SELF);
             uint64_t start = now_ns();
             struct tally r;
             uint64_t *samples_r;
             held_n = 0;
             run_one(opt.clients, opt.concurrency, &r, &samples_r);
-            double srv1 = server_seconds(opt.server_pid), cpu1 = cpu_seconds(RUSAGE_SELF);
-            proc_ticks(0, &sys1);
+            double srv1 = server_seconds(opt.server_pid), cpu1 = cpu_seconds(RUSAGE_SELF), busy1 = busy_seconds();
             window += (double)((r.last_done_ns > start ? r.last_done_ns : now_ns()) - start) / 1e9;
             loader_cpu += cpu1 - cpu0;
             if (srv0 < 0 || srv1 < 0) server_known = 0;
             server_cpu += srv1 - srv0;
-            busy += (double)(sys1 - sys0) / (double)sysconf(_SC_CLK_TCK);
+            busy += busy1 - busy0;
             all = realloc(all, (all_n + (size_t)r.samples) * sizeof *all);
             if (r.samples && !all) die("realloc");
             memcpy(all + all_n, samples_r, (size_t)r.samples * sizeof *all);
             all_n += (size_t)r.samples;
             free(samples_r);
-            total.completed += r.completed;
-            total.failed += r.failed;
-            for (int f = 0; f < F_COUNT; f++) total.failures[f] += r.failures[f];
+            add_tally(&total, &r);
             rounds++;
             for (long k = 0; k < held_n; k++) close(held[k]);
             wait_for_idle_server();
         } while (window < opt.duration && total.completed > 0);
     } else {
-        long long sys0, sys1;
-        proc_ticks(0, &sys0);
+        double busy0 = busy_seconds();
         double srv0 = server_seconds(opt.server_pid);
         double cpu0 = cpu_seconds(RUSAGE_SELF) + cpu_seconds(RUSAGE_CHILDREN);
         uint64_t start = now_ns();
@@ -591,14 +572,14 @@ int main(int argc, char **argv) {
         uint64_t end = now_ns();
         double srv1 = server_seconds(opt.server_pid);
         double cpu1 = cpu_seconds(RUSAGE_SELF) + cpu_seconds(RUSAGE_CHILDREN);
-        proc_ticks(0, &sys1);
+        double busy1 = busy_seconds();
         // The rate counts to the last completion; CPU shares are over the whole run (the tail included).
         double wall = (double)(end - start) / 1e9;
         double done = total.last_done_ns > start ? (double)(total.last_done_ns - start) / 1e9 : wall;
         loader_cpu = (cpu1 - cpu0) * done / wall;
         server_known = server_known && srv0 >= 0 && srv1 >= 0;
         server_cpu = (srv1 - srv0) * done / wall;
-        busy = (double)(sys1 - sys0) / (double)sysconf(_SC_CLK_TCK) * done / wall;
+        busy = (busy1 - busy0) * done / wall;
         window = done;
     }
     double rate = window > 0 ? (double)total.completed / window : 0;
