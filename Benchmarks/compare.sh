@@ -146,6 +146,14 @@ EOF
   fi
 }
 
+# How every scenario talks to a Switchboard node (in process or on Redis): the room protocol on /ws.
+sb_scenarios() {
+  HS_PATH=/ws; IDLE_ARGS=(--path /ws --expect-hello yes)
+  HS_ARGS=(--path /ws --until text); JOIN_ARGS=(--path /ws --until match)
+  URLJOIN_ARGS=(--path "/ws?join=hs" --until match --send "")
+  FAN_ARGS=(--path /ws --expect-hello yes)
+}
+
 # start SERVER: starts it; sets PORT (PORT_B: the second node of a cross-node pair), SRV_PID, the paths the
 # scenarios use and FAN_ARGS (how fan-out members connect).
 start() {
@@ -153,10 +161,7 @@ start() {
   case "$1" in
     sb)
       PORT=$PORT_BASE; sb_node sb "$PORT"; SRV_PID=${PIDS[-1]}
-      HS_PATH=/ws; IDLE_ARGS=(--path /ws --expect-hello yes)
-      HS_ARGS=(--path /ws --until text); JOIN_ARGS=(--path /ws --until match)
-      URLJOIN_ARGS=(--path "/ws?join=hs" --until match --send "")
-      FAN_ARGS=(--path /ws --expect-hello yes) ;;
+      sb_scenarios ;;
     sbredis)
       taskset -c 0 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no > "$OUT/redis.log" 2>&1 &
       PIDS+=($!); wait_port "$REDIS_PORT"
@@ -165,10 +170,7 @@ start() {
       sb_node sbredis-b $((PORT_BASE + 2)) --redis-url "redis://127.0.0.1:$REDIS_PORT/0" --node-id b
       for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$((PORT + 1000))/ready" >/dev/null && break; sleep 0.1; done
       PORT_B=$((PORT_BASE + 2))
-      HS_PATH=/ws; IDLE_ARGS=(--path /ws --expect-hello yes)
-      HS_ARGS=(--path /ws --until text); JOIN_ARGS=(--path /ws --until match)
-      URLJOIN_ARGS=(--path "/ws?join=hs" --until match --send "")
-      FAN_ARGS=(--path /ws --expect-hello yes) ;;
+      sb_scenarios ;;
     nchan)
       PORT=$((PORT_BASE + 3))
       nchan_node nginx "$PORT"; SRV_PID=$(pgrep -P "${PIDS[-1]}" | head -1)
@@ -203,26 +205,31 @@ start() {
   echo "   $1: port $PORT, measured pid $SRV_PID"
 }
 
-# bench SERVER RUN LIMIT args...: the loader on CPU 1; its JSON line gets "server" and "run".
-bench() {
-  local server="$1" run="$2" limit="$3"; shift 3
-  if timeout --kill-after=10 "$limit" taskset -c 1 "$BIN/switchboard-bench" "$@" --gateway-pid "$SRV_PID" --json --quiet \
-      > "$OUT/$server-$run.json" 2> "$OUT/$server-$run.err"; then
+# record SERVER RUN RC: a loader's exit status RC; on success its JSON line, with "server" and "run", joins
+# the summary.
+record() {
+  local server="$1" run="$2" rc="$3"
+  if [[ $rc == 0 ]]; then
     tail -1 "$OUT/$server-$run.json" | sed "s/^{/{\"server\":\"$server\",\"run\":\"$run\",/" >> "$SUMMARY"
   else
-    echo "   $server $run failed (rc $?): $(tail -1 "$OUT/$server-$run.err")" >&2
+    echo "   $server $run failed (rc $rc): $(tail -1 "$OUT/$server-$run.json" "$OUT/$server-$run.err")" >&2
   fi
+}
+
+# bench SERVER RUN LIMIT args...: switchboard-bench on CPU 1.
+bench() {
+  local server="$1" run="$2" limit="$3" rc=0; shift 3
+  timeout --kill-after=10 "$limit" taskset -c 1 "$BIN/switchboard-bench" "$@" --gateway-pid "$SRV_PID" --json --quiet \
+    > "$OUT/$server-$run.json" 2> "$OUT/$server-$run.err" || rc=$?
+  record "$server" "$run" "$rc"
 }
 
 # load SERVER RUN args...: wsload on CPU 1 (it prints the same JSON keys as the bench).
 load() {
-  local server="$1" run="$2"; shift 2
-  if (ulimit -n 20000; timeout --kill-after=10 300 taskset -c 1 "$WSLOAD" --port "$PORT" --concurrency 256 \
-        --server-pid "$SRV_PID" "$@" > "$OUT/$server-$run.json" 2> "$OUT/$server-$run.err"); then
-    tail -1 "$OUT/$server-$run.json" | sed "s/^{/{\"server\":\"$server\",\"run\":\"$run\",/" >> "$SUMMARY"
-  else
-    echo "   $server $run failed (rc $?): $(tail -1 "$OUT/$server-$run.json" "$OUT/$server-$run.err")" >&2
-  fi
+  local server="$1" run="$2" rc=0; shift 2
+  (ulimit -n 20000; timeout --kill-after=10 300 taskset -c 1 "$WSLOAD" --port "$PORT" --concurrency 256 \
+    --server-pid "$SRV_PID" "$@" > "$OUT/$server-$run.json" 2> "$OUT/$server-$run.err") || rc=$?
+  record "$server" "$run" "$rc"
 }
 
 echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)$([[ $QUICK == 1 ]] && echo ', --quick'), results in $OUT"
