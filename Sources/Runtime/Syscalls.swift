@@ -48,6 +48,35 @@ public enum Socket {
         }
     }
 
+    /// A non-blocking TCP socket (`SOCK_CLOEXEC`, `TCP_NODELAY`) whose connect to `address` is under way, or
+    /// done (`EINPROGRESS` is the expected answer, not an error): the caller registers it and learns the outcome
+    /// from writability or the first read. With `source` it is bound to that address first, with
+    /// `IP_BIND_ADDRESS_NO_PORT` so the port is still chosen at connect (many sources share the port range).
+    /// Errors: `SyscallError` from socket, bind or connect, with the socket already closed.
+    public static func startConnect(to address: sockaddr_in, from source: sockaddr_in? = nil) throws(SyscallError) -> CInt {
+        let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SyscallError(call: "socket", code: errno) }
+        try? setOption(fd, CInt(IPPROTO_TCP), TCP_NODELAY, 1)
+        func fail(_ call: String) -> SyscallError {
+            let e = errno
+            close(fd)
+            return SyscallError(call: call, code: e)
+        }
+        if var src = source {
+            try? setOption(fd, CInt(IPPROTO_IP), 24, 1)  // IP_BIND_ADDRESS_NO_PORT
+            let r = withUnsafePointer(to: &src) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if r != 0 { throw fail("bind") }
+        }
+        var addr = address
+        let r = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if r != 0 && errno != EINPROGRESS { throw fail("connect") }
+        return fd
+    }
+
     /// A loopback TCP port nothing was bound to a moment ago, for tests and tools that start servers on
     /// ports they choose. Taken below the kernel's ephemeral range (`ip_local_port_range`, default from
     /// 32768), where no outgoing connection's local port can land between this check and the server's

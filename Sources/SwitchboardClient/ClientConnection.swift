@@ -149,21 +149,12 @@ package final class ClientConnection: StreamSocket, @unchecked Sendable {
         precondition(state == .idle, "a ClientConnection connects once")
         startedAt = monotonicNanoseconds()
         state = .connecting
-        let s = socket(AF_INET, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
-        guard s >= 0 else { return failLater(.connectFailed(errno)) }
-        try? Socket.setOption(s, CInt(IPPROTO_TCP), TCP_NODELAY, 1)
-        if var src = endpoint.source {
-            try? Socket.setOption(s, CInt(IPPROTO_IP), 24, 1)  // IP_BIND_ADDRESS_NO_PORT
-            let r = withUnsafePointer(to: &src) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            if r != 0 { return failLater(.connectFailed(errno), closing: s) }
+        let s: CInt
+        do {
+            s = try Socket.startConnect(to: endpoint.address, from: endpoint.source)
+        } catch {
+            return failLater(.connectFailed(error.code))
         }
-        var addr = endpoint.address
-        let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        if r != 0 && errno != EINPROGRESS { return failLater(.connectFailed(errno), closing: s) }
         attach(fd: s)
         guard register() else { return failLater(.connectFailed(EBADF)) }
         let request = WebSocketHandshake.clientRequest(host: endpoint.hostHeader, path: endpoint.path)
@@ -174,8 +165,7 @@ package final class ClientConnection: StreamSocket, @unchecked Sendable {
         flushNow()
     }
 
-    private func failLater(_ cause: ConnectionEnd, closing fd: CInt = -1) {
-        if fd >= 0 { Glibc.close(fd) }
+    private func failLater(_ cause: ConnectionEnd) {
         state = .closed
         loop.run { [self] in if !silenced { delegate?.clientClosed(self, cause) } }
     }

@@ -60,17 +60,11 @@ final class HTTPPublishConnection: StreamSocket, @unchecked Sendable {
     /// Starts a non-blocking connect to `endpoint`; `httpOpened` or `httpClosed` follows on a later
     /// iteration (within `timeoutMs`). Loop thread.
     func connect(_ endpoint: Endpoint, timeoutMs: Int) {
-        let s = socket(AF_INET, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
-        guard s >= 0 else { return closeLater(.connectFailed(errno)) }
-        try? Socket.setOption(s, CInt(IPPROTO_TCP), TCP_NODELAY, 1)
-        var addr = endpoint.address
-        let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        if r != 0 && errno != EINPROGRESS {
-            let e = errno
-            Glibc.close(s)
-            return closeLater(.connectFailed(e))
+        let s: CInt
+        do {
+            s = try Socket.startConnect(to: endpoint.address)
+        } catch {
+            return closeLater(.connectFailed(error.code))
         }
         attach(fd: s)
         guard register() else { return closeLater(.connectFailed(EBADF)) }
